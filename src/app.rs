@@ -1,0 +1,159 @@
+//! Building and running the server: database (external or private), migrations, the gRPC
+//! router with health, reflection and authenticated creditgate services.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use deadpool_postgres::Pool;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::Server;
+
+use crate::api::account::AccountApi;
+use crate::api::authentication::RequireKey;
+use crate::api::catalog::CatalogApi;
+use crate::api::credit::CreditApi;
+use crate::config::{DatabaseSettings, ServeSettings};
+use crate::proto::v1::account_service_server::AccountServiceServer;
+use crate::proto::v1::catalog_service_server::CatalogServiceServer;
+use crate::proto::v1::credit_service_server::CreditServiceServer;
+use crate::service::access::Authenticator;
+use crate::store::cluster::{self, ClusterOptions, PrivateCluster};
+use crate::store::{connect_pool, migrate};
+
+/// The database the service runs on.
+#[derive(Debug)]
+pub struct Database {
+    /// Pooled connections.
+    pub pool: Pool,
+    /// The private cluster, when DATABASE_URL was not given.
+    pub cluster: Option<PrivateCluster>,
+    /// The private cluster's data folder.
+    pub data_dir: Option<PathBuf>,
+}
+
+impl Database {
+    /// Stops the private cluster, if we started one.
+    pub async fn close(self) {
+        self.pool.close();
+        if let Some(cluster) = self.cluster {
+            cluster.stop().await;
+        }
+    }
+}
+
+/// Connects to DATABASE_URL, or starts the private cluster, then applies migrations.
+pub async fn open_database(settings: &DatabaseSettings) -> anyhow::Result<Database> {
+    let limits = settings.pool_limits()?;
+    let (config, cluster, data_dir) = match &settings.database_url {
+        Some(url) => {
+            let config: tokio_postgres::Config = url
+                .parse()
+                .context("DATABASE_URL is not a valid Postgres connection URL")?;
+            (config, None, None)
+        }
+        None => {
+            let data_dir = settings.data_dir();
+            let options = ClusterOptions {
+                data_dir: data_dir.clone(),
+                bin_dir: settings.pg_bin_dir.clone(),
+                durable: true,
+            };
+            let cluster = PrivateCluster::start(&options).await?;
+            let config = cluster.connection().config(cluster::DATABASE);
+            (config, Some(cluster), Some(data_dir))
+        }
+    };
+    let pool = connect_pool(config, limits)?;
+    let database = Database {
+        pool,
+        cluster,
+        data_dir,
+    };
+    let applied = async {
+        let mut client = database.pool.get().await?;
+        migrate::migrate(&mut client).await
+    }
+    .await;
+    match applied {
+        Ok(count) => {
+            tracing::info!(applied = count, "schema up to date");
+            Ok(database)
+        }
+        Err(error) => {
+            database.close().await;
+            Err(anyhow::Error::new(error).context("migrating the database"))
+        }
+    }
+}
+
+/// Serves gRPC on `listener` until `shutdown` completes, then drains in-flight calls.
+pub async fn serve(
+    listener: TcpListener,
+    pool: Pool,
+    settings: &ServeSettings,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    let authenticator = Arc::new(Authenticator::new(
+        pool.clone(),
+        Duration::from_secs(settings.key_cache_seconds),
+    ));
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<CreditServiceServer<CreditApi>>().await;
+    health.set_serving::<AccountServiceServer<AccountApi>>().await;
+    health.set_serving::<CatalogServiceServer<CatalogApi>>().await;
+    let reflection_v1 = reflection_builder().build_v1()?;
+    let reflection_v1alpha = reflection_builder().build_v1alpha()?;
+    let max_bytes = settings.max_request_bytes;
+    Server::builder()
+        .timeout(Duration::from_millis(settings.request_timeout_ms))
+        .trace_fn(|request| tracing::info_span!("rpc", path = %request.uri().path(), tenant_id = tracing::field::Empty))
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(RequireKey::new(
+            CreditServiceServer::new(CreditApi::new(pool.clone())).max_decoding_message_size(max_bytes),
+            Arc::clone(&authenticator),
+        ))
+        .add_service(RequireKey::new(
+            AccountServiceServer::new(AccountApi::new(pool.clone())).max_decoding_message_size(max_bytes),
+            Arc::clone(&authenticator),
+        ))
+        .add_service(RequireKey::new(
+            CatalogServiceServer::new(CatalogApi::new(pool)).max_decoding_message_size(max_bytes),
+            Arc::clone(&authenticator),
+        ))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await?;
+    Ok(())
+}
+
+/// Reflection over the creditgate and health protos; built twice, for v1 and v1alpha clients.
+fn reflection_builder() -> tonic_reflection::server::Builder<'static> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+}
+
+/// Completes on ctrl-c or SIGTERM.
+pub async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut stream) => {
+                stream.recv().await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,119 @@
+//! Settings: compiled-in defaults, overridden by environment variables and flags (clap reads
+//! both), then validated once at start. Each setting documents itself in `--help`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::store::PoolLimits;
+
+/// Largest database pool; more connections only add contention on 1–2 hot rows.
+const MAX_POOL_SIZE: usize = 512;
+/// Largest request message accepted, in bytes.
+const MAX_REQUEST_BYTES_LIMIT: usize = 16 * 1024 * 1024;
+
+/// Where the data lives: an external Postgres, or a private one run from the installed binaries.
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseSettings {
+    /// Postgres connection URL (postgres://user:password@host:port/db). Unset: run a private
+    /// Postgres in --data-dir.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// Folder of the private Postgres, its password and the demo key. Default: the user's data
+    /// folder (~/.local/share/creditgate), or /var/lib/creditgate as root.
+    #[arg(long, env = "CREDITGATE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Folder with the Postgres server binaries (initdb, postgres). Default: `pg_config
+    /// --bindir`, then the newest /usr/lib/postgresql/*/bin.
+    #[arg(long, env = "CREDITGATE_PG_BIN_DIR")]
+    pub pg_bin_dir: Option<PathBuf>,
+
+    /// Most database connections in the pool.
+    #[arg(long, env = "CREDITGATE_DB_POOL_SIZE", default_value_t = 32)]
+    pub db_pool_size: usize,
+
+    /// Longest one SQL statement may run, in milliseconds.
+    #[arg(long, env = "CREDITGATE_STATEMENT_TIMEOUT_MS", default_value_t = 5_000)]
+    pub statement_timeout_ms: u64,
+
+    /// Longest a statement waits for a row lock, in milliseconds.
+    #[arg(long, env = "CREDITGATE_LOCK_TIMEOUT_MS", default_value_t = 2_000)]
+    pub lock_timeout_ms: u64,
+}
+
+impl DatabaseSettings {
+    /// The data folder, with the default applied.
+    pub fn data_dir(&self) -> PathBuf {
+        self.data_dir.clone().unwrap_or_else(default_data_dir)
+    }
+
+    /// Pool limits, validated.
+    pub fn pool_limits(&self) -> Result<PoolLimits, ConfigError> {
+        check_range("--db-pool-size", self.db_pool_size, 1, MAX_POOL_SIZE)?;
+        check_range("--statement-timeout-ms", self.statement_timeout_ms, 100, 600_000)?;
+        check_range("--lock-timeout-ms", self.lock_timeout_ms, 10, 600_000)?;
+        Ok(PoolLimits {
+            max_connections: self.db_pool_size,
+            statement_timeout: Duration::from_millis(self.statement_timeout_ms),
+            lock_timeout: Duration::from_millis(self.lock_timeout_ms),
+            acquire_timeout: Duration::from_millis(self.statement_timeout_ms),
+        })
+    }
+}
+
+/// Settings of `creditgate serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeSettings {
+    /// Address to serve gRPC on.
+    #[arg(long, env = "CREDITGATE_LISTEN", default_value = "127.0.0.1:50051")]
+    pub listen: SocketAddr,
+
+    /// Longest a request may take before it fails with DEADLINE_EXCEEDED, in milliseconds.
+    #[arg(long, env = "CREDITGATE_REQUEST_TIMEOUT_MS", default_value_t = 10_000)]
+    pub request_timeout_ms: u64,
+
+    /// Largest request message accepted, in bytes.
+    #[arg(long, env = "CREDITGATE_MAX_REQUEST_BYTES", default_value_t = 1024 * 1024)]
+    pub max_request_bytes: usize,
+
+    /// How long a checked API key is trusted before it is looked up again, in seconds (a
+    /// revoked key keeps working at most this long).
+    #[arg(long, env = "CREDITGATE_KEY_CACHE_SECONDS", default_value_t = 30)]
+    pub key_cache_seconds: u64,
+}
+
+impl ServeSettings {
+    /// Checks every setting against its bounds.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        check_range("--request-timeout-ms", self.request_timeout_ms, 100, 600_000)?;
+        check_range("--max-request-bytes", self.max_request_bytes, 1024, MAX_REQUEST_BYTES_LIMIT)?;
+        check_range("--key-cache-seconds", self.key_cache_seconds, 0, 3_600)?;
+        Ok(())
+    }
+}
+
+/// A setting out of its bounds.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(pub String);
+
+fn check_range<T: PartialOrd + std::fmt::Display>(name: &str, value: T, low: T, high: T) -> Result<(), ConfigError> {
+    if value < low || value > high {
+        return Err(ConfigError(format!("{name} is {value}: expected {low} to {high}")));
+    }
+    Ok(())
+}
+
+fn default_data_dir() -> PathBuf {
+    // Postgres runs as `postgres` when we are root, and cannot enter root's home folder.
+    if nix::unistd::Uid::effective().is_root() {
+        return PathBuf::from("/var/lib/creditgate");
+    }
+    dirs::data_dir()
+        .map(|dir| dir.join("creditgate"))
+        .unwrap_or_else(|| PathBuf::from(".creditgate"))
+}

@@ -1,0 +1,63 @@
+//! The one error type of the use-case layer.
+
+use crate::auth::ScopeSet;
+use crate::store::StoreError;
+
+/// Why a use case failed. Each variant maps to one gRPC code and ErrorInfo reason in
+/// `api::error`; internal causes stay in logs.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// No usable `authorization: Bearer <key>` metadata.
+    #[error("missing or malformed credentials: expected metadata `authorization: Bearer <api key>`")]
+    MissingCredentials,
+    /// The key is unknown or revoked.
+    #[error("unknown or revoked API key")]
+    UnknownKey,
+    /// The key lacks every scope the call accepts.
+    #[error("this API key lacks the scope this call needs: one of {required}")]
+    ScopeMissing {
+        /// Scopes that would have been accepted.
+        required: ScopeSet,
+    },
+    /// The RPC exists in the contract but is not served by this version.
+    #[error("{rpc} is not implemented by this server yet")]
+    NotImplemented {
+        /// The full RPC name, e.g. `creditgate.v1.CreditService/Quote`.
+        rpc: &'static str,
+    },
+    /// A request field is malformed.
+    #[error("{field}: {message}")]
+    InvalidArgument {
+        /// The offending field.
+        field: &'static str,
+        /// What was wrong and what is accepted.
+        message: String,
+    },
+    /// Something with that name already exists.
+    #[error("{what} already exists")]
+    AlreadyExists {
+        /// What it was.
+        what: String,
+    },
+    /// A named object does not exist (for this tenant).
+    #[error("{what} not found")]
+    NotFound {
+        /// What was looked for.
+        what: String,
+    },
+    /// The database could not be reached or timed out; retrying with the same key is safe.
+    #[error("the database is unavailable; retry with the same idempotency key")]
+    Unavailable(#[source] StoreError),
+    /// A bug or broken invariant; details are logged, not returned.
+    #[error("internal error")]
+    Internal(#[source] StoreError),
+}
+
+impl From<StoreError> for ServiceError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Unavailable(_) | StoreError::Timeout(_) => ServiceError::Unavailable(error),
+            other => ServiceError::Internal(other),
+        }
+    }
+}

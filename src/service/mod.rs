@@ -1,0 +1,9 @@
+//! Use cases: what each RPC and CLI command does, over the pure domain and the store. Knows
+//! nothing of gRPC; errors are [`ServiceError`], mapped to status codes only in `api`.
+
+pub mod access;
+pub mod demo;
+pub mod error;
+pub mod tenants;
+
+pub use error::ServiceError;

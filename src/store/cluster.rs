@@ -1,0 +1,509 @@
+//! A private Postgres cluster run from the installed server binaries, for a one-command start
+//! and for tests. The postmaster runs as a child of a dedicated thread with a parent-death
+//! signal, so it stops with us even if we crash; as root it runs as the `postgres` user,
+//! because Postgres refuses to run as root.
+
+use std::fs;
+use std::io::{BufRead as _, BufReader};
+use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _, OpenOptionsExt as _, PermissionsExt as _};
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::{Gid, Pid, Uid, User};
+use rand::RngCore as _;
+
+/// Superuser created by initdb and used by creditgate.
+const SUPERUSER: &str = "creditgate";
+/// The application database inside the cluster.
+pub const DATABASE: &str = "creditgate";
+/// How long the postmaster may take to accept connections.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a fast shutdown may take before we force an immediate one.
+const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+/// Attempts at a free port, in case another process takes the one we picked.
+const PORT_ATTEMPTS: usize = 3;
+/// The unprivileged user the postmaster runs as when we are root.
+const ROOT_RUN_AS: &str = "postgres";
+
+/// How to run the cluster.
+#[derive(Debug, Clone)]
+pub struct ClusterOptions {
+    /// Folder holding the cluster (`pgdata/`), its password and the demo key.
+    pub data_dir: PathBuf,
+    /// Folder with `initdb` and `postgres`; found automatically when `None`.
+    pub bin_dir: Option<PathBuf>,
+    /// `false` turns off fsync and synchronous commit: for throwaway test clusters only.
+    pub durable: bool,
+}
+
+/// Why the cluster could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// No server binaries were found.
+    #[error(
+        "no Postgres server binaries found (looked for initdb and postgres in {searched}); install them with `apt-get install -y postgresql`, point --pg-bin-dir at them, or set DATABASE_URL"
+    )]
+    BinariesMissing {
+        /// Where we looked.
+        searched: String,
+    },
+    /// Running as root without a `postgres` user to run the server as.
+    #[error(
+        "running as root, but there is no unprivileged user `postgres` to run the private Postgres as; create one (`useradd --system postgres`) or run creditgate as a normal user"
+    )]
+    NoUnprivilegedUser,
+    /// The unprivileged user cannot reach the data folder.
+    #[error(
+        "the private Postgres runs as user `postgres`, which cannot enter {0}; choose a --data-dir it can reach, such as /var/lib/creditgate"
+    )]
+    Unreachable(PathBuf),
+    /// A step failed; the message says which and why.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl ClusterError {
+    fn io(what: &str, path: &Path, error: &std::io::Error) -> Self {
+        ClusterError::Failed(format!("{what} {}: {error}", path.display()))
+    }
+}
+
+/// How to connect to the cluster.
+#[derive(Debug, Clone)]
+pub struct ConnectionInfo {
+    /// TCP port on 127.0.0.1.
+    pub port: u16,
+    /// The superuser's password.
+    pub password: String,
+}
+
+impl ConnectionInfo {
+    /// Connection settings for `database`.
+    pub fn config(&self, database: &str) -> tokio_postgres::Config {
+        let mut config = tokio_postgres::Config::new();
+        config
+            .host("127.0.0.1")
+            .port(self.port)
+            .user(SUPERUSER)
+            .password(self.password.as_str())
+            .dbname(database);
+        config
+    }
+}
+
+/// A running private cluster. Dropping it asks the postmaster to stop without waiting; call
+/// [`PrivateCluster::stop`] to wait for a clean shutdown.
+#[derive(Debug)]
+pub struct PrivateCluster {
+    connection: ConnectionInfo,
+    /// Present when we started the postmaster (not when we joined one already running).
+    postmaster: Option<Postmaster>,
+}
+
+#[derive(Debug)]
+struct Postmaster {
+    pid: Pid,
+    exited: mpsc::Receiver<()>,
+}
+
+impl PrivateCluster {
+    /// Starts the cluster in `options.data_dir`, creating it on first use, or joins the one
+    /// already running there (for example a `creditgate serve` while a CLI command runs).
+    pub async fn start(options: &ClusterOptions) -> Result<Self, ClusterError> {
+        let bin_dir = find_bin_dir(options.bin_dir.as_deref())?;
+        let run_as = unprivileged_user()?;
+        let layout = Layout::create(&options.data_dir, run_as.as_ref())?;
+        let password = layout.password()?;
+        if let Some(port) = layout.running_port() {
+            let connection = ConnectionInfo {
+                port,
+                password: password.clone(),
+            };
+            if can_connect(&connection).await {
+                tracing::info!(port, "joined the private postgres already running");
+                return Ok(PrivateCluster {
+                    connection,
+                    postmaster: None,
+                });
+            }
+        }
+        if !layout.pgdata.join("PG_VERSION").exists() {
+            layout.initdb(&bin_dir, run_as.as_ref(), &password, options.durable)?;
+        }
+        let mut last_error = None;
+        for _ in 0..PORT_ATTEMPTS {
+            let port = free_port()?;
+            let postmaster = layout.spawn(&bin_dir, run_as.as_ref(), port, options.durable)?;
+            let cluster = PrivateCluster {
+                connection: ConnectionInfo {
+                    port,
+                    password: password.clone(),
+                },
+                postmaster: Some(postmaster),
+            };
+            match cluster.wait_until_ready(&layout).await {
+                Ok(()) => {
+                    tracing::info!(port, data_dir = %options.data_dir.display(), "private postgres started");
+                    return Ok(cluster);
+                }
+                Err(error) => last_error = Some(error),
+            }
+        }
+        Err(last_error.unwrap_or_else(|| ClusterError::Failed("postgres did not start".into())))
+    }
+
+    /// How to connect.
+    pub fn connection(&self) -> &ConnectionInfo {
+        &self.connection
+    }
+
+    async fn wait_until_ready(&self, layout: &Layout) -> Result<(), ClusterError> {
+        let deadline = Instant::now() + START_TIMEOUT;
+        let postmaster = self.postmaster.as_ref();
+        loop {
+            if postmaster.is_some_and(|postmaster| postmaster.exited.try_recv().is_ok()) {
+                return Err(ClusterError::Failed(format!(
+                    "postgres exited during start; last lines of {}:\n{}",
+                    layout.log.display(),
+                    layout.log_tail()
+                )));
+            }
+            if can_connect(&self.connection).await {
+                return ensure_database(&self.connection).await;
+            }
+            if Instant::now() > deadline {
+                return Err(ClusterError::Failed(format!(
+                    "postgres did not accept connections within {START_TIMEOUT:?}; see {}",
+                    layout.log.display()
+                )));
+            }
+            // Polling a starting server is the only readiness signal Postgres offers.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Stops the postmaster we started (fast shutdown) and waits for it to exit.
+    pub async fn stop(mut self) {
+        let Some(postmaster) = self.postmaster.take() else {
+            return;
+        };
+        let _ = kill(postmaster.pid, Signal::SIGINT);
+        let exited = tokio::task::spawn_blocking(move || {
+            let clean = postmaster.exited.recv_timeout(STOP_TIMEOUT).is_ok();
+            if !clean {
+                let _ = kill(postmaster.pid, Signal::SIGQUIT);
+                let _ = postmaster.exited.recv_timeout(STOP_TIMEOUT);
+            }
+            clean
+        })
+        .await;
+        match exited {
+            Ok(true) => tracing::info!("private postgres stopped"),
+            _ => tracing::warn!("private postgres needed an immediate shutdown"),
+        }
+    }
+}
+
+impl Drop for PrivateCluster {
+    fn drop(&mut self) {
+        if let Some(postmaster) = &self.postmaster {
+            let _ = kill(postmaster.pid, Signal::SIGINT);
+        }
+    }
+}
+
+async fn can_connect(connection: &ConnectionInfo) -> bool {
+    let mut config = connection.config("postgres");
+    config.connect_timeout(Duration::from_secs(2));
+    match config.connect(tokio_postgres::NoTls).await {
+        Ok((client, driver)) => {
+            tokio::spawn(driver);
+            client.simple_query("SELECT 1").await.is_ok()
+        }
+        Err(_) => false,
+    }
+}
+
+async fn ensure_database(connection: &ConnectionInfo) -> Result<(), ClusterError> {
+    let failed = |error: tokio_postgres::Error| ClusterError::Failed(format!("creating database {DATABASE}: {error}"));
+    let (client, driver) = connection
+        .config("postgres")
+        .connect(tokio_postgres::NoTls)
+        .await
+        .map_err(failed)?;
+    tokio::spawn(driver);
+    let exists = client
+        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&DATABASE])
+        .await
+        .map_err(failed)?
+        .is_some();
+    if !exists {
+        client
+            .batch_execute(&format!("CREATE DATABASE {DATABASE}"))
+            .await
+            .map_err(failed)?;
+    }
+    Ok(())
+}
+
+/// The unprivileged user to run Postgres as, when we are root.
+fn unprivileged_user() -> Result<Option<User>, ClusterError> {
+    if !Uid::effective().is_root() {
+        return Ok(None);
+    }
+    match User::from_name(ROOT_RUN_AS) {
+        Ok(Some(user)) => Ok(Some(user)),
+        _ => Err(ClusterError::NoUnprivilegedUser),
+    }
+}
+
+/// Finds the folder with `initdb` and `postgres`: the given one, then `pg_config --bindir`,
+/// then the newest `/usr/lib/postgresql/*/bin` (Debian's layout).
+pub fn find_bin_dir(given: Option<&Path>) -> Result<PathBuf, ClusterError> {
+    let has_server = |dir: &Path| dir.join("initdb").is_file() && dir.join("postgres").is_file();
+    if let Some(dir) = given {
+        return if has_server(dir) {
+            Ok(dir.to_path_buf())
+        } else {
+            Err(ClusterError::BinariesMissing {
+                searched: dir.display().to_string(),
+            })
+        };
+    }
+    let mut candidates = Vec::new();
+    if let Ok(output) = Command::new("pg_config").arg("--bindir").output() {
+        candidates.push(PathBuf::from(String::from_utf8_lossy(&output.stdout).trim()));
+    }
+    let mut versioned: Vec<(u32, PathBuf)> = fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let version = entry.file_name().to_str()?.parse::<u32>().ok()?;
+            Some((version, entry.path().join("bin")))
+        })
+        .collect();
+    versioned.sort_by(|left, right| right.0.cmp(&left.0));
+    candidates.extend(versioned.into_iter().map(|(_, dir)| dir));
+    candidates
+        .iter()
+        .find(|dir| has_server(dir))
+        .cloned()
+        .ok_or_else(|| ClusterError::BinariesMissing {
+            searched: "pg_config --bindir, /usr/lib/postgresql/*/bin".to_owned(),
+        })
+}
+
+fn free_port() -> Result<u16, ClusterError> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .map_err(|error| ClusterError::Failed(format!("finding a free port: {error}")))
+}
+
+/// The files of a data folder.
+struct Layout {
+    pgdata: PathBuf,
+    password_file: PathBuf,
+    log: PathBuf,
+}
+
+impl Layout {
+    fn create(data_dir: &Path, run_as: Option<&User>) -> Result<Self, ClusterError> {
+        // As root the folder must be enterable by the postgres user; otherwise keep it private.
+        let mode = if run_as.is_some() { 0o711 } else { 0o700 };
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(mode)
+            .create(data_dir)
+            .map_err(|error| ClusterError::io("creating", data_dir, &error))?;
+        let data_dir = data_dir
+            .canonicalize()
+            .map_err(|error| ClusterError::io("resolving", data_dir, &error))?;
+        let layout = Layout {
+            pgdata: data_dir.join("pgdata"),
+            password_file: data_dir.join("postgres-password"),
+            log: data_dir.join("postgres.log"),
+        };
+        if let Some(user) = run_as {
+            ensure_reachable(&data_dir, user)?;
+            if !layout.pgdata.exists() {
+                fs::DirBuilder::new()
+                    .mode(0o700)
+                    .create(&layout.pgdata)
+                    .map_err(|error| ClusterError::io("creating", &layout.pgdata, &error))?;
+                chown(&layout.pgdata, user)?;
+            }
+        }
+        Ok(layout)
+    }
+
+    /// The superuser password, generated on first use and kept readable by us alone.
+    fn password(&self) -> Result<String, ClusterError> {
+        if let Ok(password) = fs::read_to_string(&self.password_file) {
+            return Ok(password.trim().to_owned());
+        }
+        let mut bytes = [0_u8; 24];
+        rand::rng().fill_bytes(&mut bytes);
+        let password = hex::encode(bytes);
+        write_private(&self.password_file, &password)?;
+        Ok(password)
+    }
+
+    /// The port of a postmaster already running on this folder, from its `postmaster.pid`.
+    fn running_port(&self) -> Option<u16> {
+        let text = fs::read_to_string(self.pgdata.join("postmaster.pid")).ok()?;
+        let mut lines = text.lines();
+        let pid: i32 = lines.next()?.trim().parse().ok()?;
+        kill(Pid::from_raw(pid), None).ok()?;
+        lines.nth(2)?.trim().parse().ok()
+    }
+
+    fn initdb(&self, bin_dir: &Path, run_as: Option<&User>, password: &str, durable: bool) -> Result<(), ClusterError> {
+        let password_input = self.pgdata.with_file_name("initdb-password");
+        write_private(&password_input, password)?;
+        if let Some(user) = run_as {
+            chown(&password_input, user)?;
+        }
+        let mut command = Command::new(bin_dir.join("initdb"));
+        command
+            .arg("--pgdata")
+            .arg(&self.pgdata)
+            .args(["--username", SUPERUSER, "--auth", "scram-sha-256", "--encoding", "UTF8", "--locale", "C"])
+            .arg(format!("--pwfile={}", password_input.display()));
+        if !durable {
+            command.arg("--no-sync");
+        }
+        run_as_user(&mut command, run_as);
+        let output = command.output();
+        let _ = fs::remove_file(&password_input);
+        let output = output.map_err(|error| ClusterError::io("running initdb in", &self.pgdata, &error))?;
+        if !output.status.success() {
+            return Err(ClusterError::Failed(format!(
+                "initdb failed: {}",
+                String::from_utf8_lossy(&output.stderr).trim()
+            )));
+        }
+        Ok(())
+    }
+
+    fn spawn(&self, bin_dir: &Path, run_as: Option<&User>, port: u16, durable: bool) -> Result<Postmaster, ClusterError> {
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(&self.log)
+            .map_err(|error| ClusterError::io("opening", &self.log, &error))?;
+        let log_err = log.try_clone().map_err(|error| ClusterError::io("opening", &self.log, &error))?;
+        let mut command = Command::new(bin_dir.join("postgres"));
+        command
+            .arg("-D")
+            .arg(&self.pgdata)
+            .args(["-p", &port.to_string()])
+            .args(["-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=", "-c", "max_connections=200"])
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log_err)
+            // Own process group: a terminal's ctrl-c reaches us, and we stop Postgres in order.
+            .process_group(0);
+        if !durable {
+            command.args(["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]);
+        }
+        run_as_user(&mut command, run_as);
+        let parent = std::process::id();
+        // SAFETY: the closure runs between fork and exec and calls only async-signal-safe
+        // system calls (prctl, getppid); it allocates nothing.
+        #[allow(unsafe_code)]
+        unsafe {
+            command.pre_exec(move || {
+                // Runs after setuid (which would clear it), so the signal survives.
+                nix::sys::prctl::set_pdeathsig(Signal::SIGINT).map_err(std::io::Error::from)?;
+                if nix::unistd::getppid().as_raw() != i32::try_from(parent).unwrap_or(-1) {
+                    return Err(std::io::Error::other("parent exited before postgres started"));
+                }
+                Ok(())
+            });
+        }
+        let (started_sender, started) = mpsc::channel();
+        let (exited_sender, exited) = mpsc::channel();
+        // The thread that spawns the child is the "parent" for the death signal, so it lives
+        // exactly as long as the child.
+        std::thread::Builder::new()
+            .name("postgres".into())
+            .spawn(move || match command.spawn() {
+                Ok(mut child) => {
+                    let _ = started_sender.send(Ok(child.id()));
+                    let _ = child.wait();
+                    let _ = exited_sender.send(());
+                }
+                Err(error) => {
+                    let _ = started_sender.send(Err(error));
+                }
+            })
+            .map_err(|error| ClusterError::Failed(format!("starting a thread: {error}")))?;
+        let pid = started
+            .recv()
+            .map_err(|_| ClusterError::Failed("postgres thread ended".into()))?
+            .map_err(|error| ClusterError::Failed(format!("starting {}: {error}", bin_dir.join("postgres").display())))?;
+        Ok(Postmaster {
+            pid: Pid::from_raw(i32::try_from(pid).unwrap_or(i32::MAX)),
+            exited,
+        })
+    }
+
+    fn log_tail(&self) -> String {
+        let Ok(file) = fs::File::open(&self.log) else {
+            return String::new();
+        };
+        let lines: Vec<String> = BufReader::new(file).lines().map_while(Result::ok).collect();
+        lines[lines.len().saturating_sub(10)..].join("\n")
+    }
+}
+
+fn run_as_user(command: &mut Command, run_as: Option<&User>) {
+    if let Some(user) = run_as {
+        command.uid(user.uid.as_raw()).gid(user.gid.as_raw());
+        command.env("HOME", &user.dir).env("USER", &user.name);
+    }
+}
+
+fn chown(path: &Path, user: &User) -> Result<(), ClusterError> {
+    std::os::unix::fs::chown(path, Some(user.uid.as_raw()), Some(user.gid.as_raw()))
+        .map_err(|error| ClusterError::io("changing the owner of", path, &error))
+}
+
+fn write_private(path: &Path, contents: &str) -> Result<(), ClusterError> {
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true).mode(0o600);
+    std::io::Write::write_all(
+        &mut options.open(path).map_err(|error| ClusterError::io("writing", path, &error))?,
+        contents.as_bytes(),
+    )
+    .map_err(|error| ClusterError::io("writing", path, &error))
+}
+
+/// Checks that `user` may enter every folder down to `dir`, so initdb fails with a clear
+/// message instead of a permission error deep inside Postgres.
+fn ensure_reachable(dir: &Path, user: &User) -> Result<(), ClusterError> {
+    for ancestor in dir.ancestors() {
+        let Ok(metadata) = fs::metadata(ancestor) else {
+            continue;
+        };
+        let mode = metadata.permissions().mode();
+        let can_enter = if Uid::from_raw(metadata.uid()) == user.uid {
+            mode & 0o100 != 0
+        } else if Gid::from_raw(metadata.gid()) == user.gid {
+            mode & 0o010 != 0
+        } else {
+            mode & 0o001 != 0
+        };
+        if !can_enter {
+            return Err(ClusterError::Unreachable(ancestor.to_path_buf()));
+        }
+    }
+    Ok(())
+}

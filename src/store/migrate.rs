@@ -1,0 +1,96 @@
+//! Versioned schema migrations embedded in the binary. They are applied in one transaction
+//! under an advisory lock, so replicas starting together apply each exactly once, and an
+//! applied migration whose text changed is refused rather than silently skipped.
+
+use sha2::{Digest as _, Sha256};
+use tokio_postgres::Client;
+
+use super::StoreError;
+
+/// Advisory lock key that serializes migrations across replicas ("creditg" in ASCII).
+const MIGRATION_LOCK_KEY: i64 = 0x0063_7265_6469_7467;
+
+struct Migration {
+    version: i32,
+    name: &'static str,
+    sql: &'static str,
+}
+
+/// Every migration, in order. Never edit an entry once released: add a new one.
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "tenants",
+    sql: include_str!("../../migrations/0001_tenants.sql"),
+}];
+
+fn checksum(sql: &str) -> String {
+    hex::encode(Sha256::digest(sql.as_bytes()))
+}
+
+/// Applies the migrations this database lacks; returns how many were applied.
+pub async fn migrate(client: &mut Client) -> Result<usize, StoreError> {
+    let transaction = client.transaction().await?;
+    transaction
+        .execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK_KEY])
+        .await?;
+    transaction
+        .batch_execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (
+                version integer PRIMARY KEY,
+                name text NOT NULL,
+                checksum text NOT NULL,
+                applied_at timestamptz NOT NULL DEFAULT now()
+            )",
+        )
+        .await?;
+    let applied: Vec<(i32, String)> = transaction
+        .query("SELECT version, checksum FROM schema_migrations", &[])
+        .await?
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
+    let newest_known = MIGRATIONS.last().map_or(0, |migration| migration.version);
+    if let Some((version, _)) = applied.iter().find(|(version, _)| *version > newest_known) {
+        return Err(StoreError::Schema(format!(
+            "the database has migration {version}, newer than this binary knows ({newest_known}); run a newer creditgate"
+        )));
+    }
+    let mut count = 0;
+    for migration in MIGRATIONS {
+        let expected = checksum(migration.sql);
+        match applied.iter().find(|(version, _)| *version == migration.version) {
+            Some((_, stored)) if *stored == expected => continue,
+            Some(_) => {
+                return Err(StoreError::Schema(format!(
+                    "migration {} ({}) differs from the one applied to this database; migrations must never be edited",
+                    migration.version, migration.name
+                )));
+            }
+            None => {}
+        }
+        transaction.batch_execute(migration.sql).await?;
+        transaction
+            .execute(
+                "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
+                &[&migration.version, &migration.name, &expected],
+            )
+            .await?;
+        tracing::info!(version = migration.version, name = migration.name, "applied migration");
+        count += 1;
+    }
+    transaction.commit().await?;
+    Ok(count)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_are_numbered_from_one_without_gaps() {
+        for (index, migration) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(usize::try_from(migration.version).ok(), Some(index + 1));
+            assert!(!migration.sql.trim().is_empty());
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! Postgres: connection pool, migrations, SQL and the private cluster. The only module that
+//! speaks SQL; callers get typed rows and a [`StoreError`] classified by SQLSTATE.
+
+pub mod cluster;
+pub mod migrate;
+pub mod tenants;
+
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio_postgres::NoTls;
+use tokio_postgres::error::SqlState;
+
+/// Connection limits applied to every pooled connection.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolLimits {
+    /// Most connections the pool opens.
+    pub max_connections: usize,
+    /// Longest a statement may run before Postgres cancels it.
+    pub statement_timeout: Duration,
+    /// Longest a statement waits for a row lock before failing.
+    pub lock_timeout: Duration,
+    /// Longest a request waits for a free pooled connection.
+    pub acquire_timeout: Duration,
+}
+
+/// Why a database call failed, classified so callers can tell "retry later" from "bug".
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database could not be reached or the connection broke; safe to retry.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// A statement or lock wait ran past its timeout; safe to retry.
+    #[error("database timed out: {0}")]
+    Timeout(String),
+    /// A unique constraint rejected the write.
+    #[error("unique constraint {constraint} violated")]
+    UniqueViolation {
+        /// The constraint's name.
+        constraint: String,
+    },
+    /// The stored schema does not match this binary's migrations.
+    #[error("{0}")]
+    Schema(String),
+    /// Anything else: a bug or a broken invariant.
+    #[error("database error: {0}")]
+    Other(String),
+}
+
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(error: tokio_postgres::Error) -> Self {
+        classify(&error)
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for StoreError {
+    fn from(error: deadpool_postgres::PoolError) -> Self {
+        match error {
+            deadpool_postgres::PoolError::Backend(error) => classify(&error),
+            deadpool_postgres::PoolError::Timeout(_) => {
+                StoreError::Timeout("no free database connection in time".to_owned())
+            }
+            other => StoreError::Unavailable(other.to_string()),
+        }
+    }
+}
+
+/// The one place where Postgres errors are sorted by SQLSTATE.
+fn classify(error: &tokio_postgres::Error) -> StoreError {
+    let Some(database_error) = error.as_db_error() else {
+        return if error.is_closed() || error.to_string().contains("connect") {
+            StoreError::Unavailable(error.to_string())
+        } else {
+            StoreError::Other(error.to_string())
+        };
+    };
+    let code = database_error.code();
+    if *code == SqlState::UNIQUE_VIOLATION {
+        StoreError::UniqueViolation {
+            constraint: database_error.constraint().unwrap_or("unknown").to_owned(),
+        }
+    } else if *code == SqlState::QUERY_CANCELED || *code == SqlState::LOCK_NOT_AVAILABLE {
+        StoreError::Timeout(database_error.message().to_owned())
+    } else if code.code().starts_with("08")
+        || code.code().starts_with("57P")
+        || *code == SqlState::TOO_MANY_CONNECTIONS
+    {
+        StoreError::Unavailable(database_error.message().to_owned())
+    } else {
+        StoreError::Other(format!("{}: {}", code.code(), database_error.message()))
+    }
+}
+
+/// Builds a pool over `config`, applying the limits to every connection it opens.
+pub fn connect_pool(
+    mut config: tokio_postgres::Config,
+    limits: PoolLimits,
+) -> Result<Pool, StoreError> {
+    config.application_name("creditgate");
+    config.connect_timeout(Duration::from_secs(10));
+    config.options(format!(
+        "-c statement_timeout={} -c lock_timeout={}",
+        limits.statement_timeout.as_millis(),
+        limits.lock_timeout.as_millis()
+    ));
+    let manager = Manager::from_config(
+        config,
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(limits.max_connections)
+        .wait_timeout(Some(limits.acquire_timeout))
+        .create_timeout(Some(Duration::from_secs(10)))
+        .runtime(deadpool_postgres::Runtime::Tokio1)
+        .build()
+        .map_err(|error| StoreError::Other(error.to_string()))
+}

@@ -1,0 +1,113 @@
+//! Tenants and API keys.
+
+use deadpool_postgres::GenericClient;
+use uuid::Uuid;
+
+use super::StoreError;
+use crate::auth::{Scope, ScopeSet};
+
+/// A stored tenant.
+#[derive(Debug, Clone)]
+pub struct TenantRow {
+    /// The tenant's id.
+    pub tenant_id: Uuid,
+    /// Its unique name.
+    pub name: String,
+}
+
+/// What an API key grants, as stored.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyGrant {
+    /// The key's id.
+    pub key_id: Uuid,
+    /// The tenant it belongs to.
+    pub tenant_id: Uuid,
+    /// Its scopes.
+    pub scopes: ScopeSet,
+}
+
+/// Inserts a tenant; a taken name is a [`StoreError::UniqueViolation`].
+pub async fn insert_tenant(
+    client: &impl GenericClient,
+    tenant_id: Uuid,
+    name: &str,
+) -> Result<TenantRow, StoreError> {
+    client
+        .execute(
+            "INSERT INTO tenants (tenant_id, name) VALUES ($1, $2)",
+            &[&tenant_id, &name],
+        )
+        .await?;
+    Ok(TenantRow {
+        tenant_id,
+        name: name.to_owned(),
+    })
+}
+
+/// The tenant with this name, if any.
+pub async fn find_tenant_by_name(
+    client: &impl GenericClient,
+    name: &str,
+) -> Result<Option<TenantRow>, StoreError> {
+    let row = client
+        .query_opt(
+            "SELECT tenant_id, name FROM tenants WHERE name = $1",
+            &[&name],
+        )
+        .await?;
+    Ok(row.map(|row| TenantRow {
+        tenant_id: row.get(0),
+        name: row.get(1),
+    }))
+}
+
+/// Stores a key's digest and scopes.
+pub async fn insert_key(
+    client: &impl GenericClient,
+    key_id: Uuid,
+    tenant_id: Uuid,
+    hash: &[u8; 32],
+    display_prefix: &str,
+    scopes: ScopeSet,
+) -> Result<(), StoreError> {
+    client
+        .execute(
+            "INSERT INTO api_keys (key_id, tenant_id, key_hash, key_prefix, scopes)
+             VALUES ($1, $2, $3, $4, $5)",
+            &[
+                &key_id,
+                &tenant_id,
+                &hash.as_slice(),
+                &display_prefix,
+                &scopes.names(),
+            ],
+        )
+        .await?;
+    Ok(())
+}
+
+/// The live (not revoked) key with this digest, if any.
+pub async fn find_key_by_hash(
+    client: &impl GenericClient,
+    hash: &[u8; 32],
+) -> Result<Option<KeyGrant>, StoreError> {
+    let row = client
+        .query_opt(
+            "SELECT key_id, tenant_id, scopes FROM api_keys
+             WHERE key_hash = $1 AND revoked_at IS NULL",
+            &[&hash.as_slice()],
+        )
+        .await?;
+    Ok(row.map(|row| {
+        let names: Vec<String> = row.get(2);
+        KeyGrant {
+            key_id: row.get(0),
+            tenant_id: row.get(1),
+            // A name this binary does not know grants nothing rather than failing the call.
+            scopes: names
+                .iter()
+                .filter_map(|name| name.parse::<Scope>().ok())
+                .collect(),
+        }
+    }))
+}
