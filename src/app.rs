@@ -103,8 +103,12 @@ pub async fn serve(
     ));
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<CreditServiceServer<CreditApi>>().await;
-    health.set_serving::<AccountServiceServer<AccountApi>>().await;
-    health.set_serving::<CatalogServiceServer<CatalogApi>>().await;
+    health
+        .set_serving::<AccountServiceServer<AccountApi>>()
+        .await;
+    health
+        .set_serving::<CatalogServiceServer<CatalogApi>>()
+        .await;
     let reflection_v1 = reflection_builder().build_v1()?;
     let reflection_v1alpha = reflection_builder().build_v1alpha()?;
     let max_bytes = settings.max_request_bytes;

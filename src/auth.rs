@@ -101,7 +101,9 @@ impl ScopeSet {
 
     /// The scopes in the set, in display order.
     pub fn iter(self) -> impl Iterator<Item = Scope> {
-        Scope::ALL.into_iter().filter(move |scope| self.contains(*scope))
+        Scope::ALL
+            .into_iter()
+            .filter(move |scope| self.contains(*scope))
     }
 
     /// The scope names, e.g. for storage.
@@ -182,8 +184,18 @@ mod tests {
         let readers: ScopeSet = [Scope::Reader, Scope::Billing].into_iter().collect();
         assert!(!worker.permits(readers));
         assert!(ScopeSet::all().permits(readers));
-        assert!([Scope::Admin].into_iter().collect::<ScopeSet>().permits(worker));
-        assert!([Scope::Billing].into_iter().collect::<ScopeSet>().permits(readers));
+        assert!(
+            [Scope::Admin]
+                .into_iter()
+                .collect::<ScopeSet>()
+                .permits(worker)
+        );
+        assert!(
+            [Scope::Billing]
+                .into_iter()
+                .collect::<ScopeSet>()
+                .permits(readers)
+        );
     }
 
     #[test]

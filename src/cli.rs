@@ -154,7 +154,13 @@ async fn run_serve(database: &DatabaseSettings, serve: &ServeSettings) -> anyhow
         let address = listener.local_addr()?;
         println!("creditgate listening on {address}");
         tracing::info!(%address, "serving grpc");
-        app::serve(listener, database.pool.clone(), serve, app::shutdown_signal()).await
+        app::serve(
+            listener,
+            database.pool.clone(),
+            serve,
+            app::shutdown_signal(),
+        )
+        .await
     }
     .await;
     database.close().await;
@@ -163,7 +169,10 @@ async fn run_serve(database: &DatabaseSettings, serve: &ServeSettings) -> anyhow
 
 fn print_demo_key(key: &demo::DemoKey, serve: &ServeSettings) {
     if key.created {
-        println!("created tenant `demo` with an all-scopes API key: {}", key.secret);
+        println!(
+            "created tenant `demo` with an all-scopes API key: {}",
+            key.secret
+        );
     }
     println!("demo API key is in {}", key.path.display());
     println!(

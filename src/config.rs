@@ -54,7 +54,12 @@ impl DatabaseSettings {
     /// Pool limits, validated.
     pub fn pool_limits(&self) -> Result<PoolLimits, ConfigError> {
         check_range("--db-pool-size", self.db_pool_size, 1, MAX_POOL_SIZE)?;
-        check_range("--statement-timeout-ms", self.statement_timeout_ms, 100, 600_000)?;
+        check_range(
+            "--statement-timeout-ms",
+            self.statement_timeout_ms,
+            100,
+            600_000,
+        )?;
         check_range("--lock-timeout-ms", self.lock_timeout_ms, 10, 600_000)?;
         Ok(PoolLimits {
             max_connections: self.db_pool_size,
@@ -89,8 +94,18 @@ pub struct ServeSettings {
 impl ServeSettings {
     /// Checks every setting against its bounds.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        check_range("--request-timeout-ms", self.request_timeout_ms, 100, 600_000)?;
-        check_range("--max-request-bytes", self.max_request_bytes, 1024, MAX_REQUEST_BYTES_LIMIT)?;
+        check_range(
+            "--request-timeout-ms",
+            self.request_timeout_ms,
+            100,
+            600_000,
+        )?;
+        check_range(
+            "--max-request-bytes",
+            self.max_request_bytes,
+            1024,
+            MAX_REQUEST_BYTES_LIMIT,
+        )?;
         check_range("--key-cache-seconds", self.key_cache_seconds, 0, 3_600)?;
         Ok(())
     }
@@ -101,9 +116,16 @@ impl ServeSettings {
 #[error("invalid configuration: {0}")]
 pub struct ConfigError(pub String);
 
-fn check_range<T: PartialOrd + std::fmt::Display>(name: &str, value: T, low: T, high: T) -> Result<(), ConfigError> {
+fn check_range<T: PartialOrd + std::fmt::Display>(
+    name: &str,
+    value: T,
+    low: T,
+    high: T,
+) -> Result<(), ConfigError> {
     if value < low || value > high {
-        return Err(ConfigError(format!("{name} is {value}: expected {low} to {high}")));
+        return Err(ConfigError(format!(
+            "{name} is {value}: expected {low} to {high}"
+        )));
     }
     Ok(())
 }

@@ -1,6 +1,11 @@
 //! Generated types and services of the `creditgate.v1` wire contract.
 
-#[allow(missing_docs, clippy::all, clippy::pedantic, missing_debug_implementations)]
+#[allow(
+    missing_docs,
+    clippy::all,
+    clippy::pedantic,
+    missing_debug_implementations
+)]
 pub mod v1 {
     tonic::include_proto!("creditgate.v1");
 }

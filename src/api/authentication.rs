@@ -61,7 +61,10 @@ impl<S: NamedService> NamedService for RequireKey<S> {
 
 impl<S> Service<Request<Body>> for RequireKey<S>
 where
-    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible> + Clone + Send + 'static,
+    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
     S::Future: Send + 'static,
 {
     type Response = Response<Body>;
@@ -90,7 +93,8 @@ where
             };
             match verdict {
                 Ok(caller) => {
-                    tracing::Span::current().record("tenant_id", tracing::field::display(caller.tenant_id));
+                    tracing::Span::current()
+                        .record("tenant_id", tracing::field::display(caller.tenant_id));
                     request.extensions_mut().insert(caller);
                     inner.oneshot(request).await
                 }
@@ -114,7 +118,9 @@ mod tests {
         assert!(reader.permits(accepted_scopes("/creditgate.v1.AccountService/GetBalance")));
         assert!(!reader.permits(accepted_scopes("/creditgate.v1.AccountService/Grant")));
         assert!(billing.permits(accepted_scopes("/creditgate.v1.AccountService/Grant")));
-        assert!(!billing.permits(accepted_scopes("/creditgate.v1.CatalogService/PublishCatalog")));
+        assert!(!billing.permits(accepted_scopes(
+            "/creditgate.v1.CatalogService/PublishCatalog"
+        )));
         assert!(worker.permits(accepted_scopes("/creditgate.v1.CatalogService/ListModels")));
         assert!(!worker.permits(accepted_scopes("/creditgate.v1.Unknown/Anything")));
     }

@@ -5,7 +5,10 @@ use deadpool_postgres::Pool;
 use tonic::{Request, Response, Status};
 
 use crate::proto::v1::catalog_service_server::CatalogService;
-use crate::proto::v1::{GetCatalogRequest, GetCatalogResponse, ListModelsRequest, ListModelsResponse, PublishCatalogRequest, PublishCatalogResponse};
+use crate::proto::v1::{
+    GetCatalogRequest, GetCatalogResponse, ListModelsRequest, ListModelsResponse,
+    PublishCatalogRequest, PublishCatalogResponse,
+};
 
 /// Serves `creditgate.v1.CatalogService`.
 #[derive(Debug, Clone)]
@@ -23,15 +26,24 @@ impl CatalogApi {
 
 #[tonic::async_trait]
 impl CatalogService for CatalogApi {
-    async fn publish_catalog(&self, request: Request<PublishCatalogRequest>) -> Result<Response<PublishCatalogResponse>, Status> {
+    async fn publish_catalog(
+        &self,
+        request: Request<PublishCatalogRequest>,
+    ) -> Result<Response<PublishCatalogResponse>, Status> {
         crate::api::not_implemented(&request, "creditgate.v1.CatalogService/PublishCatalog")
     }
 
-    async fn get_catalog(&self, request: Request<GetCatalogRequest>) -> Result<Response<GetCatalogResponse>, Status> {
+    async fn get_catalog(
+        &self,
+        request: Request<GetCatalogRequest>,
+    ) -> Result<Response<GetCatalogResponse>, Status> {
         crate::api::not_implemented(&request, "creditgate.v1.CatalogService/GetCatalog")
     }
 
-    async fn list_models(&self, request: Request<ListModelsRequest>) -> Result<Response<ListModelsResponse>, Status> {
+    async fn list_models(
+        &self,
+        request: Request<ListModelsRequest>,
+    ) -> Result<Response<ListModelsResponse>, Status> {
         crate::api::not_implemented(&request, "creditgate.v1.CatalogService/ListModels")
     }
 }

@@ -45,7 +45,11 @@ impl Authenticator {
     }
 
     /// The caller holding `key`, if it may make a call accepting `accepted` scopes.
-    pub async fn authenticate(&self, key: &str, accepted: ScopeSet) -> Result<Caller, ServiceError> {
+    pub async fn authenticate(
+        &self,
+        key: &str,
+        accepted: ScopeSet,
+    ) -> Result<Caller, ServiceError> {
         let caller = self.lookup(key).await?;
         if caller.scopes.permits(accepted) {
             Ok(caller)
@@ -59,7 +63,11 @@ impl Authenticator {
         if let Some(caller) = self.cached(&hash) {
             return Ok(caller);
         }
-        let client = self.pool.get().await.map_err(crate::store::StoreError::from)?;
+        let client = self
+            .pool
+            .get()
+            .await
+            .map_err(crate::store::StoreError::from)?;
         let grant = tenants::find_key_by_hash(&client, &hash)
             .await?
             .ok_or(ServiceError::UnknownKey)?;
@@ -68,7 +76,10 @@ impl Authenticator {
             key_id: grant.key_id,
             scopes: grant.scopes,
         };
-        let mut cache = self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut cache = self
+            .cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if cache.len() >= MAX_CACHED_KEYS {
             cache.clear();
         }
@@ -77,7 +88,10 @@ impl Authenticator {
     }
 
     fn cached(&self, hash: &[u8; 32]) -> Option<Caller> {
-        let cache = self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let cache = self
+            .cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         cache
             .get(hash)
             .filter(|(_, cached_at)| cached_at.elapsed() < self.ttl)

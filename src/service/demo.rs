@@ -33,7 +33,10 @@ pub async fn ensure_demo_key(pool: &Pool, data_dir: &Path) -> Result<DemoKey, Se
     let client = pool.get().await.map_err(StoreError::from)?;
     if let Ok(secret) = std::fs::read_to_string(&path) {
         let secret = secret.trim().to_owned();
-        if tenant_rows::find_key_by_hash(&client, &hash_key(&secret)).await?.is_some() {
+        if tenant_rows::find_key_by_hash(&client, &hash_key(&secret))
+            .await?
+            .is_some()
+        {
             return Ok(DemoKey {
                 secret,
                 path,

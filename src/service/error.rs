@@ -8,7 +8,9 @@ use crate::store::StoreError;
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
     /// No usable `authorization: Bearer <key>` metadata.
-    #[error("missing or malformed credentials: expected metadata `authorization: Bearer <api key>`")]
+    #[error(
+        "missing or malformed credentials: expected metadata `authorization: Bearer <api key>`"
+    )]
     MissingCredentials,
     /// The key is unknown or revoked.
     #[error("unknown or revoked API key")]

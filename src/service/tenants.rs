@@ -5,8 +5,8 @@ use uuid::Uuid;
 
 use super::ServiceError;
 use crate::auth::{NewApiKey, ScopeSet};
-use crate::store::tenants::{self, TenantRow};
 use crate::store::StoreError;
+use crate::store::tenants::{self, TenantRow};
 
 /// Longest tenant name.
 const MAX_TENANT_NAME_LENGTH: usize = 63;
@@ -24,9 +24,12 @@ fn validate_name(name: &str) -> Result<(), ServiceError> {
     let valid = !name.is_empty()
         && name.len() <= MAX_TENANT_NAME_LENGTH
         && name.starts_with(|first: char| first.is_ascii_lowercase() || first.is_ascii_digit())
-        && name
-            .chars()
-            .all(|character| character.is_ascii_lowercase() || character.is_ascii_digit() || character == '-' || character == '_');
+        && name.chars().all(|character| {
+            character.is_ascii_lowercase()
+                || character.is_ascii_digit()
+                || character == '-'
+                || character == '_'
+        });
     if valid {
         Ok(())
     } else {
@@ -40,7 +43,10 @@ fn validate_name(name: &str) -> Result<(), ServiceError> {
 }
 
 /// Creates a tenant.
-pub async fn create_tenant(client: &impl GenericClient, name: &str) -> Result<TenantRow, ServiceError> {
+pub async fn create_tenant(
+    client: &impl GenericClient,
+    name: &str,
+) -> Result<TenantRow, ServiceError> {
     validate_name(name)?;
     match tenants::insert_tenant(client, Uuid::now_v7(), name).await {
         Err(StoreError::UniqueViolation { .. }) => Err(ServiceError::AlreadyExists {
@@ -51,7 +57,10 @@ pub async fn create_tenant(client: &impl GenericClient, name: &str) -> Result<Te
 }
 
 /// The tenant named `name`.
-pub async fn find_tenant(client: &impl GenericClient, name: &str) -> Result<TenantRow, ServiceError> {
+pub async fn find_tenant(
+    client: &impl GenericClient,
+    name: &str,
+) -> Result<TenantRow, ServiceError> {
     tenants::find_tenant_by_name(client, name)
         .await?
         .ok_or_else(|| ServiceError::NotFound {
@@ -73,7 +82,15 @@ pub async fn create_key(
     }
     let key = NewApiKey::generate();
     let key_id = Uuid::now_v7();
-    tenants::insert_key(client, key_id, tenant_id, &key.hash, &key.display_prefix, scopes).await?;
+    tenants::insert_key(
+        client,
+        key_id,
+        tenant_id,
+        &key.hash,
+        &key.display_prefix,
+        scopes,
+    )
+    .await?;
     Ok(CreatedKey {
         key_id,
         secret: key.secret,

@@ -5,7 +5,9 @@
 
 use std::fs;
 use std::io::{BufRead as _, BufReader};
-use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _, OpenOptionsExt as _, PermissionsExt as _};
+use std::os::unix::fs::{
+    DirBuilderExt as _, MetadataExt as _, OpenOptionsExt as _, PermissionsExt as _,
+};
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -229,7 +231,9 @@ async fn can_connect(connection: &ConnectionInfo) -> bool {
 }
 
 async fn ensure_database(connection: &ConnectionInfo) -> Result<(), ClusterError> {
-    let failed = |error: tokio_postgres::Error| ClusterError::Failed(format!("creating database {DATABASE}: {error}"));
+    let failed = |error: tokio_postgres::Error| {
+        ClusterError::Failed(format!("creating database {DATABASE}: {error}"))
+    };
     let (client, driver) = connection
         .config("postgres")
         .connect(tokio_postgres::NoTls)
@@ -276,7 +280,9 @@ pub fn find_bin_dir(given: Option<&Path>) -> Result<PathBuf, ClusterError> {
     }
     let mut candidates = Vec::new();
     if let Ok(output) = Command::new("pg_config").arg("--bindir").output() {
-        candidates.push(PathBuf::from(String::from_utf8_lossy(&output.stdout).trim()));
+        candidates.push(PathBuf::from(
+            String::from_utf8_lossy(&output.stdout).trim(),
+        ));
     }
     let mut versioned: Vec<(u32, PathBuf)> = fs::read_dir("/usr/lib/postgresql")
         .into_iter()
@@ -287,7 +293,7 @@ pub fn find_bin_dir(given: Option<&Path>) -> Result<PathBuf, ClusterError> {
             Some((version, entry.path().join("bin")))
         })
         .collect();
-    versioned.sort_by(|left, right| right.0.cmp(&left.0));
+    versioned.sort_by_key(|(version, _)| std::cmp::Reverse(*version));
     candidates.extend(versioned.into_iter().map(|(_, dir)| dir));
     candidates
         .iter()
@@ -363,7 +369,13 @@ impl Layout {
         lines.nth(2)?.trim().parse().ok()
     }
 
-    fn initdb(&self, bin_dir: &Path, run_as: Option<&User>, password: &str, durable: bool) -> Result<(), ClusterError> {
+    fn initdb(
+        &self,
+        bin_dir: &Path,
+        run_as: Option<&User>,
+        password: &str,
+        durable: bool,
+    ) -> Result<(), ClusterError> {
         let password_input = self.pgdata.with_file_name("initdb-password");
         write_private(&password_input, password)?;
         if let Some(user) = run_as {
@@ -373,7 +385,16 @@ impl Layout {
         command
             .arg("--pgdata")
             .arg(&self.pgdata)
-            .args(["--username", SUPERUSER, "--auth", "scram-sha-256", "--encoding", "UTF8", "--locale", "C"])
+            .args([
+                "--username",
+                SUPERUSER,
+                "--auth",
+                "scram-sha-256",
+                "--encoding",
+                "UTF8",
+                "--locale",
+                "C",
+            ])
             .arg(format!("--pwfile={}", password_input.display()));
         if !durable {
             command.arg("--no-sync");
@@ -381,7 +402,8 @@ impl Layout {
         run_as_user(&mut command, run_as);
         let output = command.output();
         let _ = fs::remove_file(&password_input);
-        let output = output.map_err(|error| ClusterError::io("running initdb in", &self.pgdata, &error))?;
+        let output =
+            output.map_err(|error| ClusterError::io("running initdb in", &self.pgdata, &error))?;
         if !output.status.success() {
             return Err(ClusterError::Failed(format!(
                 "initdb failed: {}",
@@ -391,27 +413,49 @@ impl Layout {
         Ok(())
     }
 
-    fn spawn(&self, bin_dir: &Path, run_as: Option<&User>, port: u16, durable: bool) -> Result<Postmaster, ClusterError> {
+    fn spawn(
+        &self,
+        bin_dir: &Path,
+        run_as: Option<&User>,
+        port: u16,
+        durable: bool,
+    ) -> Result<Postmaster, ClusterError> {
         let log = fs::OpenOptions::new()
             .create(true)
             .append(true)
             .mode(0o600)
             .open(&self.log)
             .map_err(|error| ClusterError::io("opening", &self.log, &error))?;
-        let log_err = log.try_clone().map_err(|error| ClusterError::io("opening", &self.log, &error))?;
+        let log_err = log
+            .try_clone()
+            .map_err(|error| ClusterError::io("opening", &self.log, &error))?;
         let mut command = Command::new(bin_dir.join("postgres"));
         command
             .arg("-D")
             .arg(&self.pgdata)
             .args(["-p", &port.to_string()])
-            .args(["-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=", "-c", "max_connections=200"])
+            .args([
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                "unix_socket_directories=",
+                "-c",
+                "max_connections=200",
+            ])
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log_err)
             // Own process group: a terminal's ctrl-c reaches us, and we stop Postgres in order.
             .process_group(0);
         if !durable {
-            command.args(["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]);
+            command.args([
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+            ]);
         }
         run_as_user(&mut command, run_as);
         let parent = std::process::id();
@@ -423,7 +467,9 @@ impl Layout {
                 // Runs after setuid (which would clear it), so the signal survives.
                 nix::sys::prctl::set_pdeathsig(Signal::SIGINT).map_err(std::io::Error::from)?;
                 if nix::unistd::getppid().as_raw() != i32::try_from(parent).unwrap_or(-1) {
-                    return Err(std::io::Error::other("parent exited before postgres started"));
+                    return Err(std::io::Error::other(
+                        "parent exited before postgres started",
+                    ));
                 }
                 Ok(())
             });
@@ -448,7 +494,12 @@ impl Layout {
         let pid = started
             .recv()
             .map_err(|_| ClusterError::Failed("postgres thread ended".into()))?
-            .map_err(|error| ClusterError::Failed(format!("starting {}: {error}", bin_dir.join("postgres").display())))?;
+            .map_err(|error| {
+                ClusterError::Failed(format!(
+                    "starting {}: {error}",
+                    bin_dir.join("postgres").display()
+                ))
+            })?;
         Ok(Postmaster {
             pid: Pid::from_raw(i32::try_from(pid).unwrap_or(i32::MAX)),
             exited,
@@ -480,7 +531,9 @@ fn write_private(path: &Path, contents: &str) -> Result<(), ClusterError> {
     let mut options = fs::OpenOptions::new();
     options.write(true).create(true).truncate(true).mode(0o600);
     std::io::Write::write_all(
-        &mut options.open(path).map_err(|error| ClusterError::io("writing", path, &error))?,
+        &mut options
+            .open(path)
+            .map_err(|error| ClusterError::io("writing", path, &error))?,
         contents.as_bytes(),
     )
     .map_err(|error| ClusterError::io("writing", path, &error))

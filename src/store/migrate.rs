@@ -58,7 +58,10 @@ pub async fn migrate(client: &mut Client) -> Result<usize, StoreError> {
     let mut count = 0;
     for migration in MIGRATIONS {
         let expected = checksum(migration.sql);
-        match applied.iter().find(|(version, _)| *version == migration.version) {
+        match applied
+            .iter()
+            .find(|(version, _)| *version == migration.version)
+        {
             Some((_, stored)) if *stored == expected => continue,
             Some(_) => {
                 return Err(StoreError::Schema(format!(
@@ -75,7 +78,11 @@ pub async fn migrate(client: &mut Client) -> Result<usize, StoreError> {
                 &[&migration.version, &migration.name, &expected],
             )
             .await?;
-        tracing::info!(version = migration.version, name = migration.name, "applied migration");
+        tracing::info!(
+            version = migration.version,
+            name = migration.name,
+            "applied migration"
+        );
         count += 1;
     }
     transaction.commit().await?;

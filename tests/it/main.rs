@@ -1,1 +1,13 @@
+//! Integration tests: each test gets its own database in one throwaway Postgres cluster and a
+//! server on port 0, and talks to it through the real gRPC surface.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    missing_debug_implementations
+)]
 
+mod access;
+mod cli;
+mod discovery;
+mod helpers;
+mod private_database;

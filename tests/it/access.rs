@@ -1,0 +1,103 @@
+//! Authentication and scopes on every creditgate RPC.
+
+use creditgate::auth::Scope;
+use creditgate::proto::v1::{GetBalanceRequest, GetCatalogRequest, QuoteRequest, ReleaseRequest};
+use tonic::Code;
+
+use crate::helpers::{TestApp, reason};
+
+#[tokio::test]
+async fn a_call_without_a_key_is_unauthenticated() {
+    let app = TestApp::spawn().await;
+    let status = app
+        .credit_as(None)
+        .quote(QuoteRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated);
+    assert!(
+        status.message().contains("authorization: Bearer"),
+        "{}",
+        status.message()
+    );
+    let status = app
+        .account_as(None)
+        .get_balance(GetBalanceRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_unknown_or_malformed_key_is_unauthenticated_and_not_echoed() {
+    let app = TestApp::spawn().await;
+    let forged = "cg_000000000000000000000000000000000000000000000000";
+    let status = app
+        .credit_as(Some(forged))
+        .quote(QuoteRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated);
+    assert!(!status.message().contains(forged));
+    let mut request = tonic::Request::new(QuoteRequest::default());
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Basic {}", app.key).parse().unwrap(),
+    );
+    let mut bare =
+        creditgate::proto::v1::credit_service_client::CreditServiceClient::new(app.channel.clone());
+    let status = bare.quote(request).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated);
+    // A good key still passes authentication and reaches the RPC.
+    let status = app
+        .credit()
+        .quote(QuoteRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unimplemented);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_key_without_the_scope_is_denied_with_scope_missing() {
+    let app = TestApp::spawn().await;
+    let reader = app.key_with(&[Scope::Reader]).await;
+    let status = app
+        .credit_as(Some(&reader))
+        .release(ReleaseRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied);
+    assert_eq!(reason(&status).as_deref(), Some("SCOPE_MISSING"));
+    assert!(status.message().contains("worker"), "{}", status.message());
+
+    let worker = app.key_with(&[Scope::Worker]).await;
+    let status = app
+        .account_as(Some(&worker))
+        .get_balance(GetBalanceRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied);
+    assert_eq!(reason(&status).as_deref(), Some("SCOPE_MISSING"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_key_with_the_scope_reaches_the_rpc_which_names_itself_until_implemented() {
+    let app = TestApp::spawn().await;
+    let worker = app.key_with(&[Scope::Worker]).await;
+    let status = app
+        .catalog_as(Some(&worker))
+        .get_catalog(GetCatalogRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unimplemented);
+    assert!(
+        status.message().contains("CatalogService/GetCatalog"),
+        "{}",
+        status.message()
+    );
+    assert_eq!(reason(&status).as_deref(), Some("NOT_IMPLEMENTED"));
+    app.stop().await;
+}

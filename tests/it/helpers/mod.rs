@@ -1,0 +1,149 @@
+//! Test helpers: a throwaway cluster per test run, a fresh database per test (cloned from a
+//! migrated template), and a server on port 0 with typed clients.
+
+mod database;
+
+use creditgate::auth::{Scope, ScopeSet};
+use creditgate::config::ServeSettings;
+use creditgate::proto::v1::account_service_client::AccountServiceClient;
+use creditgate::proto::v1::catalog_service_client::CatalogServiceClient;
+use creditgate::proto::v1::credit_service_client::CreditServiceClient;
+use creditgate::service::tenants;
+use deadpool_postgres::Pool;
+use tokio::sync::oneshot;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+
+pub use database::{TestDatabase, fresh_database};
+
+/// A client type whose every call carries a bearer key.
+pub type Authed = InterceptedService<Channel, BearerKey>;
+
+/// Adds `authorization: Bearer <key>` to every call.
+#[derive(Clone)]
+pub struct BearerKey(Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>);
+
+impl tonic::service::Interceptor for BearerKey {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(value) = &self.0 {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
+
+/// A running server on its own database.
+pub struct TestApp {
+    pub pool: Pool,
+    pub database: TestDatabase,
+    pub channel: Channel,
+    pub tenant_id: uuid::Uuid,
+    /// A key with every scope.
+    pub key: String,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestApp {
+    /// Starts a server on a fresh database, with tenant `test` and an all-scopes key.
+    pub async fn spawn() -> TestApp {
+        let database = fresh_database().await;
+        let pool = database.pool.clone();
+        let client = pool.get().await.unwrap();
+        let tenant = tenants::create_tenant(&client, "test").await.unwrap();
+        let key = tenants::create_key(&client, tenant.tenant_id, ScopeSet::all())
+            .await
+            .unwrap();
+        drop(client);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let (shutdown, shutdown_signal) = oneshot::channel::<()>();
+        let settings = ServeSettings {
+            listen: address,
+            request_timeout_ms: 10_000,
+            max_request_bytes: 1024 * 1024,
+            key_cache_seconds: 30,
+        };
+        let server_pool = pool.clone();
+        let server = tokio::spawn(async move {
+            creditgate::app::serve(listener, server_pool, &settings, async {
+                let _ = shutdown_signal.await;
+            })
+            .await
+        });
+        let channel = Channel::from_shared(format!("http://{address}"))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        TestApp {
+            pool,
+            database,
+            channel,
+            tenant_id: tenant.tenant_id,
+            key: key.secret,
+            shutdown: Some(shutdown),
+            server: Some(server),
+        }
+    }
+
+    /// The app's database as a URL, for the command line.
+    pub fn database_url(&self) -> String {
+        self.database.url()
+    }
+
+    /// A new key of this app's tenant with exactly `scopes`.
+    pub async fn key_with(&self, scopes: &[Scope]) -> String {
+        let client = self.pool.get().await.unwrap();
+        let scopes: ScopeSet = scopes.iter().copied().collect();
+        tenants::create_key(&client, self.tenant_id, scopes)
+            .await
+            .unwrap()
+            .secret
+    }
+
+    fn bearer(key: Option<&str>) -> BearerKey {
+        BearerKey(key.map(|key| format!("Bearer {key}").parse().unwrap()))
+    }
+
+    /// CreditService client with `key` (None: no authorization metadata).
+    pub fn credit_as(&self, key: Option<&str>) -> CreditServiceClient<Authed> {
+        CreditServiceClient::with_interceptor(self.channel.clone(), Self::bearer(key))
+    }
+
+    /// AccountService client with `key`.
+    pub fn account_as(&self, key: Option<&str>) -> AccountServiceClient<Authed> {
+        AccountServiceClient::with_interceptor(self.channel.clone(), Self::bearer(key))
+    }
+
+    /// CatalogService client with `key`.
+    pub fn catalog_as(&self, key: Option<&str>) -> CatalogServiceClient<Authed> {
+        CatalogServiceClient::with_interceptor(self.channel.clone(), Self::bearer(key))
+    }
+
+    /// CreditService client with the all-scopes key.
+    pub fn credit(&self) -> CreditServiceClient<Authed> {
+        self.credit_as(Some(&self.key))
+    }
+
+    /// Stops the server and waits for it to drain.
+    pub async fn stop(mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.unwrap().unwrap();
+        }
+    }
+}
+
+/// The ErrorInfo reason of a status, if any.
+pub fn reason(status: &tonic::Status) -> Option<String> {
+    use tonic_types::StatusExt as _;
+    status.get_details_error_info().map(|info| info.reason)
+}

@@ -1,0 +1,166 @@
+//! `creditgate serve` with no DATABASE_URL: it runs its own Postgres in the data folder,
+//! creates the demo tenant once, reuses the folder on the next start and stops Postgres on
+//! shutdown.
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use creditgate::proto::v1::QuoteRequest;
+use creditgate::proto::v1::credit_service_client::CreditServiceClient;
+use tokio::io::{AsyncBufReadExt as _, BufReader};
+use tokio::process::{Child, Command};
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+/// Bound on a start, so a broken build fails instead of hanging.
+const START_LIMIT: Duration = Duration::from_secs(120);
+
+struct Served {
+    child: Child,
+    address: String,
+    stdout: Vec<String>,
+}
+
+async fn start_serve(data_dir: &Path) -> Served {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_creditgate"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .env_remove("DATABASE_URL")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut stdout = Vec::new();
+    let address = tokio::time::timeout(START_LIMIT, async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            stdout.push(line.clone());
+            if let Some(address) = line.strip_prefix("creditgate listening on ") {
+                return address.to_owned();
+            }
+        }
+        panic!("serve exited before listening; it printed {stdout:?}");
+    })
+    .await
+    .expect("serve did not start in time");
+    Served {
+        child,
+        address,
+        stdout,
+    }
+}
+
+async fn stop_serve(mut served: Served) {
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(served.child.id().unwrap()).unwrap());
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let status = tokio::time::timeout(START_LIMIT, served.child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "serve exited with {status}");
+}
+
+async fn assert_answers(address: &str, key: &str) {
+    let channel = tonic::transport::Channel::from_shared(format!("http://{address}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let health = HealthClient::new(channel.clone())
+        .check(HealthCheckRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(health.status(), ServingStatus::Serving);
+    let mut credit = CreditServiceClient::new(channel);
+    let anonymous = credit.quote(QuoteRequest::default()).await.unwrap_err();
+    assert_eq!(anonymous.code(), tonic::Code::Unauthenticated);
+    let mut request = tonic::Request::new(QuoteRequest::default());
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {key}").parse().unwrap());
+    let authenticated = credit.quote(request).await.unwrap_err();
+    assert_eq!(authenticated.code(), tonic::Code::Unimplemented);
+}
+
+#[tokio::test]
+async fn serve_runs_a_private_postgres_and_reuses_it_on_restart() {
+    let folder = tempfile::tempdir().unwrap();
+    // As root the private Postgres runs as `postgres`, which must be able to enter the folder.
+    std::fs::set_permissions(folder.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let data_dir = folder.path().join("data");
+
+    let first = start_serve(&data_dir).await;
+    assert!(
+        first
+            .stdout
+            .iter()
+            .any(|line| line.contains("created tenant `demo`")),
+        "{:?}",
+        first.stdout
+    );
+    assert!(
+        first
+            .stdout
+            .iter()
+            .any(|line| line.starts_with("try: grpcurl")),
+        "{:?}",
+        first.stdout
+    );
+    let key = std::fs::read_to_string(data_dir.join("demo-api-key")).unwrap();
+    let key = key.trim().to_owned();
+    assert!(first.stdout.iter().any(|line| line.contains(&key)));
+    assert_answers(&first.address, &key).await;
+    stop_serve(first).await;
+    assert!(
+        !data_dir.join("pgdata/postmaster.pid").exists(),
+        "postgres must be stopped when serve exits"
+    );
+
+    let second = start_serve(&data_dir).await;
+    assert!(
+        !second
+            .stdout
+            .iter()
+            .any(|line| line.contains("created tenant")),
+        "{:?}",
+        second.stdout
+    );
+    assert_eq!(
+        std::fs::read_to_string(data_dir.join("demo-api-key"))
+            .unwrap()
+            .trim(),
+        key
+    );
+    assert_answers(&second.address, &key).await;
+    stop_serve(second).await;
+}
+
+#[tokio::test]
+async fn serve_without_postgres_binaries_says_how_to_install_them() {
+    let folder = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_creditgate"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--pg-bin-dir"])
+        .arg(folder.path())
+        .arg("--data-dir")
+        .arg(folder.path().join("data"))
+        .env_remove("DATABASE_URL")
+        .output()
+        .await
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let error_lines: Vec<&str> = stderr
+        .lines()
+        .filter(|line| line.starts_with("error:"))
+        .collect();
+    assert_eq!(error_lines.len(), 1, "{stderr}");
+    assert!(
+        error_lines[0].contains("apt-get install -y postgresql"),
+        "{stderr}"
+    );
+}
