@@ -22,6 +22,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
+        // Sorted maps encode deterministically, so a request's bytes fingerprint it.
+        .btree_map(".")
         .compile_fds(descriptors)?;
     Ok(())
 }

@@ -16,11 +16,13 @@ use crate::api::account::AccountApi;
 use crate::api::authentication::RequireKey;
 use crate::api::catalog::CatalogApi;
 use crate::api::credit::CreditApi;
+use crate::clock::SystemClock;
 use crate::config::{DatabaseSettings, ServeSettings};
 use crate::proto::v1::account_service_server::AccountServiceServer;
 use crate::proto::v1::catalog_service_server::CatalogServiceServer;
 use crate::proto::v1::credit_service_server::CreditServiceServer;
 use crate::service::access::Authenticator;
+use crate::service::{Context, sweeper};
 use crate::store::cluster::{self, ClusterOptions, PrivateCluster};
 use crate::store::{connect_pool, migrate};
 
@@ -90,13 +92,30 @@ pub async fn open_database(settings: &DatabaseSettings) -> anyhow::Result<Databa
     }
 }
 
-/// Serves gRPC on `listener` until `shutdown` completes, then drains in-flight calls.
+/// The use-case context of a server on `pool` with the system clock.
+pub fn context(pool: Pool, settings: &ServeSettings) -> anyhow::Result<Context> {
+    Ok(Context {
+        pool,
+        clock: Arc::new(SystemClock),
+        limits: settings.money.limits()?,
+    })
+}
+
+/// Serves gRPC on `listener` until `shutdown` completes, then drains in-flight calls. The
+/// background sweeper runs alongside and stops with it.
 pub async fn serve(
     listener: TcpListener,
-    pool: Pool,
+    context: Context,
     settings: &ServeSettings,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
+    let pool = context.pool.clone();
+    let (stop_sweeper, sweeper_stopped) = tokio::sync::watch::channel(false);
+    let sweeper = tokio::spawn(sweeper::run(
+        context.clone(),
+        context.limits.sweep_interval,
+        sweeper_stopped,
+    ));
     let authenticator = Arc::new(Authenticator::new(
         pool.clone(),
         Duration::from_secs(settings.key_cache_seconds),
@@ -119,19 +138,21 @@ pub async fn serve(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(RequireKey::new(
-            CreditServiceServer::new(CreditApi::new(pool.clone())).max_decoding_message_size(max_bytes),
+            CreditServiceServer::new(CreditApi::new(context.clone())).max_decoding_message_size(max_bytes),
             Arc::clone(&authenticator),
         ))
         .add_service(RequireKey::new(
-            AccountServiceServer::new(AccountApi::new(pool.clone())).max_decoding_message_size(max_bytes),
+            AccountServiceServer::new(AccountApi::new(context.clone())).max_decoding_message_size(max_bytes),
             Arc::clone(&authenticator),
         ))
         .add_service(RequireKey::new(
-            CatalogServiceServer::new(CatalogApi::new(pool)).max_decoding_message_size(max_bytes),
+            CatalogServiceServer::new(CatalogApi::new(context)).max_decoding_message_size(max_bytes),
             Arc::clone(&authenticator),
         ))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await?;
+    let _ = stop_sweeper.send(true);
+    let _ = sweeper.await;
     Ok(())
 }
 

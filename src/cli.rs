@@ -154,13 +154,8 @@ async fn run_serve(database: &DatabaseSettings, serve: &ServeSettings) -> anyhow
         let address = listener.local_addr()?;
         println!("creditgate listening on {address}");
         tracing::info!(%address, "serving grpc");
-        app::serve(
-            listener,
-            database.pool.clone(),
-            serve,
-            app::shutdown_signal(),
-        )
-        .await
+        let context = app::context(database.pool.clone(), serve)?;
+        app::serve(listener, context, serve, app::shutdown_signal()).await
     }
     .await;
     database.close().await;

@@ -70,6 +70,141 @@ impl DatabaseSettings {
     }
 }
 
+/// Limits of the money path.
+#[derive(Debug, Clone, Args)]
+pub struct MoneySettings {
+    /// Largest amount accepted in any request, in credits.
+    #[arg(long, env = "CREDITGATE_MAX_AMOUNT", default_value = "1000000000")]
+    pub max_amount: String,
+
+    /// Hold TTL when Authorize sends none, in seconds.
+    #[arg(
+        long,
+        env = "CREDITGATE_DEFAULT_HOLD_TTL_SECONDS",
+        default_value_t = 900
+    )]
+    pub default_hold_ttl_seconds: u32,
+
+    /// Longest hold TTL accepted (Authorize and ExtendHold), in seconds.
+    #[arg(
+        long,
+        env = "CREDITGATE_MAX_HOLD_TTL_SECONDS",
+        default_value_t = 86_400
+    )]
+    pub max_hold_ttl_seconds: u32,
+
+    /// Most partial captures on one hold.
+    #[arg(long, env = "CREDITGATE_MAX_PARTIAL_CAPTURES", default_value_t = 100)]
+    pub max_partial_captures: i32,
+
+    /// Validity of a REFUND grant made when the refunded credits' grant had expired, in days.
+    #[arg(long, env = "CREDITGATE_REFUND_GRANT_DAYS", default_value_t = 30)]
+    pub refund_grant_days: u32,
+
+    /// How long idempotency records are kept, in days (at least 7).
+    #[arg(
+        long,
+        env = "CREDITGATE_IDEMPOTENCY_RETENTION_DAYS",
+        default_value_t = 7
+    )]
+    pub idempotency_retention_days: u32,
+
+    /// Pause between background sweeps (hold and grant expiry, retention), in milliseconds.
+    #[arg(long, env = "CREDITGATE_SWEEP_INTERVAL_MS", default_value_t = 1_000)]
+    pub sweep_interval_ms: u64,
+
+    /// Most accounts one sweep touches.
+    #[arg(long, env = "CREDITGATE_SWEEP_BATCH", default_value_t = 100)]
+    pub sweep_batch: i64,
+}
+
+impl MoneySettings {
+    /// The limits, validated.
+    pub fn limits(&self) -> Result<MoneyLimits, ConfigError> {
+        let max_amount = crate::ledger::parse_amount(
+            &self.max_amount,
+            crate::ledger::Credits::whole(1_000_000_000_000_000),
+            false,
+        )
+        .map_err(|error| ConfigError(format!("--max-amount: {error}")))?;
+        check_range(
+            "--default-hold-ttl-seconds",
+            self.default_hold_ttl_seconds,
+            1,
+            self.max_hold_ttl_seconds,
+        )?;
+        check_range(
+            "--max-hold-ttl-seconds",
+            self.max_hold_ttl_seconds,
+            1,
+            30 * 86_400,
+        )?;
+        check_range(
+            "--max-partial-captures",
+            self.max_partial_captures,
+            1,
+            10_000,
+        )?;
+        check_range("--refund-grant-days", self.refund_grant_days, 1, 3_650)?;
+        check_range(
+            "--idempotency-retention-days",
+            self.idempotency_retention_days,
+            7,
+            3_650,
+        )?;
+        check_range("--sweep-interval-ms", self.sweep_interval_ms, 10, 3_600_000)?;
+        check_range("--sweep-batch", self.sweep_batch, 1, 10_000)?;
+        Ok(MoneyLimits {
+            max_amount,
+            default_hold_ttl: chrono::Duration::seconds(i64::from(self.default_hold_ttl_seconds)),
+            max_hold_ttl_seconds: self.max_hold_ttl_seconds,
+            max_partial_captures: self.max_partial_captures,
+            refund_grant_ttl: chrono::Duration::days(i64::from(self.refund_grant_days)),
+            idempotency_retention: Duration::from_secs(
+                u64::from(self.idempotency_retention_days) * 86_400,
+            ),
+            sweep_interval: Duration::from_millis(self.sweep_interval_ms),
+            sweep_batch: self.sweep_batch,
+        })
+    }
+}
+
+/// Validated limits of the money path.
+#[derive(Debug, Clone, Copy)]
+pub struct MoneyLimits {
+    /// Largest amount accepted.
+    pub max_amount: crate::ledger::Credits,
+    /// Hold TTL when none is sent.
+    pub default_hold_ttl: chrono::Duration,
+    /// Longest hold TTL, in seconds.
+    pub max_hold_ttl_seconds: u32,
+    /// Most partial captures per hold.
+    pub max_partial_captures: i32,
+    /// Validity of REFUND grants.
+    pub refund_grant_ttl: chrono::Duration,
+    /// Idempotency record retention.
+    pub idempotency_retention: Duration,
+    /// Pause between sweeps.
+    pub sweep_interval: Duration,
+    /// Accounts per sweep.
+    pub sweep_batch: i64,
+}
+
+impl Default for MoneyLimits {
+    fn default() -> Self {
+        MoneyLimits {
+            max_amount: crate::ledger::Credits::whole(1_000_000_000),
+            default_hold_ttl: chrono::Duration::seconds(900),
+            max_hold_ttl_seconds: 86_400,
+            max_partial_captures: 100,
+            refund_grant_ttl: chrono::Duration::days(30),
+            idempotency_retention: Duration::from_secs(7 * 86_400),
+            sweep_interval: Duration::from_secs(1),
+            sweep_batch: 100,
+        }
+    }
+}
+
 /// Settings of `creditgate serve`.
 #[derive(Debug, Clone, Args)]
 pub struct ServeSettings {
@@ -89,6 +224,9 @@ pub struct ServeSettings {
     /// revoked key keeps working at most this long).
     #[arg(long, env = "CREDITGATE_KEY_CACHE_SECONDS", default_value_t = 30)]
     pub key_cache_seconds: u64,
+
+    #[command(flatten)]
+    pub money: MoneySettings,
 }
 
 impl ServeSettings {
@@ -107,6 +245,7 @@ impl ServeSettings {
             MAX_REQUEST_BYTES_LIMIT,
         )?;
         check_range("--key-cache-seconds", self.key_cache_seconds, 0, 3_600)?;
+        self.money.limits()?;
         Ok(())
     }
 }

@@ -1,7 +1,6 @@
 //! CatalogService: The pricing catalog: publish versions, read them, list models.
 //! Every RPC is authenticated by `RequireKey`; unserved ones answer UNIMPLEMENTED.
 
-use deadpool_postgres::Pool;
 use tonic::{Request, Response, Status};
 
 use crate::proto::v1::catalog_service_server::CatalogService;
@@ -9,18 +8,19 @@ use crate::proto::v1::{
     GetCatalogRequest, GetCatalogResponse, ListModelsRequest, ListModelsResponse,
     PublishCatalogRequest, PublishCatalogResponse,
 };
+use crate::service::Context;
 
 /// Serves `creditgate.v1.CatalogService`.
 #[derive(Debug, Clone)]
 pub struct CatalogApi {
     #[allow(dead_code)]
-    pool: Pool,
+    context: Context,
 }
 
 impl CatalogApi {
-    /// A service over `pool`.
-    pub fn new(pool: Pool) -> Self {
-        CatalogApi { pool }
+    /// A service over `context`.
+    pub fn new(context: Context) -> Self {
+        CatalogApi { context }
     }
 }
 

@@ -1,28 +1,109 @@
-//! CreditService: The hot path for workers: Quote, Authorize, ExtendHold, Settle, Release, Refund, GetHold.
-//! Every RPC is authenticated by `RequireKey`; unserved ones answer UNIMPLEMENTED.
+//! CreditService: the hot path for workers: Quote, Authorize, ExtendHold, Settle, Release,
+//! Refund, GetHold. Every RPC is authenticated by `RequireKey`.
 
-use deadpool_postgres::Pool;
+use chrono::Duration;
+use prost::Message as _;
 use tonic::{Request, Response, Status};
+use uuid::Uuid;
 
+use super::{caller, convert, parse};
+use crate::config::MoneyLimits;
+use crate::ledger::{Credits, HoldMeta, RefundRecord, SettlementRecord};
 use crate::proto::v1::credit_service_server::CreditService;
 use crate::proto::v1::{
     AuthorizeRequest, AuthorizeResponse, ExtendHoldRequest, ExtendHoldResponse, GetHoldRequest,
     GetHoldResponse, QuoteRequest, QuoteResponse, RefundRequest, RefundResponse, ReleaseRequest,
-    ReleaseResponse, SettleRequest, SettleResponse,
+    ReleaseResponse, RunMetadata, SettleRequest, SettleResponse, TaskType, authorize_request,
+    get_hold_request, settle_request,
 };
+use crate::service::holds::{
+    self, AuthorizeCommand, Encoder, ExtendCommand, RefundCommand, SettleCommand,
+};
+use crate::service::{Context, ServiceError};
 
 /// Serves `creditgate.v1.CreditService`.
 #[derive(Debug, Clone)]
 pub struct CreditApi {
-    #[allow(dead_code)]
-    pool: Pool,
+    context: Context,
 }
 
 impl CreditApi {
-    /// A service over `pool`.
-    pub fn new(pool: Pool) -> Self {
-        CreditApi { pool }
+    /// A service over `context`.
+    pub fn new(context: Context) -> Self {
+        CreditApi { context }
     }
+}
+
+fn ttl(
+    field: &'static str,
+    seconds: u32,
+    limits: &MoneyLimits,
+    default: Option<Duration>,
+) -> Result<Option<Duration>, ServiceError> {
+    if seconds == 0 {
+        return Ok(default);
+    }
+    if seconds > limits.max_hold_ttl_seconds {
+        return Err(ServiceError::InvalidArgument {
+            field,
+            message: format!(
+                "{seconds} is above the maximum of {} seconds",
+                limits.max_hold_ttl_seconds
+            ),
+        });
+    }
+    Ok(Some(Duration::seconds(i64::from(seconds))))
+}
+
+fn run_meta(authorize_key: &str, run: Option<&RunMetadata>) -> Result<HoldMeta, ServiceError> {
+    let run = run.cloned().unwrap_or_default();
+    if run.labels.len() > parse::MAX_LABELS {
+        return Err(ServiceError::InvalidArgument {
+            field: "run.labels",
+            message: format!("at most {} labels", parse::MAX_LABELS),
+        });
+    }
+    let task_type =
+        TaskType::try_from(run.task_type).map_err(|_| ServiceError::InvalidArgument {
+            field: "run.task_type",
+            message: format!("unknown task type {}", run.task_type),
+        })?;
+    let mut labels = Vec::with_capacity(run.labels.len());
+    for (key, value) in &run.labels {
+        labels.push((
+            parse::text("run.labels", key)?,
+            parse::text("run.labels", value)?,
+        ));
+    }
+    Ok(HoldMeta {
+        authorize_key: authorize_key.to_owned(),
+        catalog_version: 0,
+        quote_id: None,
+        task_type: if task_type == TaskType::Unspecified {
+            String::new()
+        } else {
+            task_type.as_str_name().to_owned()
+        },
+        tool: parse::text("run.tool", &run.tool)?,
+        model: parse::text("run.model", &run.model)?,
+        project: parse::text("run.project", &run.project)?,
+        run_id: parse::text("run.run_id", &run.run_id)?,
+        labels,
+    })
+}
+
+/// Encodes the response of an operation that leaves a hold (Authorize, ExtendHold).
+fn hold_answer<R: prost::Message + 'static>(
+    build: fn(crate::proto::v1::Hold, String) -> R,
+) -> Encoder<Uuid> {
+    Box::new(move |book, hold_id| {
+        let account_id = book.account().account_id;
+        let hold = book
+            .hold(hold_id)
+            .map(|hold| convert::hold(account_id, hold))
+            .unwrap_or_default();
+        build(hold, book.available().to_string()).encode_to_vec()
+    })
 }
 
 #[tonic::async_trait]
@@ -38,41 +119,238 @@ impl CreditService for CreditApi {
         &self,
         request: Request<AuthorizeRequest>,
     ) -> Result<Response<AuthorizeResponse>, Status> {
-        crate::api::not_implemented(&request, "creditgate.v1.CreditService/Authorize")
+        let caller = caller(&request)?;
+        let message = request.into_inner();
+        let fingerprint = parse::fingerprint(
+            &message.idempotency_key,
+            "Authorize",
+            "creditgate.v1.AuthorizeRequest",
+            &message,
+        )?;
+        let limits = &self.context.limits;
+        let account_id = parse::id("account_id", &message.account_id)?;
+        let amount = match &message.price {
+            Some(authorize_request::Price::Amount(text)) => {
+                parse::amount("amount", text, limits.max_amount, false)?
+            }
+            Some(_) => {
+                return Err(ServiceError::NotImplemented {
+                    rpc: "creditgate.v1.CreditService/Authorize by quote_id or usage",
+                }
+                .into());
+            }
+            None => {
+                return Err(ServiceError::InvalidAmount {
+                    field: "amount",
+                    message: "one of amount, quote_id or usage is required".to_owned(),
+                }
+                .into());
+            }
+        };
+        let ttl = ttl(
+            "ttl_seconds",
+            message.ttl_seconds,
+            limits,
+            Some(limits.default_hold_ttl),
+        )?
+        .unwrap_or(limits.default_hold_ttl);
+        let meta = run_meta(&message.idempotency_key, message.run.as_ref())?;
+        let command = AuthorizeCommand {
+            account_id,
+            amount,
+            ttl,
+            meta,
+        };
+        let encode = hold_answer(|hold, available| AuthorizeResponse {
+            hold: Some(hold),
+            available,
+        });
+        let bytes = holds::authorize(&self.context, caller, command, fingerprint, encode).await?;
+        Ok(Response::new(parse::decode(&bytes)?))
     }
 
     async fn extend_hold(
         &self,
         request: Request<ExtendHoldRequest>,
     ) -> Result<Response<ExtendHoldResponse>, Status> {
-        crate::api::not_implemented(&request, "creditgate.v1.CreditService/ExtendHold")
+        let caller = caller(&request)?;
+        let message = request.into_inner();
+        let fingerprint = parse::fingerprint(
+            &message.idempotency_key,
+            "ExtendHold",
+            "creditgate.v1.ExtendHoldRequest",
+            &message,
+        )?;
+        let limits = &self.context.limits;
+        let command = ExtendCommand {
+            hold_id: parse::id("hold_id", &message.hold_id)?,
+            amount: parse::optional_amount("amount", &message.amount, limits.max_amount, false)?,
+            ttl: ttl("ttl_seconds", message.ttl_seconds, limits, None)?,
+        };
+        if command.amount.is_none() && command.ttl.is_none() {
+            return Err(ServiceError::InvalidArgument {
+                field: "amount",
+                message: "set amount, ttl_seconds or both".to_owned(),
+            }
+            .into());
+        }
+        let encode = hold_answer(|hold, available| ExtendHoldResponse {
+            hold: Some(hold),
+            available,
+        });
+        let bytes = holds::extend(&self.context, caller, command, fingerprint, encode).await?;
+        Ok(Response::new(parse::decode(&bytes)?))
     }
 
     async fn settle(
         &self,
         request: Request<SettleRequest>,
     ) -> Result<Response<SettleResponse>, Status> {
-        crate::api::not_implemented(&request, "creditgate.v1.CreditService/Settle")
+        let caller = caller(&request)?;
+        let message = request.into_inner();
+        let fingerprint = parse::fingerprint(
+            &message.idempotency_key,
+            "Settle",
+            "creditgate.v1.SettleRequest",
+            &message,
+        )?;
+        let total = match &message.charge {
+            Some(settle_request::Charge::Amount(text)) => {
+                parse::amount("amount", text, self.context.limits.max_amount, true)?
+            }
+            Some(settle_request::Charge::Usage(_)) => {
+                return Err(ServiceError::NotImplemented {
+                    rpc: "creditgate.v1.CreditService/Settle by usage",
+                }
+                .into());
+            }
+            None => {
+                return Err(ServiceError::InvalidAmount {
+                    field: "amount",
+                    message: "one of amount or usage is required".to_owned(),
+                }
+                .into());
+            }
+        };
+        let command = SettleCommand {
+            hold_id: parse::id("hold_id", &message.hold_id)?,
+            total,
+            partial: message.partial,
+        };
+        let encode: Encoder<SettlementRecord> = Box::new(|book, record| {
+            let account_id = book.account().account_id;
+            let hold = book.hold(record.hold_id);
+            let catalog_version = hold.map_or(0, |hold| hold.meta.catalog_version);
+            SettleResponse {
+                settlement: Some(convert::settlement(account_id, catalog_version, &record)),
+                hold: hold.map(|hold| convert::hold(account_id, hold)),
+            }
+            .encode_to_vec()
+        });
+        let bytes = holds::settle(&self.context, caller, command, fingerprint, encode).await?;
+        Ok(Response::new(parse::decode(&bytes)?))
     }
 
     async fn release(
         &self,
         request: Request<ReleaseRequest>,
     ) -> Result<Response<ReleaseResponse>, Status> {
-        crate::api::not_implemented(&request, "creditgate.v1.CreditService/Release")
+        let caller = caller(&request)?;
+        let message = request.into_inner();
+        let fingerprint = parse::fingerprint(
+            &message.idempotency_key,
+            "Release",
+            "creditgate.v1.ReleaseRequest",
+            &message,
+        )?;
+        let hold_id = parse::id("hold_id", &message.hold_id)?;
+        parse::text("reason", &message.reason)?;
+        let encode: Encoder<Credits> = Box::new(move |book, released| {
+            let account_id = book.account().account_id;
+            ReleaseResponse {
+                hold: book
+                    .hold(hold_id)
+                    .map(|hold| convert::hold(account_id, hold)),
+                released: released.to_string(),
+            }
+            .encode_to_vec()
+        });
+        let bytes = holds::release(&self.context, caller, hold_id, fingerprint, encode).await?;
+        Ok(Response::new(parse::decode(&bytes)?))
     }
 
     async fn refund(
         &self,
         request: Request<RefundRequest>,
     ) -> Result<Response<RefundResponse>, Status> {
-        crate::api::not_implemented(&request, "creditgate.v1.CreditService/Refund")
+        let caller = caller(&request)?;
+        let message = request.into_inner();
+        let fingerprint = parse::fingerprint(
+            &message.idempotency_key,
+            "Refund",
+            "creditgate.v1.RefundRequest",
+            &message,
+        )?;
+        let command = RefundCommand {
+            settlement_id: parse::id("settlement_id", &message.settlement_id)?,
+            amount: parse::optional_amount(
+                "amount",
+                &message.amount,
+                self.context.limits.max_amount,
+                false,
+            )?,
+            reason: parse::text("reason", &message.reason)?,
+        };
+        let encode: Encoder<RefundRecord> = Box::new(|book, record| {
+            RefundResponse {
+                refund: Some(convert::refund(book.account().account_id, &record)),
+            }
+            .encode_to_vec()
+        });
+        let bytes = holds::refund(&self.context, caller, command, fingerprint, encode).await?;
+        Ok(Response::new(parse::decode(&bytes)?))
     }
 
     async fn get_hold(
         &self,
         request: Request<GetHoldRequest>,
     ) -> Result<Response<GetHoldResponse>, Status> {
-        crate::api::not_implemented(&request, "creditgate.v1.CreditService/GetHold")
+        let caller = caller(&request)?;
+        let view = match &request.get_ref().lookup {
+            Some(get_hold_request::Lookup::HoldId(hold_id)) => {
+                holds::get_hold(
+                    &self.context,
+                    caller,
+                    Some(parse::id("hold_id", hold_id)?),
+                    None,
+                )
+                .await?
+            }
+            Some(get_hold_request::Lookup::AuthorizeIdempotencyKey(key)) => {
+                holds::get_hold(
+                    &self.context,
+                    caller,
+                    None,
+                    Some(parse::text("authorize_idempotency_key", key)?.as_str()),
+                )
+                .await?
+            }
+            None => {
+                return Err(ServiceError::InvalidArgument {
+                    field: "lookup",
+                    message: "set hold_id or authorize_idempotency_key".to_owned(),
+                }
+                .into());
+            }
+        };
+        let catalog_version = view.hold.meta.catalog_version;
+        Ok(Response::new(GetHoldResponse {
+            hold: Some(convert::hold(view.account_id, &view.hold)),
+            settlements: view
+                .settlements
+                .iter()
+                .map(|record| convert::settlement(view.account_id, catalog_version, record))
+                .collect(),
+        }))
     }
 }

@@ -10,6 +10,16 @@ use crate::service::ServiceError;
 /// `ErrorInfo.domain` of every creditgate error.
 pub const ERROR_DOMAIN: &str = "creditgate";
 
+/// The code of a decline reason (DESIGN §4).
+fn decline_code(reason: &str) -> Code {
+    match reason {
+        "INVALID_AMOUNT" | "INVALID_USAGE" | "UNKNOWN_MODEL" | "UNKNOWN_TOOL"
+        | "MODEL_NOT_ALLOWED" => Code::InvalidArgument,
+        "ENTITLEMENT_REQUIRED" | "SCOPE_MISSING" => Code::PermissionDenied,
+        _ => Code::FailedPrecondition,
+    }
+}
+
 impl From<ServiceError> for Status {
     fn from(error: ServiceError) -> Self {
         let message = error.to_string();
@@ -30,8 +40,28 @@ impl From<ServiceError> for Status {
                 metadata.insert("field".to_owned(), (*field).to_owned());
                 (Code::InvalidArgument, "INVALID_ARGUMENT")
             }
+            ServiceError::InvalidAmount { field, .. } => {
+                metadata.insert("field".to_owned(), (*field).to_owned());
+                (Code::InvalidArgument, "INVALID_AMOUNT")
+            }
+            ServiceError::Declined {
+                reason,
+                metadata: pairs,
+                ..
+            } => {
+                metadata.extend(pairs.iter().cloned());
+                return Status::with_error_details(
+                    decline_code(reason),
+                    message,
+                    ErrorDetails::with_error_info(reason.clone(), ERROR_DOMAIN, metadata),
+                );
+            }
+            ServiceError::IdempotencyKeyReused { fields } => {
+                metadata.insert("fields".to_owned(), fields.join(","));
+                (Code::AlreadyExists, "IDEMPOTENCY_KEY_REUSED")
+            }
             ServiceError::AlreadyExists { .. } => (Code::AlreadyExists, "ALREADY_EXISTS"),
-            ServiceError::NotFound { .. } => (Code::NotFound, "NOT_FOUND"),
+            ServiceError::NotFound { reason, .. } => (Code::NotFound, *reason),
             ServiceError::Unavailable(cause) => {
                 tracing::warn!(error = %cause, "database unavailable");
                 (Code::Unavailable, "UNAVAILABLE")

@@ -4,8 +4,10 @@
 pub mod account;
 pub mod authentication;
 pub mod catalog;
+mod convert;
 pub mod credit;
 pub mod error;
+mod parse;
 
 use tonic::Request;
 

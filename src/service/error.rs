@@ -35,6 +35,30 @@ pub enum ServiceError {
         /// What was wrong and what is accepted.
         message: String,
     },
+    /// An amount field is malformed or out of bounds.
+    #[error("{field}: {message}")]
+    InvalidAmount {
+        /// The offending field.
+        field: &'static str,
+        /// What was wrong and what is accepted.
+        message: String,
+    },
+    /// The account's state refused the operation (decided under the lock, or replayed).
+    #[error("{message}")]
+    Declined {
+        /// ErrorInfo reason, e.g. INSUFFICIENT_CREDITS.
+        reason: String,
+        /// What happened.
+        message: String,
+        /// The figures behind it.
+        metadata: Vec<(String, String)>,
+    },
+    /// The idempotency key was used before with a different request.
+    #[error("idempotency key was already used with a different request (differing: {})", fields.join(", "))]
+    IdempotencyKeyReused {
+        /// Top-level fields that differ (`rpc` when it was another RPC).
+        fields: Vec<String>,
+    },
     /// Something with that name already exists.
     #[error("{what} already exists")]
     AlreadyExists {
@@ -44,6 +68,8 @@ pub enum ServiceError {
     /// A named object does not exist (for this tenant).
     #[error("{what} not found")]
     NotFound {
+        /// ErrorInfo reason, e.g. ACCOUNT_NOT_FOUND.
+        reason: &'static str,
         /// What was looked for.
         what: String,
     },
@@ -53,6 +79,34 @@ pub enum ServiceError {
     /// A bug or broken invariant; details are logged, not returned.
     #[error("internal error")]
     Internal(#[source] StoreError),
+}
+
+impl From<crate::ledger::Decline> for ServiceError {
+    fn from(decline: crate::ledger::Decline) -> Self {
+        ServiceError::Declined {
+            reason: decline.reason().to_owned(),
+            message: decline.to_string(),
+            metadata: decline.metadata(),
+        }
+    }
+}
+
+impl ServiceError {
+    /// `NOT_FOUND` of an account.
+    pub fn account_not_found(account_id: uuid::Uuid) -> Self {
+        ServiceError::NotFound {
+            reason: "ACCOUNT_NOT_FOUND",
+            what: format!("account {account_id}"),
+        }
+    }
+
+    /// `NOT_FOUND` of a hold.
+    pub fn hold_not_found(what: String) -> Self {
+        ServiceError::NotFound {
+            reason: "HOLD_NOT_FOUND",
+            what,
+        }
+    }
 }
 
 impl From<StoreError> for ServiceError {

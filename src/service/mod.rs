@@ -2,8 +2,15 @@
 //! nothing of gRPC; errors are [`ServiceError`], mapped to status codes only in `api`.
 
 pub mod access;
+pub mod accounts;
+pub mod context;
 pub mod demo;
 pub mod error;
+pub mod holds;
+pub mod idempotency;
+mod locked;
+pub mod sweeper;
 pub mod tenants;
 
+pub use context::Context;
 pub use error::ServiceError;

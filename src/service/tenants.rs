@@ -64,6 +64,7 @@ pub async fn find_tenant(
     tenants::find_tenant_by_name(client, name)
         .await?
         .ok_or_else(|| ServiceError::NotFound {
+            reason: "TENANT_NOT_FOUND",
             what: format!("tenant {name:?}"),
         })
 }

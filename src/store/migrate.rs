@@ -17,11 +17,18 @@ struct Migration {
 }
 
 /// Every migration, in order. Never edit an entry once released: add a new one.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "tenants",
-    sql: include_str!("../../migrations/0001_tenants.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "tenants",
+        sql: include_str!("../../migrations/0001_tenants.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "ledger",
+        sql: include_str!("../../migrations/0002_ledger.sql"),
+    },
+];
 
 fn checksum(sql: &str) -> String {
     hex::encode(Sha256::digest(sql.as_bytes()))

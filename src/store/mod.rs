@@ -1,9 +1,14 @@
 //! Postgres: connection pool, migrations, SQL and the private cluster. The only module that
 //! speaks SQL; callers get typed rows and a [`StoreError`] classified by SQLSTATE.
 
+pub mod accounts;
+pub mod book;
 pub mod cluster;
+pub mod idempotency;
 pub mod migrate;
+mod rows;
 pub mod tenants;
+mod writes;
 
 use std::time::Duration;
 

@@ -4,10 +4,15 @@
 mod database;
 
 use creditgate::auth::{Scope, ScopeSet};
-use creditgate::config::ServeSettings;
+use std::sync::Arc;
+
+use clap::Parser as _;
+use creditgate::clock::ShiftedClock;
+use creditgate::config::{MoneySettings, ServeSettings};
 use creditgate::proto::v1::account_service_client::AccountServiceClient;
 use creditgate::proto::v1::catalog_service_client::CatalogServiceClient;
 use creditgate::proto::v1::credit_service_client::CreditServiceClient;
+use creditgate::service::Context;
 use creditgate::service::tenants;
 use deadpool_postgres::Pool;
 use tokio::sync::oneshot;
@@ -41,6 +46,9 @@ impl tonic::service::Interceptor for BearerKey {
 pub struct TestApp {
     pub pool: Pool,
     pub database: TestDatabase,
+    pub context: Context,
+    /// The server's clock; tests move it forward instead of sleeping.
+    pub clock: Arc<ShiftedClock>,
     pub channel: Channel,
     pub tenant_id: uuid::Uuid,
     /// A key with every scope.
@@ -68,10 +76,17 @@ impl TestApp {
             request_timeout_ms: 10_000,
             max_request_bytes: 1024 * 1024,
             key_cache_seconds: 30,
+            money: MoneyDefaults::parse_from(["money"]).money,
         };
-        let server_pool = pool.clone();
+        let clock = Arc::new(ShiftedClock::default());
+        let context = Context {
+            pool: pool.clone(),
+            clock: clock.clone(),
+            limits: settings.money.limits().unwrap(),
+        };
+        let server_context = context.clone();
         let server = tokio::spawn(async move {
-            creditgate::app::serve(listener, server_pool, &settings, async {
+            creditgate::app::serve(listener, server_context, &settings, async {
                 let _ = shutdown_signal.await;
             })
             .await
@@ -84,6 +99,8 @@ impl TestApp {
         TestApp {
             pool,
             database,
+            context,
+            clock,
             channel,
             tenant_id: tenant.tenant_id,
             key: key.secret,
@@ -140,6 +157,13 @@ impl TestApp {
             server.await.unwrap().unwrap();
         }
     }
+}
+
+/// Defaults of the money settings, as `serve` parses them.
+#[derive(clap::Parser)]
+struct MoneyDefaults {
+    #[command(flatten)]
+    money: MoneySettings,
 }
 
 /// The ErrorInfo reason of a status, if any.

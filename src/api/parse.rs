@@ -1,0 +1,82 @@
+//! Parsing request fields into domain types, once, at the edge.
+
+use prost::Message;
+use uuid::Uuid;
+
+use crate::ledger::{Credits, parse_amount};
+use crate::service::ServiceError;
+use crate::service::idempotency::Fingerprint;
+
+/// Longest free-text field (reasons, run metadata values, labels).
+pub const MAX_TEXT: usize = 1_024;
+/// Most labels on a run.
+pub const MAX_LABELS: usize = 32;
+
+/// A required id.
+pub fn id(field: &'static str, text: &str) -> Result<Uuid, ServiceError> {
+    Uuid::parse_str(text).map_err(|_| ServiceError::InvalidArgument {
+        field,
+        message: if text.is_empty() {
+            "required".to_owned()
+        } else {
+            format!("{text:?} is not an id (expected a UUID)")
+        },
+    })
+}
+
+/// A required amount; zero allowed only when `allow_zero`.
+pub fn amount(
+    field: &'static str,
+    text: &str,
+    max: Credits,
+    allow_zero: bool,
+) -> Result<Credits, ServiceError> {
+    parse_amount(text, max, allow_zero).map_err(|error| ServiceError::InvalidAmount {
+        field,
+        message: error.to_string(),
+    })
+}
+
+/// An optional amount: empty means none.
+pub fn optional_amount(
+    field: &'static str,
+    text: &str,
+    max: Credits,
+    allow_zero: bool,
+) -> Result<Option<Credits>, ServiceError> {
+    if text.is_empty() {
+        Ok(None)
+    } else {
+        amount(field, text, max, allow_zero).map(Some)
+    }
+}
+
+/// A bounded free-text field.
+pub fn text(field: &'static str, value: &str) -> Result<String, ServiceError> {
+    if value.len() > MAX_TEXT {
+        return Err(ServiceError::InvalidArgument {
+            field,
+            message: format!("at most {MAX_TEXT} bytes"),
+        });
+    }
+    Ok(value.to_owned())
+}
+
+/// The fingerprint of a mutating request to `rpc` of `service` (e.g. `CreditService`,
+/// `Authorize`): its message is `creditgate.v1.<rpc>Request`.
+pub fn fingerprint<M: Message>(
+    key: &str,
+    rpc: &'static str,
+    message: &'static str,
+    request: &M,
+) -> Result<Fingerprint, ServiceError> {
+    Fingerprint::new(key, rpc, message, request.encode_to_vec())
+}
+
+/// Decodes a stored or fresh answer into its response message.
+pub fn decode<M: Message + Default>(bytes: &[u8]) -> Result<M, tonic::Status> {
+    M::decode(bytes).map_err(|error| {
+        tracing::error!(%error, "stored response does not decode");
+        tonic::Status::internal("internal error")
+    })
+}

@@ -1,0 +1,523 @@
+//! [`AccountBook`]: one account's loaded state and the operations on it. Every operation
+//! first expires due holds, then acts, then posts breakage of expired grants and pays debt from
+//! any spendable credits, so the state it leaves is always normalized.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Duration, Utc};
+use uuid::Uuid;
+
+use super::decline::Decline;
+use super::journal::{LedgerAccount, MovementKind, Posting, Refs, movement};
+use super::model::{
+    AccountState, AccountStatus, AllocationState, GrantSource, GrantState, HoldState, HoldStatus,
+    RefundRecord, SettlementRecord,
+};
+use super::money::Credits;
+
+/// One account's state under the lock, and the changes made to it.
+#[derive(Debug, Clone)]
+pub struct AccountBook {
+    pub(super) account: AccountState,
+    pub(super) grants: BTreeMap<Uuid, GrantState>,
+    pub(super) holds: BTreeMap<Uuid, HoldState>,
+    pub(super) now: DateTime<Utc>,
+    pub(super) account_changed: bool,
+    pub(super) changed_grants: BTreeSet<Uuid>,
+    pub(super) changed_holds: BTreeSet<Uuid>,
+    pub(super) created_holds: BTreeSet<Uuid>,
+    pub(super) postings: Vec<Posting>,
+    pub(super) settlements: Vec<SettlementRecord>,
+    pub(super) refunds: Vec<RefundRecord>,
+}
+
+/// What an operation changed, for the store to write.
+#[derive(Debug, Clone, Default)]
+pub struct Changes {
+    /// The account row, when its debt changed.
+    pub account: Option<AccountState>,
+    /// Grants created or changed.
+    pub grants: Vec<GrantState>,
+    /// Holds created by this operation.
+    pub new_holds: Vec<HoldState>,
+    /// Existing holds changed (with all their allocations).
+    pub holds: Vec<HoldState>,
+    /// Settlements created or refunded from.
+    pub settlements: Vec<SettlementRecord>,
+    /// Refunds created.
+    pub refunds: Vec<RefundRecord>,
+    /// Journal lines, summing to zero.
+    pub postings: Vec<Posting>,
+}
+
+impl Changes {
+    /// Whether nothing changed.
+    pub fn is_empty(&self) -> bool {
+        self.account.is_none()
+            && self.grants.is_empty()
+            && self.new_holds.is_empty()
+            && self.holds.is_empty()
+            && self.postings.is_empty()
+    }
+}
+
+/// Balance of one grant source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BucketBalance {
+    /// The source.
+    pub source: GrantSource,
+    /// Spendable now.
+    pub available: Credits,
+    /// Reserved by live holds.
+    pub held: Credits,
+    /// Spendable now but expiring within the window.
+    pub expiring_soon: Credits,
+}
+
+/// An account's balance as of `now`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Balance {
+    /// Spendable now.
+    pub available: Credits,
+    /// Reserved by live holds.
+    pub held: Credits,
+    /// Owed.
+    pub debt: Credits,
+    /// Per source, for sources with any credits.
+    pub buckets: Vec<BucketBalance>,
+}
+
+impl AccountBook {
+    /// A book over loaded state at `now` (the server clock).
+    pub fn new(
+        account: AccountState,
+        grants: Vec<GrantState>,
+        holds: Vec<HoldState>,
+        now: DateTime<Utc>,
+    ) -> Self {
+        AccountBook {
+            account,
+            grants: grants
+                .into_iter()
+                .map(|grant| (grant.grant_id, grant))
+                .collect(),
+            holds: holds.into_iter().map(|hold| (hold.hold_id, hold)).collect(),
+            now,
+            account_changed: false,
+            changed_grants: BTreeSet::new(),
+            changed_holds: BTreeSet::new(),
+            created_holds: BTreeSet::new(),
+            postings: Vec::new(),
+            settlements: Vec::new(),
+            refunds: Vec::new(),
+        }
+    }
+
+    /// The account.
+    pub fn account(&self) -> &AccountState {
+        &self.account
+    }
+
+    /// The time operations run at.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.now
+    }
+
+    /// The loaded grant with this external reference.
+    pub fn grant_by_external_ref(&self, external_ref: &str) -> Option<&GrantState> {
+        self.grants
+            .values()
+            .find(|grant| grant.external_ref.as_deref() == Some(external_ref))
+    }
+
+    /// A loaded hold.
+    pub fn hold(&self, hold_id: Uuid) -> Option<&HoldState> {
+        self.holds.get(&hold_id)
+    }
+
+    /// A loaded grant.
+    pub fn grant_state(&self, grant_id: Uuid) -> Option<&GrantState> {
+        self.grants.get(&grant_id)
+    }
+
+    /// Loaded grants spendable now, in consumption order.
+    pub(super) fn spendable_in_burn_order(&self) -> Vec<Uuid> {
+        let mut spendable: Vec<&GrantState> = self
+            .grants
+            .values()
+            .filter(|grant| grant.spendable_at(self.now) && grant.remaining.is_positive())
+            .collect();
+        spendable.sort_by_key(|grant| grant.burn_key());
+        spendable.into_iter().map(|grant| grant.grant_id).collect()
+    }
+
+    /// Spendable credits now.
+    pub fn available(&self) -> Credits {
+        self.spendable_in_burn_order()
+            .iter()
+            .filter_map(|grant_id| self.grants.get(grant_id))
+            .map(|grant| grant.remaining)
+            .sum()
+    }
+
+    pub(super) fn post(
+        &mut self,
+        kind: MovementKind,
+        from: LedgerAccount,
+        to: LedgerAccount,
+        amount: Credits,
+        refs: Refs,
+    ) {
+        if amount.is_positive() {
+            self.postings.extend(movement(kind, from, to, amount, refs));
+        }
+    }
+
+    pub(super) fn grant_mut(&mut self, grant_id: Uuid) -> &mut GrantState {
+        self.changed_grants.insert(grant_id);
+        self.grants.get_mut(&grant_id).unwrap_or_else(|| {
+            panic!("grant {grant_id} of an allocation must be loaded with its hold")
+        })
+    }
+
+    pub(super) fn hold_mut(&mut self, hold_id: Uuid) -> &mut HoldState {
+        self.changed_holds.insert(hold_id);
+        self.holds
+            .get_mut(&hold_id)
+            .unwrap_or_else(|| panic!("hold {hold_id} must be loaded before it is changed"))
+    }
+
+    /// Expires every active hold past its expiry, returning its reservations.
+    pub fn expire_due_holds(&mut self) {
+        let due: Vec<Uuid> = self
+            .holds
+            .values()
+            .filter(|hold| hold.is_due(self.now))
+            .map(|hold| hold.hold_id)
+            .collect();
+        for hold_id in due {
+            self.release_reservations(hold_id);
+            let now = self.now;
+            let hold = self.hold_mut(hold_id);
+            hold.status = HoldStatus::Expired;
+            hold.resolved_at = Some(now);
+        }
+    }
+
+    /// Returns every reservation of a hold to its grant; returns what was given back.
+    pub(super) fn release_reservations(&mut self, hold_id: Uuid) -> Credits {
+        let returned: Vec<(Uuid, Credits)> = self
+            .hold_mut(hold_id)
+            .allocations
+            .iter_mut()
+            .map(|allocation| {
+                let amount = allocation.reserved;
+                allocation.reserved = Credits::ZERO;
+                (allocation.grant_id, amount)
+            })
+            .collect();
+        for (grant_id, amount) in &returned {
+            let grant = self.grant_mut(*grant_id);
+            grant.reserved -= *amount;
+            grant.remaining += *amount;
+            let refs = Refs {
+                grant_id: Some(*grant_id),
+                hold_id: Some(hold_id),
+                ..Refs::default()
+            };
+            self.post(
+                MovementKind::Release,
+                LedgerAccount::Held,
+                LedgerAccount::Available,
+                *amount,
+                refs,
+            );
+        }
+        returned.iter().map(|(_, amount)| *amount).sum()
+    }
+
+    /// Reserves `amount` for `hold_id` from spendable grants in consumption order; the caller
+    /// has checked it is available.
+    pub(super) fn reserve(&mut self, hold_id: Uuid, amount: Credits) {
+        let mut left = amount;
+        for grant_id in self.spendable_in_burn_order() {
+            if !left.is_positive() {
+                break;
+            }
+            let grant = self.grant_mut(grant_id);
+            let take = grant.remaining.min(left);
+            grant.remaining -= take;
+            grant.reserved += take;
+            left -= take;
+            let hold = self.hold_mut(hold_id);
+            match hold
+                .allocations
+                .iter_mut()
+                .find(|allocation| allocation.grant_id == grant_id)
+            {
+                Some(allocation) => allocation.reserved += take,
+                None => hold.allocations.push(AllocationState {
+                    grant_id,
+                    reserved: take,
+                    captured: Credits::ZERO,
+                }),
+            }
+            let refs = Refs {
+                grant_id: Some(grant_id),
+                hold_id: Some(hold_id),
+                ..Refs::default()
+            };
+            self.post(
+                MovementKind::Hold,
+                LedgerAccount::Available,
+                LedgerAccount::Held,
+                take,
+                refs,
+            );
+        }
+        assert!(
+            left.is_zero(),
+            "reserve was called without enough available credits"
+        );
+    }
+
+    /// Refuses new reservations on a suspended account or one in debt.
+    pub(super) fn check_may_reserve(&self) -> Result<(), Decline> {
+        if self.account.status != AccountStatus::Active {
+            return Err(Decline::AccountSuspended {
+                status: self.account.status.as_str(),
+            });
+        }
+        if self.account.debt.is_positive() {
+            return Err(Decline::AccountInDebt {
+                debt: self.account.debt,
+            });
+        }
+        Ok(())
+    }
+
+    /// Creates an active hold of `hold.amount`, reserving from grants in consumption order.
+    pub fn authorize(&mut self, mut hold: HoldState) -> Result<(), Decline> {
+        self.expire_due_holds();
+        self.check_may_reserve()?;
+        let available = self.available();
+        if available < hold.amount {
+            return Err(Decline::InsufficientCredits {
+                required: hold.amount,
+                available,
+            });
+        }
+        hold.status = HoldStatus::Active;
+        hold.allocations.clear();
+        let (hold_id, amount) = (hold.hold_id, hold.amount);
+        self.holds.insert(hold_id, hold);
+        self.created_holds.insert(hold_id);
+        self.reserve(hold_id, amount);
+        self.finish();
+        Ok(())
+    }
+
+    /// Raises a live hold to `new_amount` and/or moves its expiry.
+    pub fn extend(
+        &mut self,
+        hold_id: Uuid,
+        new_amount: Option<Credits>,
+        new_expires_at: Option<DateTime<Utc>>,
+    ) -> Result<(), Decline> {
+        self.expire_due_holds();
+        let hold = self
+            .holds
+            .get(&hold_id)
+            .unwrap_or_else(|| panic!("hold {hold_id} must be loaded"));
+        if hold.status != HoldStatus::Active {
+            return Err(Decline::HoldNotActive {
+                status: hold.status,
+            });
+        }
+        let current = hold.amount;
+        if let Some(requested) = new_amount {
+            if requested < current {
+                return Err(Decline::AmountBelowHold { requested, current });
+            }
+            let more = requested - current;
+            if more.is_positive() {
+                self.check_may_reserve()?;
+                let available = self.available();
+                if available < more {
+                    return Err(Decline::InsufficientCredits {
+                        required: more,
+                        available,
+                    });
+                }
+                self.reserve(hold_id, more);
+                self.hold_mut(hold_id).amount = requested;
+            }
+        }
+        if let Some(expires_at) = new_expires_at {
+            self.hold_mut(hold_id).expires_at = expires_at;
+        }
+        self.finish();
+        Ok(())
+    }
+
+    /// Gives a live hold back; returns what was released.
+    pub fn release(&mut self, hold_id: Uuid) -> Result<Credits, Decline> {
+        self.expire_due_holds();
+        let status = self.holds.get(&hold_id).map(|hold| hold.status);
+        if status != Some(HoldStatus::Active) {
+            return Err(Decline::HoldNotActive {
+                status: status.unwrap_or(HoldStatus::Expired),
+            });
+        }
+        let released = self.release_reservations(hold_id);
+        let now = self.now;
+        let hold = self.hold_mut(hold_id);
+        hold.status = HoldStatus::Released;
+        hold.resolved_at = Some(now);
+        self.finish();
+        Ok(released)
+    }
+
+    /// Adds a grant; its credits pay any debt first.
+    pub fn grant(&mut self, grant: GrantState) {
+        self.expire_due_holds();
+        let (grant_id, amount) = (grant.grant_id, grant.amount);
+        self.grants.insert(grant_id, grant);
+        self.changed_grants.insert(grant_id);
+        let refs = Refs {
+            grant_id: Some(grant_id),
+            ..Refs::default()
+        };
+        self.post(
+            MovementKind::Grant,
+            LedgerAccount::Issued,
+            LedgerAccount::Available,
+            amount,
+            refs,
+        );
+        self.finish();
+    }
+
+    /// Housekeeping only: expire due holds and grants, pay debt. For the background sweeper.
+    pub fn sweep(&mut self) {
+        self.expire_due_holds();
+        self.finish();
+    }
+
+    /// Posts breakage of expired grants and pays debt from spendable credits.
+    pub(super) fn finish(&mut self) {
+        let expired: Vec<Uuid> = self
+            .grants
+            .values()
+            .filter(|grant| grant.expired_at(self.now) && grant.remaining.is_positive())
+            .map(|grant| grant.grant_id)
+            .collect();
+        for grant_id in expired {
+            let grant = self.grant_mut(grant_id);
+            let amount = grant.remaining;
+            grant.remaining = Credits::ZERO;
+            let refs = Refs {
+                grant_id: Some(grant_id),
+                ..Refs::default()
+            };
+            self.post(
+                MovementKind::Expiry,
+                LedgerAccount::Available,
+                LedgerAccount::Expired,
+                amount,
+                refs,
+            );
+        }
+        if self.account.debt.is_positive() {
+            for grant_id in self.spendable_in_burn_order() {
+                let debt = self.account.debt;
+                if !debt.is_positive() {
+                    break;
+                }
+                let grant = self.grant_mut(grant_id);
+                let take = grant.remaining.min(debt);
+                grant.remaining -= take;
+                self.account.debt -= take;
+                self.account_changed = true;
+                let refs = Refs {
+                    grant_id: Some(grant_id),
+                    ..Refs::default()
+                };
+                self.post(
+                    MovementKind::DebtRepayment,
+                    LedgerAccount::Available,
+                    LedgerAccount::Debt,
+                    take,
+                    refs,
+                );
+            }
+        }
+    }
+
+    /// The balance as of now, counting a due-but-unswept hold as released.
+    pub fn balance(&self, expiring_within: Duration) -> Balance {
+        let mut view = self.clone();
+        view.sweep();
+        let horizon = view.now + expiring_within;
+        let mut buckets: BTreeMap<&'static str, BucketBalance> = BTreeMap::new();
+        for grant in view.grants.values() {
+            let spendable = grant.spendable_at(view.now);
+            let bucket = buckets
+                .entry(grant.source.as_str())
+                .or_insert(BucketBalance {
+                    source: grant.source,
+                    available: Credits::ZERO,
+                    held: Credits::ZERO,
+                    expiring_soon: Credits::ZERO,
+                });
+            bucket.held += grant.reserved;
+            if spendable {
+                bucket.available += grant.remaining;
+                if grant
+                    .expires_at
+                    .is_some_and(|expires_at| expires_at <= horizon)
+                {
+                    bucket.expiring_soon += grant.remaining;
+                }
+            }
+        }
+        let buckets: Vec<BucketBalance> = buckets
+            .into_values()
+            .filter(|bucket| bucket.available.is_positive() || bucket.held.is_positive())
+            .collect();
+        Balance {
+            available: buckets.iter().map(|bucket| bucket.available).sum(),
+            held: buckets.iter().map(|bucket| bucket.held).sum(),
+            debt: view.account.debt,
+            buckets,
+        }
+    }
+
+    /// What the operations changed.
+    pub fn into_changes(self) -> Changes {
+        let postings_sum: Credits = self.postings.iter().map(|posting| posting.amount).sum();
+        assert!(postings_sum.is_zero(), "journal postings must sum to zero");
+        Changes {
+            account: self.account_changed.then(|| self.account.clone()),
+            grants: self
+                .changed_grants
+                .iter()
+                .filter_map(|id| self.grants.get(id).cloned())
+                .collect(),
+            new_holds: self
+                .created_holds
+                .iter()
+                .filter_map(|id| self.holds.get(id).cloned())
+                .collect(),
+            holds: self
+                .changed_holds
+                .iter()
+                .filter(|id| !self.created_holds.contains(id))
+                .filter_map(|id| self.holds.get(id).cloned())
+                .collect(),
+            settlements: self.settlements,
+            refunds: self.refunds,
+            postings: self.postings,
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! Declines: state-dependent refusals decided under the account lock. They are stored with
+//! the idempotency record, so a retry gets the same answer even after the state changed.
+
+use super::model::HoldStatus;
+use super::money::Credits;
+
+/// Why an operation was refused by the account's state.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Decline {
+    /// Not enough spendable credits.
+    #[error("insufficient credits: {required} required, {available} available")]
+    InsufficientCredits {
+        /// What was asked for.
+        required: Credits,
+        /// What was spendable.
+        available: Credits,
+    },
+    /// The account owes credits; new holds wait until it is paid.
+    #[error("the account is in debt by {debt}; grant credits to pay it first")]
+    AccountInDebt {
+        /// What it owes.
+        debt: Credits,
+    },
+    /// The account is suspended or closed.
+    #[error("the account is {status} and cannot start runs")]
+    AccountSuspended {
+        /// Its status name.
+        status: &'static str,
+    },
+    /// The hold is no longer active.
+    #[error("the hold is {}, not ACTIVE", status.as_str())]
+    HoldNotActive {
+        /// Its status.
+        status: HoldStatus,
+    },
+    /// More refunded than was charged.
+    #[error("refund of {requested} exceeds what is left to refund ({refundable})")]
+    RefundExceedsCapture {
+        /// What was asked for.
+        requested: Credits,
+        /// What is left.
+        refundable: Credits,
+    },
+    /// Too many partial captures on one hold.
+    #[error("the hold already has {limit} partial captures; settle it with partial = false")]
+    PartialCaptureLimit {
+        /// The limit.
+        limit: i32,
+    },
+    /// ExtendHold would lower the hold.
+    #[error(
+        "new hold amount {requested} is below the current amount {current}; ExtendHold only raises a hold"
+    )]
+    AmountBelowHold {
+        /// What was asked for.
+        requested: Credits,
+        /// The hold's amount.
+        current: Credits,
+    },
+}
+
+impl Decline {
+    /// The ErrorInfo reason.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Decline::InsufficientCredits { .. } => "INSUFFICIENT_CREDITS",
+            Decline::AccountInDebt { .. } => "ACCOUNT_IN_DEBT",
+            Decline::AccountSuspended { .. } => "ACCOUNT_SUSPENDED",
+            Decline::HoldNotActive { .. } => "HOLD_NOT_ACTIVE",
+            Decline::RefundExceedsCapture { .. } => "REFUND_EXCEEDS_CAPTURE",
+            Decline::PartialCaptureLimit { .. } => "PARTIAL_CAPTURE_LIMIT",
+            Decline::AmountBelowHold { .. } => "INVALID_AMOUNT",
+        }
+    }
+
+    /// ErrorInfo metadata: the figures behind the decline.
+    pub fn metadata(&self) -> Vec<(String, String)> {
+        let pairs: Vec<(&str, String)> = match self {
+            Decline::InsufficientCredits {
+                required,
+                available,
+            } => {
+                vec![
+                    ("required", required.to_string()),
+                    ("available", available.to_string()),
+                ]
+            }
+            Decline::AccountInDebt { debt } => vec![("debt", debt.to_string())],
+            Decline::AccountSuspended { status } => vec![("status", (*status).to_owned())],
+            Decline::HoldNotActive { status } => vec![("status", status.as_str().to_owned())],
+            Decline::RefundExceedsCapture {
+                requested,
+                refundable,
+            } => {
+                vec![
+                    ("requested", requested.to_string()),
+                    ("refundable", refundable.to_string()),
+                ]
+            }
+            Decline::PartialCaptureLimit { limit } => vec![("limit", limit.to_string())],
+            Decline::AmountBelowHold { requested, current } => {
+                vec![
+                    ("requested", requested.to_string()),
+                    ("current", current.to_string()),
+                ]
+            }
+        };
+        pairs
+            .into_iter()
+            .map(|(key, value)| (key.to_owned(), value))
+            .collect()
+    }
+}

@@ -1,0 +1,23 @@
+//! The money domain, pure: no I/O, no proto, no SQL. An [`AccountBook`] holds one account's
+//! loaded state (grants, holds, debt) and applies operations to it, recording every movement as
+//! balanced journal postings; the store loads it under the account lock and persists what
+//! changed.
+
+mod book;
+mod decline;
+mod journal;
+mod model;
+mod money;
+mod settle;
+
+pub use book::{AccountBook, Balance, BucketBalance, Changes};
+pub use decline::Decline;
+pub use journal::{LedgerAccount, MovementKind, Posting};
+pub use model::{
+    AccountState, AccountStatus, AllocationState, GrantSource, GrantState, HoldMeta, HoldState,
+    HoldStatus, RefundRecord, SettlePolicy, SettlementPart, SettlementRecord,
+};
+pub use money::{AmountError, Credits, MAX_DECIMAL_PLACES, parse_amount};
+pub use settle::{RefundRequest, SettleRequest};
+#[cfg(test)]
+mod tests;

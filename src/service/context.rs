@@ -1,0 +1,19 @@
+//! What every money use case needs: the pool, the clock and the limits.
+
+use std::sync::Arc;
+
+use deadpool_postgres::Pool;
+
+use crate::clock::Clock;
+use crate::config::MoneyLimits;
+
+/// Shared by the use cases of one server.
+#[derive(Debug, Clone)]
+pub struct Context {
+    /// Database connections.
+    pub pool: Pool,
+    /// The server clock.
+    pub clock: Arc<dyn Clock>,
+    /// Limits of the money path.
+    pub limits: MoneyLimits,
+}

@@ -1,0 +1,260 @@
+//! The worker's money path: Authorize, ExtendHold, Settle, Release, Refund, GetHold. Input is
+//! already parsed into domain types; each mutation runs once under the account lock.
+
+use chrono::Duration;
+use uuid::Uuid;
+
+use super::access::Caller;
+use super::idempotency::{Fingerprint, answer_result};
+use super::locked::run_locked;
+use super::{Context, ServiceError};
+use crate::ledger::{
+    AccountBook, Credits, HoldMeta, HoldState, HoldStatus, RefundRequest, SettleRequest,
+    SettlementRecord,
+};
+use crate::store::book::LockTarget;
+use crate::store::{StoreError, accounts, idempotency};
+
+/// Authorize with an explicit amount.
+#[derive(Debug, Clone)]
+pub struct AuthorizeCommand {
+    /// The account.
+    pub account_id: Uuid,
+    /// Credits to hold.
+    pub amount: Credits,
+    /// Time to live.
+    pub ttl: Duration,
+    /// The run (authorize key included).
+    pub meta: HoldMeta,
+}
+
+/// Raise a hold and/or move its expiry.
+#[derive(Debug, Clone)]
+pub struct ExtendCommand {
+    /// The hold.
+    pub hold_id: Uuid,
+    /// New total amount.
+    pub amount: Option<Credits>,
+    /// New TTL from now.
+    pub ttl: Option<Duration>,
+}
+
+/// Capture a hold.
+#[derive(Debug, Clone)]
+pub struct SettleCommand {
+    /// The hold.
+    pub hold_id: Uuid,
+    /// Metered total.
+    pub total: Credits,
+    /// Keep the hold open.
+    pub partial: bool,
+}
+
+/// Refund a settlement.
+#[derive(Debug, Clone)]
+pub struct RefundCommand {
+    /// The settlement.
+    pub settlement_id: Uuid,
+    /// Credits; `None` = all that is left.
+    pub amount: Option<Credits>,
+    /// Why.
+    pub reason: String,
+}
+
+/// Encodes an answer from the book after the operation and its result.
+pub type Encoder<T> = Box<dyn FnOnce(&AccountBook, T) -> Vec<u8> + Send>;
+
+/// Holds `command.amount` on the account.
+pub async fn authorize(
+    context: &Context,
+    caller: Caller,
+    command: AuthorizeCommand,
+    fingerprint: Fingerprint,
+    encode: Encoder<Uuid>,
+) -> Result<Vec<u8>, ServiceError> {
+    let target = LockTarget {
+        tenant_id: caller.tenant_id,
+        account_id: command.account_id,
+        idempotency_key: Some(fingerprint.key.clone()),
+        ..LockTarget::default()
+    };
+    let operate = move |book: &mut AccountBook, _| {
+        let now = book.now();
+        let hold = HoldState {
+            hold_id: Uuid::now_v7(),
+            status: HoldStatus::Active,
+            amount: command.amount,
+            captured: Credits::ZERO,
+            expires_at: now + command.ttl,
+            allocations: Vec::new(),
+            partial_captures: 0,
+            late_settled: false,
+            created_at: now,
+            resolved_at: None,
+            meta: command.meta,
+        };
+        let hold_id = hold.hold_id;
+        book.authorize(hold)?;
+        Ok(hold_id)
+    };
+    run_locked(context, target, fingerprint, operate, encode).await
+}
+
+async fn hold_target(
+    context: &Context,
+    caller: Caller,
+    hold_id: Uuid,
+    fingerprint: &Fingerprint,
+) -> Result<LockTarget, ServiceError> {
+    let client = context.pool.get().await.map_err(StoreError::from)?;
+    let account_id = accounts::hold_account(&client, caller.tenant_id, hold_id)
+        .await?
+        .ok_or_else(|| ServiceError::hold_not_found(format!("hold {hold_id}")))?;
+    Ok(LockTarget {
+        tenant_id: caller.tenant_id,
+        account_id,
+        idempotency_key: Some(fingerprint.key.clone()),
+        hold_id: Some(hold_id),
+        ..LockTarget::default()
+    })
+}
+
+/// Raises a live hold and/or moves its expiry.
+pub async fn extend(
+    context: &Context,
+    caller: Caller,
+    command: ExtendCommand,
+    fingerprint: Fingerprint,
+    encode: Encoder<Uuid>,
+) -> Result<Vec<u8>, ServiceError> {
+    let target = hold_target(context, caller, command.hold_id, &fingerprint).await?;
+    let operate = move |book: &mut AccountBook, _| {
+        let expires_at = command.ttl.map(|ttl| book.now() + ttl);
+        book.extend(command.hold_id, command.amount, expires_at)?;
+        Ok(command.hold_id)
+    };
+    run_locked(context, target, fingerprint, operate, encode).await
+}
+
+/// Captures a hold.
+pub async fn settle(
+    context: &Context,
+    caller: Caller,
+    command: SettleCommand,
+    fingerprint: Fingerprint,
+    encode: Encoder<SettlementRecord>,
+) -> Result<Vec<u8>, ServiceError> {
+    let target = hold_target(context, caller, command.hold_id, &fingerprint).await?;
+    let max_partial_captures = context.limits.max_partial_captures;
+    let operate = move |book: &mut AccountBook, _| {
+        let request = SettleRequest {
+            settlement_id: Uuid::now_v7(),
+            hold_id: command.hold_id,
+            total: command.total,
+            partial: command.partial,
+            max_partial_captures,
+        };
+        Ok(book.settle(&request)?)
+    };
+    run_locked(context, target, fingerprint, operate, encode).await
+}
+
+/// Gives a live hold back.
+pub async fn release(
+    context: &Context,
+    caller: Caller,
+    hold_id: Uuid,
+    fingerprint: Fingerprint,
+    encode: Encoder<Credits>,
+) -> Result<Vec<u8>, ServiceError> {
+    let target = hold_target(context, caller, hold_id, &fingerprint).await?;
+    let operate = move |book: &mut AccountBook, _| Ok(book.release(hold_id)?);
+    run_locked(context, target, fingerprint, operate, encode).await
+}
+
+/// Refunds (part of) a settlement.
+pub async fn refund(
+    context: &Context,
+    caller: Caller,
+    command: RefundCommand,
+    fingerprint: Fingerprint,
+    encode: Encoder<crate::ledger::RefundRecord>,
+) -> Result<Vec<u8>, ServiceError> {
+    let settlement_id = command.settlement_id;
+    let not_found = move || ServiceError::NotFound {
+        reason: "SETTLEMENT_NOT_FOUND",
+        what: format!("settlement {settlement_id}"),
+    };
+    let client = context.pool.get().await.map_err(StoreError::from)?;
+    let account_id = accounts::settlement_account(&client, caller.tenant_id, settlement_id)
+        .await?
+        .ok_or_else(not_found)?;
+    drop(client);
+    let target = LockTarget {
+        tenant_id: caller.tenant_id,
+        account_id,
+        idempotency_key: Some(fingerprint.key.clone()),
+        settlement_id: Some(settlement_id),
+        ..LockTarget::default()
+    };
+    let refund_grant_ttl = context.limits.refund_grant_ttl;
+    let operate = move |book: &mut AccountBook, settlement: Option<SettlementRecord>| {
+        let mut settlement = settlement.ok_or_else(not_found)?;
+        let request = RefundRequest {
+            refund_id: Uuid::now_v7(),
+            amount: command.amount,
+            reason: command.reason,
+            refund_grant_id: Uuid::now_v7(),
+            refund_grant_expires_at: book.now() + refund_grant_ttl,
+        };
+        Ok(book.refund(&mut settlement, &request)?)
+    };
+    run_locked(context, target, fingerprint, operate, encode).await
+}
+
+/// A hold with its settlements, as of now.
+#[derive(Debug, Clone)]
+pub struct HoldView {
+    /// Its account.
+    pub account_id: Uuid,
+    /// The hold (shown EXPIRED once past its expiry, even before the sweeper ran).
+    pub hold: HoldState,
+    /// Its settlements, oldest first.
+    pub settlements: Vec<SettlementRecord>,
+}
+
+/// A hold by id, or by the idempotency key of the Authorize that made it. A declined
+/// Authorize answers with its decline; an unknown key with HOLD_NOT_FOUND.
+pub async fn get_hold(
+    context: &Context,
+    caller: Caller,
+    hold_id: Option<Uuid>,
+    authorize_key: Option<&str>,
+) -> Result<HoldView, ServiceError> {
+    let client = context.pool.get().await.map_err(StoreError::from)?;
+    if let Some((account_id, mut hold, settlements)) =
+        accounts::find_hold(&client, caller.tenant_id, hold_id, authorize_key).await?
+    {
+        if hold.is_due(context.clock.now()) {
+            hold.status = HoldStatus::Expired;
+        }
+        return Ok(HoldView {
+            account_id,
+            hold,
+            settlements,
+        });
+    }
+    if let Some(key) = authorize_key {
+        if let Some(stored) = idempotency::find(&client, caller.tenant_id, key).await? {
+            if stored.rpc == "Authorize" {
+                answer_result(stored.answer)?;
+            }
+        }
+    }
+    let what = match (hold_id, authorize_key) {
+        (Some(hold_id), _) => format!("hold {hold_id}"),
+        (None, Some(key)) => format!("hold authorized with idempotency key {key:?}"),
+        (None, None) => "hold".to_owned(),
+    };
+    Err(ServiceError::hold_not_found(what))
+}

@@ -1,0 +1,324 @@
+//! Accounts and read-only queries (no lock): account rows, holds with their settlements, and
+//! a consistent snapshot of an account's book for balance reads.
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::{GenericClient, Pool};
+use rust_decimal::Decimal;
+use uuid::Uuid;
+
+use super::StoreError;
+use super::idempotency::{INSERT_RECORD, NewRecord, RecordParams};
+use super::rows::{self, GRANT_COLUMNS, HOLD_COLUMNS, SETTLEMENT_COLUMNS};
+use crate::ledger::{
+    AccountBook, AccountStatus, Credits, HoldState, SettlePolicy, SettlementRecord,
+};
+
+/// An account as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountRow {
+    /// Id.
+    pub account_id: Uuid,
+    /// The tenant's id for it.
+    pub external_id: String,
+    /// ORGANIZATION or USER.
+    pub kind: String,
+    /// Status.
+    pub status: AccountStatus,
+    /// Above-hold policy.
+    pub settle_policy: SettlePolicy,
+    /// Entitlements, sorted.
+    pub entitlements: Vec<String>,
+    /// Low-balance threshold.
+    pub low_balance_threshold: Option<Credits>,
+    /// Debt.
+    pub debt: Credits,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+    /// Last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+const ACCOUNT_COLUMNS: &str = "account_id, external_id, kind, status, settle_policy, entitlements, \
+     low_balance_threshold, debt, created_at, updated_at";
+
+fn account_row(row: &tokio_postgres::Row) -> Result<AccountRow, StoreError> {
+    let state = rows::account_state(row)?;
+    Ok(AccountRow {
+        account_id: state.account_id,
+        external_id: row.get("external_id"),
+        kind: row.get("kind"),
+        status: state.status,
+        settle_policy: state.settle_policy,
+        entitlements: row.get("entitlements"),
+        low_balance_threshold: row
+            .get::<_, Option<Decimal>>("low_balance_threshold")
+            .map(Credits::from_decimal),
+        debt: state.debt,
+        created_at: row.get("created_at"),
+        updated_at: row.get("updated_at"),
+    })
+}
+
+/// Inserts an account and its idempotency record in one transaction. A taken external id is
+/// a [`StoreError::UniqueViolation`] on `accounts_tenant_id_external_id_key`.
+pub async fn insert_account(
+    pool: &Pool,
+    tenant_id: Uuid,
+    account: &AccountRow,
+    record: &NewRecord,
+) -> Result<(), StoreError> {
+    let mut client = pool.get().await?;
+    let transaction = client.transaction().await?;
+    let threshold = account.low_balance_threshold.map(Credits::decimal);
+    transaction
+        .execute(
+            "INSERT INTO accounts (account_id, tenant_id, external_id, kind, status, settle_policy, entitlements, \
+             low_balance_threshold, debt, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $9)",
+            &[
+                &account.account_id,
+                &tenant_id,
+                &account.external_id,
+                &account.kind,
+                &account.status.as_str(),
+                &account.settle_policy.as_str(),
+                &account.entitlements,
+                &threshold,
+                &account.created_at,
+            ],
+        )
+        .await?;
+    let params = RecordParams::new(record);
+    transaction
+        .execute(INSERT_RECORD, &params.as_params())
+        .await?;
+    transaction.commit().await?;
+    Ok(())
+}
+
+/// The account by id or external id, scoped by tenant.
+pub async fn find_account(
+    client: &impl GenericClient,
+    tenant_id: Uuid,
+    account_id: Option<Uuid>,
+    external_id: Option<&str>,
+) -> Result<Option<AccountRow>, StoreError> {
+    let row = client
+        .query_opt(
+            &format!(
+                "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE tenant_id = $1 AND (account_id = $2 OR external_id = $3)"
+            ),
+            &[&tenant_id, &account_id, &external_id],
+        )
+        .await?;
+    row.as_ref().map(account_row).transpose()
+}
+
+/// Changes to an account's settings.
+#[derive(Debug, Clone, Default)]
+pub struct AccountUpdate {
+    /// New status.
+    pub status: Option<AccountStatus>,
+    /// New policy.
+    pub settle_policy: Option<SettlePolicy>,
+    /// New entitlements.
+    pub entitlements: Option<Vec<String>>,
+    /// New threshold (`Some(None)` clears it).
+    pub low_balance_threshold: Option<Option<Credits>>,
+}
+
+/// Applies `update` under the account lock with its idempotency record; `None` if the
+/// account does not exist for the tenant.
+pub async fn update_account(
+    pool: &Pool,
+    tenant_id: Uuid,
+    account_id: Uuid,
+    update: &AccountUpdate,
+    record: impl FnOnce(&AccountRow) -> NewRecord,
+) -> Result<Option<AccountRow>, StoreError> {
+    let mut client = pool.get().await?;
+    let transaction = client.transaction().await?;
+    let Some(row) = transaction
+        .query_opt(
+            &format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE account_id = $1 AND tenant_id = $2 FOR UPDATE"),
+            &[&account_id, &tenant_id],
+        )
+        .await?
+    else {
+        return Ok(None);
+    };
+    let mut account = account_row(&row)?;
+    if let Some(status) = update.status {
+        account.status = status;
+    }
+    if let Some(policy) = update.settle_policy {
+        account.settle_policy = policy;
+    }
+    if let Some(entitlements) = &update.entitlements {
+        account.entitlements.clone_from(entitlements);
+    }
+    if let Some(threshold) = update.low_balance_threshold {
+        account.low_balance_threshold = threshold;
+    }
+    let updated_at: DateTime<Utc> = transaction.query_one("SELECT now()", &[]).await?.get(0);
+    account.updated_at = updated_at;
+    transaction
+        .execute(
+            "UPDATE accounts SET status = $2, settle_policy = $3, entitlements = $4, low_balance_threshold = $5, \
+             updated_at = $6 WHERE account_id = $1",
+            &[
+                &account_id,
+                &account.status.as_str(),
+                &account.settle_policy.as_str(),
+                &account.entitlements,
+                &account.low_balance_threshold.map(Credits::decimal),
+                &account.updated_at,
+            ],
+        )
+        .await?;
+    let params = RecordParams::new(&record(&account));
+    transaction
+        .execute(INSERT_RECORD, &params.as_params())
+        .await?;
+    transaction.commit().await?;
+    Ok(Some(account))
+}
+
+/// The account a hold belongs to, scoped by tenant.
+pub async fn hold_account(
+    client: &impl GenericClient,
+    tenant_id: Uuid,
+    hold_id: Uuid,
+) -> Result<Option<Uuid>, StoreError> {
+    let row = client
+        .query_opt(
+            "SELECT account_id FROM holds WHERE hold_id = $1 AND tenant_id = $2",
+            &[&hold_id, &tenant_id],
+        )
+        .await?;
+    Ok(row.map(|row| row.get(0)))
+}
+
+/// The account a settlement belongs to, scoped by tenant.
+pub async fn settlement_account(
+    client: &impl GenericClient,
+    tenant_id: Uuid,
+    settlement_id: Uuid,
+) -> Result<Option<Uuid>, StoreError> {
+    let row = client
+        .query_opt(
+            "SELECT account_id FROM settlements WHERE settlement_id = $1 AND tenant_id = $2",
+            &[&settlement_id, &tenant_id],
+        )
+        .await?;
+    Ok(row.map(|row| row.get(0)))
+}
+
+/// A hold by id or Authorize idempotency key, with its allocations and settlements.
+pub async fn find_hold(
+    client: &impl GenericClient,
+    tenant_id: Uuid,
+    hold_id: Option<Uuid>,
+    authorize_key: Option<&str>,
+) -> Result<Option<(Uuid, HoldState, Vec<SettlementRecord>)>, StoreError> {
+    let Some(row) = client
+        .query_opt(
+            &format!(
+                "SELECT account_id, {HOLD_COLUMNS} FROM holds WHERE tenant_id = $1 AND (hold_id = $2 OR authorize_key = $3)"
+            ),
+            &[&tenant_id, &hold_id, &authorize_key],
+        )
+        .await?
+    else {
+        return Ok(None);
+    };
+    let account_id: Uuid = row.get("account_id");
+    let mut hold = rows::hold(&row)?;
+    let allocations = client
+        .query(
+            "SELECT hold_id, grant_id, reserved, captured FROM hold_allocations WHERE hold_id = $1 ORDER BY position",
+            &[&hold.hold_id],
+        )
+        .await?;
+    rows::attach_allocations(std::slice::from_mut(&mut hold), &allocations);
+    let settlements = client
+        .query(
+            &format!("SELECT {SETTLEMENT_COLUMNS} FROM settlements WHERE hold_id = $1 ORDER BY created_at, settlement_id"),
+            &[&hold.hold_id],
+        )
+        .await?
+        .iter()
+        .map(rows::settlement)
+        .collect();
+    Ok(Some((account_id, hold, settlements)))
+}
+
+/// A consistent snapshot of an account's book (no lock) at `now`: live grants and active
+/// holds, read in one repeatable-read transaction.
+pub async fn snapshot_book(
+    pool: &Pool,
+    tenant_id: Uuid,
+    account_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<Option<AccountBook>, StoreError> {
+    let mut client = pool.get().await?;
+    let transaction = client
+        .build_transaction()
+        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await?;
+    let Some(account) = transaction
+        .query_opt(
+            "SELECT account_id, status, settle_policy, debt FROM accounts WHERE account_id = $1 AND tenant_id = $2",
+            &[&account_id, &tenant_id],
+        )
+        .await?
+    else {
+        return Ok(None);
+    };
+    let account = rows::account_state(&account)?;
+    let grants = transaction
+        .query(&format!("SELECT {GRANT_COLUMNS} FROM grants WHERE account_id = $1 AND (remaining > 0 OR reserved > 0)"), &[&account_id])
+        .await?
+        .iter()
+        .map(rows::grant)
+        .collect::<Result<Vec<_>, _>>()?;
+    let filter = "account_id = $1 AND status = 'ACTIVE' AND expires_at <= $2";
+    let mut holds = transaction
+        .query(
+            &format!("SELECT {HOLD_COLUMNS} FROM holds WHERE {filter}"),
+            &[&account_id, &now],
+        )
+        .await?
+        .iter()
+        .map(rows::hold)
+        .collect::<Result<Vec<_>, _>>()?;
+    let allocations = transaction
+        .query(
+            &format!("SELECT hold_id, grant_id, reserved, captured FROM hold_allocations WHERE hold_id IN (SELECT hold_id FROM holds WHERE {filter}) ORDER BY hold_id, position"),
+            &[&account_id, &now],
+        )
+        .await?;
+    rows::attach_allocations(&mut holds, &allocations);
+    transaction.commit().await?;
+    Ok(Some(AccountBook::new(account, grants, holds, now)))
+}
+
+/// Accounts with work for the sweeper at `now`: due holds or expired grants with credits
+/// left, at most `limit`.
+pub async fn accounts_to_sweep(
+    client: &impl GenericClient,
+    now: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<(Uuid, Uuid)>, StoreError> {
+    let rows = client
+        .query(
+            "SELECT DISTINCT a.tenant_id, a.account_id FROM accounts a WHERE a.account_id IN (
+                (SELECT account_id FROM holds WHERE status = 'ACTIVE' AND expires_at <= $1 ORDER BY expires_at LIMIT $2)
+                UNION
+                (SELECT account_id FROM grants WHERE remaining > 0 AND expires_at <= $1 ORDER BY expires_at LIMIT $2))",
+            &[&now, &limit],
+        )
+        .await?;
+    Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
+}

@@ -1,0 +1,205 @@
+//! Idempotency records: one row per mutating call, committed with its effect.
+
+use deadpool_postgres::GenericClient;
+use uuid::Uuid;
+
+use super::StoreError;
+
+/// What a mutating call answered, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoredAnswer {
+    /// The encoded response message.
+    Response(Vec<u8>),
+    /// A decline: reason, message and metadata pairs.
+    Declined {
+        /// ErrorInfo reason.
+        reason: String,
+        /// Message.
+        message: String,
+        /// Metadata pairs.
+        metadata: Vec<(String, String)>,
+    },
+}
+
+/// A stored record.
+#[derive(Debug, Clone)]
+pub struct StoredRecord {
+    /// RPC it answered.
+    pub rpc: String,
+    /// SHA-256 of the request.
+    pub request_hash: Vec<u8>,
+    /// The encoded request.
+    pub request: Vec<u8>,
+    /// The answer.
+    pub answer: StoredAnswer,
+}
+
+/// A record to store.
+#[derive(Debug, Clone)]
+pub struct NewRecord {
+    /// Tenant.
+    pub tenant_id: Uuid,
+    /// Key.
+    pub key: String,
+    /// RPC.
+    pub rpc: &'static str,
+    /// SHA-256 of the request.
+    pub request_hash: [u8; 32],
+    /// The encoded request.
+    pub request: Vec<u8>,
+    /// The account it touched.
+    pub account_id: Option<Uuid>,
+    /// The answer.
+    pub answer: StoredAnswer,
+}
+
+/// Reads the record of `key`.
+pub const SELECT_RECORD: &str = "SELECT rpc, request_hash, request, response, error_reason, error_message, \
+     error_metadata FROM idempotency_records WHERE tenant_id = $1 AND idempotency_key = $2";
+
+/// Inserts a record; parameters as in [`record_params`].
+pub const INSERT_RECORD: &str = "INSERT INTO idempotency_records (tenant_id, idempotency_key, rpc, request_hash, \
+     request, account_id, response, error_reason, error_message, error_metadata, created_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, now())";
+
+/// A record row.
+pub fn stored_record(row: &tokio_postgres::Row) -> StoredRecord {
+    let response: Option<Vec<u8>> = row.get("response");
+    let answer = match response {
+        Some(bytes) => StoredAnswer::Response(bytes),
+        None => {
+            let flat: Vec<String> = row
+                .get::<_, Option<Vec<String>>>("error_metadata")
+                .unwrap_or_default();
+            StoredAnswer::Declined {
+                reason: row
+                    .get::<_, Option<String>>("error_reason")
+                    .unwrap_or_default(),
+                message: row
+                    .get::<_, Option<String>>("error_message")
+                    .unwrap_or_default(),
+                metadata: flat
+                    .chunks(2)
+                    .filter_map(|pair| Some((pair.first()?.clone(), pair.get(1)?.clone())))
+                    .collect(),
+            }
+        }
+    };
+    StoredRecord {
+        rpc: row.get("rpc"),
+        request_hash: row.get("request_hash"),
+        request: row.get("request"),
+        answer,
+    }
+}
+
+/// Owned parameters of [`INSERT_RECORD`].
+pub struct RecordParams {
+    tenant_id: Uuid,
+    key: String,
+    rpc: String,
+    hash: Vec<u8>,
+    request: Vec<u8>,
+    account_id: Option<Uuid>,
+    response: Option<Vec<u8>>,
+    reason: Option<String>,
+    message: Option<String>,
+    metadata: Option<Vec<String>>,
+}
+
+impl std::fmt::Debug for RecordParams {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("RecordParams")
+            .field("rpc", &self.rpc)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RecordParams {
+    /// Parameters of a record.
+    pub fn new(record: &NewRecord) -> Self {
+        let (response, reason, message, metadata) = match &record.answer {
+            StoredAnswer::Response(bytes) => (Some(bytes.clone()), None, None, None),
+            StoredAnswer::Declined {
+                reason,
+                message,
+                metadata,
+            } => (
+                None,
+                Some(reason.clone()),
+                Some(message.clone()),
+                Some(
+                    metadata
+                        .iter()
+                        .flat_map(|(key, value)| [key.clone(), value.clone()])
+                        .collect(),
+                ),
+            ),
+        };
+        RecordParams {
+            tenant_id: record.tenant_id,
+            key: record.key.clone(),
+            rpc: record.rpc.to_owned(),
+            hash: record.request_hash.to_vec(),
+            request: record.request.clone(),
+            account_id: record.account_id,
+            response,
+            reason,
+            message,
+            metadata,
+        }
+    }
+
+    /// As statement parameters.
+    pub fn as_params(&self) -> [&(dyn tokio_postgres::types::ToSql + Sync); 10] {
+        [
+            &self.tenant_id,
+            &self.key,
+            &self.rpc,
+            &self.hash,
+            &self.request,
+            &self.account_id,
+            &self.response,
+            &self.reason,
+            &self.message,
+            &self.metadata,
+        ]
+    }
+}
+
+/// The record of `key`, if any.
+pub async fn find(
+    client: &impl GenericClient,
+    tenant_id: Uuid,
+    key: &str,
+) -> Result<Option<StoredRecord>, StoreError> {
+    let row = client.query_opt(SELECT_RECORD, &[&tenant_id, &key]).await?;
+    Ok(row.as_ref().map(stored_record))
+}
+
+/// Stores a record.
+pub async fn insert(client: &impl GenericClient, record: &NewRecord) -> Result<(), StoreError> {
+    let params = RecordParams::new(record);
+    client.execute(INSERT_RECORD, &params.as_params()).await?;
+    Ok(())
+}
+
+/// Deletes up to `batch` records older than `retention`; returns how many.
+pub async fn prune(
+    client: &impl GenericClient,
+    retention: std::time::Duration,
+    batch: i64,
+) -> Result<u64, StoreError> {
+    let seconds = i64::try_from(retention.as_secs()).unwrap_or(i64::MAX);
+    let deleted = client
+        .execute(
+            "DELETE FROM idempotency_records WHERE (tenant_id, idempotency_key) IN (
+                SELECT tenant_id, idempotency_key FROM idempotency_records
+                WHERE created_at < now() - make_interval(secs => $1::bigint) LIMIT $2
+                FOR UPDATE SKIP LOCKED)",
+            &[&seconds, &batch],
+        )
+        .await?;
+    Ok(deleted)
+}

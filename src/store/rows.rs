@@ -1,0 +1,135 @@
+//! Mapping between rows and domain state.
+
+use rust_decimal::Decimal;
+use tokio_postgres::Row;
+use uuid::Uuid;
+
+use super::StoreError;
+use crate::ledger::{
+    AccountState, AccountStatus, AllocationState, Credits, GrantSource, GrantState, HoldMeta,
+    HoldState, HoldStatus, SettlePolicy, SettlementPart, SettlementRecord,
+};
+
+/// Columns of `grants` read by [`grant`].
+pub const GRANT_COLUMNS: &str = "grant_id, source, priority, effective_at, expires_at, created_at, amount, remaining, reserved, external_ref";
+/// Columns of `holds` read by [`hold`].
+pub const HOLD_COLUMNS: &str = "hold_id, status, amount, captured, expires_at, partial_captures, late_settled, \
+     created_at, resolved_at, authorize_key, catalog_version, quote_id, task_type, tool, model, project, run_id, \
+     label_keys, label_values";
+/// Columns of `settlements` read by [`settlement`].
+pub const SETTLEMENT_COLUMNS: &str = "settlement_id, hold_id, total, from_hold, from_balance, debt, written_off, \
+     released, late, partial, refunded, created_at";
+
+fn credits(row: &Row, column: &str) -> Credits {
+    Credits::from_decimal(row.get::<_, Decimal>(column))
+}
+
+fn parse<T>(value: &str, parse: impl Fn(&str) -> Option<T>, what: &str) -> Result<T, StoreError> {
+    parse(value)
+        .ok_or_else(|| StoreError::Other(format!("unknown {what} {value:?} in the database")))
+}
+
+/// The locked account row: `account_id, status, settle_policy, debt`.
+pub fn account_state(row: &Row) -> Result<AccountState, StoreError> {
+    Ok(AccountState {
+        account_id: row.get("account_id"),
+        status: parse(
+            row.get("status"),
+            AccountStatus::from_name,
+            "account status",
+        )?,
+        settle_policy: parse(
+            row.get("settle_policy"),
+            SettlePolicy::from_name,
+            "settle policy",
+        )?,
+        debt: credits(row, "debt"),
+    })
+}
+
+/// A grant.
+pub fn grant(row: &Row) -> Result<GrantState, StoreError> {
+    Ok(GrantState {
+        grant_id: row.get("grant_id"),
+        source: parse(row.get("source"), GrantSource::from_name, "grant source")?,
+        priority: row.get("priority"),
+        effective_at: row.get("effective_at"),
+        expires_at: row.get("expires_at"),
+        created_at: row.get("created_at"),
+        amount: credits(row, "amount"),
+        remaining: credits(row, "remaining"),
+        reserved: credits(row, "reserved"),
+        external_ref: row.get("external_ref"),
+    })
+}
+
+/// A hold without its allocations.
+pub fn hold(row: &Row) -> Result<HoldState, StoreError> {
+    let keys: Vec<String> = row.get("label_keys");
+    let values: Vec<String> = row.get("label_values");
+    Ok(HoldState {
+        hold_id: row.get("hold_id"),
+        status: parse(row.get("status"), HoldStatus::from_name, "hold status")?,
+        amount: credits(row, "amount"),
+        captured: credits(row, "captured"),
+        expires_at: row.get("expires_at"),
+        allocations: Vec::new(),
+        partial_captures: row.get("partial_captures"),
+        late_settled: row.get("late_settled"),
+        created_at: row.get("created_at"),
+        resolved_at: row.get("resolved_at"),
+        meta: HoldMeta {
+            authorize_key: row.get("authorize_key"),
+            catalog_version: row.get("catalog_version"),
+            quote_id: row.get("quote_id"),
+            task_type: row.get("task_type"),
+            tool: row.get("tool"),
+            model: row.get("model"),
+            project: row.get("project"),
+            run_id: row.get("run_id"),
+            labels: keys.into_iter().zip(values).collect(),
+        },
+    })
+}
+
+/// Attaches allocation rows (`hold_id, grant_id, reserved, captured`, in position order).
+pub fn attach_allocations(holds: &mut [HoldState], rows: &[Row]) {
+    for row in rows {
+        let hold_id: Uuid = row.get("hold_id");
+        if let Some(hold) = holds.iter_mut().find(|hold| hold.hold_id == hold_id) {
+            hold.allocations.push(AllocationState {
+                grant_id: row.get("grant_id"),
+                reserved: credits(row, "reserved"),
+                captured: credits(row, "captured"),
+            });
+        }
+    }
+}
+
+/// A settlement without its parts.
+pub fn settlement(row: &Row) -> SettlementRecord {
+    SettlementRecord {
+        settlement_id: row.get("settlement_id"),
+        hold_id: row.get("hold_id"),
+        total: credits(row, "total"),
+        from_hold: credits(row, "from_hold"),
+        from_balance: credits(row, "from_balance"),
+        debt: credits(row, "debt"),
+        written_off: credits(row, "written_off"),
+        released: credits(row, "released"),
+        late: row.get("late"),
+        partial: row.get("partial"),
+        refunded: credits(row, "refunded"),
+        parts: Vec::new(),
+        created_at: row.get("created_at"),
+    }
+}
+
+/// A settlement part (`grant_id, amount, refunded`).
+pub fn settlement_part(row: &Row) -> SettlementPart {
+    SettlementPart {
+        grant_id: row.get("grant_id"),
+        amount: credits(row, "amount"),
+        refunded: credits(row, "refunded"),
+    }
+}

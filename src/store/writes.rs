@@ -1,0 +1,462 @@
+//! The writes of one locked transaction: one statement per table whatever the number of rows
+//! (arrays through `unnest`), so the write round trip has a fixed, small number of statements.
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use tokio_postgres::types::ToSql;
+use uuid::Uuid;
+
+use crate::ledger::Changes;
+
+const UPDATE_ACCOUNT: &str = "UPDATE accounts SET debt = $2, updated_at = $3 WHERE account_id = $1";
+
+const UPSERT_GRANTS: &str = "INSERT INTO grants (grant_id, source, priority, amount, remaining, reserved, \
+     effective_at, expires_at, external_ref, created_at, tenant_id, account_id) \
+     SELECT g.*, $11::uuid, $12::uuid FROM unnest($1::uuid[], $2::text[], $3::int4[], $4::numeric[], \
+     $5::numeric[], $6::numeric[], $7::timestamptz[], $8::timestamptz[], $9::text[], $10::timestamptz[]) AS g \
+     ON CONFLICT (grant_id) DO UPDATE SET remaining = EXCLUDED.remaining, reserved = EXCLUDED.reserved";
+
+const INSERT_HOLD: &str = "INSERT INTO holds (hold_id, tenant_id, account_id, status, amount, captured, expires_at, \
+     partial_captures, late_settled, authorize_key, catalog_version, quote_id, task_type, tool, model, project, \
+     run_id, label_keys, label_values, created_at, resolved_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)";
+
+const UPDATE_HOLDS: &str = "UPDATE holds h SET status = v.status, amount = v.amount, captured = v.captured, \
+     expires_at = v.expires_at, partial_captures = v.partial_captures, late_settled = v.late_settled, \
+     resolved_at = v.resolved_at \
+     FROM unnest($1::uuid[], $2::text[], $3::numeric[], $4::numeric[], $5::timestamptz[], $6::int4[], \
+     $7::bool[], $8::timestamptz[]) AS v(hold_id, status, amount, captured, expires_at, partial_captures, \
+     late_settled, resolved_at) WHERE h.hold_id = v.hold_id";
+
+const UPSERT_ALLOCATIONS: &str = "INSERT INTO hold_allocations (hold_id, grant_id, position, reserved, captured, account_id) \
+     SELECT a.*, $6::uuid FROM unnest($1::uuid[], $2::uuid[], $3::int4[], $4::numeric[], $5::numeric[]) AS a \
+     ON CONFLICT (hold_id, grant_id) DO UPDATE SET reserved = EXCLUDED.reserved, captured = EXCLUDED.captured";
+
+const UPSERT_SETTLEMENTS: &str = "INSERT INTO settlements (settlement_id, hold_id, total, from_hold, from_balance, \
+     debt, written_off, released, late, partial, refunded, created_at, account_id, tenant_id) \
+     SELECT s.*, $13::uuid, $14::uuid FROM unnest($1::uuid[], $2::uuid[], $3::numeric[], $4::numeric[], \
+     $5::numeric[], $6::numeric[], $7::numeric[], $8::numeric[], $9::bool[], $10::bool[], $11::numeric[], \
+     $12::timestamptz[]) AS s ON CONFLICT (settlement_id) DO UPDATE SET refunded = EXCLUDED.refunded";
+
+const UPSERT_PARTS: &str = "INSERT INTO settlement_parts (settlement_id, grant_id, position, amount, refunded, account_id) \
+     SELECT p.*, $6::uuid FROM unnest($1::uuid[], $2::uuid[], $3::int4[], $4::numeric[], $5::numeric[]) AS p \
+     ON CONFLICT (settlement_id, grant_id) DO UPDATE SET refunded = EXCLUDED.refunded";
+
+const INSERT_REFUNDS: &str = "INSERT INTO refunds (refund_id, settlement_id, hold_id, amount, debt_reduced, \
+     new_grant_id, reason, created_at, account_id) \
+     SELECT r.*, $8::uuid FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::numeric[], $5::numeric[], \
+     $6::uuid[], $7::text[], $9::timestamptz[]) AS r";
+
+const INSERT_JOURNAL: &str = "INSERT INTO journal_entries (entry_id, ledger_account, amount, kind, grant_id, hold_id, \
+     settlement_id, refund_id, transaction_id, tenant_id, account_id, created_at) \
+     SELECT j.*, $9::uuid, $10::uuid, $11::uuid, $12::timestamptz FROM unnest($1::uuid[], $2::text[], \
+     $3::numeric[], $4::text[], $5::uuid[], $6::uuid[], $7::uuid[], $8::uuid[]) AS j";
+
+/// Every statement a commit may send, to prepare before the lock is taken.
+pub const ALL_STATEMENTS: [&str; 9] = [
+    UPDATE_ACCOUNT,
+    UPSERT_GRANTS,
+    INSERT_HOLD,
+    UPDATE_HOLDS,
+    UPSERT_ALLOCATIONS,
+    UPSERT_SETTLEMENTS,
+    UPSERT_PARTS,
+    INSERT_REFUNDS,
+    INSERT_JOURNAL,
+];
+
+/// Owned parameters of every write.
+#[derive(Debug, Default)]
+pub struct Writes {
+    tenant_id: Uuid,
+    account_id: Uuid,
+    now: DateTime<Utc>,
+    account: Option<Decimal>,
+    grants: GrantColumns,
+    new_holds: Vec<NewHoldParams>,
+    holds: HoldColumns,
+    allocations: (Vec<Uuid>, Vec<Uuid>, Vec<i32>, Vec<Decimal>, Vec<Decimal>),
+    settlements: SettlementColumns,
+    parts: (Vec<Uuid>, Vec<Uuid>, Vec<i32>, Vec<Decimal>, Vec<Decimal>),
+    refunds: RefundColumns,
+    journal: JournalColumns,
+}
+
+#[derive(Debug, Default)]
+struct GrantColumns {
+    ids: Vec<Uuid>,
+    sources: Vec<&'static str>,
+    priorities: Vec<i32>,
+    amounts: Vec<Decimal>,
+    remaining: Vec<Decimal>,
+    reserved: Vec<Decimal>,
+    effective_at: Vec<DateTime<Utc>>,
+    expires_at: Vec<Option<DateTime<Utc>>>,
+    external_refs: Vec<Option<String>>,
+    created_at: Vec<DateTime<Utc>>,
+}
+
+#[derive(Debug)]
+struct NewHoldParams {
+    hold_id: Uuid,
+    status: &'static str,
+    amount: Decimal,
+    captured: Decimal,
+    expires_at: DateTime<Utc>,
+    partial_captures: i32,
+    late_settled: bool,
+    authorize_key: String,
+    catalog_version: i64,
+    quote_id: Option<Uuid>,
+    texts: [String; 5],
+    label_keys: Vec<String>,
+    label_values: Vec<String>,
+    created_at: DateTime<Utc>,
+    resolved_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Default)]
+struct HoldColumns {
+    ids: Vec<Uuid>,
+    statuses: Vec<&'static str>,
+    amounts: Vec<Decimal>,
+    captured: Vec<Decimal>,
+    expires_at: Vec<DateTime<Utc>>,
+    partial_captures: Vec<i32>,
+    late_settled: Vec<bool>,
+    resolved_at: Vec<Option<DateTime<Utc>>>,
+}
+
+#[derive(Debug, Default)]
+struct SettlementColumns {
+    ids: Vec<Uuid>,
+    hold_ids: Vec<Uuid>,
+    amounts: [Vec<Decimal>; 6],
+    late: Vec<bool>,
+    partial: Vec<bool>,
+    refunded: Vec<Decimal>,
+    created_at: Vec<DateTime<Utc>>,
+}
+
+#[derive(Debug, Default)]
+struct RefundColumns {
+    ids: Vec<Uuid>,
+    settlement_ids: Vec<Uuid>,
+    hold_ids: Vec<Uuid>,
+    amounts: Vec<Decimal>,
+    debt_reduced: Vec<Decimal>,
+    new_grant_ids: Vec<Option<Uuid>>,
+    reasons: Vec<String>,
+    created_at: Vec<DateTime<Utc>>,
+}
+
+#[derive(Debug, Default)]
+struct JournalColumns {
+    transaction_id: Uuid,
+    ids: Vec<Uuid>,
+    ledgers: Vec<&'static str>,
+    amounts: Vec<Decimal>,
+    kinds: Vec<&'static str>,
+    grant_ids: Vec<Option<Uuid>>,
+    hold_ids: Vec<Option<Uuid>>,
+    settlement_ids: Vec<Option<Uuid>>,
+    refund_ids: Vec<Option<Uuid>>,
+}
+
+impl Writes {
+    /// The parameters of `changes` on account `account_id`.
+    pub fn new(tenant_id: Uuid, account_id: Uuid, now: DateTime<Utc>, changes: &Changes) -> Self {
+        let mut writes = Writes {
+            tenant_id,
+            account_id,
+            now,
+            ..Writes::default()
+        };
+        writes.account = changes
+            .account
+            .as_ref()
+            .map(|account| account.debt.decimal());
+        let grants = &mut writes.grants;
+        for grant in &changes.grants {
+            grants.ids.push(grant.grant_id);
+            grants.sources.push(grant.source.as_str());
+            grants.priorities.push(grant.priority);
+            grants.amounts.push(grant.amount.decimal());
+            grants.remaining.push(grant.remaining.decimal());
+            grants.reserved.push(grant.reserved.decimal());
+            grants.effective_at.push(grant.effective_at);
+            grants.expires_at.push(grant.expires_at);
+            grants.external_refs.push(grant.external_ref.clone());
+            grants.created_at.push(grant.created_at);
+        }
+        for hold in &changes.new_holds {
+            let meta = &hold.meta;
+            writes.new_holds.push(NewHoldParams {
+                hold_id: hold.hold_id,
+                status: hold.status.as_str(),
+                amount: hold.amount.decimal(),
+                captured: hold.captured.decimal(),
+                expires_at: hold.expires_at,
+                partial_captures: hold.partial_captures,
+                late_settled: hold.late_settled,
+                authorize_key: meta.authorize_key.clone(),
+                catalog_version: meta.catalog_version,
+                quote_id: meta.quote_id,
+                texts: [
+                    meta.task_type.clone(),
+                    meta.tool.clone(),
+                    meta.model.clone(),
+                    meta.project.clone(),
+                    meta.run_id.clone(),
+                ],
+                label_keys: meta.labels.iter().map(|(key, _)| key.clone()).collect(),
+                label_values: meta.labels.iter().map(|(_, value)| value.clone()).collect(),
+                created_at: hold.created_at,
+                resolved_at: hold.resolved_at,
+            });
+        }
+        let holds = &mut writes.holds;
+        for hold in &changes.holds {
+            holds.ids.push(hold.hold_id);
+            holds.statuses.push(hold.status.as_str());
+            holds.amounts.push(hold.amount.decimal());
+            holds.captured.push(hold.captured.decimal());
+            holds.expires_at.push(hold.expires_at);
+            holds.partial_captures.push(hold.partial_captures);
+            holds.late_settled.push(hold.late_settled);
+            holds.resolved_at.push(hold.resolved_at);
+        }
+        for hold in changes.new_holds.iter().chain(&changes.holds) {
+            for (position, allocation) in (0_i32..).zip(&hold.allocations) {
+                writes.allocations.0.push(hold.hold_id);
+                writes.allocations.1.push(allocation.grant_id);
+                writes.allocations.2.push(position);
+                writes.allocations.3.push(allocation.reserved.decimal());
+                writes.allocations.4.push(allocation.captured.decimal());
+            }
+        }
+        let settlements = &mut writes.settlements;
+        for settlement in &changes.settlements {
+            settlements.ids.push(settlement.settlement_id);
+            settlements.hold_ids.push(settlement.hold_id);
+            let amounts = [
+                settlement.total,
+                settlement.from_hold,
+                settlement.from_balance,
+                settlement.debt,
+                settlement.written_off,
+                settlement.released,
+            ];
+            for (column, amount) in settlements.amounts.iter_mut().zip(amounts) {
+                column.push(amount.decimal());
+            }
+            settlements.late.push(settlement.late);
+            settlements.partial.push(settlement.partial);
+            settlements.refunded.push(settlement.refunded.decimal());
+            settlements.created_at.push(settlement.created_at);
+            for (position, part) in (0_i32..).zip(&settlement.parts) {
+                writes.parts.0.push(settlement.settlement_id);
+                writes.parts.1.push(part.grant_id);
+                writes.parts.2.push(position);
+                writes.parts.3.push(part.amount.decimal());
+                writes.parts.4.push(part.refunded.decimal());
+            }
+        }
+        let refunds = &mut writes.refunds;
+        for refund in &changes.refunds {
+            refunds.ids.push(refund.refund_id);
+            refunds.settlement_ids.push(refund.settlement_id);
+            refunds.hold_ids.push(refund.hold_id);
+            refunds.amounts.push(refund.amount.decimal());
+            refunds.debt_reduced.push(refund.debt_reduced.decimal());
+            refunds.new_grant_ids.push(refund.new_grant_id);
+            refunds.reasons.push(refund.reason.clone());
+            refunds.created_at.push(refund.created_at);
+        }
+        let journal = &mut writes.journal;
+        journal.transaction_id = Uuid::now_v7();
+        for posting in &changes.postings {
+            journal.ids.push(Uuid::now_v7());
+            journal.ledgers.push(posting.ledger.as_str());
+            journal.amounts.push(posting.amount.decimal());
+            journal.kinds.push(posting.kind.as_str());
+            journal.grant_ids.push(posting.grant_id);
+            journal.hold_ids.push(posting.hold_id);
+            journal.settlement_ids.push(posting.settlement_id);
+            journal.refund_ids.push(posting.refund_id);
+        }
+        writes.amounts_check();
+        writes
+    }
+
+    fn amounts_check(&self) {
+        let total: Decimal = self.journal.amounts.iter().sum();
+        assert!(
+            total.is_zero(),
+            "a transaction's journal entries must sum to zero"
+        );
+    }
+
+    /// The statements to send, with their parameters, skipping tables with nothing to write.
+    pub fn statements(&self) -> Vec<(&'static str, Vec<&(dyn ToSql + Sync)>)> {
+        let mut statements: Vec<(&'static str, Vec<&(dyn ToSql + Sync)>)> = Vec::new();
+        if let Some(debt) = &self.account {
+            statements.push((UPDATE_ACCOUNT, vec![&self.account_id, debt, &self.now]));
+        }
+        let grants = &self.grants;
+        if !grants.ids.is_empty() {
+            statements.push((
+                UPSERT_GRANTS,
+                vec![
+                    &grants.ids,
+                    &grants.sources,
+                    &grants.priorities,
+                    &grants.amounts,
+                    &grants.remaining,
+                    &grants.reserved,
+                    &grants.effective_at,
+                    &grants.expires_at,
+                    &grants.external_refs,
+                    &grants.created_at,
+                    &self.tenant_id,
+                    &self.account_id,
+                ],
+            ));
+        }
+        for hold in &self.new_holds {
+            let [task_type, tool, model, project, run_id] = &hold.texts;
+            statements.push((
+                INSERT_HOLD,
+                vec![
+                    &hold.hold_id,
+                    &self.tenant_id,
+                    &self.account_id,
+                    &hold.status,
+                    &hold.amount,
+                    &hold.captured,
+                    &hold.expires_at,
+                    &hold.partial_captures,
+                    &hold.late_settled,
+                    &hold.authorize_key,
+                    &hold.catalog_version,
+                    &hold.quote_id,
+                    task_type,
+                    tool,
+                    model,
+                    project,
+                    run_id,
+                    &hold.label_keys,
+                    &hold.label_values,
+                    &hold.created_at,
+                    &hold.resolved_at,
+                ],
+            ));
+        }
+        let holds = &self.holds;
+        if !holds.ids.is_empty() {
+            statements.push((
+                UPDATE_HOLDS,
+                vec![
+                    &holds.ids,
+                    &holds.statuses,
+                    &holds.amounts,
+                    &holds.captured,
+                    &holds.expires_at,
+                    &holds.partial_captures,
+                    &holds.late_settled,
+                    &holds.resolved_at,
+                ],
+            ));
+        }
+        let allocations = &self.allocations;
+        if !allocations.0.is_empty() {
+            statements.push((
+                UPSERT_ALLOCATIONS,
+                vec![
+                    &allocations.0,
+                    &allocations.1,
+                    &allocations.2,
+                    &allocations.3,
+                    &allocations.4,
+                    &self.account_id,
+                ],
+            ));
+        }
+        let settlements = &self.settlements;
+        if !settlements.ids.is_empty() {
+            let [total, from_hold, from_balance, debt, written_off, released] =
+                &settlements.amounts;
+            statements.push((
+                UPSERT_SETTLEMENTS,
+                vec![
+                    &settlements.ids,
+                    &settlements.hold_ids,
+                    total,
+                    from_hold,
+                    from_balance,
+                    debt,
+                    written_off,
+                    released,
+                    &settlements.late,
+                    &settlements.partial,
+                    &settlements.refunded,
+                    &settlements.created_at,
+                    &self.account_id,
+                    &self.tenant_id,
+                ],
+            ));
+        }
+        let parts = &self.parts;
+        if !parts.0.is_empty() {
+            statements.push((
+                UPSERT_PARTS,
+                vec![
+                    &parts.0,
+                    &parts.1,
+                    &parts.2,
+                    &parts.3,
+                    &parts.4,
+                    &self.account_id,
+                ],
+            ));
+        }
+        let refunds = &self.refunds;
+        if !refunds.ids.is_empty() {
+            statements.push((
+                INSERT_REFUNDS,
+                vec![
+                    &refunds.ids,
+                    &refunds.settlement_ids,
+                    &refunds.hold_ids,
+                    &refunds.amounts,
+                    &refunds.debt_reduced,
+                    &refunds.new_grant_ids,
+                    &refunds.reasons,
+                    &self.account_id,
+                    &refunds.created_at,
+                ],
+            ));
+        }
+        let journal = &self.journal;
+        if !journal.ids.is_empty() {
+            statements.push((
+                INSERT_JOURNAL,
+                vec![
+                    &journal.ids,
+                    &journal.ledgers,
+                    &journal.amounts,
+                    &journal.kinds,
+                    &journal.grant_ids,
+                    &journal.hold_ids,
+                    &journal.settlement_ids,
+                    &journal.refund_ids,
+                    &journal.transaction_id,
+                    &self.tenant_id,
+                    &self.account_id,
+                    &self.now,
+                ],
+            ));
+        }
+        statements
+    }
+}
