@@ -45,6 +45,12 @@ enum Command {
         #[command(flatten)]
         database: DatabaseSettings,
     },
+    /// Recompute every cached balance from the journal; print discrepancies and exit non-zero
+    /// if there are any.
+    Verify {
+        #[command(flatten)]
+        database: DatabaseSettings,
+    },
     /// Manage tenants (platforms using creditgate).
     Tenant {
         #[command(subcommand)]
@@ -93,6 +99,29 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("database schema is up to date");
             database.close().await;
             Ok(())
+        }
+        Command::Verify { database } => {
+            with_database(&database, async |db| {
+                let client = db.pool.get().await.map_err(StoreError::from)?;
+                let found = crate::store::verify::verify(&client).await?;
+                for discrepancy in &found {
+                    println!(
+                        "discrepancy: {}: {}: {}",
+                        discrepancy.check, discrepancy.subject, discrepancy.detail
+                    );
+                }
+                println!(
+                    "verify: {} checks, {} discrepancies",
+                    crate::store::verify::CHECK_COUNT,
+                    found.len()
+                );
+                if found.is_empty() {
+                    Ok(())
+                } else {
+                    anyhow::bail!("{} discrepancies", found.len())
+                }
+            })
+            .await
         }
         Command::Tenant {
             command: TenantCommand::Create { name, database },

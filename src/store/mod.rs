@@ -8,6 +8,7 @@ pub mod idempotency;
 pub mod migrate;
 mod rows;
 pub mod tenants;
+pub mod verify;
 mod writes;
 
 use std::time::Duration;

@@ -10,4 +10,6 @@ mod access;
 mod cli;
 mod discovery;
 mod helpers;
+mod money_guarantees;
+mod money_semantics;
 mod private_database;

@@ -80,7 +80,28 @@ pub struct TestDatabase {
     pub config: tokio_postgres::Config,
 }
 
+fn test_pool(config: tokio_postgres::Config) -> Pool {
+    connect_pool(
+        config,
+        PoolLimits {
+            max_connections: 16,
+            statement_timeout: Duration::from_secs(30),
+            lock_timeout: Duration::from_secs(30),
+            acquire_timeout: Duration::from_secs(30),
+        },
+    )
+    .unwrap()
+}
+
 impl TestDatabase {
+    /// A new pool on the same database.
+    pub fn reconnect(&self) -> TestDatabase {
+        TestDatabase {
+            pool: test_pool(self.config.clone()),
+            config: self.config.clone(),
+        }
+    }
+
     /// The database as a `postgres://` URL, for the command line.
     pub fn url(&self) -> String {
         let config = &self.config;
@@ -114,17 +135,10 @@ pub async fn fresh_database() -> TestDatabase {
         .unwrap();
     let mut config = server.admin.clone();
     config.dbname(&name);
-    let pool = connect_pool(
-        config.clone(),
-        PoolLimits {
-            max_connections: 16,
-            statement_timeout: Duration::from_secs(30),
-            lock_timeout: Duration::from_secs(30),
-            acquire_timeout: Duration::from_secs(30),
-        },
-    )
-    .unwrap();
-    TestDatabase { pool, config }
+    TestDatabase {
+        pool: test_pool(config.clone()),
+        config,
+    }
 }
 
 /// Removes cluster folders of earlier runs whose process is gone.

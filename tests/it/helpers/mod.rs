@@ -2,6 +2,7 @@
 //! migrated template), and a server on port 0 with typed clients.
 
 mod database;
+pub mod money;
 
 use creditgate::auth::{Scope, ScopeSet};
 use std::sync::Arc;
@@ -61,13 +62,24 @@ impl TestApp {
     /// Starts a server on a fresh database, with tenant `test` and an all-scopes key.
     pub async fn spawn() -> TestApp {
         let database = fresh_database().await;
-        let pool = database.pool.clone();
-        let client = pool.get().await.unwrap();
+        let client = database.pool.get().await.unwrap();
         let tenant = tenants::create_tenant(&client, "test").await.unwrap();
         let key = tenants::create_key(&client, tenant.tenant_id, ScopeSet::all())
             .await
             .unwrap();
         drop(client);
+        Self::start(database, tenant.tenant_id, key.secret).await
+    }
+
+    /// A second server (its own pool and clock) on this app's database, as another replica
+    /// of the service would be.
+    pub async fn replica(&self) -> TestApp {
+        let database = self.database.reconnect();
+        Self::start(database, self.tenant_id, self.key.clone()).await
+    }
+
+    async fn start(database: TestDatabase, tenant_id: uuid::Uuid, key: String) -> TestApp {
+        let pool = database.pool.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let (shutdown, shutdown_signal) = oneshot::channel::<()>();
@@ -102,11 +114,33 @@ impl TestApp {
             context,
             clock,
             channel,
-            tenant_id: tenant.tenant_id,
-            key: key.secret,
+            tenant_id,
+            key,
             shutdown: Some(shutdown),
             server: Some(server),
         }
+    }
+
+    /// Runs `creditgate verify`'s checks and fails the test on any discrepancy.
+    pub async fn assert_books_balance(&self) {
+        let client = self.pool.get().await.unwrap();
+        let found = creditgate::store::verify::verify(&client).await.unwrap();
+        assert!(
+            found.is_empty(),
+            "the journal does not explain the balances: {found:#?}"
+        );
+    }
+
+    /// Moves the server clock forward.
+    pub fn advance(&self, by: chrono::Duration) {
+        self.clock.advance(by);
+    }
+
+    /// Runs one background sweep now.
+    pub async fn sweep(&self) -> creditgate::service::sweeper::SweepReport {
+        creditgate::service::sweeper::sweep_once(&self.context)
+            .await
+            .unwrap()
     }
 
     /// The app's database as a URL, for the command line.

@@ -1,0 +1,114 @@
+//! `creditgate verify`: recomputes every cached balance from the journal and the rows it
+//! explains, and lists what disagrees. Each check is one query returning `(subject, detail)`.
+
+use deadpool_postgres::GenericClient;
+
+use super::StoreError;
+
+/// A disagreement between cached state and the journal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Discrepancy {
+    /// Which check.
+    pub check: &'static str,
+    /// The row it concerns.
+    pub subject: String,
+    /// What disagrees.
+    pub detail: String,
+}
+
+/// Most discrepancies one check reports.
+const MAX_PER_CHECK: i64 = 100;
+
+const CHECKS: [(&str, &str); 12] = [
+    (
+        "journal transaction sums to zero",
+        "SELECT transaction_id::text, 'sum ' || sum(amount) FROM journal_entries GROUP BY transaction_id HAVING sum(amount) <> 0",
+    ),
+    (
+        "grant remaining equals its available postings",
+        "SELECT g.grant_id::text, 'remaining ' || g.remaining || ', journal ' || coalesce(j.total, 0) FROM grants g
+         LEFT JOIN (SELECT grant_id, sum(amount) AS total FROM journal_entries WHERE ledger_account = 'AVAILABLE' GROUP BY grant_id) j
+         USING (grant_id) WHERE g.remaining <> coalesce(j.total, 0)",
+    ),
+    (
+        "grant reserved equals its held postings",
+        "SELECT g.grant_id::text, 'reserved ' || g.reserved || ', journal ' || coalesce(j.total, 0) FROM grants g
+         LEFT JOIN (SELECT grant_id, sum(amount) AS total FROM journal_entries WHERE ledger_account = 'HELD' GROUP BY grant_id) j
+         USING (grant_id) WHERE g.reserved <> coalesce(j.total, 0)",
+    ),
+    (
+        "grant reserved equals its allocations",
+        "SELECT g.grant_id::text, 'reserved ' || g.reserved || ', allocations ' || coalesce(a.total, 0) FROM grants g
+         LEFT JOIN (SELECT grant_id, sum(reserved) AS total FROM hold_allocations GROUP BY grant_id) a
+         USING (grant_id) WHERE g.reserved <> coalesce(a.total, 0)",
+    ),
+    (
+        "grant holds no more than it was granted",
+        "SELECT grant_id::text, 'amount ' || amount || ', remaining ' || remaining || ', reserved ' || reserved
+         FROM grants WHERE remaining < 0 OR reserved < 0 OR remaining + reserved > amount",
+    ),
+    (
+        "allocation reserved equals its held postings",
+        "SELECT a.hold_id || '/' || a.grant_id, 'reserved ' || a.reserved || ', journal ' || coalesce(j.total, 0)
+         FROM hold_allocations a LEFT JOIN (SELECT hold_id, grant_id, sum(amount) AS total FROM journal_entries
+         WHERE ledger_account = 'HELD' GROUP BY hold_id, grant_id) j USING (hold_id, grant_id)
+         WHERE a.reserved <> coalesce(j.total, 0)",
+    ),
+    (
+        "only active holds reserve credits",
+        "SELECT h.hold_id::text, 'status ' || h.status || ', reserved ' || sum(a.reserved) FROM holds h
+         JOIN hold_allocations a USING (hold_id) WHERE h.status <> 'ACTIVE' GROUP BY h.hold_id, h.status HAVING sum(a.reserved) <> 0",
+    ),
+    (
+        "account debt equals its debt postings",
+        "SELECT a.account_id::text, 'debt ' || a.debt || ', journal ' || coalesce(-j.total, 0) FROM accounts a
+         LEFT JOIN (SELECT account_id, sum(amount) AS total FROM journal_entries WHERE ledger_account = 'DEBT' GROUP BY account_id) j
+         USING (account_id) WHERE a.debt <> coalesce(-j.total, 0)",
+    ),
+    (
+        "hold captured equals what its settlements charged",
+        "SELECT h.hold_id::text, 'captured ' || h.captured || ', settlements ' || coalesce(s.total, 0) FROM holds h
+         LEFT JOIN (SELECT hold_id, sum(from_hold + from_balance + debt) AS total FROM settlements GROUP BY hold_id) s
+         USING (hold_id) WHERE h.captured <> coalesce(s.total, 0)",
+    ),
+    (
+        "settlement parts equal what it took from grants",
+        "SELECT s.settlement_id::text, 'from grants ' || (s.from_hold + s.from_balance) || ', parts ' || coalesce(p.total, 0)
+         FROM settlements s LEFT JOIN (SELECT settlement_id, sum(amount) AS total FROM settlement_parts GROUP BY settlement_id) p
+         USING (settlement_id) WHERE s.from_hold + s.from_balance <> coalesce(p.total, 0)",
+    ),
+    (
+        "settlement revenue equals its total",
+        "SELECT s.settlement_id::text, 'total ' || s.total || ', revenue ' || coalesce(j.total, 0) FROM settlements s
+         LEFT JOIN (SELECT settlement_id, sum(amount) AS total FROM journal_entries WHERE ledger_account = 'REVENUE'
+         AND kind <> 'REFUND' GROUP BY settlement_id) j USING (settlement_id) WHERE s.total <> coalesce(j.total, 0)",
+    ),
+    (
+        "settlement refunded equals its refunds and their postings",
+        "SELECT s.settlement_id::text, 'refunded ' || s.refunded || ', refunds ' || coalesce(r.total, 0) || ', journal '
+         || coalesce(-j.total, 0) FROM settlements s
+         LEFT JOIN (SELECT settlement_id, sum(amount) AS total FROM refunds GROUP BY settlement_id) r USING (settlement_id)
+         LEFT JOIN (SELECT settlement_id, sum(amount) AS total FROM journal_entries WHERE ledger_account = 'REVENUE'
+         AND kind = 'REFUND' GROUP BY settlement_id) j USING (settlement_id)
+         WHERE s.refunded <> coalesce(r.total, 0) OR s.refunded <> coalesce(-j.total, 0)",
+    ),
+];
+
+/// How many checks [`verify`] runs.
+pub const CHECK_COUNT: usize = CHECKS.len();
+
+/// Runs every check; an empty list means the books balance.
+pub async fn verify(client: &impl GenericClient) -> Result<Vec<Discrepancy>, StoreError> {
+    let mut found = Vec::new();
+    for (check, sql) in CHECKS {
+        let rows = client
+            .query(&format!("{sql} LIMIT {MAX_PER_CHECK}"), &[])
+            .await?;
+        found.extend(rows.iter().map(|row| Discrepancy {
+            check,
+            subject: row.get(0),
+            detail: row.get(1),
+        }));
+    }
+    Ok(found)
+}
