@@ -9,28 +9,12 @@ then makes the same call with the key.
 
 import argparse
 import pathlib
-import sys
-import tempfile
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
-from grpc_tools import protoc
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-
-
-def generate_stubs() -> None:
-    """Compiles proto/ into a temporary package and puts it on the import path."""
-    out = pathlib.Path(tempfile.mkdtemp(prefix="creditgate-py-"))
-    protos = sorted(str(path) for path in (ROOT / "proto").rglob("*.proto"))
-    include = str(pathlib.Path(protoc.__file__).parent / "_proto")
-    code = protoc.main(
-        ["protoc", f"-I{ROOT / 'proto'}", f"-I{include}", f"--python_out={out}", f"--grpc_python_out={out}", *protos]
-    )
-    if code != 0:
-        sys.exit(f"protoc failed with {code}")
-    sys.path.insert(0, str(out))
+import stubs
 
 
 def main() -> None:
@@ -40,7 +24,7 @@ def main() -> None:
     args = parser.parse_args()
     key = pathlib.Path(args.key_file).read_text().strip()
 
-    generate_stubs()
+    stubs.generate()
     from creditgate.v1 import credit_pb2, credit_pb2_grpc  # noqa: E402 (generated above)
 
     channel = grpc.insecure_channel(args.address)

@@ -187,6 +187,14 @@ impl AccountBook {
             .unwrap_or_else(|| panic!("hold {hold_id} must be loaded before it is changed"))
     }
 
+    /// Brings the loaded state up to `now` before an operation decides anything: due holds
+    /// expire, expired grants post their breakage and spendable credits pay debt. So no
+    /// decision (e.g. "in debt") rests on state the clock has already changed.
+    pub(super) fn begin(&mut self) {
+        self.expire_due_holds();
+        self.finish();
+    }
+
     /// Expires every active hold past its expiry, returning its reservations.
     pub fn expire_due_holds(&mut self) {
         let due: Vec<Uuid> = self
@@ -298,7 +306,7 @@ impl AccountBook {
 
     /// Creates an active hold of `hold.amount`, reserving from grants in consumption order.
     pub fn authorize(&mut self, mut hold: HoldState) -> Result<(), Decline> {
-        self.expire_due_holds();
+        self.begin();
         self.check_may_reserve()?;
         let available = self.available();
         if available < hold.amount {
@@ -324,7 +332,7 @@ impl AccountBook {
         new_amount: Option<Credits>,
         new_expires_at: Option<DateTime<Utc>>,
     ) -> Result<(), Decline> {
-        self.expire_due_holds();
+        self.begin();
         let hold = self
             .holds
             .get(&hold_id)
@@ -362,7 +370,7 @@ impl AccountBook {
 
     /// Gives a live hold back; returns what was released.
     pub fn release(&mut self, hold_id: Uuid) -> Result<Credits, Decline> {
-        self.expire_due_holds();
+        self.begin();
         let status = self.holds.get(&hold_id).map(|hold| hold.status);
         if status != Some(HoldStatus::Active) {
             return Err(Decline::HoldNotActive {
@@ -380,7 +388,7 @@ impl AccountBook {
 
     /// Adds a grant; its credits pay any debt first.
     pub fn grant(&mut self, grant: GrantState) {
-        self.expire_due_holds();
+        self.begin();
         let (grant_id, amount) = (grant.grant_id, grant.amount);
         self.grants.insert(grant_id, grant);
         self.changed_grants.insert(grant_id);
@@ -400,8 +408,7 @@ impl AccountBook {
 
     /// Housekeeping only: expire due holds and grants, pay debt. For the background sweeper.
     pub fn sweep(&mut self) {
-        self.expire_due_holds();
-        self.finish();
+        self.begin();
     }
 
     /// Posts breakage of expired grants and pays debt from spendable credits.

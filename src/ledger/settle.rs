@@ -49,7 +49,7 @@ impl AccountBook {
     /// settlement releases what is left; a late one (hold expired) takes everything from the
     /// balance.
     pub fn settle(&mut self, request: &SettleRequest) -> Result<SettlementRecord, Decline> {
-        self.expire_due_holds();
+        self.begin();
         let hold_id = request.hold_id;
         let hold = self
             .holds
@@ -204,7 +204,7 @@ impl AccountBook {
         settlement: &mut SettlementRecord,
         request: &RefundRequest,
     ) -> Result<RefundRecord, Decline> {
-        self.expire_due_holds();
+        self.begin();
         let refundable = settlement.charged() - settlement.refunded;
         let amount = request.amount.unwrap_or(refundable);
         if amount > refundable || !amount.is_positive() {

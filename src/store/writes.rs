@@ -75,11 +75,42 @@ pub struct Writes {
     grants: GrantColumns,
     new_holds: Vec<NewHoldParams>,
     holds: HoldColumns,
-    allocations: (Vec<Uuid>, Vec<Uuid>, Vec<i32>, Vec<Decimal>, Vec<Decimal>),
+    allocations: GrantShares,
     settlements: SettlementColumns,
-    parts: (Vec<Uuid>, Vec<Uuid>, Vec<i32>, Vec<Decimal>, Vec<Decimal>),
+    parts: GrantShares,
     refunds: RefundColumns,
     journal: JournalColumns,
+}
+
+/// Rows of a hold's allocations or a settlement's parts: (owner, grant, position, two amounts).
+#[derive(Debug, Default)]
+struct GrantShares {
+    owners: Vec<Uuid>,
+    grants: Vec<Uuid>,
+    positions: Vec<i32>,
+    first: Vec<Decimal>,
+    second: Vec<Decimal>,
+}
+
+impl GrantShares {
+    fn push(&mut self, owner: Uuid, grant: Uuid, position: i32, first: Decimal, second: Decimal) {
+        self.owners.push(owner);
+        self.grants.push(grant);
+        self.positions.push(position);
+        self.first.push(first);
+        self.second.push(second);
+    }
+
+    fn params<'a>(&'a self, account_id: &'a Uuid) -> Vec<&'a (dyn ToSql + Sync)> {
+        vec![
+            &self.owners,
+            &self.grants,
+            &self.positions,
+            &self.first,
+            &self.second,
+            account_id,
+        ]
+    }
 }
 
 #[derive(Debug, Default)]
@@ -228,11 +259,13 @@ impl Writes {
         }
         for hold in changes.new_holds.iter().chain(&changes.holds) {
             for (position, allocation) in (0_i32..).zip(&hold.allocations) {
-                writes.allocations.0.push(hold.hold_id);
-                writes.allocations.1.push(allocation.grant_id);
-                writes.allocations.2.push(position);
-                writes.allocations.3.push(allocation.reserved.decimal());
-                writes.allocations.4.push(allocation.captured.decimal());
+                writes.allocations.push(
+                    hold.hold_id,
+                    allocation.grant_id,
+                    position,
+                    allocation.reserved.decimal(),
+                    allocation.captured.decimal(),
+                );
             }
         }
         let settlements = &mut writes.settlements;
@@ -255,11 +288,13 @@ impl Writes {
             settlements.refunded.push(settlement.refunded.decimal());
             settlements.created_at.push(settlement.created_at);
             for (position, part) in (0_i32..).zip(&settlement.parts) {
-                writes.parts.0.push(settlement.settlement_id);
-                writes.parts.1.push(part.grant_id);
-                writes.parts.2.push(position);
-                writes.parts.3.push(part.amount.decimal());
-                writes.parts.4.push(part.refunded.decimal());
+                writes.parts.push(
+                    settlement.settlement_id,
+                    part.grant_id,
+                    position,
+                    part.amount.decimal(),
+                    part.refunded.decimal(),
+                );
             }
         }
         let refunds = &mut writes.refunds;
@@ -368,18 +403,10 @@ impl Writes {
                 ],
             ));
         }
-        let allocations = &self.allocations;
-        if !allocations.0.is_empty() {
+        if !self.allocations.owners.is_empty() {
             statements.push((
                 UPSERT_ALLOCATIONS,
-                vec![
-                    &allocations.0,
-                    &allocations.1,
-                    &allocations.2,
-                    &allocations.3,
-                    &allocations.4,
-                    &self.account_id,
-                ],
+                self.allocations.params(&self.account_id),
             ));
         }
         let settlements = &self.settlements;
@@ -406,19 +433,8 @@ impl Writes {
                 ],
             ));
         }
-        let parts = &self.parts;
-        if !parts.0.is_empty() {
-            statements.push((
-                UPSERT_PARTS,
-                vec![
-                    &parts.0,
-                    &parts.1,
-                    &parts.2,
-                    &parts.3,
-                    &parts.4,
-                    &self.account_id,
-                ],
-            ));
+        if !self.parts.owners.is_empty() {
+            statements.push((UPSERT_PARTS, self.parts.params(&self.account_id)));
         }
         let refunds = &self.refunds;
         if !refunds.ids.is_empty() {
