@@ -52,6 +52,8 @@ pub struct Loaded {
 #[derive(Debug)]
 pub struct LockedAccount {
     client: Option<Object>,
+    /// When the read round trip (which took the lock) completed.
+    locked_at: std::time::Instant,
     tenant_id: Uuid,
     account_id: Uuid,
     now: DateTime<Utc>,
@@ -103,8 +105,9 @@ impl LockedAccount {
         client.prepare_cached(INSERT_RECORD).await?;
         let key = target.idempotency_key.clone().unwrap_or_default();
         let (account_id, tenant_id) = (target.account_id, target.tenant_id);
-        let locked = LockedAccount {
+        let mut locked = LockedAccount {
             client: Some(client),
+            locked_at: std::time::Instant::now(),
             tenant_id,
             account_id,
             now,
@@ -157,6 +160,7 @@ impl LockedAccount {
             reads.push(async { client.query(&statements[6], &[settlement_id]).await }.boxed());
         }
         let results = try_join_all(reads).await?;
+        locked.locked_at = std::time::Instant::now();
         let Some(account_row) = results[1].first() else {
             locked.rollback().await;
             return Ok(None);
@@ -227,7 +231,15 @@ impl LockedAccount {
                 .push(async move { client.execute(statement, &params).await.map(|_| ()) }.boxed());
         }
         pipeline.push(async { client.simple_query("COMMIT").await.map(|_| ()) }.boxed());
+        let statement_count = pipeline.len();
         try_join_all(pipeline).await?;
+        // The lock was taken inside the read round trip and released by COMMIT in this one.
+        tracing::debug!(
+            account_id = %self.account_id,
+            statements = statement_count,
+            after_reads_us = self.locked_at.elapsed().as_micros(),
+            "committed under the account lock"
+        );
         // Success: the connection is clean and goes back to the pool.
         self.client.take();
         Ok(())
