@@ -200,7 +200,7 @@ fn print_demo_key(key: &demo::DemoKey, serve: &ServeSettings) {
     }
     println!("demo API key is in {}", key.path.display());
     println!(
-        "try: grpcurl -plaintext -H \"authorization: Bearer $(cat {})\" -d '{{\"external_id\":\"org-1\",\"kind\":\"ACCOUNT_KIND_ORGANIZATION\"}}' {} creditgate.v1.AccountService/CreateAccount",
+        "try: grpcurl -plaintext -H \"authorization: Bearer $(cat {})\" -d '{{\"idempotency_key\":\"try-1\",\"external_id\":\"org-1\",\"kind\":\"ACCOUNT_KIND_ORGANIZATION\"}}' {} creditgate.v1.AccountService/CreateAccount",
         key.path.display(),
         serve.listen
     );

@@ -213,11 +213,13 @@ impl AccountBook {
     }
 
     /// Returns every reservation of a hold to its grant; returns what was given back.
+    /// Allocations already fully captured are skipped: their grant may be spent and unloaded.
     pub(super) fn release_reservations(&mut self, hold_id: Uuid) -> Credits {
         let returned: Vec<(Uuid, Credits)> = self
             .hold_mut(hold_id)
             .allocations
             .iter_mut()
+            .filter(|allocation| allocation.reserved.is_positive())
             .map(|allocation| {
                 let amount = allocation.reserved;
                 allocation.reserved = Credits::ZERO;

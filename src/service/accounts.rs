@@ -103,13 +103,15 @@ pub async fn create_account(
     );
     match accounts::insert_account(&context.pool, caller.tenant_id, &row, &record).await {
         Ok(()) => Ok(bytes),
-        Err(StoreError::UniqueViolation { constraint }) if constraint.starts_with("accounts_") => {
-            Err(ServiceError::AlreadyExists {
-                what: format!("an account with external_id {:?}", row.external_id),
-            })
-        }
+        // A concurrent duplicate of this request may have won: answer as it did. Only when no
+        // call with this key exists is the external id taken by another request.
         Err(StoreError::UniqueViolation { .. }) => {
-            replay_after_conflict(context, caller.tenant_id, &fingerprint).await
+            match replay_if_recorded(context, caller, &fingerprint).await? {
+                Some(bytes) => Ok(bytes),
+                None => Err(ServiceError::AlreadyExists {
+                    what: format!("an account with external_id {:?}", row.external_id),
+                }),
+            }
         }
         Err(error) => Err(error.into()),
     }

@@ -34,8 +34,15 @@ pub async fn sweep_once(context: &Context) -> Result<SweepReport, ServiceError> 
         records_pruned,
     };
     for (tenant_id, account_id) in due {
-        if sweep_account(context, tenant_id, account_id).await? {
-            report.accounts_swept += 1;
+        // Each account in its own task: one account's failure must not stop the others.
+        let task_context = context.clone();
+        match tokio::spawn(async move { sweep_account(&task_context, tenant_id, account_id).await })
+            .await
+        {
+            Ok(Ok(true)) => report.accounts_swept += 1,
+            Ok(Ok(false)) => {}
+            Ok(Err(error)) => tracing::warn!(%account_id, %error, "sweeping an account failed"),
+            Err(error) => tracing::error!(%account_id, %error, "sweeping an account panicked"),
         }
     }
     Ok(report)

@@ -1100,7 +1100,12 @@ async fn twenty_concurrent_duplicate_create_accounts_make_one_account() {
             Ok(response) => {
                 ids.insert(response.account.unwrap().account_id);
             }
-            Err(status) => failures.push(format!("{:?} {:?}", status.code(), reason(&status))),
+            Err(status) => failures.push(format!(
+                "{:?} {:?}: {}",
+                status.code(),
+                reason(&status),
+                status.message()
+            )),
         }
     }
     assert!(
