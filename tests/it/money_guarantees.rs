@@ -1562,3 +1562,31 @@ async fn concurrent_grants_with_the_same_external_ref_under_different_keys_credi
     app.assert_books_balance().await;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_sweeper_prunes_idempotency_records_past_retention_and_keeps_recent_ones() {
+    let app = TestApp::spawn().await;
+    let account_id = app.account().await;
+    app.grant(&account_id, GrantSource::Topup, "10").await;
+    let client = app.pool.get().await.unwrap();
+    let count = |sql: &'static str| {
+        let client = &client;
+        async move { client.query_one(sql, &[]).await.unwrap().get::<_, i64>(0) }
+    };
+    let recorded = count("SELECT count(*) FROM idempotency_records").await;
+    assert_eq!(recorded, 2, "CreateAccount and Grant are recorded");
+    // Age one record past the 7-day retention; the other stays recent.
+    client
+        .execute(
+            "UPDATE idempotency_records SET created_at = now() - interval '8 days'
+             WHERE idempotency_key = (SELECT min(idempotency_key) FROM idempotency_records)",
+            &[],
+        )
+        .await
+        .unwrap();
+    let report = app.sweep().await;
+    assert_eq!(report.records_pruned, 1);
+    assert_eq!(count("SELECT count(*) FROM idempotency_records").await, 1);
+    app.assert_books_balance().await;
+    app.stop().await;
+}
