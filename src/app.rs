@@ -94,11 +94,11 @@ pub async fn open_database(settings: &DatabaseSettings) -> anyhow::Result<Databa
 
 /// The use-case context of a server on `pool` with the system clock.
 pub fn context(pool: Pool, settings: &ServeSettings) -> anyhow::Result<Context> {
-    Ok(Context {
+    Ok(Context::new(
         pool,
-        clock: Arc::new(SystemClock),
-        limits: settings.money.limits()?,
-    })
+        Arc::new(SystemClock),
+        settings.money.limits()?,
+    ))
 }
 
 /// Serves gRPC on `listener` until `shutdown` completes, then drains in-flight calls. The

@@ -7,7 +7,14 @@ use tokio::net::TcpListener;
 use crate::app::{self, Database};
 use crate::auth::ScopeSet;
 use crate::config::{DatabaseSettings, ServeSettings};
-use crate::service::{demo, tenants};
+use std::sync::Arc;
+
+use crate::clock::SystemClock;
+use crate::config::MoneyLimits;
+use crate::pricing::Catalog;
+use crate::service::access::Caller;
+use crate::service::idempotency::Fingerprint;
+use crate::service::{Context, catalog, demo, tenants};
 use crate::store::StoreError;
 
 /// creditgate: credit holds, settlement and balances for AI platforms, over gRPC.
@@ -51,6 +58,11 @@ enum Command {
         #[command(flatten)]
         database: DatabaseSettings,
     },
+    /// Publish or show a tenant's pricing catalog.
+    Catalog {
+        #[command(subcommand)]
+        command: CatalogCommand,
+    },
     /// Manage tenants (platforms using creditgate).
     Tenant {
         #[command(subcommand)]
@@ -60,6 +72,35 @@ enum Command {
     Key {
         #[command(subcommand)]
         command: KeyCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum CatalogCommand {
+    /// Publish a catalog file (TOML, the shape of catalog/default.toml) as the tenant's next
+    /// version; prints the version.
+    Publish {
+        /// The catalog file.
+        file: std::path::PathBuf,
+        /// The tenant whose catalog it is.
+        #[arg(long, default_value = "demo")]
+        tenant: String,
+        /// When it takes effect (RFC 3339); default now.
+        #[arg(long)]
+        effective_at: Option<chrono::DateTime<chrono::Utc>>,
+        #[command(flatten)]
+        database: DatabaseSettings,
+    },
+    /// Print a catalog version as TOML (the active one by default).
+    Show {
+        /// The tenant whose catalog it is.
+        #[arg(long, default_value = "demo")]
+        tenant: String,
+        /// The version; the active one when omitted.
+        #[arg(long)]
+        version: Option<i64>,
+        #[command(flatten)]
+        database: DatabaseSettings,
     },
 }
 
@@ -123,6 +164,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             })
             .await
         }
+        Command::Catalog { command } => run_catalog(command).await,
         Command::Tenant {
             command: TenantCommand::Create { name, database },
         } => {
@@ -157,6 +199,67 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             .await
         }
     }
+}
+
+async fn run_catalog(command: CatalogCommand) -> anyhow::Result<()> {
+    let (tenant, database) = match &command {
+        CatalogCommand::Publish {
+            tenant, database, ..
+        }
+        | CatalogCommand::Show {
+            tenant, database, ..
+        } => (tenant.clone(), database.clone()),
+    };
+    with_database(&database, async |db| {
+        let client = db.pool.get().await.map_err(StoreError::from)?;
+        let tenant = tenants::find_tenant(&client, &tenant).await?;
+        drop(client);
+        let caller = Caller {
+            tenant_id: tenant.tenant_id,
+            key_id: uuid::Uuid::nil(),
+            scopes: ScopeSet::all(),
+        };
+        let context = Context::new(
+            db.pool.clone(),
+            Arc::new(SystemClock),
+            MoneyLimits::default(),
+        );
+        match command {
+            CatalogCommand::Publish {
+                file, effective_at, ..
+            } => {
+                let text = std::fs::read_to_string(&file)
+                    .with_context(|| format!("reading {}", file.display()))?;
+                let catalog = Catalog::from_toml(&text)?;
+                let key = format!("cli-publish-{}", uuid::Uuid::now_v7());
+                let fingerprint = Fingerprint::new(
+                    &key,
+                    "PublishCatalog",
+                    "creditgate.v1.PublishCatalogRequest",
+                    text.into_bytes(),
+                )?;
+                let encode = |published: &Catalog| published.version.to_be_bytes().to_vec();
+                let bytes =
+                    catalog::publish(&context, caller, catalog, effective_at, fingerprint, encode)
+                        .await?;
+                let version = i64::from_be_bytes(bytes.try_into().unwrap_or_default());
+                println!("{version}");
+                eprintln!(
+                    "published catalog version {version} for tenant {}",
+                    tenant.name
+                );
+            }
+            CatalogCommand::Show { version, .. } => {
+                let catalog = match version {
+                    Some(version) => catalog::version(&context, tenant.tenant_id, version).await?,
+                    None => catalog::active(&context, tenant.tenant_id).await?,
+                };
+                print!("{}", catalog.to_toml());
+            }
+        }
+        Ok(())
+    })
+    .await
 }
 
 async fn with_database(

@@ -101,6 +101,10 @@ pub struct MoneySettings {
     #[arg(long, env = "CREDITGATE_REFUND_GRANT_DAYS", default_value_t = 30)]
     pub refund_grant_days: u32,
 
+    /// How long a quote can be used by Authorize, in seconds.
+    #[arg(long, env = "CREDITGATE_QUOTE_TTL_SECONDS", default_value_t = 600)]
+    pub quote_ttl_seconds: u32,
+
     /// How long idempotency records are kept, in days (at least 7).
     #[arg(
         long,
@@ -146,6 +150,7 @@ impl MoneySettings {
             10_000,
         )?;
         check_range("--refund-grant-days", self.refund_grant_days, 1, 3_650)?;
+        check_range("--quote-ttl-seconds", self.quote_ttl_seconds, 1, 86_400)?;
         check_range(
             "--idempotency-retention-days",
             self.idempotency_retention_days,
@@ -160,6 +165,7 @@ impl MoneySettings {
             max_hold_ttl_seconds: self.max_hold_ttl_seconds,
             max_partial_captures: self.max_partial_captures,
             refund_grant_ttl: chrono::Duration::days(i64::from(self.refund_grant_days)),
+            quote_ttl: chrono::Duration::seconds(i64::from(self.quote_ttl_seconds)),
             idempotency_retention: Duration::from_secs(
                 u64::from(self.idempotency_retention_days) * 86_400,
             ),
@@ -182,6 +188,8 @@ pub struct MoneyLimits {
     pub max_partial_captures: i32,
     /// Validity of REFUND grants.
     pub refund_grant_ttl: chrono::Duration,
+    /// Validity of quotes.
+    pub quote_ttl: chrono::Duration,
     /// Idempotency record retention.
     pub idempotency_retention: Duration,
     /// Pause between sweeps.
@@ -198,6 +206,7 @@ impl Default for MoneyLimits {
             max_hold_ttl_seconds: 86_400,
             max_partial_captures: 100,
             refund_grant_ttl: chrono::Duration::days(30),
+            quote_ttl: chrono::Duration::seconds(600),
             idempotency_retention: Duration::from_secs(7 * 86_400),
             sweep_interval: Duration::from_secs(1),
             sweep_batch: 100,

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod ledger;
+pub mod pricing;
 pub mod proto;
 pub mod service;
 pub mod store;

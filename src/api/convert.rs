@@ -158,7 +158,11 @@ pub fn settlement(
         debt: record.debt.to_string(),
         written_off: record.written_off.to_string(),
         released: record.released.to_string(),
-        line_items: Vec::new(),
+        line_items: record
+            .line_items
+            .iter()
+            .map(super::pricing::line_item)
+            .collect(),
         late: record.late,
         partial: record.partial,
         refunded: record.refunded.to_string(),

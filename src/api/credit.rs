@@ -6,6 +6,7 @@ use prost::Message as _;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
+use super::pricing;
 use super::{caller, convert, parse};
 use crate::config::MoneyLimits;
 use crate::ledger::{Credits, HoldMeta, RefundRecord, SettlementRecord};
@@ -19,6 +20,8 @@ use crate::proto::v1::{
 use crate::service::holds::{
     self, AuthorizeCommand, Encoder, ExtendCommand, RefundCommand, SettleCommand,
 };
+use crate::service::priced::{Charge, HoldPrice};
+use crate::service::quote::{self, QuoteCommand};
 use crate::service::{Context, ServiceError};
 
 /// Serves `creditgate.v1.CreditService`.
@@ -89,6 +92,7 @@ fn run_meta(authorize_key: &str, run: Option<&RunMetadata>) -> Result<HoldMeta, 
         project: parse::text("run.project", &run.project)?,
         run_id: parse::text("run.run_id", &run.run_id)?,
         labels,
+        required_entitlement: None,
     })
 }
 
@@ -112,7 +116,51 @@ impl CreditService for CreditApi {
         &self,
         request: Request<QuoteRequest>,
     ) -> Result<Response<QuoteResponse>, Status> {
-        crate::api::not_implemented(&request, "creditgate.v1.CreditService/Quote")
+        let caller = caller(&request)?;
+        let message = request.into_inner();
+        let non_empty = |field: &'static str, text: &str| -> Result<Option<String>, ServiceError> {
+            let text = parse::text(field, text)?;
+            Ok((!text.is_empty()).then_some(text))
+        };
+        let command = QuoteCommand {
+            tool: non_empty("tool", &message.tool)?,
+            model: non_empty("model", &message.model)?,
+            usage: pricing::usage(&message.usage.unwrap_or_default())?,
+            account_id: match message.account_id.as_str() {
+                "" => None,
+                text => Some(parse::id("account_id", text)?),
+            },
+            catalog_version: match message.catalog_version {
+                0 => None,
+                version => {
+                    Some(
+                        i64::try_from(version).map_err(|_| ServiceError::InvalidArgument {
+                            field: "catalog_version",
+                            message: "out of range".to_owned(),
+                        })?,
+                    )
+                }
+            },
+        };
+        let outcome = quote::quote(&self.context, caller, command).await?;
+        let quote = &outcome.quote;
+        let eligibility = outcome.eligibility.as_ref();
+        Ok(Response::new(QuoteResponse {
+            quote_id: quote.quote_id.to_string(),
+            line_items: quote.line_items.iter().map(pricing::line_item).collect(),
+            total: quote.total.to_string(),
+            catalog_version: u64::try_from(quote.catalog_version).unwrap_or(0),
+            expires_at: Some(convert::timestamp(quote.expires_at)),
+            allowed: eligibility.is_some_and(|eligibility| eligibility.allowed),
+            affordable: eligibility.is_some_and(|eligibility| eligibility.affordable),
+            denial_reason: eligibility
+                .and_then(|eligibility| eligibility.denial_reason)
+                .unwrap_or_default()
+                .to_owned(),
+            available: eligibility
+                .map(|eligibility| eligibility.available.to_string())
+                .unwrap_or_default(),
+        }))
     }
 
     async fn authorize(
@@ -129,15 +177,15 @@ impl CreditService for CreditApi {
         )?;
         let limits = &self.context.limits;
         let account_id = parse::id("account_id", &message.account_id)?;
-        let amount = match &message.price {
+        let price = match &message.price {
             Some(authorize_request::Price::Amount(text)) => {
-                parse::amount("amount", text, limits.max_amount, false)?
+                HoldPrice::Amount(parse::amount("amount", text, limits.max_amount, false)?)
             }
-            Some(_) => {
-                return Err(ServiceError::NotImplemented {
-                    rpc: "creditgate.v1.CreditService/Authorize by quote_id or usage",
-                }
-                .into());
+            Some(authorize_request::Price::QuoteId(text)) => {
+                HoldPrice::Quote(parse::id("quote_id", text)?)
+            }
+            Some(authorize_request::Price::Usage(usage)) => {
+                HoldPrice::Usage(pricing::usage(usage)?)
             }
             None => {
                 return Err(ServiceError::InvalidAmount {
@@ -157,7 +205,7 @@ impl CreditService for CreditApi {
         let meta = run_meta(&message.idempotency_key, message.run.as_ref())?;
         let command = AuthorizeCommand {
             account_id,
-            amount,
+            price,
             ttl,
             meta,
         };
@@ -214,16 +262,14 @@ impl CreditService for CreditApi {
             "creditgate.v1.SettleRequest",
             &message,
         )?;
-        let total = match &message.charge {
-            Some(settle_request::Charge::Amount(text)) => {
-                parse::amount("amount", text, self.context.limits.max_amount, true)?
-            }
-            Some(settle_request::Charge::Usage(_)) => {
-                return Err(ServiceError::NotImplemented {
-                    rpc: "creditgate.v1.CreditService/Settle by usage",
-                }
-                .into());
-            }
+        let charge = match &message.charge {
+            Some(settle_request::Charge::Amount(text)) => Charge::Amount(parse::amount(
+                "amount",
+                text,
+                self.context.limits.max_amount,
+                true,
+            )?),
+            Some(settle_request::Charge::Usage(usage)) => Charge::Usage(pricing::usage(usage)?),
             None => {
                 return Err(ServiceError::InvalidAmount {
                     field: "amount",
@@ -234,7 +280,7 @@ impl CreditService for CreditApi {
         };
         let command = SettleCommand {
             hold_id: parse::id("hold_id", &message.hold_id)?,
-            total,
+            charge,
             partial: message.partial,
         };
         let encode: Encoder<SettlementRecord> = Box::new(|book, record| {

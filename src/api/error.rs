@@ -56,6 +56,7 @@ impl From<ServiceError> for Status {
                     ErrorDetails::with_error_info(reason.clone(), ERROR_DOMAIN, metadata),
                 );
             }
+            ServiceError::Pricing(error) => (Code::InvalidArgument, error.reason()),
             ServiceError::IdempotencyKeyReused { fields } => {
                 metadata.insert("fields".to_owned(), fields.join(","));
                 (Code::AlreadyExists, "IDEMPOTENCY_KEY_REUSED")

@@ -309,6 +309,13 @@ impl AccountBook {
     /// Creates an active hold of `hold.amount`, reserving from grants in consumption order.
     pub fn authorize(&mut self, mut hold: HoldState) -> Result<(), Decline> {
         self.begin();
+        if let Some(entitlement) = &hold.meta.required_entitlement {
+            if !self.account.entitlements.contains(entitlement) {
+                return Err(Decline::EntitlementRequired {
+                    entitlement: entitlement.clone(),
+                });
+            }
+        }
         self.check_may_reserve()?;
         let available = self.available();
         if available < hold.amount {

@@ -47,6 +47,12 @@ pub enum Decline {
         /// The limit.
         limit: i32,
     },
+    /// The model needs an entitlement the account lacks.
+    #[error("the model requires entitlement {entitlement:?}, which the account lacks")]
+    EntitlementRequired {
+        /// The entitlement.
+        entitlement: String,
+    },
     /// ExtendHold would lower the hold.
     #[error(
         "new hold amount {requested} is below the current amount {current}; ExtendHold only raises a hold"
@@ -70,6 +76,7 @@ impl Decline {
             Decline::RefundExceedsCapture { .. } => "REFUND_EXCEEDS_CAPTURE",
             Decline::PartialCaptureLimit { .. } => "PARTIAL_CAPTURE_LIMIT",
             Decline::AmountBelowHold { .. } => "INVALID_AMOUNT",
+            Decline::EntitlementRequired { .. } => "ENTITLEMENT_REQUIRED",
         }
     }
 
@@ -98,6 +105,7 @@ impl Decline {
                 ]
             }
             Decline::PartialCaptureLimit { limit } => vec![("limit", limit.to_string())],
+            Decline::EntitlementRequired { entitlement } => vec![("required", entitlement.clone())],
             Decline::AmountBelowHold { requested, current } => {
                 vec![
                     ("requested", requested.to_string()),

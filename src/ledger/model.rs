@@ -105,6 +105,8 @@ pub struct AccountState {
     pub settle_policy: SettlePolicy,
     /// What it owes (≥ 0).
     pub debt: Credits,
+    /// Entitlements (e.g. `pro`) that gate models.
+    pub entitlements: Vec<String>,
 }
 
 /// A grant (bucket) of credits.
@@ -187,6 +189,8 @@ pub struct HoldMeta {
     pub run_id: String,
     /// Labels, sorted by key.
     pub labels: Vec<(String, String)>,
+    /// Entitlement the priced model requires (checked at Authorize; not stored).
+    pub required_entitlement: Option<String>,
 }
 
 /// A hold and its allocations.
@@ -269,6 +273,8 @@ pub struct SettlementRecord {
     pub refunded: Credits,
     /// Grants it took from, in order.
     pub parts: Vec<SettlementPart>,
+    /// What was metered, priced (empty for an explicit amount).
+    pub line_items: Vec<crate::pricing::LineItem>,
     /// When it happened.
     pub created_at: DateTime<Utc>,
 }

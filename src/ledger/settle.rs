@@ -26,6 +26,8 @@ pub struct SettleRequest {
     pub partial: bool,
     /// Most partial captures per hold.
     pub max_partial_captures: i32,
+    /// The metered usage, priced (empty for an explicit amount).
+    pub line_items: Vec<crate::pricing::LineItem>,
 }
 
 /// A refund to apply.
@@ -188,6 +190,7 @@ impl AccountBook {
             partial: request.partial,
             refunded: Credits::ZERO,
             parts,
+            line_items: request.line_items.clone(),
             created_at: now,
         };
         debug_assert_eq!(from_hold + from_balance + debt + written_off, request.total);

@@ -33,6 +33,7 @@ fn account(policy: SettlePolicy) -> AccountState {
         status: AccountStatus::Active,
         settle_policy: policy,
         debt: Credits::ZERO,
+        entitlements: Vec::new(),
     }
 }
 
@@ -79,6 +80,7 @@ fn settle_request(hold_id: Uuid, total: Credits, partial: bool) -> SettleRequest
         total,
         partial,
         max_partial_captures: 3,
+        line_items: Vec::new(),
     }
 }
 
@@ -693,6 +695,7 @@ fn partial_captures_keep_the_hold_active_and_are_bounded_by_max_partial_captures
     let hold_id = authorize(&mut book, c(10), Duration::minutes(10));
     let partial = |total| SettleRequest {
         max_partial_captures: 2,
+        line_items: Vec::new(),
         ..settle_request(hold_id, total, true)
     };
 
@@ -1572,6 +1575,7 @@ fn run_op(book: &mut AccountBook, op: &Op, sim: &mut Sim) -> Step {
                 total,
                 partial: *partial,
                 max_partial_captures: sim.max_partial,
+                line_items: Vec::new(),
             };
             let result = book.settle(&request);
             let late = match hold.status {

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use deadpool_postgres::Pool;
 
+use super::catalog::CatalogCache;
 use crate::clock::Clock;
 use crate::config::MoneyLimits;
 
@@ -16,4 +17,18 @@ pub struct Context {
     pub clock: Arc<dyn Clock>,
     /// Limits of the money path.
     pub limits: MoneyLimits,
+    /// Catalog versions in memory.
+    pub catalogs: Arc<CatalogCache>,
+}
+
+impl Context {
+    /// A context with an empty catalog cache.
+    pub fn new(pool: Pool, clock: Arc<dyn Clock>, limits: MoneyLimits) -> Self {
+        Context {
+            pool,
+            clock,
+            limits,
+            catalogs: Arc::default(),
+        }
+    }
 }

@@ -53,6 +53,9 @@ pub enum ServiceError {
         /// The figures behind it.
         metadata: Vec<(String, String)>,
     },
+    /// The run cannot be priced (unknown model or tool, model not allowed, unpriced usage).
+    #[error("{0}")]
+    Pricing(#[from] crate::pricing::PricingError),
     /// The idempotency key was used before with a different request.
     #[error("idempotency key was already used with a different request (differing: {})", fields.join(", "))]
     IdempotencyKeyReused {

@@ -1,5 +1,6 @@
 //! The worker's money path: Authorize, ExtendHold, Settle, Release, Refund, GetHold. Input is
-//! already parsed into domain types; each mutation runs once under the account lock.
+//! already parsed into domain types; prices are resolved before the lock (see `priced`); each
+//! mutation runs once under the account lock.
 
 use chrono::Duration;
 use uuid::Uuid;
@@ -7,21 +8,23 @@ use uuid::Uuid;
 use super::access::Caller;
 use super::idempotency::{Fingerprint, answer_result};
 use super::locked::run_locked;
+use super::priced::{self, Charge, HoldPrice};
 use super::{Context, ServiceError};
 use crate::ledger::{
     AccountBook, Credits, HoldMeta, HoldState, HoldStatus, RefundRequest, SettleRequest,
     SettlementRecord,
 };
+use crate::store::accounts::HoldRef;
 use crate::store::book::LockTarget;
 use crate::store::{StoreError, accounts, idempotency};
 
-/// Authorize with an explicit amount.
+/// Authorize.
 #[derive(Debug, Clone)]
 pub struct AuthorizeCommand {
     /// The account.
     pub account_id: Uuid,
-    /// Credits to hold.
-    pub amount: Credits,
+    /// How much to hold.
+    pub price: HoldPrice,
     /// Time to live.
     pub ttl: Duration,
     /// The run (authorize key included).
@@ -44,8 +47,8 @@ pub struct ExtendCommand {
 pub struct SettleCommand {
     /// The hold.
     pub hold_id: Uuid,
-    /// Metered total.
-    pub total: Credits,
+    /// What to charge.
+    pub charge: Charge,
     /// Keep the hold open.
     pub partial: bool,
 }
@@ -64,14 +67,41 @@ pub struct RefundCommand {
 /// Encodes an answer from the book after the operation and its result.
 pub type Encoder<T> = Box<dyn FnOnce(&AccountBook, T) -> Vec<u8> + Send>;
 
-/// Holds `command.amount` on the account.
+/// A refusal found before the lock may be answered already: a retry after its quote expired
+/// gets the first answer, not the new refusal.
+async fn replay_or(
+    context: &Context,
+    caller: Caller,
+    fingerprint: &Fingerprint,
+    error: ServiceError,
+) -> Result<Vec<u8>, ServiceError> {
+    let client = context.pool.get().await.map_err(StoreError::from)?;
+    match idempotency::find(&client, caller.tenant_id, &fingerprint.key).await? {
+        Some(stored) => fingerprint.replay(&stored),
+        None => Err(error),
+    }
+}
+
+/// Holds the priced amount on the account.
 pub async fn authorize(
     context: &Context,
     caller: Caller,
-    command: AuthorizeCommand,
+    mut command: AuthorizeCommand,
     fingerprint: Fingerprint,
     encode: Encoder<Uuid>,
 ) -> Result<Vec<u8>, ServiceError> {
+    let priced = priced::price_hold(
+        context,
+        caller,
+        command.account_id,
+        &command.price,
+        &mut command.meta,
+    )
+    .await;
+    let amount = match priced {
+        Ok(amount) => amount,
+        Err(error) => return replay_or(context, caller, &fingerprint, error).await,
+    };
     let target = LockTarget {
         tenant_id: caller.tenant_id,
         account_id: command.account_id,
@@ -83,7 +113,7 @@ pub async fn authorize(
         let hold = HoldState {
             hold_id: Uuid::now_v7(),
             status: HoldStatus::Active,
-            amount: command.amount,
+            amount,
             captured: Credits::ZERO,
             expires_at: now + command.ttl,
             allocations: Vec::new(),
@@ -100,23 +130,30 @@ pub async fn authorize(
     run_locked(context, target, fingerprint, operate, encode).await
 }
 
-async fn hold_target(
+async fn hold_ref(
     context: &Context,
     caller: Caller,
     hold_id: Uuid,
-    fingerprint: &Fingerprint,
-) -> Result<LockTarget, ServiceError> {
+) -> Result<HoldRef, ServiceError> {
     let client = context.pool.get().await.map_err(StoreError::from)?;
-    let account_id = accounts::hold_account(&client, caller.tenant_id, hold_id)
+    accounts::hold_ref(&client, caller.tenant_id, hold_id)
         .await?
-        .ok_or_else(|| ServiceError::hold_not_found(format!("hold {hold_id}")))?;
-    Ok(LockTarget {
+        .ok_or_else(|| ServiceError::hold_not_found(format!("hold {hold_id}")))
+}
+
+fn hold_target(
+    caller: Caller,
+    hold_id: Uuid,
+    hold: &HoldRef,
+    fingerprint: &Fingerprint,
+) -> LockTarget {
+    LockTarget {
         tenant_id: caller.tenant_id,
-        account_id,
+        account_id: hold.account_id,
         idempotency_key: Some(fingerprint.key.clone()),
         hold_id: Some(hold_id),
         ..LockTarget::default()
-    })
+    }
 }
 
 /// Raises a live hold and/or moves its expiry.
@@ -127,7 +164,8 @@ pub async fn extend(
     fingerprint: Fingerprint,
     encode: Encoder<Uuid>,
 ) -> Result<Vec<u8>, ServiceError> {
-    let target = hold_target(context, caller, command.hold_id, &fingerprint).await?;
+    let hold = hold_ref(context, caller, command.hold_id).await?;
+    let target = hold_target(caller, command.hold_id, &hold, &fingerprint);
     let operate = move |book: &mut AccountBook, _| {
         let expires_at = command.ttl.map(|ttl| book.now() + ttl);
         book.extend(command.hold_id, command.amount, expires_at)?;
@@ -136,7 +174,7 @@ pub async fn extend(
     run_locked(context, target, fingerprint, operate, encode).await
 }
 
-/// Captures a hold.
+/// Captures a hold; metered usage is priced (before the lock) with the hold's catalog version.
 pub async fn settle(
     context: &Context,
     caller: Caller,
@@ -144,15 +182,22 @@ pub async fn settle(
     fingerprint: Fingerprint,
     encode: Encoder<SettlementRecord>,
 ) -> Result<Vec<u8>, ServiceError> {
-    let target = hold_target(context, caller, command.hold_id, &fingerprint).await?;
+    let hold = hold_ref(context, caller, command.hold_id).await?;
+    let target = hold_target(caller, command.hold_id, &hold, &fingerprint);
+    let (total, line_items) =
+        match priced::price_charge(context, caller, &hold, &command.charge).await {
+            Ok(priced) => priced,
+            Err(error) => return replay_or(context, caller, &fingerprint, error).await,
+        };
     let max_partial_captures = context.limits.max_partial_captures;
     let operate = move |book: &mut AccountBook, _| {
         let request = SettleRequest {
             settlement_id: Uuid::now_v7(),
             hold_id: command.hold_id,
-            total: command.total,
+            total,
             partial: command.partial,
             max_partial_captures,
+            line_items,
         };
         Ok(book.settle(&request)?)
     };
@@ -167,7 +212,8 @@ pub async fn release(
     fingerprint: Fingerprint,
     encode: Encoder<Credits>,
 ) -> Result<Vec<u8>, ServiceError> {
-    let target = hold_target(context, caller, hold_id, &fingerprint).await?;
+    let hold = hold_ref(context, caller, hold_id).await?;
+    let target = hold_target(caller, hold_id, &hold, &fingerprint);
     let operate = move |book: &mut AccountBook, _| Ok(book.release(hold_id)?);
     run_locked(context, target, fingerprint, operate, encode).await
 }

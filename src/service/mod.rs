@@ -3,12 +3,15 @@
 
 pub mod access;
 pub mod accounts;
+pub mod catalog;
 pub mod context;
 pub mod demo;
 pub mod error;
 pub mod holds;
 pub mod idempotency;
 mod locked;
+pub mod priced;
+pub mod quote;
 pub mod sweeper;
 pub mod tenants;
 

@@ -42,18 +42,24 @@ fn validate_name(name: &str) -> Result<(), ServiceError> {
     }
 }
 
-/// Creates a tenant.
+/// Creates a tenant, starting with the default catalog as its version 1.
 pub async fn create_tenant(
     client: &impl GenericClient,
     name: &str,
 ) -> Result<TenantRow, ServiceError> {
     validate_name(name)?;
-    match tenants::insert_tenant(client, Uuid::now_v7(), name).await {
-        Err(StoreError::UniqueViolation { .. }) => Err(ServiceError::AlreadyExists {
-            what: format!("tenant {name:?}"),
-        }),
-        other => Ok(other?),
-    }
+    let tenant = match tenants::insert_tenant(client, Uuid::now_v7(), name).await {
+        Err(StoreError::UniqueViolation { .. }) => {
+            return Err(ServiceError::AlreadyExists {
+                what: format!("tenant {name:?}"),
+            });
+        }
+        other => other?,
+    };
+    let default = super::catalog::default_catalog()?;
+    crate::store::catalog::insert_default(client, tenant.tenant_id, &default, chrono::Utc::now())
+        .await?;
+    Ok(tenant)
 }
 
 /// The tenant named `name`.

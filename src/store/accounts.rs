@@ -183,19 +183,37 @@ pub async fn update_account(
     Ok(Some(account))
 }
 
-/// The account a hold belongs to, scoped by tenant.
-pub async fn hold_account(
+/// What is fixed about a hold from its Authorize on: whose it is and how it was priced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HoldRef {
+    /// Its account.
+    pub account_id: Uuid,
+    /// Catalog version it was priced with (0 = explicit amount).
+    pub catalog_version: i64,
+    /// Tool of the run.
+    pub tool: String,
+    /// Model of the run.
+    pub model: String,
+}
+
+/// The account and pricing of a hold, scoped by tenant.
+pub async fn hold_ref(
     client: &impl GenericClient,
     tenant_id: Uuid,
     hold_id: Uuid,
-) -> Result<Option<Uuid>, StoreError> {
+) -> Result<Option<HoldRef>, StoreError> {
     let row = client
         .query_opt(
-            "SELECT account_id FROM holds WHERE hold_id = $1 AND tenant_id = $2",
+            "SELECT account_id, catalog_version, tool, model FROM holds WHERE hold_id = $1 AND tenant_id = $2",
             &[&hold_id, &tenant_id],
         )
         .await?;
-    Ok(row.map(|row| row.get(0)))
+    Ok(row.map(|row| HoldRef {
+        account_id: row.get(0),
+        catalog_version: row.get(1),
+        tool: row.get(2),
+        model: row.get(3),
+    }))
 }
 
 /// The account a settlement belongs to, scoped by tenant.
@@ -269,7 +287,7 @@ pub async fn snapshot_book(
         .await?;
     let Some(account) = transaction
         .query_opt(
-            "SELECT account_id, status, settle_policy, debt FROM accounts WHERE account_id = $1 AND tenant_id = $2",
+            "SELECT account_id, status, settle_policy, debt, entitlements FROM accounts WHERE account_id = $1 AND tenant_id = $2",
             &[&account_id, &tenant_id],
         )
         .await?

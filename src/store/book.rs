@@ -71,9 +71,9 @@ impl LockedAccount {
     ) -> Result<Option<(LockedAccount, Loaded)>, StoreError> {
         let client = pool.get().await?;
         let account_sql = if target.skip_locked {
-            "SELECT account_id, status, settle_policy, debt FROM accounts WHERE account_id = $1 AND tenant_id = $2 FOR UPDATE SKIP LOCKED"
+            "SELECT account_id, status, settle_policy, debt, entitlements FROM accounts WHERE account_id = $1 AND tenant_id = $2 FOR UPDATE SKIP LOCKED"
         } else {
-            "SELECT account_id, status, settle_policy, debt FROM accounts WHERE account_id = $1 AND tenant_id = $2 FOR UPDATE"
+            "SELECT account_id, status, settle_policy, debt, entitlements FROM accounts WHERE account_id = $1 AND tenant_id = $2 FOR UPDATE"
         };
         let grants_sql = format!(
             "SELECT {GRANT_COLUMNS} FROM grants WHERE account_id = $1 AND (remaining > 0 OR reserved > 0 \

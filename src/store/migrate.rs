@@ -28,6 +28,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "ledger",
         sql: include_str!("../../migrations/0002_ledger.sql"),
     },
+    Migration {
+        version: 3,
+        name: "catalog",
+        sql: include_str!("../../migrations/0003_catalog.sql"),
+    },
 ];
 
 fn checksum(sql: &str) -> String {

@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod book;
+pub mod catalog;
 pub mod cluster;
 pub mod idempotency;
 pub mod migrate;

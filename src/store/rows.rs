@@ -18,7 +18,7 @@ pub const HOLD_COLUMNS: &str = "hold_id, status, amount, captured, expires_at, p
      label_keys, label_values";
 /// Columns of `settlements` read by [`settlement`].
 pub const SETTLEMENT_COLUMNS: &str = "settlement_id, hold_id, total, from_hold, from_balance, debt, written_off, \
-     released, late, partial, refunded, created_at";
+     released, late, partial, refunded, created_at, line_items";
 
 fn credits(row: &Row, column: &str) -> Credits {
     Credits::from_decimal(row.get::<_, Decimal>(column))
@@ -44,6 +44,7 @@ pub fn account_state(row: &Row) -> Result<AccountState, StoreError> {
             "settle policy",
         )?,
         debt: credits(row, "debt"),
+        entitlements: row.get("entitlements"),
     })
 }
 
@@ -88,6 +89,7 @@ pub fn hold(row: &Row) -> Result<HoldState, StoreError> {
             project: row.get("project"),
             run_id: row.get("run_id"),
             labels: keys.into_iter().zip(values).collect(),
+            required_entitlement: None,
         },
     })
 }
@@ -121,6 +123,7 @@ pub fn settlement(row: &Row) -> SettlementRecord {
         partial: row.get("partial"),
         refunded: credits(row, "refunded"),
         parts: Vec::new(),
+        line_items: serde_json::from_value(row.get("line_items")).unwrap_or_default(),
         created_at: row.get("created_at"),
     }
 }

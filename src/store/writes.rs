@@ -33,10 +33,10 @@ const UPSERT_ALLOCATIONS: &str = "INSERT INTO hold_allocations (hold_id, grant_i
      ON CONFLICT (hold_id, grant_id) DO UPDATE SET reserved = EXCLUDED.reserved, captured = EXCLUDED.captured";
 
 const UPSERT_SETTLEMENTS: &str = "INSERT INTO settlements (settlement_id, hold_id, total, from_hold, from_balance, \
-     debt, written_off, released, late, partial, refunded, created_at, account_id, tenant_id) \
-     SELECT s.*, $13::uuid, $14::uuid FROM unnest($1::uuid[], $2::uuid[], $3::numeric[], $4::numeric[], \
+     debt, written_off, released, late, partial, refunded, created_at, line_items, account_id, tenant_id) \
+     SELECT s.*, $14::uuid, $15::uuid FROM unnest($1::uuid[], $2::uuid[], $3::numeric[], $4::numeric[], \
      $5::numeric[], $6::numeric[], $7::numeric[], $8::numeric[], $9::bool[], $10::bool[], $11::numeric[], \
-     $12::timestamptz[]) AS s ON CONFLICT (settlement_id) DO UPDATE SET refunded = EXCLUDED.refunded";
+     $12::timestamptz[], $13::jsonb[]) AS s ON CONFLICT (settlement_id) DO UPDATE SET refunded = EXCLUDED.refunded";
 
 const UPSERT_PARTS: &str = "INSERT INTO settlement_parts (settlement_id, grant_id, position, amount, refunded, account_id) \
      SELECT p.*, $6::uuid FROM unnest($1::uuid[], $2::uuid[], $3::int4[], $4::numeric[], $5::numeric[]) AS p \
@@ -167,6 +167,7 @@ struct SettlementColumns {
     partial: Vec<bool>,
     refunded: Vec<Decimal>,
     created_at: Vec<DateTime<Utc>>,
+    line_items: Vec<serde_json::Value>,
 }
 
 #[derive(Debug, Default)]
@@ -287,6 +288,9 @@ impl Writes {
             settlements.partial.push(settlement.partial);
             settlements.refunded.push(settlement.refunded.decimal());
             settlements.created_at.push(settlement.created_at);
+            settlements
+                .line_items
+                .push(serde_json::to_value(&settlement.line_items).unwrap_or_default());
             for (position, part) in (0_i32..).zip(&settlement.parts) {
                 writes.parts.push(
                     settlement.settlement_id,
@@ -428,6 +432,7 @@ impl Writes {
                     &settlements.partial,
                     &settlements.refunded,
                     &settlements.created_at,
+                    &settlements.line_items,
                     &self.account_id,
                     &self.tenant_id,
                 ],

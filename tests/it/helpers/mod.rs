@@ -91,11 +91,11 @@ impl TestApp {
             money: MoneyDefaults::parse_from(["money"]).money,
         };
         let clock = Arc::new(ShiftedClock::default());
-        let context = Context {
-            pool: pool.clone(),
-            clock: clock.clone(),
-            limits: settings.money.limits().unwrap(),
-        };
+        let context = Context::new(
+            pool.clone(),
+            clock.clone(),
+            settings.money.limits().unwrap(),
+        );
         let server_context = context.clone();
         let server = tokio::spawn(async move {
             creditgate::app::serve(listener, server_context, &settings, async {

@@ -1,0 +1,132 @@
+//! Turning what a worker sends into credits, before the account lock: an explicit amount, a
+//! quote, or usage priced with the catalog (the hold's version for Settle: the price lock).
+
+use uuid::Uuid;
+
+use super::access::Caller;
+use super::{Context, ServiceError, catalog};
+use crate::ledger::{Credits, HoldMeta};
+use crate::pricing::{self, LineItem, PricingError, Usage};
+use crate::store::StoreError;
+use crate::store::accounts::HoldRef;
+use crate::store::catalog as catalog_store;
+
+/// How much an Authorize holds.
+#[derive(Debug, Clone)]
+pub enum HoldPrice {
+    /// Explicit credits.
+    Amount(Credits),
+    /// A quote's total, with its catalog version.
+    Quote(Uuid),
+    /// A usage estimate priced with the active catalog for the run's tool and model.
+    Usage(Usage),
+}
+
+/// What a Settle charges.
+#[derive(Debug, Clone)]
+pub enum Charge {
+    /// Explicit credits.
+    Amount(Credits),
+    /// Metered usage, priced with the hold's catalog version.
+    Usage(Usage),
+}
+
+fn non_empty(text: &str) -> Option<&str> {
+    (!text.is_empty()).then_some(text)
+}
+
+/// The amount to hold; records the catalog version, quote, tool, model and required
+/// entitlement on the hold.
+pub async fn price_hold(
+    context: &Context,
+    caller: Caller,
+    account_id: Uuid,
+    price: &HoldPrice,
+    meta: &mut HoldMeta,
+) -> Result<Credits, ServiceError> {
+    let total = match price {
+        HoldPrice::Amount(amount) => return Ok(*amount),
+        HoldPrice::Quote(quote_id) => {
+            let client = context.pool.get().await.map_err(StoreError::from)?;
+            let quote = catalog_store::find_quote(&client, caller.tenant_id, *quote_id)
+                .await?
+                .ok_or_else(|| ServiceError::NotFound {
+                    reason: "QUOTE_NOT_FOUND",
+                    what: format!("quote {quote_id}"),
+                })?;
+            if quote
+                .account_id
+                .is_some_and(|quoted_for| quoted_for != account_id)
+            {
+                return Err(ServiceError::InvalidArgument {
+                    field: "quote_id",
+                    message: "the quote was made for another account".to_owned(),
+                });
+            }
+            if quote.expires_at <= context.clock.now() {
+                return Err(ServiceError::Declined {
+                    reason: "QUOTE_EXPIRED".to_owned(),
+                    message: format!(
+                        "quote {quote_id} expired at {}; quote again",
+                        quote.expires_at.to_rfc3339()
+                    ),
+                    metadata: vec![("expired_at".to_owned(), quote.expires_at.to_rfc3339())],
+                });
+            }
+            meta.catalog_version = quote.catalog_version;
+            meta.quote_id = Some(quote.quote_id);
+            meta.tool = quote.tool;
+            meta.model = quote.model;
+            meta.required_entitlement = quote.required_entitlement;
+            quote.total
+        }
+        HoldPrice::Usage(usage) => {
+            let catalog = catalog::active(context, caller.tenant_id).await?;
+            let priced = pricing::price(
+                &catalog,
+                non_empty(&meta.tool),
+                non_empty(&meta.model),
+                usage,
+            )?;
+            meta.catalog_version = catalog.version;
+            meta.tool = priced.tool.unwrap_or_default();
+            meta.model = priced.model.unwrap_or_default();
+            meta.required_entitlement = priced.required_entitlement;
+            priced.total
+        }
+    };
+    if total.is_positive() {
+        Ok(total)
+    } else {
+        Err(PricingError::InvalidUsage(
+            "the run prices at 0 credits; authorize an explicit amount instead".to_owned(),
+        )
+        .into())
+    }
+}
+
+/// The total (and line items) a Settle charges. A hold of an explicit amount has no catalog
+/// version; its usage is priced with the active catalog.
+pub async fn price_charge(
+    context: &Context,
+    caller: Caller,
+    hold: &HoldRef,
+    charge: &Charge,
+) -> Result<(Credits, Vec<LineItem>), ServiceError> {
+    let usage = match charge {
+        Charge::Amount(amount) => return Ok((*amount, Vec::new())),
+        Charge::Usage(usage) => usage,
+    };
+    let catalog = if hold.catalog_version > 0 {
+        catalog::version(context, caller.tenant_id, hold.catalog_version).await?
+    } else {
+        catalog::active(context, caller.tenant_id).await?
+    };
+    let priced = pricing::price(
+        &catalog,
+        non_empty(&hold.tool),
+        non_empty(&hold.model),
+        usage,
+    )?;
+    Ok((priced.total, priced.line_items))
+}

@@ -1,0 +1,125 @@
+//! Quote: price a usage estimate with the catalog, say whether an account may run it and can
+//! afford it, and keep the quote for Authorize. Never touches the account lock.
+
+use chrono::Duration;
+use uuid::Uuid;
+
+use super::access::Caller;
+use super::{Context, ServiceError, catalog};
+use crate::ledger::{AccountStatus, Credits};
+use crate::pricing::{Usage, price};
+use crate::store::accounts;
+use crate::store::catalog::{QuoteRow, insert_quote};
+
+/// What to quote.
+#[derive(Debug, Clone)]
+pub struct QuoteCommand {
+    /// Tool.
+    pub tool: Option<String>,
+    /// Model (the tool's default when `None`).
+    pub model: Option<String>,
+    /// The estimate.
+    pub usage: Usage,
+    /// The account that would run it.
+    pub account_id: Option<Uuid>,
+    /// Catalog version; the active one when `None`.
+    pub catalog_version: Option<i64>,
+}
+
+/// Whether the account may run the quoted run and can afford it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Eligibility {
+    /// Entitled and active.
+    pub allowed: bool,
+    /// Not in debt, and enough available.
+    pub affordable: bool,
+    /// The first reason it would be refused, as Authorize would say it.
+    pub denial_reason: Option<&'static str>,
+    /// Spendable now.
+    pub available: Credits,
+}
+
+/// A stored quote and, with an account, its eligibility.
+#[derive(Debug, Clone)]
+pub struct QuoteOutcome {
+    /// The quote.
+    pub quote: QuoteRow,
+    /// For the account asked about.
+    pub eligibility: Option<Eligibility>,
+}
+
+/// Prices and stores a quote.
+pub async fn quote(
+    context: &Context,
+    caller: Caller,
+    command: QuoteCommand,
+) -> Result<QuoteOutcome, ServiceError> {
+    let catalog = match command.catalog_version {
+        Some(version) => catalog::version(context, caller.tenant_id, version).await?,
+        None => catalog::active(context, caller.tenant_id).await?,
+    };
+    let priced = price(
+        &catalog,
+        command.tool.as_deref(),
+        command.model.as_deref(),
+        &command.usage,
+    )?;
+    let now = context.clock.now();
+    let quote = QuoteRow {
+        quote_id: Uuid::now_v7(),
+        account_id: command.account_id,
+        catalog_version: catalog.version,
+        tool: priced.tool.clone().unwrap_or_default(),
+        model: priced.model.clone().unwrap_or_default(),
+        required_entitlement: priced.required_entitlement.clone(),
+        total: priced.total,
+        line_items: priced.line_items,
+        expires_at: now + context.limits.quote_ttl,
+        created_at: now,
+    };
+    let eligibility = match command.account_id {
+        Some(account_id) => Some(eligibility(context, caller, account_id, &quote).await?),
+        None => None,
+    };
+    insert_quote(&context.pool, caller.tenant_id, &quote).await?;
+    Ok(QuoteOutcome { quote, eligibility })
+}
+
+async fn eligibility(
+    context: &Context,
+    caller: Caller,
+    account_id: Uuid,
+    quote: &QuoteRow,
+) -> Result<Eligibility, ServiceError> {
+    let book = accounts::snapshot_book(
+        &context.pool,
+        caller.tenant_id,
+        account_id,
+        context.clock.now(),
+    )
+    .await?
+    .ok_or_else(|| ServiceError::account_not_found(account_id))?;
+    let balance = book.balance(Duration::zero());
+    let account = book.account();
+    let entitled = quote
+        .required_entitlement
+        .as_ref()
+        .is_none_or(|entitlement| account.entitlements.contains(entitlement));
+    let active = account.status == AccountStatus::Active;
+    let solvent = !balance.debt.is_positive();
+    let enough = balance.available >= quote.total;
+    let denial_reason = [
+        (!entitled, "ENTITLEMENT_REQUIRED"),
+        (!active, "ACCOUNT_SUSPENDED"),
+        (!solvent, "ACCOUNT_IN_DEBT"),
+        (!enough, "INSUFFICIENT_CREDITS"),
+    ]
+    .into_iter()
+    .find_map(|(denied, reason)| denied.then_some(reason));
+    Ok(Eligibility {
+        allowed: entitled && active,
+        affordable: solvent && enough,
+        denial_reason,
+        available: balance.available,
+    })
+}
