@@ -224,7 +224,8 @@ pub fn price(
     // Never a free run by accident: something must cost (a tool's fee counts).
     if subtotal.is_zero() {
         return Err(PricingError::InvalidUsage(
-            "the run prices at 0 credits: the usage is empty or nothing in it is billable".to_owned(),
+            "the run prices at 0 credits: the usage is empty or nothing in it is billable"
+                .to_owned(),
         ));
     }
     // Multipliers compound: each applies to the subtotal after the ones before it.

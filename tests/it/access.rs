@@ -1,7 +1,9 @@
 //! Authentication and scopes on every creditgate RPC.
 
 use creditgate::auth::Scope;
-use creditgate::proto::v1::{GetBalanceRequest, GetCatalogRequest, QuoteRequest, ReleaseRequest};
+use creditgate::proto::v1::{
+    GetBalanceRequest, GetCatalogRequest, ListLedgerRequest, QuoteRequest, ReleaseRequest,
+};
 use tonic::Code;
 
 use crate::helpers::{TestApp, reason};
@@ -49,13 +51,14 @@ async fn an_unknown_or_malformed_key_is_unauthenticated_and_not_echoed() {
         creditgate::proto::v1::credit_service_client::CreditServiceClient::new(app.channel.clone());
     let status = bare.quote(request).await.unwrap_err();
     assert_eq!(status.code(), Code::Unauthenticated);
-    // A good key still passes authentication and reaches the RPC.
+    // A good key still passes authentication and reaches the RPC, which judges the request.
     let status = app
         .credit()
         .quote(QuoteRequest::default())
         .await
         .unwrap_err();
-    assert_eq!(status.code(), Code::Unimplemented);
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(reason(&status).as_deref(), Some("INVALID_USAGE"));
     app.stop().await;
 }
 
@@ -86,18 +89,27 @@ async fn a_key_without_the_scope_is_denied_with_scope_missing() {
 #[tokio::test]
 async fn a_key_with_the_scope_reaches_the_rpc_which_names_itself_until_implemented() {
     let app = TestApp::spawn().await;
-    let worker = app.key_with(&[Scope::Worker]).await;
+    let reader = app.key_with(&[Scope::Reader]).await;
     let status = app
-        .catalog_as(Some(&worker))
-        .get_catalog(GetCatalogRequest::default())
+        .account_as(Some(&reader))
+        .list_ledger(ListLedgerRequest::default())
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::Unimplemented);
     assert!(
-        status.message().contains("CatalogService/GetCatalog"),
+        status.message().contains("AccountService/ListLedger"),
         "{}",
         status.message()
     );
+    // A worker key may read the catalog.
+    let worker = app.key_with(&[Scope::Worker]).await;
+    let catalog = app
+        .catalog_as(Some(&worker))
+        .get_catalog(GetCatalogRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(catalog.catalog.unwrap().version, 1);
     assert_eq!(reason(&status).as_deref(), Some("NOT_IMPLEMENTED"));
     app.stop().await;
 }

@@ -1,6 +1,6 @@
 //! The command line against DATABASE_URL: tenants and keys made there work on the server.
 
-use creditgate::proto::v1::QuoteRequest;
+use creditgate::proto::v1::{QuoteRequest, Usage};
 use tokio::process::Command;
 
 use crate::helpers::TestApp;
@@ -47,14 +47,18 @@ async fn a_key_created_on_the_command_line_is_shown_once_and_works() {
         String::from_utf8_lossy(&key.stderr)
     );
     let secret = String::from_utf8(key.stdout).unwrap().trim().to_owned();
-    let status = app
-        .credit_as(Some(&secret))
-        .quote(QuoteRequest::default())
-        .await
-        .unwrap_err();
+    let quote = QuoteRequest {
+        model: "openai/o3-pro".to_owned(),
+        usage: Some(Usage {
+            input_tokens: 10_000,
+            ..Usage::default()
+        }),
+        ..QuoteRequest::default()
+    };
+    let quoted = app.credit_as(Some(&secret)).quote(quote).await;
     assert_eq!(
-        status.code(),
-        tonic::Code::Unimplemented,
+        quoted.map(|response| response.into_inner().total).ok(),
+        Some("0.5".to_owned()),
         "the new key must authenticate"
     );
     let client = app.pool.get().await.unwrap();

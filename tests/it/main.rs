@@ -12,4 +12,5 @@ mod discovery;
 mod helpers;
 mod money_guarantees;
 mod money_semantics;
+mod pricing;
 mod private_database;

@@ -7,8 +7,8 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use creditgate::proto::v1::QuoteRequest;
 use creditgate::proto::v1::credit_service_client::CreditServiceClient;
+use creditgate::proto::v1::{QuoteRequest, Usage};
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 use tokio::process::{Child, Command};
 use tonic_health::pb::HealthCheckRequest;
@@ -79,12 +79,22 @@ async fn assert_answers(address: &str, key: &str) {
     let mut credit = CreditServiceClient::new(channel);
     let anonymous = credit.quote(QuoteRequest::default()).await.unwrap_err();
     assert_eq!(anonymous.code(), tonic::Code::Unauthenticated);
-    let mut request = tonic::Request::new(QuoteRequest::default());
+    // The demo tenant starts with the default catalog: o3-pro, 10k in + 10k out = 2.5 credits.
+    let mut request = tonic::Request::new(QuoteRequest {
+        model: "openai/o3-pro".to_owned(),
+        usage: Some(Usage {
+            input_tokens: 10_000,
+            output_tokens: 10_000,
+            ..Usage::default()
+        }),
+        ..QuoteRequest::default()
+    });
     request
         .metadata_mut()
         .insert("authorization", format!("Bearer {key}").parse().unwrap());
-    let authenticated = credit.quote(request).await.unwrap_err();
-    assert_eq!(authenticated.code(), tonic::Code::Unimplemented);
+    let quote = credit.quote(request).await.unwrap().into_inner();
+    assert_eq!(quote.total, "2.5");
+    assert_eq!(quote.catalog_version, 1);
 }
 
 #[tokio::test]
