@@ -12,7 +12,7 @@ use crate::pricing::{Catalog, LineItem};
 
 /// Serializes publishing per tenant, so versions are gap-free.
 const PUBLISH_LOCK_SQL: &str =
-    "SELECT pg_advisory_xact_lock(hashtextextended('catalog:' || $1::text, 0))";
+    "SELECT pg_advisory_xact_lock(hashtextextended('catalog:' || $1::uuid::text, 0))";
 
 fn catalog_from_row(row: &tokio_postgres::Row) -> Result<Catalog, StoreError> {
     let mut catalog: Catalog = serde_json::from_value(row.get("document"))
