@@ -5,6 +5,7 @@ use std::sync::Arc;
 use deadpool_postgres::Pool;
 
 use super::catalog::CatalogCache;
+use super::quote_writer::QuoteWriter;
 use crate::clock::Clock;
 use crate::config::MoneyLimits;
 
@@ -19,6 +20,8 @@ pub struct Context {
     pub limits: MoneyLimits,
     /// Catalog versions in memory.
     pub catalogs: Arc<CatalogCache>,
+    /// Writes quotes in batches.
+    pub quotes: Arc<QuoteWriter>,
 }
 
 impl Context {
@@ -29,6 +32,7 @@ impl Context {
             clock,
             limits,
             catalogs: Arc::default(),
+            quotes: Arc::default(),
         }
     }
 }

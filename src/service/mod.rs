@@ -12,6 +12,7 @@ pub mod idempotency;
 mod locked;
 pub mod priced;
 pub mod quote;
+mod quote_writer;
 pub mod sweeper;
 pub mod tenants;
 

@@ -9,7 +9,7 @@ use super::{Context, ServiceError, catalog};
 use crate::ledger::{AccountStatus, Credits};
 use crate::pricing::{Usage, price};
 use crate::store::accounts;
-use crate::store::catalog::{QuoteRow, insert_quote};
+use crate::store::catalog::QuoteRow;
 
 /// What to quote.
 #[derive(Debug, Clone)]
@@ -81,7 +81,10 @@ pub async fn quote(
         Some(account_id) => Some(eligibility(context, caller, account_id, &quote).await?),
         None => None,
     };
-    insert_quote(&context.pool, caller.tenant_id, &quote).await?;
+    context
+        .quotes
+        .store(&context.pool, caller.tenant_id, quote.clone())
+        .await?;
     Ok(QuoteOutcome { quote, eligibility })
 }
 

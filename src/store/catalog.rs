@@ -137,39 +137,71 @@ pub struct QuoteRow {
     pub created_at: DateTime<Utc>,
 }
 
-/// Stores a quote. Quotes are not money: losing the last ones in a crash only makes a worker
-/// quote again, so the insert does not wait for the WAL flush.
-pub async fn insert_quote(
-    pool: &Pool,
-    tenant_id: Uuid,
-    quote: &QuoteRow,
-) -> Result<(), StoreError> {
+/// Stores quotes in one statement. Quotes are not money: losing the last ones in a crash only
+/// makes a worker quote again, so the insert does not wait for the WAL flush.
+pub async fn insert_quotes(pool: &Pool, quotes: &[(Uuid, QuoteRow)]) -> Result<(), StoreError> {
     let client = pool.get().await?;
-    let line_items = serde_json::to_value(&quote.line_items)
-        .map_err(|error| StoreError::Other(error.to_string()))?;
     let statement = client
         .prepare_cached(
             "WITH settings AS (SELECT set_config('synchronous_commit', 'off', true)) \
              INSERT INTO quotes (quote_id, tenant_id, account_id, catalog_version, tool, model, required_entitlement, \
              total, line_items, expires_at, created_at) \
-             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 FROM settings",
+             SELECT q.* FROM settings, unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::int8[], $5::text[], $6::text[], \
+             $7::text[], $8::numeric[], $9::jsonb[], $10::timestamptz[], $11::timestamptz[]) AS q",
         )
         .await?;
+    let mut line_items = Vec::with_capacity(quotes.len());
+    for (_, quote) in quotes {
+        line_items.push(
+            serde_json::to_value(&quote.line_items)
+                .map_err(|error| StoreError::Other(error.to_string()))?,
+        );
+    }
+    let column = |field: fn(&QuoteRow) -> Uuid| {
+        quotes
+            .iter()
+            .map(|(_, quote)| field(quote))
+            .collect::<Vec<_>>()
+    };
+    let tenants: Vec<Uuid> = quotes.iter().map(|(tenant_id, _)| *tenant_id).collect();
+    let accounts: Vec<Option<Uuid>> = quotes.iter().map(|(_, quote)| quote.account_id).collect();
+    let versions: Vec<i64> = quotes
+        .iter()
+        .map(|(_, quote)| quote.catalog_version)
+        .collect();
+    let tools: Vec<&str> = quotes
+        .iter()
+        .map(|(_, quote)| quote.tool.as_str())
+        .collect();
+    let models: Vec<&str> = quotes
+        .iter()
+        .map(|(_, quote)| quote.model.as_str())
+        .collect();
+    let entitlements: Vec<Option<&str>> = quotes
+        .iter()
+        .map(|(_, quote)| quote.required_entitlement.as_deref())
+        .collect();
+    let totals: Vec<Decimal> = quotes
+        .iter()
+        .map(|(_, quote)| quote.total.decimal())
+        .collect();
+    let expires: Vec<DateTime<Utc>> = quotes.iter().map(|(_, quote)| quote.expires_at).collect();
+    let created: Vec<DateTime<Utc>> = quotes.iter().map(|(_, quote)| quote.created_at).collect();
     client
         .execute(
             &statement,
             &[
-                &quote.quote_id,
-                &tenant_id,
-                &quote.account_id,
-                &quote.catalog_version,
-                &quote.tool,
-                &quote.model,
-                &quote.required_entitlement,
-                &quote.total.decimal(),
+                &column(|quote| quote.quote_id),
+                &tenants,
+                &accounts,
+                &versions,
+                &tools,
+                &models,
+                &entitlements,
+                &totals,
                 &line_items,
-                &quote.expires_at,
-                &quote.created_at,
+                &expires,
+                &created,
             ],
         )
         .await?;

@@ -10,10 +10,10 @@ use creditgate::auth::{Scope, ScopeSet};
 use creditgate::clock::Clock as _;
 use creditgate::proto::v1::{
     AccountKind, AuthorizeRequest, AuthorizeResponse, Catalog, CreateAccountRequest, Entitlements,
-    GetCatalogRequest, GetHoldRequest, GrantSource, HoldStatus, LineItem, ListModelsRequest,
-    Modality, PublishCatalogRequest, PublishCatalogResponse, QuoteRequest, QuoteResponse,
-    RunMetadata, SettleRequest, SettleResponse, UpdateAccountRequest, Usage, authorize_request,
-    get_hold_request, settle_request,
+    GetCatalogRequest, GetHoldRequest, GrantSource, HoldStatus, ImageUsage, LineItem,
+    ListModelsRequest, Modality, PublishCatalogRequest, PublishCatalogResponse, QuoteRequest,
+    QuoteResponse, RunMetadata, SettleRequest, SettleResponse, UpdateAccountRequest, Usage,
+    VideoResolution, authorize_request, get_hold_request, settle_request,
 };
 use creditgate::service::tenants;
 use rust_decimal::{Decimal, RoundingStrategy};
@@ -448,6 +448,171 @@ async fn quote_matches_hand_computation() {
         ]
     );
     assert_eq!(research.total, "0.335");
+
+    app.assert_books_balance().await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn quote_prices_images_video_and_megapixels() {
+    let app = TestApp::spawn().await;
+
+    // A tool's default model, an explicit quality tier, and a size with no quality named
+    // (the first tier listed for it: "standard").
+    let images = quote_request(
+        &app,
+        QuoteRequest {
+            tool: "image-studio".to_owned(),
+            usage: Some(Usage {
+                images: vec![
+                    ImageUsage {
+                        count: 2,
+                        size: "1024x1536".to_owned(),
+                        quality: "hd".to_owned(),
+                        ..ImageUsage::default()
+                    },
+                    ImageUsage {
+                        count: 3,
+                        size: "1024x1024".to_owned(),
+                        ..ImageUsage::default()
+                    },
+                ],
+                ..Usage::default()
+            }),
+            ..QuoteRequest::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        images.line_items,
+        vec![
+            item(
+                "tool_execution",
+                "image-studio execution",
+                "1",
+                "execution",
+                "0.5",
+                "0.5"
+            ),
+            item(
+                "image",
+                "openai/gpt-image-1 image 1024x1536 hd",
+                "2",
+                "image",
+                "31",
+                "62"
+            ),
+            item(
+                "image",
+                "openai/gpt-image-1 image 1024x1024 standard",
+                "3",
+                "image",
+                "8",
+                "24"
+            ),
+        ]
+    );
+    assert_eq!(images.total, "86.5");
+
+    // A size the model has no tier for, priced per megapixel.
+    let flux = quote(
+        &app,
+        "black-forest-labs/flux-1.1-pro",
+        Usage {
+            images: vec![ImageUsage {
+                count: 2,
+                megapixels: "1.25".to_owned(),
+                ..ImageUsage::default()
+            }],
+            ..Usage::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        flux.line_items,
+        vec![item(
+            "image",
+            "black-forest-labs/flux-1.1-pro image 1.25 megapixels",
+            "2.5",
+            "megapixel",
+            "4",
+            "10"
+        )]
+    );
+    assert_eq!(flux.total, "10");
+    // gpt-image-1 has no per-megapixel rate: refused, never free.
+    assert_refused(
+        quote(
+            &app,
+            "openai/gpt-image-1",
+            Usage {
+                images: vec![ImageUsage {
+                    count: 1,
+                    megapixels: "1".to_owned(),
+                    ..ImageUsage::default()
+                }],
+                ..Usage::default()
+            },
+        )
+        .await,
+        Code::InvalidArgument,
+        "INVALID_USAGE",
+    );
+
+    // Video seconds by resolution, with the tool's fee.
+    let video = quote_request(
+        &app,
+        QuoteRequest {
+            tool: "video-studio".to_owned(),
+            model: "kling/kling-2.1".to_owned(),
+            usage: Some(Usage {
+                video_seconds: "7.5".to_owned(),
+                resolution: VideoResolution::VideoResolution1080p as i32,
+                ..Usage::default()
+            }),
+            ..QuoteRequest::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        video.line_items,
+        vec![
+            item(
+                "tool_execution",
+                "video-studio execution",
+                "1",
+                "execution",
+                "1",
+                "1"
+            ),
+            item(
+                "video",
+                "kling/kling-2.1 video 1080p",
+                "7.5",
+                "second",
+                "11",
+                "82.5"
+            ),
+        ]
+    );
+    assert_eq!(video.total, "83.5");
+    // Video without a resolution is refused.
+    assert_refused(
+        quote(
+            &app,
+            "kling/kling-2.1",
+            Usage {
+                video_seconds: "5".to_owned(),
+                ..Usage::default()
+            },
+        )
+        .await,
+        Code::InvalidArgument,
+        "INVALID_USAGE",
+    );
 
     app.assert_books_balance().await;
     app.stop().await;
@@ -998,30 +1163,34 @@ async fn settle_by_usage_rounds_once_and_charges_above_the_hold() {
         .unwrap();
     assert_eq!(hold.amount, "1.125");
 
-    // Metered: more output than estimated, and 12 cached-read tokens whose line is 12 places.
-    // 0.625 + 1 + 0.0000000015 = 1.6250000015 → half-even to 9 places: 1.625000002.
-    let response = settle_usage(&app, &hold.hold_id, tokens(1_000_000, 200_000, 12))
-        .await
-        .unwrap();
+    // Metered: more than estimated, at the batch rate. The multiplier line has 10 places:
+    // (0.625001875 + 2) × 0.5 = 1.3125009375 → half-even to 9 places (7 is odd): 1.312500938.
+    let metered = Usage {
+        multipliers: vec!["batch".to_owned()],
+        ..tokens(1_000_003, 400_000, 0)
+    };
+    let response = settle_usage(&app, &hold.hold_id, metered).await.unwrap();
     let settlement = response.settlement.unwrap();
     assert_eq!(
         settlement.line_items,
         vec![
-            token_item("input_tokens", SEED, "100", "0.00625", "0.625"),
-            token_item("output_tokens", SEED, "20", "0.05", "1"),
-            token_item(
-                "cached_read_tokens",
-                SEED,
-                "0.0012",
-                "0.00125",
-                "0.0000000015"
+            token_item("input_tokens", SEED, "100.0003", "0.00625", "0.625001875"),
+            token_item("output_tokens", SEED, "40", "0.05", "2"),
+            item(
+                "multiplier",
+                "batch × 0.5",
+                "2.625001875",
+                "credits",
+                "-0.5",
+                "-1.3125009375"
             ),
         ]
     );
-    assert_eq!(settlement.total, "1.625000002");
+    assert_eq!(settlement.total, "1.312500938");
     assert_eq!(settlement.total, rounded_sum(&settlement.line_items));
+    // Above the hold: the rest comes from the balance.
     assert_eq!(settlement.from_hold, "1.125");
-    assert_eq!(settlement.from_balance, "0.500000002");
+    assert_eq!(settlement.from_balance, "0.187500938");
     assert_eq!(settlement.debt, "0");
     assert_eq!(settlement.written_off, "0");
     assert_eq!(settlement.released, "0");
@@ -1029,7 +1198,7 @@ async fn settle_by_usage_rounds_once_and_charges_above_the_hold() {
     assert!(!settlement.late);
     let settled_hold = response.hold.unwrap();
     assert_eq!(settled_hold.status(), HoldStatus::Settled);
-    assert_eq!(settled_hold.captured, "1.625000002");
+    assert_eq!(settled_hold.captured, "1.312500938");
 
     // GetHold shows the same settlement with its line items.
     let view = app
@@ -1042,18 +1211,23 @@ async fn settle_by_usage_rounds_once_and_charges_above_the_hold() {
         .into_inner();
     assert_eq!(view.settlements, vec![settlement]);
 
+    // 10 − 1.312500938
     let balance = app.balance(&account).await;
-    assert_eq!(balance.available, "8.374999998");
+    assert_eq!(balance.available, "8.687499062");
     assert_eq!(balance.held, "0");
 
-    // A tie that rounds down to even: 0.625 + 0.0000000005 → 0.625.
+    // A tie that rounds down to even: 0.625000625 × 0.5 = 0.3125003125 → 0.312500312.
     let hold = authorize_usage(&app, &account, &key(), SEED, tokens(1_000_000, 0, 0))
         .await
         .unwrap()
         .hold
         .unwrap();
     assert_eq!(hold.amount, "0.625");
-    let settlement = settle_usage(&app, &hold.hold_id, tokens(1_000_000, 0, 4))
+    let metered = Usage {
+        multipliers: vec!["batch".to_owned()],
+        ..tokens(1_000_001, 0, 0)
+    };
+    let settlement = settle_usage(&app, &hold.hold_id, metered)
         .await
         .unwrap()
         .settlement
@@ -1061,21 +1235,22 @@ async fn settle_by_usage_rounds_once_and_charges_above_the_hold() {
     assert_eq!(
         settlement.line_items,
         vec![
-            token_item("input_tokens", SEED, "100", "0.00625", "0.625"),
-            token_item(
-                "cached_read_tokens",
-                SEED,
-                "0.0004",
-                "0.00125",
-                "0.0000000005"
+            token_item("input_tokens", SEED, "100.0001", "0.00625", "0.625000625"),
+            item(
+                "multiplier",
+                "batch × 0.5",
+                "0.625000625",
+                "credits",
+                "-0.5",
+                "-0.3125003125"
             ),
         ]
     );
-    assert_eq!(settlement.total, "0.625");
+    assert_eq!(settlement.total, "0.312500312");
     assert_eq!(settlement.total, rounded_sum(&settlement.line_items));
-    assert_eq!(settlement.from_hold, "0.625");
+    assert_eq!(settlement.from_hold, "0.312500312");
     assert_eq!(settlement.from_balance, "0");
-    assert_eq!(settlement.released, "0");
+    assert_eq!(settlement.released, "0.312499688");
 
     // Metered usage the model cannot price is refused and leaves the hold alone.
     let hold = authorize_usage(&app, &account, &key(), GROK, tokens(10_000, 0, 0))
@@ -1085,18 +1260,19 @@ async fn settle_by_usage_rounds_once_and_charges_above_the_hold() {
         .unwrap();
     assert_eq!(hold.amount, "0.125");
     let mut with_image = tokens(10_000, 0, 0);
-    with_image.images.push(creditgate::proto::v1::ImageUsage {
+    with_image.images.push(ImageUsage {
         count: 1,
         size: "1024x1024".to_owned(),
-        ..creditgate::proto::v1::ImageUsage::default()
+        ..ImageUsage::default()
     });
     assert_refused(
         settle_usage(&app, &hold.hold_id, with_image).await,
         Code::InvalidArgument,
         "INVALID_USAGE",
     );
+    // 8.687499062 − 0.312500312 − 0.125 (held)
     let balance = app.balance(&account).await;
-    assert_eq!(balance.available, "7.624999998");
+    assert_eq!(balance.available, "8.24999875");
     assert_eq!(balance.held, "0.125");
 
     app.assert_books_balance().await;
@@ -1266,6 +1442,43 @@ async fn catalog_service_publishes_versions_and_lists_models() {
         .into_inner();
     assert_eq!(first_page.catalog_version, 2);
     assert_eq!(first_page.models.len(), 10);
+
+    app.assert_books_balance().await;
+    app.stop().await;
+}
+
+/// catalog.proto: `Catalog.created_at` is "when this version was published".
+#[tokio::test]
+async fn published_catalog_says_when_it_was_published() {
+    let app = TestApp::spawn().await;
+    let v1 = get_catalog_on(&app, 1).await.unwrap();
+    assert!(
+        v1.created_at.is_some(),
+        "GetCatalog leaves created_at unset for version 1"
+    );
+
+    let before = app.clock.now();
+    let mut v2 = v1.clone();
+    v2.created_at = None;
+    v2.description = "republished".to_owned();
+    let published = publish(&app, &app.key, &key(), v2, None)
+        .await
+        .unwrap()
+        .catalog
+        .unwrap();
+    let after = app.clock.now();
+    let created_at = time(
+        published
+            .created_at
+            .as_ref()
+            .expect("PublishCatalog leaves created_at unset"),
+    );
+    assert!(
+        created_at >= before && created_at <= after,
+        "created_at {created_at} is not the publishing time ({before} .. {after})"
+    );
+    let read = get_catalog_on(&app, 2).await.unwrap();
+    assert_eq!(read.created_at, published.created_at);
 
     app.assert_books_balance().await;
     app.stop().await;
