@@ -183,7 +183,7 @@ pub fn catalog(catalog: &Catalog) -> v1::Catalog {
     v1::Catalog {
         version: u64::try_from(catalog.version).unwrap_or(0),
         effective_at: timestamp_opt(catalog.effective_at),
-        created_at: None,
+        created_at: timestamp_opt(catalog.created_at),
         description: catalog.description.clone(),
         models: catalog.models.iter().map(model).collect(),
         tools: catalog
@@ -218,12 +218,16 @@ pub fn catalog_from(catalog: &v1::Catalog) -> Result<Catalog, ServiceError> {
         field: "catalog",
         message,
     };
+    let bad_amount = |message: String| ServiceError::InvalidAmount {
+        field: "catalog",
+        message,
+    };
     let required = |field: &str, text: &str| {
         decimal(field, text)
             .and_then(|value| value.ok_or_else(|| format!("{field} is required")))
-            .map_err(invalid)
+            .map_err(bad_amount)
     };
-    let optional = |field: &str, text: &str| decimal(field, text).map_err(invalid);
+    let optional = |field: &str, text: &str| decimal(field, text).map_err(bad_amount);
     let mut models = Vec::with_capacity(catalog.models.len());
     for wire in &catalog.models {
         let rates = wire.token_rates.clone().unwrap_or_default();
@@ -286,6 +290,7 @@ pub fn catalog_from(catalog: &v1::Catalog) -> Result<Catalog, ServiceError> {
     Ok(Catalog {
         version: 0,
         effective_at: None,
+        created_at: None,
         description: catalog.description.clone(),
         models,
         tools,

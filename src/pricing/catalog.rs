@@ -193,6 +193,9 @@ pub struct Catalog {
     /// When it becomes the active version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub effective_at: Option<DateTime<Utc>>,
+    /// When it was published.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<DateTime<Utc>>,
     /// What changed.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub description: String,

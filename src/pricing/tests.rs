@@ -141,6 +141,7 @@ fn tiny_catalog(rate: &str) -> Catalog {
     Catalog {
         version: 0,
         effective_at: None,
+        created_at: None,
         description: "tiny".to_owned(),
         models: vec![text_model("t/tiny", rate, rate)],
         tools: Vec::new(),

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::access::Caller;
 use super::idempotency::Fingerprint;
 use super::{Context, ServiceError};
-use crate::pricing::Catalog;
+use crate::pricing::{Catalog, CatalogError, PricingError};
 use crate::store::idempotency::StoredAnswer;
 use crate::store::{StoreError, catalog as store, idempotency};
 
@@ -138,12 +138,17 @@ pub async fn publish(
     fingerprint: Fingerprint,
     encode: impl FnOnce(&Catalog) -> Vec<u8>,
 ) -> Result<Vec<u8>, ServiceError> {
-    catalog
-        .validate()
-        .map_err(|error| ServiceError::InvalidArgument {
+    catalog.validate().map_err(|error| match error {
+        CatalogError::BadRate { .. } => ServiceError::InvalidAmount {
             field: "catalog",
             message: error.to_string(),
-        })?;
+        },
+        CatalogError::UnknownModel { model, .. } => PricingError::UnknownModel(model).into(),
+        CatalogError::Invalid(message) => ServiceError::InvalidArgument {
+            field: "catalog",
+            message,
+        },
+    })?;
     let client = context.pool.get().await.map_err(StoreError::from)?;
     if let Some(stored) = idempotency::find(&client, caller.tenant_id, &fingerprint.key).await? {
         return fingerprint.replay(&stored);
@@ -157,6 +162,7 @@ pub async fn publish(
     let record = |version: i64| {
         published.version = version;
         published.effective_at = Some(effective_at);
+        published.created_at = Some(now);
         bytes = encode(&published);
         fingerprint.record(
             caller.tenant_id,

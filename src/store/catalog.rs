@@ -19,6 +19,7 @@ fn catalog_from_row(row: &tokio_postgres::Row) -> Result<Catalog, StoreError> {
         .map_err(|error| StoreError::Other(format!("stored catalog does not parse: {error}")))?;
     catalog.version = row.get("version");
     catalog.effective_at = Some(row.get("effective_at"));
+    catalog.created_at = Some(row.get("created_at"));
     Ok(catalog)
 }
 
@@ -105,7 +106,7 @@ pub async fn load_version(
 ) -> Result<Option<Catalog>, StoreError> {
     let row = client
         .query_opt(
-            "SELECT version, effective_at, document FROM catalog_versions WHERE tenant_id = $1 AND version = $2",
+            "SELECT version, effective_at, created_at, document FROM catalog_versions WHERE tenant_id = $1 AND version = $2",
             &[&tenant_id, &version],
         )
         .await?;
