@@ -41,62 +41,10 @@ impl AccountApi {
     }
 }
 
-/// Longest external id or external reference.
-const MAX_REFERENCE: usize = 255;
-/// Most entitlements on an account.
-const MAX_ENTITLEMENTS: usize = 64;
-/// Longest entitlement name.
-const MAX_ENTITLEMENT: usize = 64;
 /// Largest `expiring_within_days`.
 const MAX_EXPIRING_WITHIN_DAYS: u32 = 3_650;
 /// Largest grant priority.
 const MAX_PRIORITY: u32 = 1_000_000;
-
-fn reference(
-    field: &'static str,
-    value: &str,
-    required: bool,
-) -> Result<Option<String>, ServiceError> {
-    if value.is_empty() {
-        return if required {
-            Err(ServiceError::InvalidArgument {
-                field,
-                message: "required".to_owned(),
-            })
-        } else {
-            Ok(None)
-        };
-    }
-    if value.len() > MAX_REFERENCE || value.chars().any(char::is_control) {
-        return Err(ServiceError::InvalidArgument {
-            field,
-            message: format!("at most {MAX_REFERENCE} printable characters"),
-        });
-    }
-    Ok(Some(value.to_owned()))
-}
-
-fn entitlements(values: &[String]) -> Result<Vec<String>, ServiceError> {
-    let valid = |name: &String| {
-        !name.is_empty()
-            && name.len() <= MAX_ENTITLEMENT
-            && name.bytes().all(|byte| {
-                byte.is_ascii_lowercase() || byte.is_ascii_digit() || b"._-".contains(&byte)
-            })
-    };
-    if values.len() > MAX_ENTITLEMENTS || !values.iter().all(valid) {
-        return Err(ServiceError::InvalidArgument {
-            field: "entitlements",
-            message: format!(
-                "at most {MAX_ENTITLEMENTS} names of 1-{MAX_ENTITLEMENT} lowercase letters, digits, '.', '_' or '-'"
-            ),
-        });
-    }
-    let mut sorted = values.to_vec();
-    sorted.sort();
-    sorted.dedup();
-    Ok(sorted)
-}
 
 fn settle_policy(
     value: i32,
@@ -149,11 +97,12 @@ impl AccountService for AccountApi {
             }
         };
         let account = NewAccount {
-            external_id: reference("external_id", &message.external_id, true)?.unwrap_or_default(),
+            external_id: parse::reference("external_id", &message.external_id, true)?
+                .unwrap_or_default(),
             kind: kind.to_owned(),
             settle_policy: settle_policy(message.settle_policy, Some(SettlePolicy::Debt))?
                 .unwrap_or(SettlePolicy::Debt),
-            entitlements: entitlements(&message.entitlements)?,
+            entitlements: parse::entitlements(&message.entitlements)?,
             low_balance_threshold: parse::optional_amount(
                 "low_balance_threshold",
                 &message.low_balance_threshold,
@@ -185,7 +134,8 @@ impl AccountService for AccountApi {
                 .await?
             }
             Some(get_account_request::Lookup::ExternalId(external_id)) => {
-                let external_id = reference("external_id", external_id, true)?.unwrap_or_default();
+                let external_id =
+                    parse::reference("external_id", external_id, true)?.unwrap_or_default();
                 accounts::get_account(&self.context, caller, None, Some(&external_id)).await?
             }
             None => {
@@ -236,7 +186,7 @@ impl AccountService for AccountApi {
             entitlements: message
                 .entitlements
                 .as_ref()
-                .map(|list| entitlements(&list.values))
+                .map(|list| parse::entitlements(&list.values))
                 .transpose()?,
             low_balance_threshold: message
                 .low_balance_threshold
@@ -319,7 +269,7 @@ impl AccountService for AccountApi {
             priority,
             effective_at: time("effective_at", &message.effective_at)?,
             expires_at: time("expires_at", &message.expires_at)?,
-            external_ref: reference("external_ref", &message.external_ref, false)?,
+            external_ref: parse::reference("external_ref", &message.external_ref, false)?,
         };
         let encode: Encoder<GrantOutcome> = Box::new(|book, outcome| {
             GrantResponse {

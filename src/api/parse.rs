@@ -80,3 +80,58 @@ pub fn decode<M: Message + Default>(bytes: &[u8]) -> Result<M, tonic::Status> {
         tonic::Status::internal("internal error")
     })
 }
+
+/// Longest external id or external reference.
+const MAX_REFERENCE: usize = 255;
+/// Most entitlements on an account.
+const MAX_ENTITLEMENTS: usize = 64;
+/// Longest entitlement name.
+const MAX_ENTITLEMENT: usize = 64;
+
+/// An external id or reference: 1–255 printable characters; empty is `None` unless `required`.
+pub fn reference(
+    field: &'static str,
+    value: &str,
+    required: bool,
+) -> Result<Option<String>, ServiceError> {
+    if value.is_empty() {
+        return if required {
+            Err(ServiceError::InvalidArgument {
+                field,
+                message: "required".to_owned(),
+            })
+        } else {
+            Ok(None)
+        };
+    }
+    if value.len() > MAX_REFERENCE || value.chars().any(char::is_control) {
+        return Err(ServiceError::InvalidArgument {
+            field,
+            message: format!("at most {MAX_REFERENCE} printable characters"),
+        });
+    }
+    Ok(Some(value.to_owned()))
+}
+
+/// Entitlement names, sorted and deduplicated.
+pub fn entitlements(values: &[String]) -> Result<Vec<String>, ServiceError> {
+    let valid = |name: &String| {
+        !name.is_empty()
+            && name.len() <= MAX_ENTITLEMENT
+            && name.bytes().all(|byte| {
+                byte.is_ascii_lowercase() || byte.is_ascii_digit() || b"._-".contains(&byte)
+            })
+    };
+    if values.len() > MAX_ENTITLEMENTS || !values.iter().all(valid) {
+        return Err(ServiceError::InvalidArgument {
+            field: "entitlements",
+            message: format!(
+                "at most {MAX_ENTITLEMENTS} names of 1-{MAX_ENTITLEMENT} lowercase letters, digits, '.', '_' or '-'"
+            ),
+        });
+    }
+    let mut sorted = values.to_vec();
+    sorted.sort();
+    sorted.dedup();
+    Ok(sorted)
+}

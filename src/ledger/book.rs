@@ -4,14 +4,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::decline::Decline;
 use super::journal::{LedgerAccount, MovementKind, Posting, Refs, movement};
 use super::model::{
-    AccountState, AccountStatus, AllocationState, GrantSource, GrantState, HoldState, HoldStatus,
-    RefundRecord, SettlementRecord,
+    AccountState, AccountStatus, AllocationState, GrantState, HoldState, HoldStatus, RefundRecord,
+    SettlementRecord,
 };
 use super::money::Credits;
 
@@ -59,32 +59,6 @@ impl Changes {
             && self.holds.is_empty()
             && self.postings.is_empty()
     }
-}
-
-/// Balance of one grant source.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BucketBalance {
-    /// The source.
-    pub source: GrantSource,
-    /// Spendable now.
-    pub available: Credits,
-    /// Reserved by live holds.
-    pub held: Credits,
-    /// Spendable now but expiring within the window.
-    pub expiring_soon: Credits,
-}
-
-/// An account's balance as of `now`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Balance {
-    /// Spendable now.
-    pub available: Credits,
-    /// Reserved by live holds.
-    pub held: Credits,
-    /// Owed.
-    pub debt: Credits,
-    /// Per source, for sources with any credits.
-    pub buckets: Vec<BucketBalance>,
 }
 
 impl AccountBook {
@@ -306,115 +280,6 @@ impl AccountBook {
         Ok(())
     }
 
-    /// Creates an active hold of `hold.amount`, reserving from grants in consumption order.
-    pub fn authorize(&mut self, mut hold: HoldState) -> Result<(), Decline> {
-        self.begin();
-        if let Some(entitlement) = &hold.meta.required_entitlement {
-            if !self.account.entitlements.contains(entitlement) {
-                return Err(Decline::EntitlementRequired {
-                    entitlement: entitlement.clone(),
-                });
-            }
-        }
-        self.check_may_reserve()?;
-        let available = self.available();
-        if available < hold.amount {
-            return Err(Decline::InsufficientCredits {
-                required: hold.amount,
-                available,
-            });
-        }
-        hold.status = HoldStatus::Active;
-        hold.allocations.clear();
-        let (hold_id, amount) = (hold.hold_id, hold.amount);
-        self.holds.insert(hold_id, hold);
-        self.created_holds.insert(hold_id);
-        self.reserve(hold_id, amount);
-        self.finish();
-        Ok(())
-    }
-
-    /// Raises a live hold to `new_amount` and/or moves its expiry.
-    pub fn extend(
-        &mut self,
-        hold_id: Uuid,
-        new_amount: Option<Credits>,
-        new_expires_at: Option<DateTime<Utc>>,
-    ) -> Result<(), Decline> {
-        self.begin();
-        let hold = self
-            .holds
-            .get(&hold_id)
-            .unwrap_or_else(|| panic!("hold {hold_id} must be loaded"));
-        if hold.status != HoldStatus::Active {
-            return Err(Decline::HoldNotActive {
-                status: hold.status,
-            });
-        }
-        let current = hold.amount;
-        if let Some(requested) = new_amount {
-            if requested < current {
-                return Err(Decline::AmountBelowHold { requested, current });
-            }
-            let more = requested - current;
-            if more.is_positive() {
-                self.check_may_reserve()?;
-                let available = self.available();
-                if available < more {
-                    return Err(Decline::InsufficientCredits {
-                        required: more,
-                        available,
-                    });
-                }
-                self.reserve(hold_id, more);
-                self.hold_mut(hold_id).amount = requested;
-            }
-        }
-        if let Some(expires_at) = new_expires_at {
-            self.hold_mut(hold_id).expires_at = expires_at;
-        }
-        self.finish();
-        Ok(())
-    }
-
-    /// Gives a live hold back; returns what was released.
-    pub fn release(&mut self, hold_id: Uuid) -> Result<Credits, Decline> {
-        self.begin();
-        let status = self.holds.get(&hold_id).map(|hold| hold.status);
-        if status != Some(HoldStatus::Active) {
-            return Err(Decline::HoldNotActive {
-                status: status.unwrap_or(HoldStatus::Expired),
-            });
-        }
-        let released = self.release_reservations(hold_id);
-        let now = self.now;
-        let hold = self.hold_mut(hold_id);
-        hold.status = HoldStatus::Released;
-        hold.resolved_at = Some(now);
-        self.finish();
-        Ok(released)
-    }
-
-    /// Adds a grant; its credits pay any debt first.
-    pub fn grant(&mut self, grant: GrantState) {
-        self.begin();
-        let (grant_id, amount) = (grant.grant_id, grant.amount);
-        self.grants.insert(grant_id, grant);
-        self.changed_grants.insert(grant_id);
-        let refs = Refs {
-            grant_id: Some(grant_id),
-            ..Refs::default()
-        };
-        self.post(
-            MovementKind::Grant,
-            LedgerAccount::Issued,
-            LedgerAccount::Available,
-            amount,
-            refs,
-        );
-        self.finish();
-    }
-
     /// Housekeeping only: expire due holds and grants, pay debt. For the background sweeper.
     pub fn sweep(&mut self) {
         self.begin();
@@ -467,45 +332,6 @@ impl AccountBook {
                     refs,
                 );
             }
-        }
-    }
-
-    /// The balance as of now, counting a due-but-unswept hold as released.
-    pub fn balance(&self, expiring_within: Duration) -> Balance {
-        let mut view = self.clone();
-        view.sweep();
-        let horizon = view.now + expiring_within;
-        let mut buckets: BTreeMap<&'static str, BucketBalance> = BTreeMap::new();
-        for grant in view.grants.values() {
-            let spendable = grant.spendable_at(view.now);
-            let bucket = buckets
-                .entry(grant.source.as_str())
-                .or_insert(BucketBalance {
-                    source: grant.source,
-                    available: Credits::ZERO,
-                    held: Credits::ZERO,
-                    expiring_soon: Credits::ZERO,
-                });
-            bucket.held += grant.reserved;
-            if spendable {
-                bucket.available += grant.remaining;
-                if grant
-                    .expires_at
-                    .is_some_and(|expires_at| expires_at <= horizon)
-                {
-                    bucket.expiring_soon += grant.remaining;
-                }
-            }
-        }
-        let buckets: Vec<BucketBalance> = buckets
-            .into_values()
-            .filter(|bucket| bucket.available.is_positive() || bucket.held.is_positive())
-            .collect();
-        Balance {
-            available: buckets.iter().map(|bucket| bucket.available).sum(),
-            held: buckets.iter().map(|bucket| bucket.held).sum(),
-            debt: view.account.debt,
-            buckets,
         }
     }
 

@@ -3,14 +3,17 @@
 //! balanced journal postings; the store loads it under the account lock and persists what
 //! changed.
 
+mod balance;
 mod book;
 mod decline;
 mod journal;
 mod model;
 mod money;
+mod operations;
 mod settle;
 
-pub use book::{AccountBook, Balance, BucketBalance, Changes};
+pub use balance::{Balance, BucketBalance};
+pub use book::{AccountBook, Changes};
 pub use decline::Decline;
 pub use journal::{LedgerAccount, MovementKind, Posting};
 pub use model::{

@@ -237,6 +237,22 @@ pub async fn grant(
     run_locked(context, target, fingerprint, operate, encode).await
 }
 
+/// A consistent read of the account's book now, without its lock.
+pub async fn snapshot(
+    context: &Context,
+    caller: Caller,
+    account_id: Uuid,
+) -> Result<AccountBook, ServiceError> {
+    accounts::snapshot_book(
+        &context.pool,
+        caller.tenant_id,
+        account_id,
+        context.clock.now(),
+    )
+    .await?
+    .ok_or_else(|| ServiceError::account_not_found(account_id))
+}
+
 /// The account's balance now, counting holds past their expiry as released.
 pub async fn balance(
     context: &Context,
@@ -244,13 +260,7 @@ pub async fn balance(
     account_id: Uuid,
     expiring_within: Duration,
 ) -> Result<Balance, ServiceError> {
-    let book = accounts::snapshot_book(
-        &context.pool,
-        caller.tenant_id,
-        account_id,
-        context.clock.now(),
-    )
-    .await?
-    .ok_or_else(|| ServiceError::account_not_found(account_id))?;
-    Ok(book.balance(expiring_within))
+    Ok(snapshot(context, caller, account_id)
+        .await?
+        .balance(expiring_within))
 }

@@ -8,7 +8,6 @@ use super::access::Caller;
 use super::{Context, ServiceError, catalog};
 use crate::ledger::{AccountStatus, Credits};
 use crate::pricing::{Usage, price};
-use crate::store::accounts;
 use crate::store::catalog::QuoteRow;
 
 /// What to quote.
@@ -94,14 +93,7 @@ async fn eligibility(
     account_id: Uuid,
     quote: &QuoteRow,
 ) -> Result<Eligibility, ServiceError> {
-    let book = accounts::snapshot_book(
-        &context.pool,
-        caller.tenant_id,
-        account_id,
-        context.clock.now(),
-    )
-    .await?
-    .ok_or_else(|| ServiceError::account_not_found(account_id))?;
+    let book = super::accounts::snapshot(context, caller, account_id).await?;
     let balance = book.balance(Duration::zero());
     let account = book.account();
     let entitled = quote

@@ -101,7 +101,8 @@ impl LockedAccount {
             client.prepare_cached(parts_sql),
         ])
         .await?;
-        try_join_all(super::writes::ALL_STATEMENTS.map(|sql| client.prepare_cached(sql))).await?;
+        try_join_all(super::write_sql::ALL_STATEMENTS.map(|sql| client.prepare_cached(sql)))
+            .await?;
         client.prepare_cached(INSERT_RECORD).await?;
         let key = target.idempotency_key.clone().unwrap_or_default();
         let (account_id, tenant_id) = (target.account_id, target.tenant_id);

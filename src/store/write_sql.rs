@@ -1,0 +1,60 @@
+//! The statements of the write round trip, one per table; rows travel as arrays through
+//! `unnest`.
+
+pub(super) const UPDATE_ACCOUNT: &str =
+    "UPDATE accounts SET debt = $2, updated_at = $3 WHERE account_id = $1";
+
+pub(super) const UPSERT_GRANTS: &str = "INSERT INTO grants (grant_id, source, priority, amount, remaining, reserved, \
+     effective_at, expires_at, external_ref, created_at, tenant_id, account_id) \
+     SELECT g.*, $11::uuid, $12::uuid FROM unnest($1::uuid[], $2::text[], $3::int4[], $4::numeric[], \
+     $5::numeric[], $6::numeric[], $7::timestamptz[], $8::timestamptz[], $9::text[], $10::timestamptz[]) AS g \
+     ON CONFLICT (grant_id) DO UPDATE SET remaining = EXCLUDED.remaining, reserved = EXCLUDED.reserved";
+
+pub(super) const INSERT_HOLD: &str = "INSERT INTO holds (hold_id, tenant_id, account_id, status, amount, captured, expires_at, \
+     partial_captures, late_settled, authorize_key, catalog_version, quote_id, task_type, tool, model, project, \
+     run_id, label_keys, label_values, created_at, resolved_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)";
+
+pub(super) const UPDATE_HOLDS: &str = "UPDATE holds h SET status = v.status, amount = v.amount, captured = v.captured, \
+     expires_at = v.expires_at, partial_captures = v.partial_captures, late_settled = v.late_settled, \
+     resolved_at = v.resolved_at \
+     FROM unnest($1::uuid[], $2::text[], $3::numeric[], $4::numeric[], $5::timestamptz[], $6::int4[], \
+     $7::bool[], $8::timestamptz[]) AS v(hold_id, status, amount, captured, expires_at, partial_captures, \
+     late_settled, resolved_at) WHERE h.hold_id = v.hold_id";
+
+pub(super) const UPSERT_ALLOCATIONS: &str = "INSERT INTO hold_allocations (hold_id, grant_id, position, reserved, captured, account_id) \
+     SELECT a.*, $6::uuid FROM unnest($1::uuid[], $2::uuid[], $3::int4[], $4::numeric[], $5::numeric[]) AS a \
+     ON CONFLICT (hold_id, grant_id) DO UPDATE SET reserved = EXCLUDED.reserved, captured = EXCLUDED.captured";
+
+pub(super) const UPSERT_SETTLEMENTS: &str = "INSERT INTO settlements (settlement_id, hold_id, total, from_hold, from_balance, \
+     debt, written_off, released, late, partial, refunded, created_at, line_items, account_id, tenant_id) \
+     SELECT s.*, $14::uuid, $15::uuid FROM unnest($1::uuid[], $2::uuid[], $3::numeric[], $4::numeric[], \
+     $5::numeric[], $6::numeric[], $7::numeric[], $8::numeric[], $9::bool[], $10::bool[], $11::numeric[], \
+     $12::timestamptz[], $13::jsonb[]) AS s ON CONFLICT (settlement_id) DO UPDATE SET refunded = EXCLUDED.refunded";
+
+pub(super) const UPSERT_PARTS: &str = "INSERT INTO settlement_parts (settlement_id, grant_id, position, amount, refunded, account_id) \
+     SELECT p.*, $6::uuid FROM unnest($1::uuid[], $2::uuid[], $3::int4[], $4::numeric[], $5::numeric[]) AS p \
+     ON CONFLICT (settlement_id, grant_id) DO UPDATE SET refunded = EXCLUDED.refunded";
+
+pub(super) const INSERT_REFUNDS: &str = "INSERT INTO refunds (refund_id, settlement_id, hold_id, amount, debt_reduced, \
+     new_grant_id, reason, created_at, account_id) \
+     SELECT r.*, $8::uuid FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::numeric[], $5::numeric[], \
+     $6::uuid[], $7::text[], $9::timestamptz[]) AS r";
+
+pub(super) const INSERT_JOURNAL: &str = "INSERT INTO journal_entries (entry_id, ledger_account, amount, kind, grant_id, hold_id, \
+     settlement_id, refund_id, transaction_id, tenant_id, account_id, created_at) \
+     SELECT j.*, $9::uuid, $10::uuid, $11::uuid, $12::timestamptz FROM unnest($1::uuid[], $2::text[], \
+     $3::numeric[], $4::text[], $5::uuid[], $6::uuid[], $7::uuid[], $8::uuid[]) AS j";
+
+/// Every statement a commit may send, to prepare before the lock is taken.
+pub const ALL_STATEMENTS: [&str; 9] = [
+    UPDATE_ACCOUNT,
+    UPSERT_GRANTS,
+    INSERT_HOLD,
+    UPDATE_HOLDS,
+    UPSERT_ALLOCATIONS,
+    UPSERT_SETTLEMENTS,
+    UPSERT_PARTS,
+    INSERT_REFUNDS,
+    INSERT_JOURNAL,
+];
