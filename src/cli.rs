@@ -58,6 +58,12 @@ enum Command {
         #[command(flatten)]
         database: DatabaseSettings,
     },
+    /// Load a running server with Quote → Authorize → Settle/Release runs (loopback only) and
+    /// report throughput, latency percentiles, errors and the verify result.
+    Bench {
+        #[command(flatten)]
+        settings: crate::bench::BenchSettings,
+    },
     /// Publish or show a tenant's pricing catalog.
     Catalog {
         #[command(subcommand)]
@@ -165,6 +171,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             .await
         }
         Command::Catalog { command } => run_catalog(command).await,
+        Command::Bench { settings } => crate::bench::bench(settings).await,
         Command::Tenant {
             command: TenantCommand::Create { name, database },
         } => {

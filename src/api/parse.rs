@@ -53,10 +53,10 @@ pub fn optional_amount(
 
 /// A bounded free-text field.
 pub fn text(field: &'static str, value: &str) -> Result<String, ServiceError> {
-    if value.len() > MAX_TEXT {
+    if value.len() > MAX_TEXT || value.chars().any(char::is_control) {
         return Err(ServiceError::InvalidArgument {
             field,
-            message: format!("at most {MAX_TEXT} bytes"),
+            message: format!("at most {MAX_TEXT} bytes of printable text"),
         });
     }
     Ok(value.to_owned())

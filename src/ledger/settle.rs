@@ -62,6 +62,13 @@ impl AccountBook {
             HoldStatus::Expired if !hold.late_settled => true,
             status => return Err(Decline::HoldNotActive { status }),
         };
+        // What the hold authorized and nothing captured yet: usage within it is always charged,
+        // even when a late settle finds its reservation gone and the balance short.
+        let authorized_left = if hold.amount > hold.captured {
+            hold.amount - hold.captured
+        } else {
+            Credits::ZERO
+        };
         if request.partial && hold.partial_captures >= request.max_partial_captures {
             return Err(Decline::PartialCaptureLimit {
                 limit: request.max_partial_captures,
@@ -131,35 +138,41 @@ impl AccountBook {
         }
 
         let uncovered = left;
+        let covered = from_hold + from_balance;
+        let within_hold = request.total.min(authorized_left);
+        let uncovered_within_hold = if within_hold > covered {
+            within_hold - covered
+        } else {
+            Credits::ZERO
+        };
         let settlement_refs = Refs {
             hold_id: Some(hold_id),
             settlement_id: Some(settlement_id),
             ..Refs::default()
         };
+        // Only usage above the hold follows the policy; what the hold authorized is owed.
         let (debt, written_off) = match self.account.settle_policy {
-            SettlePolicy::Debt => {
-                self.account.debt += uncovered;
-                self.account_changed |= uncovered.is_positive();
-                self.post(
-                    MovementKind::Debt,
-                    LedgerAccount::Debt,
-                    LedgerAccount::Revenue,
-                    uncovered,
-                    settlement_refs,
-                );
-                (uncovered, Credits::ZERO)
-            }
-            SettlePolicy::CapAtHold => {
-                self.post(
-                    MovementKind::WriteOff,
-                    LedgerAccount::WrittenOff,
-                    LedgerAccount::Revenue,
-                    uncovered,
-                    settlement_refs,
-                );
-                (Credits::ZERO, uncovered)
-            }
+            SettlePolicy::Debt => (uncovered, Credits::ZERO),
+            SettlePolicy::CapAtHold => (uncovered_within_hold, uncovered - uncovered_within_hold),
         };
+        if debt.is_positive() {
+            self.account.debt += debt;
+            self.account_changed = true;
+            self.post(
+                MovementKind::Debt,
+                LedgerAccount::Debt,
+                LedgerAccount::Revenue,
+                debt,
+                settlement_refs,
+            );
+        }
+        self.post(
+            MovementKind::WriteOff,
+            LedgerAccount::WrittenOff,
+            LedgerAccount::Revenue,
+            written_off,
+            settlement_refs,
+        );
 
         let released = if request.partial {
             Credits::ZERO

@@ -281,6 +281,12 @@ impl Catalog {
 
     /// Checks ids are unique, rates are sane and tools name known models.
     pub fn validate(&self) -> Result<(), CatalogError> {
+        // Stored as JSONB, which refuses NUL characters.
+        if serde_json::to_string(self).is_ok_and(|json| json.contains("\\u0000")) {
+            return Err(CatalogError::Invalid(
+                "catalog text must not contain NUL characters".to_owned(),
+            ));
+        }
         if self.models.len() > MAX_ENTRIES
             || self.tools.len() > MAX_ENTRIES
             || self.multipliers.len() > MAX_ENTRIES

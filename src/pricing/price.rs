@@ -238,6 +238,12 @@ pub fn price(
             .ok_or_else(|| PricingError::InvalidUsage(format!("unknown multiplier {name:?}")))?;
         let adjustment = multiplier.factor - Decimal::ONE;
         if !adjustment.is_zero() {
+            let too_large = || {
+                PricingError::InvalidUsage(
+                    "the multipliers make the run too large to price".to_owned(),
+                )
+            };
+            running.checked_mul(adjustment).ok_or_else(too_large)?;
             lines.add(
                 "multiplier",
                 format!("{name} × {}", multiplier.factor.normalize()),
@@ -245,10 +251,16 @@ pub fn price(
                 "credits",
                 adjustment,
             );
-            running *= multiplier.factor;
+            running = running
+                .checked_mul(multiplier.factor)
+                .ok_or_else(too_large)?;
         }
     }
-    let exact: Decimal = lines.items.iter().map(|item| item.amount).sum();
+    let exact = lines
+        .items
+        .iter()
+        .try_fold(Decimal::ZERO, |sum, item| sum.checked_add(item.amount))
+        .ok_or_else(|| PricingError::InvalidUsage("the run is too large to price".to_owned()))?;
     Ok(Priced {
         line_items: lines.items,
         total: Credits::round_half_even(exact.max(Decimal::ZERO)),

@@ -11,6 +11,9 @@ use crate::store::StoreError;
 use crate::store::book::{LockTarget, LockedAccount};
 use crate::store::idempotency;
 
+/// The primary key of idempotency records: a conflict on it is a concurrent duplicate.
+const RECORD_KEY: &str = "idempotency_records_pkey";
+
 /// Applies `operate` to the account's book and answers with `encode` of its result.
 pub async fn run_locked<T, Operate, Encode>(
     context: &Context,
@@ -64,9 +67,13 @@ where
     let record = fingerprint.record(tenant_id, Some(account_id), answer);
     match locked.commit(&book.into_changes(), Some(&record)).await {
         Ok(()) => result,
-        Err(StoreError::UniqueViolation { .. }) => {
+        Err(StoreError::UniqueViolation { constraint }) if constraint == RECORD_KEY => {
             replay_after_conflict(context, tenant_id, &fingerprint).await
         }
+        // The key made a hold whose idempotency record has been pruned since.
+        Err(StoreError::UniqueViolation { .. }) => Err(ServiceError::IdempotencyKeyReused {
+            fields: vec!["idempotency_key".to_owned()],
+        }),
         Err(error) => Err(error.into()),
     }
 }

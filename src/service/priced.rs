@@ -45,7 +45,10 @@ pub async fn price_hold(
     meta: &mut HoldMeta,
 ) -> Result<Credits, ServiceError> {
     let total = match price {
-        HoldPrice::Amount(amount) => return Ok(*amount),
+        HoldPrice::Amount(amount) => {
+            lock_explicit_hold(context, caller, meta).await?;
+            return Ok(*amount);
+        }
         HoldPrice::Quote(quote_id) => {
             let client = context.pool.get().await.map_err(StoreError::from)?;
             let quote = catalog_store::find_quote(&client, caller.tenant_id, *quote_id)
@@ -95,14 +98,49 @@ pub async fn price_hold(
             priced.total
         }
     };
-    if total.is_positive() {
-        Ok(total)
-    } else {
-        Err(PricingError::InvalidUsage(
+    if !total.is_positive() {
+        return Err(PricingError::InvalidUsage(
             "the run prices at 0 credits; authorize an explicit amount instead".to_owned(),
         )
-        .into())
+        .into());
     }
+    within_limit(context, total)
+}
+
+/// An explicit amount for a run whose tool or model the catalog knows still takes that model's
+/// entitlement and the active catalog version, so neither can be bypassed and its usage is
+/// priced at today's rates later (the price lock holds for explicit amounts too).
+async fn lock_explicit_hold(
+    context: &Context,
+    caller: Caller,
+    meta: &mut HoldMeta,
+) -> Result<(), ServiceError> {
+    if meta.tool.is_empty() && meta.model.is_empty() {
+        return Ok(());
+    }
+    let catalog = catalog::active(context, caller.tenant_id).await?;
+    let tool = non_empty(&meta.tool).and_then(|id| catalog.tool(id));
+    let model_id =
+        non_empty(&meta.model).or_else(|| tool.and_then(|tool| tool.default_model.as_deref()));
+    if tool.is_some() || model_id.is_some_and(|id| catalog.model(id).is_some()) {
+        meta.catalog_version = catalog.version;
+    }
+    meta.required_entitlement = model_id
+        .and_then(|id| catalog.model(id))
+        .and_then(|model| model.required_entitlement.clone());
+    Ok(())
+}
+
+/// A priced total must stay within the largest amount accepted, like an explicit one.
+pub(super) fn within_limit(context: &Context, total: Credits) -> Result<Credits, ServiceError> {
+    if total > context.limits.max_amount {
+        return Err(PricingError::InvalidUsage(format!(
+            "the run prices at {total} credits, above the maximum amount {}",
+            context.limits.max_amount
+        ))
+        .into());
+    }
+    Ok(total)
 }
 
 /// The total (and line items) a Settle charges. A hold of an explicit amount has no catalog
@@ -128,5 +166,5 @@ pub async fn price_charge(
         non_empty(&hold.model),
         usage,
     )?;
-    Ok((priced.total, priced.line_items))
+    Ok((within_limit(context, priced.total)?, priced.line_items))
 }

@@ -53,16 +53,28 @@ pub async fn quote(
     caller: Caller,
     command: QuoteCommand,
 ) -> Result<QuoteOutcome, ServiceError> {
-    let catalog = match command.catalog_version {
-        Some(version) => catalog::version(context, caller.tenant_id, version).await?,
-        None => catalog::active(context, caller.tenant_id).await?,
-    };
+    // Only the version in effect prices new runs: an old one would undercut today's prices,
+    // a future one is not in effect yet.
+    let catalog = catalog::active(context, caller.tenant_id).await?;
+    if let Some(version) = command
+        .catalog_version
+        .filter(|version| *version != catalog.version)
+    {
+        return Err(ServiceError::InvalidArgument {
+            field: "catalog_version",
+            message: format!(
+                "version {version} is not the active catalog version ({}); leave it 0",
+                catalog.version
+            ),
+        });
+    }
     let priced = price(
         &catalog,
         command.tool.as_deref(),
         command.model.as_deref(),
         &command.usage,
     )?;
+    super::priced::within_limit(context, priced.total)?;
     let now = context.clock.now();
     let quote = QuoteRow {
         quote_id: Uuid::now_v7(),

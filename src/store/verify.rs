@@ -19,7 +19,7 @@ pub struct Discrepancy {
 /// Most discrepancies one check reports.
 const MAX_PER_CHECK: i64 = 100;
 
-const CHECKS: [(&str, &str); 12] = [
+const CHECKS: [(&str, &str); 15] = [
     (
         "journal transaction sums to zero",
         "SELECT transaction_id::text, 'sum ' || sum(amount) FROM journal_entries GROUP BY transaction_id HAVING sum(amount) <> 0",
@@ -76,6 +76,29 @@ const CHECKS: [(&str, &str); 12] = [
         "SELECT s.settlement_id::text, 'from grants ' || (s.from_hold + s.from_balance) || ', parts ' || coalesce(p.total, 0)
          FROM settlements s LEFT JOIN (SELECT settlement_id, sum(amount) AS total FROM settlement_parts GROUP BY settlement_id) p
          USING (settlement_id) WHERE s.from_hold + s.from_balance <> coalesce(p.total, 0)",
+    ),
+    (
+        "settlement debt and write-off equal their postings",
+        "SELECT s.settlement_id::text, 'debt ' || s.debt || ', written off ' || s.written_off || ', journal debt '
+         || coalesce(-j.debt, 0) || ', journal written off ' || coalesce(-j.written_off, 0) FROM settlements s
+         LEFT JOIN (SELECT settlement_id,
+                sum(amount) FILTER (WHERE ledger_account = 'DEBT' AND kind = 'DEBT') AS debt,
+                sum(amount) FILTER (WHERE ledger_account = 'WRITTEN_OFF') AS written_off
+            FROM journal_entries WHERE settlement_id IS NOT NULL GROUP BY settlement_id) j USING (settlement_id)
+         WHERE s.debt <> coalesce(-j.debt, 0) OR s.written_off <> coalesce(-j.written_off, 0)",
+    ),
+    (
+        "allocation captured equals its capture postings",
+        "SELECT a.hold_id || '/' || a.grant_id, 'captured ' || a.captured || ', journal ' || coalesce(-j.total, 0)
+         FROM hold_allocations a LEFT JOIN (SELECT hold_id, grant_id, sum(amount) AS total FROM journal_entries
+         WHERE ledger_account = 'HELD' AND kind = 'CAPTURE' GROUP BY hold_id, grant_id) j USING (hold_id, grant_id)
+         WHERE a.captured <> coalesce(-j.total, 0)",
+    ),
+    (
+        "grant amount equals what was issued",
+        "SELECT g.grant_id::text, 'amount ' || g.amount || ', issued ' || coalesce(-j.total, 0) FROM grants g
+         LEFT JOIN (SELECT grant_id, sum(amount) AS total FROM journal_entries WHERE ledger_account = 'ISSUED'
+         GROUP BY grant_id) j USING (grant_id) WHERE g.source <> 'REFUND' AND g.amount <> coalesce(-j.total, 0)",
     ),
     (
         "settlement revenue equals its total",

@@ -10,6 +10,7 @@ mod access;
 mod cli;
 mod discovery;
 mod helpers;
+mod money_edges;
 mod money_guarantees;
 mod money_semantics;
 mod pricing;

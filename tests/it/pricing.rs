@@ -1107,7 +1107,8 @@ async fn settle_prices_usage_with_the_holds_catalog_version() {
             token_item("output_tokens", GROK, "1", "6.25", "6.25"),
         ]
     );
-    let old_priced = quote_request(
+    // New runs are priced only at the version in effect: quoting at the old one is refused.
+    let old_version = quote_request(
         &app,
         QuoteRequest {
             model: GROK.to_owned(),
@@ -1117,9 +1118,8 @@ async fn settle_prices_usage_with_the_holds_catalog_version() {
         },
     )
     .await
-    .unwrap();
-    assert_eq!(old_priced.catalog_version, 1);
-    assert_eq!(old_priced.total, "0.75");
+    .unwrap_err();
+    assert_eq!(old_version.code(), tonic::Code::InvalidArgument);
 
     let new_hold = authorize_usage(&app, &account, &key(), GROK, tokens(10_000, 10_000, 0))
         .await

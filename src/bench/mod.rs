@@ -1,0 +1,168 @@
+//! `creditgate bench`: a gRPC load generator for the money path. It funds its own accounts, runs
+//! Quote → Authorize → Settle (or Release) loops from many concurrent workers for a bounded time
+//! against a loopback address, then prints throughput, latency percentiles per RPC, errors by
+//! reason, and the `verify` result.
+
+mod report;
+mod run;
+mod setup;
+
+use std::net::{SocketAddr, ToSocketAddrs as _};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use clap::{Args, ValueEnum};
+
+use crate::config::DatabaseSettings;
+
+pub use report::Report;
+
+/// Most concurrent workers.
+const MAX_WORKERS: usize = 1_024;
+/// Most accounts.
+const MAX_ACCOUNTS: usize = 100_000;
+/// Longest run.
+const MAX_DURATION_SECONDS: u64 = 600;
+
+/// How Authorize is priced in the bench loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Pricing {
+    /// Quote first, then Authorize with its quote_id.
+    Quote,
+    /// Authorize with the usage estimate (priced by the server).
+    Usage,
+    /// Authorize an explicit amount; Settle an explicit amount (no pricing at all).
+    Amount,
+}
+
+/// Options of `creditgate bench`.
+#[derive(Debug, Clone, Args)]
+pub struct BenchSettings {
+    /// The server to load (loopback addresses only).
+    #[arg(long, default_value = "127.0.0.1:50051")]
+    pub address: String,
+    /// API key with scopes worker and billing (or admin).
+    #[arg(long, env = "CREDITGATE_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// File holding the API key (e.g. <data dir>/demo-api-key).
+    #[arg(long)]
+    pub key_file: Option<PathBuf>,
+    /// Concurrent in-flight runs.
+    #[arg(long, default_value_t = 64)]
+    pub workers: usize,
+    /// Accounts the runs spread over (1 = one hot account).
+    #[arg(long, default_value_t = 1)]
+    pub accounts: usize,
+    /// How long to run, in seconds.
+    #[arg(long, default_value_t = 10)]
+    pub duration_seconds: u64,
+    /// Percent of runs released instead of settled.
+    #[arg(long, default_value_t = 10)]
+    pub release_percent: u8,
+    /// Percent of runs settled above their hold.
+    #[arg(long, default_value_t = 10)]
+    pub above_percent: u8,
+    /// How Authorize is priced.
+    #[arg(long, value_enum, default_value_t = Pricing::Quote)]
+    pub pricing: Pricing,
+    /// Seed of the run mix (same seed, same mix).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// gRPC connections to open (requests are multiplexed over them).
+    #[arg(long, default_value_t = 4)]
+    pub connections: usize,
+    /// Skip the `verify` check at the end.
+    #[arg(long)]
+    pub no_verify: bool,
+    #[command(flatten)]
+    pub database: DatabaseSettings,
+}
+
+impl BenchSettings {
+    fn validate(&self) -> anyhow::Result<(SocketAddr, String)> {
+        let in_range = |value: usize, max: usize| (1..=max).contains(&value);
+        if !in_range(self.workers, MAX_WORKERS)
+            || !in_range(self.accounts, MAX_ACCOUNTS)
+            || !in_range(self.connections, 64)
+        {
+            bail!("--workers 1-{MAX_WORKERS}, --accounts 1-{MAX_ACCOUNTS}, --connections 1-64");
+        }
+        if !(1..=MAX_DURATION_SECONDS).contains(&self.duration_seconds) {
+            bail!("--duration-seconds must be 1-{MAX_DURATION_SECONDS}");
+        }
+        if self.release_percent > 100
+            || self.above_percent > 100
+            || self.release_percent + self.above_percent > 100
+        {
+            bail!("--release-percent and --above-percent must add up to at most 100");
+        }
+        let address = self
+            .address
+            .to_socket_addrs()
+            .with_context(|| format!("resolving {}", self.address))?
+            .next()
+            .with_context(|| format!("{} resolves to no address", self.address))?;
+        if !address.ip().is_loopback() {
+            bail!("the bench only loads loopback addresses; {address} is not one");
+        }
+        let key = match (&self.api_key, &self.key_file) {
+            (Some(key), _) => key.clone(),
+            (None, Some(file)) => std::fs::read_to_string(file)
+                .with_context(|| format!("reading {}", file.display()))?
+                .trim()
+                .to_owned(),
+            (None, None) => bail!("give --api-key (or CREDITGATE_API_KEY) or --key-file"),
+        };
+        Ok((address, key))
+    }
+
+    /// The run's length.
+    pub fn duration(&self) -> Duration {
+        Duration::from_secs(self.duration_seconds)
+    }
+}
+
+/// Runs the bench and prints its report (human-readable, then one JSON line).
+pub async fn bench(settings: BenchSettings) -> anyhow::Result<()> {
+    let (address, key) = settings.validate()?;
+    let clients = setup::Clients::connect(address, &key, settings.connections).await?;
+    eprintln!("bench: funding {} account(s)", settings.accounts);
+    let accounts = setup::fund_accounts(&clients, settings.accounts).await?;
+    eprintln!(
+        "bench: {} workers for {} s",
+        settings.workers, settings.duration_seconds
+    );
+    let mut report = run::run(&clients, &accounts, &settings).await;
+    if !settings.no_verify {
+        report.verify = Some(verify(&settings.database).await?);
+    }
+    print!("{}", report.human(&settings));
+    println!("{}", report.json(&settings));
+    if report.verify.as_ref().is_some_and(|found| *found > 0) {
+        bail!("verify found discrepancies");
+    }
+    Ok(())
+}
+
+async fn verify(database: &DatabaseSettings) -> anyhow::Result<usize> {
+    let database = crate::app::open_database(database).await?;
+    let result = async {
+        let client = database
+            .pool
+            .get()
+            .await
+            .map_err(crate::store::StoreError::from)?;
+        let found = crate::store::verify::verify(&client).await?;
+        for discrepancy in &found {
+            eprintln!(
+                "discrepancy: {}: {}: {}",
+                discrepancy.check, discrepancy.subject, discrepancy.detail
+            );
+        }
+        anyhow::Ok(found.len())
+    }
+    .await;
+    database.close().await;
+    result
+}

@@ -1,0 +1,198 @@
+//! The load: workers each running Quote → Authorize → Settle / Release in a loop until the
+//! deadline, recording every call's latency and outcome.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::{Rng as _, SeedableRng as _};
+use tonic_types::StatusExt as _;
+
+use super::report::{Report, Samples};
+use super::setup::Clients;
+use super::{BenchSettings, Pricing};
+use crate::proto::v1::{
+    AuthorizeRequest, QuoteRequest, ReleaseRequest, RunMetadata, SettleRequest, TaskType, Usage,
+    authorize_request, settle_request,
+};
+
+/// Latency samples kept per worker and RPC (memory bound).
+const MAX_SAMPLES: usize = 1_000_000;
+/// The model every bench run uses (priced in the default catalog).
+const MODEL: &str = "bytedance/seed-1.8";
+
+/// What one worker saw.
+#[derive(Debug, Default)]
+struct WorkerOutcome {
+    runs: u64,
+    samples: BTreeMap<&'static str, Samples>,
+    errors: BTreeMap<String, u64>,
+}
+
+impl WorkerOutcome {
+    fn record<T>(
+        &mut self,
+        rpc: &'static str,
+        started: Instant,
+        result: &Result<T, tonic::Status>,
+    ) {
+        let samples = self.samples.entry(rpc).or_default();
+        if samples.len() < MAX_SAMPLES {
+            samples.push(u32::try_from(started.elapsed().as_micros()).unwrap_or(u32::MAX));
+        }
+        if let Err(status) = result {
+            let reason = status
+                .get_details_error_info()
+                .map(|info| info.reason)
+                .unwrap_or_else(|| format!("{:?}", status.code()));
+            *self.errors.entry(format!("{rpc}: {reason}")).or_default() += 1;
+        }
+    }
+}
+
+fn usage(scale: u64) -> Usage {
+    Usage {
+        input_tokens: 1_000 * scale,
+        output_tokens: 2_000 * scale,
+        ..Usage::default()
+    }
+}
+
+struct Worker {
+    index: usize,
+    run: String,
+    clients: Clients,
+    accounts: Arc<Vec<String>>,
+    pricing: Pricing,
+    release_percent: u8,
+    above_percent: u8,
+    rng: StdRng,
+    outcome: WorkerOutcome,
+}
+
+impl Worker {
+    async fn one_run(&mut self, sequence: u64) {
+        let mut credit = self.clients.credit(self.index);
+        let account_id = self.accounts[self.rng.random_range(0..self.accounts.len())].clone();
+        let roll = self.rng.random_range(0..100_u8);
+        let release = roll < self.release_percent;
+        let above = !release && roll < self.release_percent + self.above_percent;
+        let price = match self.pricing {
+            Pricing::Quote => {
+                let request = QuoteRequest {
+                    model: MODEL.to_owned(),
+                    usage: Some(usage(1)),
+                    ..QuoteRequest::default()
+                };
+                let started = Instant::now();
+                let result = credit.quote(request).await;
+                self.outcome.record("Quote", started, &result);
+                match result {
+                    Ok(response) => {
+                        authorize_request::Price::QuoteId(response.into_inner().quote_id)
+                    }
+                    Err(_) => return,
+                }
+            }
+            Pricing::Usage => authorize_request::Price::Usage(usage(1)),
+            Pricing::Amount => authorize_request::Price::Amount("0.02".to_owned()),
+        };
+        let request = AuthorizeRequest {
+            account_id,
+            idempotency_key: format!("{}-{}-{sequence}-a", self.run, self.index),
+            price: Some(price),
+            run: Some(RunMetadata {
+                task_type: TaskType::Chat as i32,
+                model: MODEL.to_owned(),
+                ..RunMetadata::default()
+            }),
+            ..AuthorizeRequest::default()
+        };
+        let started = Instant::now();
+        let result = credit.authorize(request).await;
+        self.outcome.record("Authorize", started, &result);
+        let Some(hold) = result.ok().and_then(|response| response.into_inner().hold) else {
+            return;
+        };
+        let key = format!("{}-{}-{sequence}-s", self.run, self.index);
+        let started = Instant::now();
+        let finished = if release {
+            let result = credit
+                .release(ReleaseRequest {
+                    hold_id: hold.hold_id,
+                    idempotency_key: key,
+                    reason: "bench".to_owned(),
+                })
+                .await;
+            self.outcome.record("Release", started, &result);
+            result.is_ok()
+        } else {
+            let charge = match self.pricing {
+                Pricing::Amount => {
+                    settle_request::Charge::Amount(if above { "0.05" } else { "0.015" }.to_owned())
+                }
+                _ => settle_request::Charge::Usage(usage(if above { 3 } else { 1 })),
+            };
+            let request = SettleRequest {
+                hold_id: hold.hold_id,
+                idempotency_key: key,
+                charge: Some(charge),
+                partial: false,
+            };
+            let result = credit.settle(request).await;
+            self.outcome.record("Settle", started, &result);
+            result.is_ok()
+        };
+        self.outcome.runs += u64::from(finished);
+    }
+}
+
+/// Runs the workers until the deadline and gathers their outcomes.
+pub async fn run(clients: &Clients, accounts: &[String], settings: &BenchSettings) -> Report {
+    let accounts = Arc::new(accounts.to_vec());
+    let run = format!("bench-{}", uuid::Uuid::now_v7().simple());
+    let started = Instant::now();
+    let deadline = started + settings.duration();
+    let mut tasks = tokio::task::JoinSet::new();
+    for index in 0..settings.workers {
+        let mut worker = Worker {
+            index,
+            run: run.clone(),
+            clients: clients.clone(),
+            accounts: Arc::clone(&accounts),
+            pricing: settings.pricing,
+            release_percent: settings.release_percent,
+            above_percent: settings.above_percent,
+            rng: StdRng::seed_from_u64(
+                settings
+                    .seed
+                    .wrapping_mul(1_000_003)
+                    .wrapping_add(index as u64),
+            ),
+            outcome: WorkerOutcome::default(),
+        };
+        tasks.spawn(async move {
+            let mut sequence = 0;
+            while Instant::now() < deadline {
+                worker.one_run(sequence).await;
+                sequence += 1;
+            }
+            worker.outcome
+        });
+    }
+    let mut report = Report::default();
+    while let Some(joined) = tasks.join_next().await {
+        if let Ok(outcome) = joined {
+            report.runs += outcome.runs;
+            for (rpc, samples) in outcome.samples {
+                report.samples.entry(rpc).or_default().extend(samples);
+            }
+            for (reason, count) in outcome.errors {
+                *report.errors.entry(reason).or_default() += count;
+            }
+        }
+    }
+    report.elapsed = started.elapsed().max(Duration::from_millis(1));
+    report
+}

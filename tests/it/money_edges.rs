@@ -1,0 +1,205 @@
+//! Edge cases found in review: what a late settle owes under CAP_AT_HOLD, entitlements on
+//! explicit amounts, bounds on priced totals and text, keys whose records were pruned.
+
+use creditgate::proto::v1::{
+    AccountKind, AuthorizeRequest, CreateAccountRequest, GrantSource, ImageUsage, QuoteRequest,
+    RunMetadata, SettlePolicy, SettleRequest, Usage, authorize_request, settle_request,
+};
+use tonic::Code;
+
+use crate::helpers::money::key;
+use crate::helpers::{TestApp, reason};
+
+fn authorize_on(
+    account_id: &str,
+    amount: &str,
+    ttl_seconds: u32,
+    run: Option<RunMetadata>,
+) -> AuthorizeRequest {
+    AuthorizeRequest {
+        account_id: account_id.to_owned(),
+        idempotency_key: key(),
+        price: Some(authorize_request::Price::Amount(amount.to_owned())),
+        ttl_seconds,
+        run,
+        ..AuthorizeRequest::default()
+    }
+}
+
+#[tokio::test]
+async fn a_late_settle_under_cap_at_hold_owes_what_the_hold_authorized() {
+    let app = TestApp::spawn().await;
+    let account_id = app.account_with(SettlePolicy::CapAtHold).await;
+    app.grant(&account_id, GrantSource::Purchase, "10").await;
+    let lapsed = app
+        .credit()
+        .authorize(authorize_on(&account_id, "10", 60, None))
+        .await
+        .unwrap()
+        .into_inner()
+        .hold
+        .unwrap();
+    app.advance(chrono::Duration::seconds(61));
+    // Another run spends the credits the lapsed hold gave back.
+    let other = app
+        .authorize(&account_id, "10")
+        .await
+        .unwrap()
+        .hold
+        .unwrap();
+    app.settle(&other.hold_id, "10", false).await.unwrap();
+    let late = app
+        .settle(&lapsed.hold_id, "12", false)
+        .await
+        .unwrap()
+        .settlement
+        .unwrap();
+    assert!(late.late);
+    assert_eq!(
+        (late.from_hold.as_str(), late.from_balance.as_str()),
+        ("0", "0")
+    );
+    assert_eq!(
+        late.debt, "10",
+        "usage within the hold is owed even under CAP_AT_HOLD"
+    );
+    assert_eq!(
+        late.written_off, "2",
+        "only usage above the hold is written off"
+    );
+    assert_eq!(app.balance(&account_id).await.debt, "10");
+    app.assert_books_balance().await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_explicit_amount_for_a_gated_model_needs_the_entitlement() {
+    let app = TestApp::spawn().await;
+    let account_id = app.account().await;
+    app.grant(&account_id, GrantSource::Purchase, "50").await;
+    let run = RunMetadata {
+        model: "openai/o3-pro".to_owned(),
+        ..RunMetadata::default()
+    };
+    let refused = app
+        .credit()
+        .authorize(authorize_on(&account_id, "10", 0, Some(run.clone())))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied);
+    assert_eq!(reason(&refused).as_deref(), Some("ENTITLEMENT_REQUIRED"));
+    let entitled = app
+        .account_as(Some(&app.key))
+        .create_account(CreateAccountRequest {
+            idempotency_key: key(),
+            external_id: key(),
+            kind: AccountKind::User as i32,
+            entitlements: vec!["pro".to_owned()],
+            ..CreateAccountRequest::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .account
+        .unwrap()
+        .account_id;
+    app.grant(&entitled, GrantSource::Purchase, "50").await;
+    let hold = app
+        .credit()
+        .authorize(authorize_on(&entitled, "10", 0, Some(run)))
+        .await
+        .unwrap()
+        .into_inner()
+        .hold
+        .unwrap();
+    assert_eq!(
+        hold.catalog_version, 1,
+        "an explicit hold on a catalog model is price-locked too"
+    );
+    app.assert_books_balance().await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_priced_total_above_the_maximum_amount_is_refused() {
+    let app = TestApp::spawn().await;
+    let account_id = app.account().await;
+    app.grant(&account_id, GrantSource::Purchase, "10").await;
+    let hold = app.authorize(&account_id, "1").await.unwrap().hold.unwrap();
+    let huge = Usage {
+        images: vec![
+            ImageUsage {
+                count: 1_000_000,
+                megapixels: "1000".to_owned(),
+                ..ImageUsage::default()
+            };
+            64
+        ],
+        ..Usage::default()
+    };
+    let refused = app
+        .credit()
+        .settle(SettleRequest {
+            hold_id: hold.hold_id,
+            idempotency_key: key(),
+            charge: Some(settle_request::Charge::Usage(huge.clone())),
+            partial: false,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    let quote = QuoteRequest {
+        model: "black-forest-labs/flux-1.1-pro".to_owned(),
+        usage: Some(huge),
+        ..QuoteRequest::default()
+    };
+    let refused = app.credit().quote(quote).await.unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    assert_eq!(app.balance(&account_id).await.debt, "0");
+    app.assert_books_balance().await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn control_characters_in_run_metadata_are_refused_without_writing() {
+    let app = TestApp::spawn().await;
+    let account_id = app.account().await;
+    app.grant(&account_id, GrantSource::Purchase, "10").await;
+    let run = RunMetadata {
+        project: "a\0b".to_owned(),
+        ..RunMetadata::default()
+    };
+    let refused = app
+        .credit()
+        .authorize(authorize_on(&account_id, "1", 0, Some(run)))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    assert_eq!(app.balance(&account_id).await.held, "0");
+    app.assert_books_balance().await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_retry_after_the_record_was_pruned_is_refused_not_retried_forever() {
+    let app = TestApp::spawn().await;
+    let account_id = app.account().await;
+    app.grant(&account_id, GrantSource::Purchase, "10").await;
+    let request = authorize_on(&account_id, "1", 0, None);
+    app.credit().authorize(request.clone()).await.unwrap();
+    let client = app.pool.get().await.unwrap();
+    client
+        .execute("DELETE FROM idempotency_records", &[])
+        .await
+        .unwrap();
+    let refused = app.credit().authorize(request).await.unwrap_err();
+    assert_eq!(refused.code(), Code::AlreadyExists);
+    assert_eq!(reason(&refused).as_deref(), Some("IDEMPOTENCY_KEY_REUSED"));
+    assert_eq!(
+        app.balance(&account_id).await.held,
+        "1",
+        "the retry made no second hold"
+    );
+    app.assert_books_balance().await;
+    app.stop().await;
+}
