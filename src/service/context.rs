@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use deadpool_postgres::Pool;
 
+use super::account_gate::AccountGate;
 use super::catalog::CatalogCache;
 use super::quote_writer::QuoteWriter;
 use crate::clock::Clock;
@@ -22,6 +23,8 @@ pub struct Context {
     pub catalogs: Arc<CatalogCache>,
     /// Writes quotes in batches.
     pub quotes: Arc<QuoteWriter>,
+    /// One locked transaction per account at a time from this server.
+    pub accounts: Arc<AccountGate>,
 }
 
 impl Context {
@@ -33,6 +36,7 @@ impl Context {
             limits,
             catalogs: Arc::default(),
             quotes: Arc::default(),
+            accounts: Arc::default(),
         }
     }
 }

@@ -49,6 +49,7 @@ where
     Encode: FnOnce(&AccountBook, T) -> Vec<u8>,
 {
     let (tenant_id, account_id) = (target.tenant_id, target.account_id);
+    let _turn = context.accounts.enter(account_id).await;
     let now = context.clock.now();
     let Some((locked, loaded)) = LockedAccount::lock(&context.pool, &target, now).await? else {
         return Err(ServiceError::account_not_found(account_id));
