@@ -357,7 +357,20 @@ impl AccountBook {
                 .filter(|id| !self.created_holds.contains(id))
                 .filter_map(|id| self.holds.get(id).cloned())
                 .collect(),
-            settlements: self.settlements,
+            // A settlement refunded twice in one transaction is written once, as it ends.
+            settlements: {
+                let mut latest: Vec<SettlementRecord> = Vec::new();
+                for settlement in self.settlements.into_iter().rev() {
+                    if !latest
+                        .iter()
+                        .any(|kept| kept.settlement_id == settlement.settlement_id)
+                    {
+                        latest.push(settlement);
+                    }
+                }
+                latest.reverse();
+                latest
+            },
             refunds: self.refunds,
             postings: self.postings,
         }

@@ -6,13 +6,13 @@ use uuid::Uuid;
 use super::access::Caller;
 use super::holds::Encoder;
 use super::idempotency::Fingerprint;
-use super::locked::{replay_after_conflict, run_locked};
+use super::locked::{OpTarget, replay_after_conflict, run_operation};
 use super::{Context, ServiceError};
 use crate::ledger::{
     AccountBook, AccountStatus, Balance, Credits, GrantSource, GrantState, SettlePolicy,
+    SettlementRecord,
 };
 use crate::store::accounts::{self, AccountRow, AccountUpdate};
-use crate::store::book::LockTarget;
 use crate::store::idempotency::StoredAnswer;
 use crate::store::{StoreError, idempotency};
 
@@ -179,14 +179,13 @@ pub async fn grant(
     fingerprint: Fingerprint,
     encode: Encoder<GrantOutcome>,
 ) -> Result<Vec<u8>, ServiceError> {
-    let target = LockTarget {
+    let target = OpTarget {
         tenant_id: caller.tenant_id,
         account_id: command.account_id,
-        idempotency_key: Some(fingerprint.key.clone()),
         external_ref: command.external_ref.clone(),
-        ..LockTarget::default()
+        ..OpTarget::default()
     };
-    let operate = move |book: &mut AccountBook, _| {
+    let operate = move |book: &mut AccountBook, _: Option<&mut SettlementRecord>| {
         if let Some(existing) = command
             .external_ref
             .as_deref()
@@ -234,7 +233,7 @@ pub async fn grant(
             debt_repaid: debt_before - book.account().debt,
         })
     };
-    run_locked(context, target, fingerprint, operate, encode).await
+    run_operation(context, target, fingerprint, operate, encode).await
 }
 
 /// A consistent read of the account's book now, without its lock.

@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use deadpool_postgres::Pool;
 
-use super::account_gate::AccountGate;
 use super::catalog::CatalogCache;
+use super::locked::Combiner;
 use super::quote_writer::QuoteWriter;
 use crate::clock::Clock;
 use crate::config::MoneyLimits;
@@ -23,8 +23,8 @@ pub struct Context {
     pub catalogs: Arc<CatalogCache>,
     /// Writes quotes in batches.
     pub quotes: Arc<QuoteWriter>,
-    /// One locked transaction per account at a time from this server.
-    pub accounts: Arc<AccountGate>,
+    /// Batches the operations of each account.
+    pub combiner: Arc<Combiner>,
 }
 
 impl Context {
@@ -36,7 +36,7 @@ impl Context {
             limits,
             catalogs: Arc::default(),
             quotes: Arc::default(),
-            accounts: Arc::default(),
+            combiner: Arc::default(),
         }
     }
 }

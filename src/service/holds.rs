@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::access::Caller;
 use super::idempotency::{Fingerprint, answer_result};
-use super::locked::run_locked;
+use super::locked::{OpTarget, run_operation};
 use super::priced::{self, Charge, HoldPrice};
 use super::{Context, ServiceError};
 use crate::ledger::{
@@ -15,7 +15,6 @@ use crate::ledger::{
     SettlementRecord,
 };
 use crate::store::accounts::HoldRef;
-use crate::store::book::LockTarget;
 use crate::store::{StoreError, accounts, idempotency};
 
 /// Authorize.
@@ -102,13 +101,12 @@ pub async fn authorize(
         Ok(amount) => amount,
         Err(error) => return replay_or(context, caller, &fingerprint, error).await,
     };
-    let target = LockTarget {
+    let target = OpTarget {
         tenant_id: caller.tenant_id,
         account_id: command.account_id,
-        idempotency_key: Some(fingerprint.key.clone()),
-        ..LockTarget::default()
+        ..OpTarget::default()
     };
-    let operate = move |book: &mut AccountBook, _| {
+    let operate = move |book: &mut AccountBook, _: Option<&mut SettlementRecord>| {
         let now = book.now();
         let hold = HoldState {
             hold_id: Uuid::now_v7(),
@@ -127,7 +125,7 @@ pub async fn authorize(
         book.authorize(hold)?;
         Ok(hold_id)
     };
-    run_locked(context, target, fingerprint, operate, encode).await
+    run_operation(context, target, fingerprint, operate, encode).await
 }
 
 async fn hold_ref(
@@ -141,18 +139,12 @@ async fn hold_ref(
         .ok_or_else(|| ServiceError::hold_not_found(format!("hold {hold_id}")))
 }
 
-fn hold_target(
-    caller: Caller,
-    hold_id: Uuid,
-    hold: &HoldRef,
-    fingerprint: &Fingerprint,
-) -> LockTarget {
-    LockTarget {
+fn hold_target(caller: Caller, hold_id: Uuid, hold: &HoldRef) -> OpTarget {
+    OpTarget {
         tenant_id: caller.tenant_id,
         account_id: hold.account_id,
-        idempotency_key: Some(fingerprint.key.clone()),
         hold_id: Some(hold_id),
-        ..LockTarget::default()
+        ..OpTarget::default()
     }
 }
 
@@ -165,13 +157,13 @@ pub async fn extend(
     encode: Encoder<Uuid>,
 ) -> Result<Vec<u8>, ServiceError> {
     let hold = hold_ref(context, caller, command.hold_id).await?;
-    let target = hold_target(caller, command.hold_id, &hold, &fingerprint);
-    let operate = move |book: &mut AccountBook, _| {
+    let target = hold_target(caller, command.hold_id, &hold);
+    let operate = move |book: &mut AccountBook, _: Option<&mut SettlementRecord>| {
         let expires_at = command.ttl.map(|ttl| book.now() + ttl);
         book.extend(command.hold_id, command.amount, expires_at)?;
         Ok(command.hold_id)
     };
-    run_locked(context, target, fingerprint, operate, encode).await
+    run_operation(context, target, fingerprint, operate, encode).await
 }
 
 /// Captures a hold; metered usage is priced (before the lock) with the hold's catalog version.
@@ -183,14 +175,14 @@ pub async fn settle(
     encode: Encoder<SettlementRecord>,
 ) -> Result<Vec<u8>, ServiceError> {
     let hold = hold_ref(context, caller, command.hold_id).await?;
-    let target = hold_target(caller, command.hold_id, &hold, &fingerprint);
+    let target = hold_target(caller, command.hold_id, &hold);
     let (total, line_items) =
         match priced::price_charge(context, caller, &hold, &command.charge).await {
             Ok(priced) => priced,
             Err(error) => return replay_or(context, caller, &fingerprint, error).await,
         };
     let max_partial_captures = context.limits.max_partial_captures;
-    let operate = move |book: &mut AccountBook, _| {
+    let operate = move |book: &mut AccountBook, _: Option<&mut SettlementRecord>| {
         let request = SettleRequest {
             settlement_id: Uuid::now_v7(),
             hold_id: command.hold_id,
@@ -201,7 +193,7 @@ pub async fn settle(
         };
         Ok(book.settle(&request)?)
     };
-    run_locked(context, target, fingerprint, operate, encode).await
+    run_operation(context, target, fingerprint, operate, encode).await
 }
 
 /// Gives a live hold back.
@@ -213,9 +205,10 @@ pub async fn release(
     encode: Encoder<Credits>,
 ) -> Result<Vec<u8>, ServiceError> {
     let hold = hold_ref(context, caller, hold_id).await?;
-    let target = hold_target(caller, hold_id, &hold, &fingerprint);
-    let operate = move |book: &mut AccountBook, _| Ok(book.release(hold_id)?);
-    run_locked(context, target, fingerprint, operate, encode).await
+    let target = hold_target(caller, hold_id, &hold);
+    let operate =
+        move |book: &mut AccountBook, _: Option<&mut SettlementRecord>| Ok(book.release(hold_id)?);
+    run_operation(context, target, fingerprint, operate, encode).await
 }
 
 /// Refunds (part of) a settlement.
@@ -236,16 +229,15 @@ pub async fn refund(
         .await?
         .ok_or_else(not_found)?;
     drop(client);
-    let target = LockTarget {
+    let target = OpTarget {
         tenant_id: caller.tenant_id,
         account_id,
-        idempotency_key: Some(fingerprint.key.clone()),
         settlement_id: Some(settlement_id),
-        ..LockTarget::default()
+        ..OpTarget::default()
     };
     let refund_grant_ttl = context.limits.refund_grant_ttl;
-    let operate = move |book: &mut AccountBook, settlement: Option<SettlementRecord>| {
-        let mut settlement = settlement.ok_or_else(not_found)?;
+    let operate = move |book: &mut AccountBook, settlement: Option<&mut SettlementRecord>| {
+        let settlement = settlement.ok_or_else(not_found)?;
         let request = RefundRequest {
             refund_id: Uuid::now_v7(),
             amount: command.amount,
@@ -253,9 +245,9 @@ pub async fn refund(
             refund_grant_id: Uuid::now_v7(),
             refund_grant_expires_at: book.now() + refund_grant_ttl,
         };
-        Ok(book.refund(&mut settlement, &request)?)
+        Ok(book.refund(settlement, &request)?)
     };
-    run_locked(context, target, fingerprint, operate, encode).await
+    run_operation(context, target, fingerprint, operate, encode).await
 }
 
 /// A hold with its settlements, as of now.

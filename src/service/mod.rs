@@ -2,7 +2,6 @@
 //! nothing of gRPC; errors are [`ServiceError`], mapped to status codes only in `api`.
 
 pub mod access;
-mod account_gate;
 pub mod accounts;
 pub mod catalog;
 pub mod context;

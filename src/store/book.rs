@@ -3,6 +3,8 @@
 //! sends every write and COMMIT, pipelined. Any error leaves the connection out of the pool,
 //! so a half-finished transaction never returns to it.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{Object, Pool};
 use futures::future::{BoxFuture, FutureExt as _, try_join_all};
@@ -12,27 +14,28 @@ use uuid::Uuid;
 
 use super::StoreError;
 use super::idempotency::{
-    INSERT_RECORD, NewRecord, RecordParams, SELECT_RECORD, StoredRecord, stored_record,
+    INSERT_RECORD, NewRecord, RecordParams, SELECT_RECORDS, StoredRecord, stored_record,
 };
 use super::rows::{self, GRANT_COLUMNS, HOLD_COLUMNS, SETTLEMENT_COLUMNS};
 use super::writes::Writes;
 use crate::ledger::{AccountBook, Changes, SettlementRecord};
 
-/// What to lock and load.
+/// What to lock and load: the account, and everything the operations of one transaction
+/// need (several operations of one account may share a transaction).
 #[derive(Debug, Clone, Default)]
 pub struct LockTarget {
     /// The tenant (every read is scoped by it).
     pub tenant_id: Uuid,
     /// The account whose row is locked.
     pub account_id: Uuid,
-    /// The idempotency key whose record is read.
-    pub idempotency_key: Option<String>,
-    /// A hold to load whatever its status.
-    pub hold_id: Option<Uuid>,
-    /// A settlement to load with its parts and grants.
-    pub settlement_id: Option<Uuid>,
-    /// A grant external reference to load.
-    pub external_ref: Option<String>,
+    /// Idempotency keys whose records are read.
+    pub idempotency_keys: Vec<String>,
+    /// Holds to load whatever their status.
+    pub hold_ids: Vec<Uuid>,
+    /// Settlements to load with their parts and grants.
+    pub settlement_ids: Vec<Uuid>,
+    /// Grant external references to load.
+    pub external_refs: Vec<String>,
     /// Skip (return `None`) instead of waiting when another transaction holds the lock.
     pub skip_locked: bool,
 }
@@ -42,10 +45,10 @@ pub struct LockTarget {
 pub struct Loaded {
     /// The account's book.
     pub book: AccountBook,
-    /// The idempotency record of the key, if one exists.
-    pub record: Option<StoredRecord>,
-    /// The settlement asked for, if it belongs to the account.
-    pub settlement: Option<SettlementRecord>,
+    /// Idempotency records found, by key.
+    pub records: HashMap<String, StoredRecord>,
+    /// The settlements asked for that belong to the account, by id.
+    pub settlements: HashMap<Uuid, SettlementRecord>,
 }
 
 /// A transaction holding one account's row lock.
@@ -77,23 +80,25 @@ impl LockedAccount {
         };
         let grants_sql = format!(
             "SELECT {GRANT_COLUMNS} FROM grants WHERE account_id = $1 AND (remaining > 0 OR reserved > 0 \
-             OR grant_id IN (SELECT grant_id FROM settlement_parts WHERE settlement_id = $2) OR external_ref = $3)"
+             OR grant_id IN (SELECT grant_id FROM settlement_parts WHERE settlement_id = ANY($2)) \
+             OR external_ref = ANY($3))"
         );
         let holds_filter =
-            "account_id = $1 AND ((status = 'ACTIVE' AND expires_at <= $2) OR hold_id = $3)";
+            "account_id = $1 AND ((status = 'ACTIVE' AND expires_at <= $2) OR hold_id = ANY($3))";
         let holds_sql = format!("SELECT {HOLD_COLUMNS} FROM holds WHERE {holds_filter}");
         let allocations_sql = format!(
             "SELECT hold_id, grant_id, reserved, captured FROM hold_allocations \
              WHERE hold_id IN (SELECT hold_id FROM holds WHERE {holds_filter}) ORDER BY hold_id, position"
         );
         let settlement_sql = format!(
-            "SELECT {SETTLEMENT_COLUMNS} FROM settlements WHERE settlement_id = $1 AND account_id = $2"
+            "SELECT {SETTLEMENT_COLUMNS} FROM settlements WHERE settlement_id = ANY($1) AND account_id = $2"
         );
-        let parts_sql = "SELECT grant_id, amount, refunded FROM settlement_parts WHERE settlement_id = $1 ORDER BY position";
+        let parts_sql = "SELECT settlement_id, grant_id, amount, refunded FROM settlement_parts \
+             WHERE settlement_id = ANY($1) ORDER BY settlement_id, position";
         // Prepared (or taken from the connection's cache) before the lock is taken.
         let statements = try_join_all([
             client.prepare_cached(account_sql),
-            client.prepare_cached(SELECT_RECORD),
+            client.prepare_cached(SELECT_RECORDS),
             client.prepare_cached(&grants_sql),
             client.prepare_cached(&holds_sql),
             client.prepare_cached(&allocations_sql),
@@ -104,7 +109,6 @@ impl LockedAccount {
         try_join_all(super::write_sql::ALL_STATEMENTS.map(|sql| client.prepare_cached(sql)))
             .await?;
         client.prepare_cached(INSERT_RECORD).await?;
-        let key = target.idempotency_key.clone().unwrap_or_default();
         let (account_id, tenant_id) = (target.account_id, target.tenant_id);
         let mut locked = LockedAccount {
             client: Some(client),
@@ -115,8 +119,12 @@ impl LockedAccount {
         };
         let client = locked.client()?;
         let no_rows = || async { Ok::<Vec<Row>, tokio_postgres::Error>(Vec::new()) }.boxed();
-        let (settlement_id, external_ref, hold_id) =
-            (&target.settlement_id, &target.external_ref, &target.hold_id);
+        let (keys, holds, settlements, references) = (
+            &target.idempotency_keys,
+            &target.hold_ids,
+            &target.settlement_ids,
+            &target.external_refs,
+        );
         let mut reads: Vec<RowsFuture<'_>> = vec![
             async { client.simple_query("BEGIN").await.map(|_| Vec::new()) }.boxed(),
             async {
@@ -125,40 +133,40 @@ impl LockedAccount {
                     .await
             }
             .boxed(),
-            if target.idempotency_key.is_some() {
-                async { client.query(&statements[1], &[&tenant_id, &key]).await }.boxed()
-            } else {
+            if keys.is_empty() {
                 no_rows()
+            } else {
+                async { client.query(&statements[1], &[&tenant_id, keys]).await }.boxed()
             },
             async {
                 client
-                    .query(&statements[2], &[&account_id, settlement_id, external_ref])
+                    .query(&statements[2], &[&account_id, settlements, references])
                     .await
             }
             .boxed(),
             async {
                 client
-                    .query(&statements[3], &[&account_id, &now, hold_id])
+                    .query(&statements[3], &[&account_id, &now, holds])
                     .await
             }
             .boxed(),
             async {
                 client
-                    .query(&statements[4], &[&account_id, &now, hold_id])
+                    .query(&statements[4], &[&account_id, &now, holds])
                     .await
             }
             .boxed(),
         ];
-        if let Some(settlement_id) = settlement_id {
+        if !settlements.is_empty() {
             reads.push(
                 async {
                     client
-                        .query(&statements[5], &[settlement_id, &account_id])
+                        .query(&statements[5], &[settlements, &account_id])
                         .await
                 }
                 .boxed(),
             );
-            reads.push(async { client.query(&statements[6], &[settlement_id]).await }.boxed());
+            reads.push(async { client.query(&statements[6], &[settlements]).await }.boxed());
         }
         let results = try_join_all(reads).await?;
         locked.locked_at = std::time::Instant::now();
@@ -167,7 +175,10 @@ impl LockedAccount {
             return Ok(None);
         };
         let account = rows::account_state(account_row)?;
-        let record = results[2].first().map(stored_record);
+        let records = results[2]
+            .iter()
+            .map(|row| (row.get::<_, String>("idempotency_key"), stored_record(row)))
+            .collect();
         let grants = results[3]
             .iter()
             .map(rows::grant)
@@ -177,18 +188,31 @@ impl LockedAccount {
             .map(rows::hold)
             .collect::<Result<Vec<_>, _>>()?;
         rows::attach_allocations(&mut holds, &results[5]);
-        let settlement = results.get(6).and_then(|rows| rows.first()).map(|row| {
-            let mut settlement = rows::settlement(row);
-            settlement.parts = results[7].iter().map(rows::settlement_part).collect();
-            settlement
-        });
+        let mut loaded_settlements: HashMap<Uuid, SettlementRecord> = results
+            .get(6)
+            .map(|rows| {
+                rows.iter()
+                    .map(|row| {
+                        let settlement = rows::settlement(row);
+                        (settlement.settlement_id, settlement)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        for row in results.get(7).map(Vec::as_slice).unwrap_or_default() {
+            if let Some(settlement) =
+                loaded_settlements.get_mut(&row.get::<_, Uuid>("settlement_id"))
+            {
+                settlement.parts.push(rows::settlement_part(row));
+            }
+        }
         let book = AccountBook::new(account, grants, holds, now);
         Ok(Some((
             locked,
             Loaded {
                 book,
-                record,
-                settlement,
+                records,
+                settlements: loaded_settlements,
             },
         )))
     }
@@ -203,20 +227,17 @@ impl LockedAccount {
     pub async fn commit(
         mut self,
         changes: &Changes,
-        record: Option<&NewRecord>,
+        records: &[NewRecord],
     ) -> Result<(), StoreError> {
         let writes = Writes::new(self.tenant_id, self.account_id, self.now, changes);
-        let record_params = record.map(RecordParams::new);
+        let record_params: Vec<RecordParams> = records.iter().map(RecordParams::new).collect();
         let client = self.client()?;
         let write_list = writes.statements();
         let mut statements = Vec::new();
         for (sql, _) in &write_list {
             statements.push(client.prepare_cached(sql).await?);
         }
-        let record_statement = match &record_params {
-            Some(_) => Some(client.prepare_cached(INSERT_RECORD).await?),
-            None => None,
-        };
+        let record_statement = client.prepare_cached(INSERT_RECORD).await?;
         let mut pipeline: Vec<BoxFuture<'_, Result<(), tokio_postgres::Error>>> = Vec::new();
         for (statement, (_, params)) in statements.iter().zip(&write_list) {
             pipeline.push(
@@ -226,8 +247,9 @@ impl LockedAccount {
                     .boxed(),
             );
         }
-        if let (Some(statement), Some(params)) = (&record_statement, &record_params) {
+        for params in &record_params {
             let params: Vec<&(dyn ToSql + Sync)> = params.as_params().to_vec();
+            let statement = &record_statement;
             pipeline
                 .push(async move { client.execute(statement, &params).await.map(|_| ()) }.boxed());
         }

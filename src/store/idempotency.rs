@@ -57,6 +57,10 @@ pub struct NewRecord {
 pub const SELECT_RECORD: &str = "SELECT rpc, request_hash, request, response, error_reason, error_message, \
      error_metadata FROM idempotency_records WHERE tenant_id = $1 AND idempotency_key = $2";
 
+/// Reads the records of several keys (`$2` is a text array).
+pub const SELECT_RECORDS: &str = "SELECT idempotency_key, rpc, request_hash, request, response, error_reason, \
+     error_message, error_metadata FROM idempotency_records WHERE tenant_id = $1 AND idempotency_key = ANY($2)";
+
 /// Inserts a record; parameters as in [`record_params`].
 pub const INSERT_RECORD: &str = "INSERT INTO idempotency_records (tenant_id, idempotency_key, rpc, request_hash, \
      request, account_id, response, error_reason, error_message, error_metadata, created_at) \

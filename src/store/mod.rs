@@ -33,7 +33,7 @@ pub struct PoolLimits {
 }
 
 /// Why a database call failed, classified so callers can tell "retry later" from "bug".
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The database could not be reached or the connection broke; safe to retry.
     #[error("database unavailable: {0}")]
