@@ -33,6 +33,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "catalog",
         sql: include_str!("../../migrations/0003_catalog.sql"),
     },
+    Migration {
+        version: 4,
+        name: "grant_account_index",
+        sql: include_str!("../../migrations/0004_grant_account_index.sql"),
+    },
 ];
 
 fn checksum(sql: &str) -> String {

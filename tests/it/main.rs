@@ -7,6 +7,7 @@
 )]
 
 mod access;
+mod bench;
 mod cli;
 mod discovery;
 mod helpers;

@@ -45,6 +45,8 @@ impl tonic::service::Interceptor for BearerKey {
 
 /// A running server on its own database.
 pub struct TestApp {
+    /// Where the server listens.
+    pub address: std::net::SocketAddr,
     pub pool: Pool,
     pub database: TestDatabase,
     pub context: Context,
@@ -109,6 +111,7 @@ impl TestApp {
             .await
             .unwrap();
         TestApp {
+            address,
             pool,
             database,
             context,

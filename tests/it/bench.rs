@@ -1,0 +1,62 @@
+//! A short smoke run of `creditgate bench`, so the load tool cannot rot: it funds accounts, runs
+//! the mix for a second, reports, and the books still balance.
+
+use tokio::process::Command;
+
+use crate::helpers::TestApp;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bench_runs_a_short_mix_and_verifies_the_books() {
+    let app = TestApp::spawn().await;
+    let output = Command::new(env!("CARGO_BIN_EXE_creditgate"))
+        .args([
+            "bench",
+            "--workers",
+            "4",
+            "--accounts",
+            "2",
+            "--duration-seconds",
+            "1",
+            "--connections",
+            "1",
+        ])
+        .args(["--address", &app.address.to_string(), "--api-key", &app.key])
+        .args(["--database-url", &app.database_url()])
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "bench failed: {stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert!(report["runs"].as_u64().unwrap() > 0, "{report}");
+    assert_eq!(report["verify_discrepancies"], 0, "{report}");
+    assert_eq!(report["errors"], serde_json::json!({}), "{report}");
+    for rpc in ["Quote", "Authorize", "Settle"] {
+        assert!(
+            report["latency"][rpc]["calls"].as_u64().unwrap() > 0,
+            "{rpc} missing: {report}"
+        );
+    }
+    assert!(stdout.contains("runs/s"), "{stdout}");
+    // A non-loopback target is refused before anything is sent.
+    let refused = Command::new(env!("CARGO_BIN_EXE_creditgate"))
+        .args([
+            "bench",
+            "--address",
+            "192.0.2.1:50051",
+            "--api-key",
+            "x",
+            "--no-verify",
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("loopback"));
+    app.assert_books_balance().await;
+    app.stop().await;
+}
