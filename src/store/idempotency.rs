@@ -198,10 +198,11 @@ pub async fn prune(
     let seconds = i64::try_from(retention.as_secs()).unwrap_or(i64::MAX);
     let deleted = client
         .execute(
-            "DELETE FROM idempotency_records WHERE (tenant_id, idempotency_key) IN (
-                SELECT tenant_id, idempotency_key FROM idempotency_records
+            // By tuple id: a plain IN over the key made the planner scan the whole table.
+            "DELETE FROM idempotency_records WHERE ctid = ANY(ARRAY(
+                SELECT ctid FROM idempotency_records
                 WHERE created_at < now() - make_interval(secs => $1::bigint) LIMIT $2
-                FOR UPDATE SKIP LOCKED)",
+                FOR UPDATE SKIP LOCKED))",
             &[&seconds, &batch],
         )
         .await?;
