@@ -59,12 +59,18 @@ ours() {  # accounts → the bench's JSON line
 }
 runs_per_second() { python3 -c 'import json,sys; print(round(json.loads(sys.stdin.read())["runs_per_second"], 1))'; }
 
+# Each phase starts from a checkpoint with the previous phase's tables vacuumed, so none pays
+# for the WAL or the autovacuum work of the one before.
+checkpoint() {
+  "$PG_BIN/psql" -q -d naive -c "VACUUM ANALYZE" 2>/dev/null || true
+  "$PG_BIN/psql" -q -d creditgate -c "VACUUM ANALYZE" -c "CHECKPOINT"
+}
 echo "== hot: 1 account, $WORKERS workers, ${DURATION}s, pricing $PRICING"
-NAIVE_HOT=$(naive 1)
-OURS_HOT=$(ours 1 | runs_per_second)
+checkpoint; NAIVE_HOT=$(naive 1)
+checkpoint; OURS_HOT=$(ours 1 | runs_per_second)
 echo "== spread: $SPREAD_ACCOUNTS accounts, $WORKERS workers, ${DURATION}s, pricing $PRICING"
-NAIVE_SPREAD=$(naive "$SPREAD_ACCOUNTS")
-OURS_SPREAD=$(ours "$SPREAD_ACCOUNTS" | runs_per_second)
+checkpoint; NAIVE_SPREAD=$(naive "$SPREAD_ACCOUNTS")
+checkpoint; OURS_SPREAD=$(ours "$SPREAD_ACCOUNTS" | runs_per_second)
 
 python3 - "$NAIVE_HOT" "$OURS_HOT" "$NAIVE_SPREAD" "$OURS_SPREAD" <<'PY'
 import sys
