@@ -7,6 +7,7 @@ use deadpool_postgres::Pool;
 use super::catalog::CatalogCache;
 use super::locked::Combiner;
 use super::quote_writer::QuoteWriter;
+use super::recent::Recent;
 use crate::clock::Clock;
 use crate::config::MoneyLimits;
 
@@ -25,6 +26,8 @@ pub struct Context {
     pub quotes: Arc<QuoteWriter>,
     /// Batches the operations of each account.
     pub combiner: Arc<Combiner>,
+    /// Holds and quotes this server made.
+    pub recent: Arc<Recent>,
 }
 
 impl Context {
@@ -37,6 +40,7 @@ impl Context {
             catalogs: Arc::default(),
             quotes: Arc::default(),
             combiner: Arc::default(),
+            recent: Arc::default(),
         }
     }
 }

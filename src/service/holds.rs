@@ -106,10 +106,20 @@ pub async fn authorize(
         account_id: command.account_id,
         ..OpTarget::default()
     };
+    // The hold's id is chosen here so the server can remember how it was priced: the Settle
+    // that follows then needs no lookup. (A replayed Authorize answers with its first hold; the
+    // id remembered here is then never used.)
+    let hold_id = Uuid::now_v7();
+    let remembered = HoldRef {
+        account_id: command.account_id,
+        catalog_version: command.meta.catalog_version,
+        tool: command.meta.tool.clone(),
+        model: command.meta.model.clone(),
+    };
     let operate = move |book: &mut AccountBook, _: Option<&mut SettlementRecord>| {
         let now = book.now();
         let hold = HoldState {
-            hold_id: Uuid::now_v7(),
+            hold_id,
             status: HoldStatus::Active,
             amount,
             captured: Credits::ZERO,
@@ -121,11 +131,16 @@ pub async fn authorize(
             resolved_at: None,
             meta: command.meta,
         };
-        let hold_id = hold.hold_id;
         book.authorize(hold)?;
         Ok(hold_id)
     };
-    run_operation(context, target, fingerprint, operate, encode).await
+    let answer = run_operation(context, target, fingerprint, operate, encode).await;
+    if answer.is_ok() {
+        context
+            .recent
+            .remember_hold(caller.tenant_id, hold_id, remembered);
+    }
+    answer
 }
 
 async fn hold_ref(
@@ -133,10 +148,17 @@ async fn hold_ref(
     caller: Caller,
     hold_id: Uuid,
 ) -> Result<HoldRef, ServiceError> {
+    if let Some(hold) = context.recent.hold(caller.tenant_id, hold_id) {
+        return Ok(hold);
+    }
     let client = context.pool.get().await.map_err(StoreError::from)?;
-    accounts::hold_ref(&client, caller.tenant_id, hold_id)
+    let hold = accounts::hold_ref(&client, caller.tenant_id, hold_id)
         .await?
-        .ok_or_else(|| ServiceError::hold_not_found(format!("hold {hold_id}")))
+        .ok_or_else(|| ServiceError::hold_not_found(format!("hold {hold_id}")))?;
+    context
+        .recent
+        .remember_hold(caller.tenant_id, hold_id, hold.clone());
+    Ok(hold)
 }
 
 fn hold_target(caller: Caller, hold_id: Uuid, hold: &HoldRef) -> OpTarget {

@@ -13,6 +13,7 @@ mod locked;
 pub mod priced;
 pub mod quote;
 mod quote_writer;
+mod recent;
 pub mod sweeper;
 pub mod tenants;
 

@@ -50,13 +50,18 @@ pub async fn price_hold(
             return Ok(*amount);
         }
         HoldPrice::Quote(quote_id) => {
-            let client = context.pool.get().await.map_err(StoreError::from)?;
-            let quote = catalog_store::find_quote(&client, caller.tenant_id, *quote_id)
-                .await?
-                .ok_or_else(|| ServiceError::NotFound {
-                    reason: "QUOTE_NOT_FOUND",
-                    what: format!("quote {quote_id}"),
-                })?;
+            let quote = match context.recent.quote(caller.tenant_id, *quote_id) {
+                Some(quote) => quote,
+                None => {
+                    let client = context.pool.get().await.map_err(StoreError::from)?;
+                    catalog_store::find_quote(&client, caller.tenant_id, *quote_id)
+                        .await?
+                        .ok_or_else(|| ServiceError::NotFound {
+                            reason: "QUOTE_NOT_FOUND",
+                            what: format!("quote {quote_id}"),
+                        })?
+                }
+            };
             if quote
                 .account_id
                 .is_some_and(|quoted_for| quoted_for != account_id)

@@ -96,6 +96,9 @@ pub async fn quote(
         .quotes
         .store(&context.pool, caller.tenant_id, quote.clone())
         .await?;
+    context
+        .recent
+        .remember_quote(caller.tenant_id, quote.clone());
     Ok(QuoteOutcome { quote, eligibility })
 }
 

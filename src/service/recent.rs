@@ -1,0 +1,71 @@
+//! Recently made holds and quotes, remembered by the server that made them. Both are immutable
+//! once made (a hold's account and pricing, a quote's price), so a remembered copy is always
+//! right, and the Settle or Authorize that usually follows skips a database read.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::{Mutex, PoisonError};
+
+use uuid::Uuid;
+
+use crate::store::accounts::HoldRef;
+use crate::store::catalog::QuoteRow;
+
+/// Entries per map; past it the map starts over (bounded memory).
+const MAX_ENTRIES: usize = 65_536;
+
+#[derive(Debug)]
+struct Bounded<K, V>(Mutex<HashMap<K, V>>);
+
+impl<K: Eq + Hash, V: Clone> Default for Bounded<K, V> {
+    fn default() -> Self {
+        Bounded(Mutex::new(HashMap::new()))
+    }
+}
+
+impl<K: Eq + Hash, V: Clone> Bounded<K, V> {
+    fn get(&self, key: &K) -> Option<V> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(key)
+            .cloned()
+    }
+
+    fn insert(&self, key: K, value: V) {
+        let mut map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if map.len() >= MAX_ENTRIES {
+            map.clear();
+        }
+        map.insert(key, value);
+    }
+}
+
+/// Holds and quotes this server made, by tenant and id.
+#[derive(Debug, Default)]
+pub struct Recent {
+    holds: Bounded<(Uuid, Uuid), HoldRef>,
+    quotes: Bounded<(Uuid, Uuid), QuoteRow>,
+}
+
+impl Recent {
+    /// A hold this server made.
+    pub fn hold(&self, tenant_id: Uuid, hold_id: Uuid) -> Option<HoldRef> {
+        self.holds.get(&(tenant_id, hold_id))
+    }
+
+    /// Remembers a hold.
+    pub fn remember_hold(&self, tenant_id: Uuid, hold_id: Uuid, hold: HoldRef) {
+        self.holds.insert((tenant_id, hold_id), hold);
+    }
+
+    /// A quote this server made.
+    pub fn quote(&self, tenant_id: Uuid, quote_id: Uuid) -> Option<QuoteRow> {
+        self.quotes.get(&(tenant_id, quote_id))
+    }
+
+    /// Remembers a quote.
+    pub fn remember_quote(&self, tenant_id: Uuid, quote: QuoteRow) {
+        self.quotes.insert((tenant_id, quote.quote_id), quote);
+    }
+}
