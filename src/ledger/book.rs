@@ -223,16 +223,20 @@ impl AccountBook {
     /// Reserves `amount` for `hold_id` from spendable grants in consumption order; the caller
     /// has checked it is available.
     pub(super) fn reserve(&mut self, hold_id: Uuid, amount: Credits) {
-        let mut left = amount;
-        for grant_id in self.spendable_in_burn_order() {
-            if !left.is_positive() {
-                break;
-            }
-            let grant = self.grant_mut(grant_id);
-            let take = grant.remaining.min(left);
-            grant.remaining -= take;
-            grant.reserved += take;
-            left -= take;
+        let drawn = self.draw_spendable(
+            amount,
+            MovementKind::Hold,
+            LedgerAccount::Held,
+            Some(hold_id),
+            None,
+        );
+        let drawn_total: Credits = drawn.iter().map(|(_, take)| *take).sum();
+        assert_eq!(
+            drawn_total, amount,
+            "reserve was called without enough available credits"
+        );
+        for (grant_id, take) in drawn {
+            self.grant_mut(grant_id).reserved += take;
             let hold = self.hold_mut(hold_id);
             match hold
                 .allocations
@@ -246,23 +250,39 @@ impl AccountBook {
                     captured: Credits::ZERO,
                 }),
             }
+        }
+    }
+
+    /// Takes up to `amount` from spendable grants in consumption order, posting each take from
+    /// the grant's available credits to `to`; returns what it took from which grant.
+    pub(super) fn draw_spendable(
+        &mut self,
+        amount: Credits,
+        kind: MovementKind,
+        to: LedgerAccount,
+        hold_id: Option<Uuid>,
+        settlement_id: Option<Uuid>,
+    ) -> Vec<(Uuid, Credits)> {
+        let mut left = amount;
+        let mut drawn = Vec::new();
+        for grant_id in self.spendable_in_burn_order() {
+            if !left.is_positive() {
+                break;
+            }
+            let grant = self.grant_mut(grant_id);
+            let take = grant.remaining.min(left);
+            grant.remaining -= take;
+            left -= take;
             let refs = Refs {
                 grant_id: Some(grant_id),
-                hold_id: Some(hold_id),
-                ..Refs::default()
+                hold_id,
+                settlement_id,
+                refund_id: None,
             };
-            self.post(
-                MovementKind::Hold,
-                LedgerAccount::Available,
-                LedgerAccount::Held,
-                take,
-                refs,
-            );
+            self.post(kind, LedgerAccount::Available, to, take, refs);
+            drawn.push((grant_id, take));
         }
-        assert!(
-            left.is_zero(),
-            "reserve was called without enough available credits"
-        );
+        drawn
     }
 
     /// Refuses new reservations on a suspended account or one in debt.
@@ -310,27 +330,18 @@ impl AccountBook {
             );
         }
         if self.account.debt.is_positive() {
-            for grant_id in self.spendable_in_burn_order() {
-                let debt = self.account.debt;
-                if !debt.is_positive() {
-                    break;
-                }
-                let grant = self.grant_mut(grant_id);
-                let take = grant.remaining.min(debt);
-                grant.remaining -= take;
-                self.account.debt -= take;
+            let debt = self.account.debt;
+            let drawn = self.draw_spendable(
+                debt,
+                MovementKind::DebtRepayment,
+                LedgerAccount::Debt,
+                None,
+                None,
+            );
+            let repaid: Credits = drawn.iter().map(|(_, take)| *take).sum();
+            if repaid.is_positive() {
+                self.account.debt -= repaid;
                 self.account_changed = true;
-                let refs = Refs {
-                    grant_id: Some(grant_id),
-                    ..Refs::default()
-                };
-                self.post(
-                    MovementKind::DebtRepayment,
-                    LedgerAccount::Available,
-                    LedgerAccount::Debt,
-                    take,
-                    refs,
-                );
             }
         }
     }

@@ -118,22 +118,16 @@ impl AccountBook {
         }
 
         let mut from_balance = Credits::ZERO;
-        for grant_id in self.spendable_in_burn_order() {
-            if !left.is_positive() {
-                break;
-            }
-            let grant = self.grant_mut(grant_id);
-            let take = grant.remaining.min(left);
-            grant.remaining -= take;
+        let drawn = self.draw_spendable(
+            left,
+            MovementKind::Capture,
+            LedgerAccount::Revenue,
+            Some(hold_id),
+            Some(settlement_id),
+        );
+        for (grant_id, take) in drawn {
             left -= take;
             from_balance += take;
-            self.post(
-                MovementKind::Capture,
-                LedgerAccount::Available,
-                LedgerAccount::Revenue,
-                take,
-                refs(grant_id),
-            );
             add_part(&mut parts, grant_id, take);
         }
 
