@@ -9,12 +9,11 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::{Object, Pool};
 use futures::future::{BoxFuture, FutureExt as _, try_join_all};
 use tokio_postgres::Row;
-use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
 use super::StoreError;
 use super::idempotency::{
-    INSERT_RECORD, NewRecord, RecordParams, SELECT_RECORDS, StoredRecord, stored_record,
+    INSERT_RECORDS, NewRecord, RecordColumns, SELECT_RECORDS, StoredRecord, stored_record,
 };
 use super::rows::{self, GRANT_COLUMNS, HOLD_COLUMNS, SETTLEMENT_COLUMNS};
 use super::writes::Writes;
@@ -108,7 +107,7 @@ impl LockedAccount {
         .await?;
         try_join_all(super::write_sql::ALL_STATEMENTS.map(|sql| client.prepare_cached(sql)))
             .await?;
-        client.prepare_cached(INSERT_RECORD).await?;
+        client.prepare_cached(INSERT_RECORDS).await?;
         let (account_id, tenant_id) = (target.account_id, target.tenant_id);
         let mut locked = LockedAccount {
             client: Some(client),
@@ -230,14 +229,14 @@ impl LockedAccount {
         records: &[NewRecord],
     ) -> Result<(), StoreError> {
         let writes = Writes::new(self.tenant_id, self.account_id, self.now, changes);
-        let record_params: Vec<RecordParams> = records.iter().map(RecordParams::new).collect();
+        let record_columns = RecordColumns::new(self.tenant_id, records);
         let client = self.client()?;
         let write_list = writes.statements();
         let mut statements = Vec::new();
         for (sql, _) in &write_list {
             statements.push(client.prepare_cached(sql).await?);
         }
-        let record_statement = client.prepare_cached(INSERT_RECORD).await?;
+        let record_statement = client.prepare_cached(INSERT_RECORDS).await?;
         let mut pipeline: Vec<BoxFuture<'_, Result<(), tokio_postgres::Error>>> = Vec::new();
         for (statement, (_, params)) in statements.iter().zip(&write_list) {
             pipeline.push(
@@ -247,8 +246,8 @@ impl LockedAccount {
                     .boxed(),
             );
         }
-        for params in &record_params {
-            let params: Vec<&(dyn ToSql + Sync)> = params.as_params().to_vec();
+        if !record_columns.is_empty() {
+            let params = record_columns.as_params();
             let statement = &record_statement;
             pipeline
                 .push(async move { client.execute(statement, &params).await.map(|_| ()) }.boxed());

@@ -208,3 +208,89 @@ pub async fn prune(
         .await?;
     Ok(deleted)
 }
+
+/// Inserts many records of one tenant in one statement (`$1` the tenant, then one array per
+/// column; decline metadata travels as a JSON array of alternating keys and values).
+pub const INSERT_RECORDS: &str = "INSERT INTO idempotency_records (tenant_id, idempotency_key, rpc, request_hash, \
+     request, account_id, response, error_reason, error_message, error_metadata, created_at) \
+     SELECT $1::uuid, r.key, r.rpc, r.hash, r.request, r.account_id, r.response, r.reason, r.message, \
+     CASE WHEN r.metadata IS NULL THEN NULL ELSE \
+     ARRAY(SELECT item FROM jsonb_array_elements_text(r.metadata) WITH ORDINALITY AS e(item, n) ORDER BY n) END, now() \
+     FROM unnest($2::text[], $3::text[], $4::bytea[], $5::bytea[], $6::uuid[], $7::bytea[], $8::text[], $9::text[], \
+     $10::jsonb[]) AS r(key, rpc, hash, request, account_id, response, reason, message, metadata)";
+
+/// Owned parameters of [`INSERT_RECORDS`].
+#[derive(Debug, Default)]
+pub struct RecordColumns {
+    tenant_id: Uuid,
+    keys: Vec<String>,
+    rpcs: Vec<String>,
+    hashes: Vec<Vec<u8>>,
+    requests: Vec<Vec<u8>>,
+    accounts: Vec<Option<Uuid>>,
+    responses: Vec<Option<Vec<u8>>>,
+    reasons: Vec<Option<String>>,
+    messages: Vec<Option<String>>,
+    metadata: Vec<Option<serde_json::Value>>,
+}
+
+impl RecordColumns {
+    /// The columns of `records`, all of `tenant_id`.
+    pub fn new(tenant_id: Uuid, records: &[NewRecord]) -> Self {
+        let mut columns = RecordColumns {
+            tenant_id,
+            ..RecordColumns::default()
+        };
+        for record in records {
+            columns.keys.push(record.key.clone());
+            columns.rpcs.push(record.rpc.to_owned());
+            columns.hashes.push(record.request_hash.to_vec());
+            columns.requests.push(record.request.clone());
+            columns.accounts.push(record.account_id);
+            match &record.answer {
+                StoredAnswer::Response(bytes) => {
+                    columns.responses.push(Some(bytes.clone()));
+                    columns.reasons.push(None);
+                    columns.messages.push(None);
+                    columns.metadata.push(None);
+                }
+                StoredAnswer::Declined {
+                    reason,
+                    message,
+                    metadata,
+                } => {
+                    columns.responses.push(None);
+                    columns.reasons.push(Some(reason.clone()));
+                    columns.messages.push(Some(message.clone()));
+                    let flat: Vec<&String> = metadata
+                        .iter()
+                        .flat_map(|(key, value)| [key, value])
+                        .collect();
+                    columns.metadata.push(Some(serde_json::json!(flat)));
+                }
+            }
+        }
+        columns
+    }
+
+    /// Whether there is nothing to insert.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// As statement parameters.
+    pub fn as_params(&self) -> [&(dyn tokio_postgres::types::ToSql + Sync); 10] {
+        [
+            &self.tenant_id,
+            &self.keys,
+            &self.rpcs,
+            &self.hashes,
+            &self.requests,
+            &self.accounts,
+            &self.responses,
+            &self.reasons,
+            &self.messages,
+            &self.metadata,
+        ]
+    }
+}

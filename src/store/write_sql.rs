@@ -10,10 +10,19 @@ pub(super) const UPSERT_GRANTS: &str = "INSERT INTO grants (grant_id, source, pr
      $5::numeric[], $6::numeric[], $7::timestamptz[], $8::timestamptz[], $9::text[], $10::timestamptz[]) AS g \
      ON CONFLICT (grant_id) DO UPDATE SET remaining = EXCLUDED.remaining, reserved = EXCLUDED.reserved";
 
-pub(super) const INSERT_HOLD: &str = "INSERT INTO holds (hold_id, tenant_id, account_id, status, amount, captured, expires_at, \
+pub(super) const INSERT_HOLDS: &str = "INSERT INTO holds (hold_id, status, amount, captured, expires_at, \
      partial_captures, late_settled, authorize_key, catalog_version, quote_id, task_type, tool, model, project, \
-     run_id, label_keys, label_values, created_at, resolved_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)";
+     run_id, label_keys, label_values, created_at, resolved_at, tenant_id, account_id) \
+     SELECT h.hold_id, h.status, h.amount, h.captured, h.expires_at, h.partial_captures, h.late_settled, \
+     h.authorize_key, h.catalog_version, h.quote_id, h.task_type, h.tool, h.model, h.project, h.run_id, \
+     ARRAY(SELECT key FROM jsonb_array_elements_text(h.labels -> 0) WITH ORDINALITY AS k(key, n) ORDER BY n), \
+     ARRAY(SELECT value FROM jsonb_array_elements_text(h.labels -> 1) WITH ORDINALITY AS v(value, n) ORDER BY n), \
+     h.created_at, h.resolved_at, $19::uuid, $20::uuid \
+     FROM unnest($1::uuid[], $2::text[], $3::numeric[], $4::numeric[], $5::timestamptz[], $6::int4[], $7::bool[], \
+     $8::text[], $9::int8[], $10::uuid[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], \
+     $16::jsonb[], $17::timestamptz[], $18::timestamptz[]) AS h(hold_id, status, amount, captured, expires_at, \
+     partial_captures, late_settled, authorize_key, catalog_version, quote_id, task_type, tool, model, project, \
+     run_id, labels, created_at, resolved_at)";
 
 pub(super) const UPDATE_HOLDS: &str = "UPDATE holds h SET status = v.status, amount = v.amount, captured = v.captured, \
      expires_at = v.expires_at, partial_captures = v.partial_captures, late_settled = v.late_settled, \
@@ -50,7 +59,7 @@ pub(super) const INSERT_JOURNAL: &str = "INSERT INTO journal_entries (entry_id, 
 pub const ALL_STATEMENTS: [&str; 9] = [
     UPDATE_ACCOUNT,
     UPSERT_GRANTS,
-    INSERT_HOLD,
+    INSERT_HOLDS,
     UPDATE_HOLDS,
     UPSERT_ALLOCATIONS,
     UPSERT_SETTLEMENTS,

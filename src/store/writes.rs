@@ -7,7 +7,7 @@ use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
 use super::write_sql::{
-    INSERT_HOLD, INSERT_JOURNAL, INSERT_REFUNDS, UPDATE_ACCOUNT, UPDATE_HOLDS, UPSERT_ALLOCATIONS,
+    INSERT_HOLDS, INSERT_JOURNAL, INSERT_REFUNDS, UPDATE_ACCOUNT, UPDATE_HOLDS, UPSERT_ALLOCATIONS,
     UPSERT_GRANTS, UPSERT_PARTS, UPSERT_SETTLEMENTS,
 };
 use crate::ledger::Changes;
@@ -20,7 +20,7 @@ pub struct Writes {
     now: DateTime<Utc>,
     account: Option<Decimal>,
     grants: GrantColumns,
-    new_holds: Vec<NewHoldParams>,
+    new_holds: NewHoldColumns,
     holds: HoldColumns,
     allocations: GrantShares,
     settlements: SettlementColumns,
@@ -74,23 +74,23 @@ struct GrantColumns {
     created_at: Vec<DateTime<Utc>>,
 }
 
-#[derive(Debug)]
-struct NewHoldParams {
-    hold_id: Uuid,
-    status: &'static str,
-    amount: Decimal,
-    captured: Decimal,
-    expires_at: DateTime<Utc>,
-    partial_captures: i32,
-    late_settled: bool,
-    authorize_key: String,
-    catalog_version: i64,
-    quote_id: Option<Uuid>,
-    texts: [String; 5],
-    label_keys: Vec<String>,
-    label_values: Vec<String>,
-    created_at: DateTime<Utc>,
-    resolved_at: Option<DateTime<Utc>>,
+/// New holds, one array per column; labels travel as `[[keys…], [values…]]`.
+#[derive(Debug, Default)]
+struct NewHoldColumns {
+    ids: Vec<Uuid>,
+    statuses: Vec<&'static str>,
+    amounts: Vec<Decimal>,
+    captured: Vec<Decimal>,
+    expires_at: Vec<DateTime<Utc>>,
+    partial_captures: Vec<i32>,
+    late_settled: Vec<bool>,
+    authorize_keys: Vec<String>,
+    catalog_versions: Vec<i64>,
+    quote_ids: Vec<Option<Uuid>>,
+    texts: [Vec<String>; 5],
+    labels: Vec<serde_json::Value>,
+    created_at: Vec<DateTime<Utc>>,
+    resolved_at: Vec<Option<DateTime<Utc>>>,
 }
 
 #[derive(Debug, Default)]
@@ -168,31 +168,34 @@ impl Writes {
             grants.external_refs.push(grant.external_ref.clone());
             grants.created_at.push(grant.created_at);
         }
+        let new = &mut writes.new_holds;
         for hold in &changes.new_holds {
             let meta = &hold.meta;
-            writes.new_holds.push(NewHoldParams {
-                hold_id: hold.hold_id,
-                status: hold.status.as_str(),
-                amount: hold.amount.decimal(),
-                captured: hold.captured.decimal(),
-                expires_at: hold.expires_at,
-                partial_captures: hold.partial_captures,
-                late_settled: hold.late_settled,
-                authorize_key: meta.authorize_key.clone(),
-                catalog_version: meta.catalog_version,
-                quote_id: meta.quote_id,
-                texts: [
-                    meta.task_type.clone(),
-                    meta.tool.clone(),
-                    meta.model.clone(),
-                    meta.project.clone(),
-                    meta.run_id.clone(),
-                ],
-                label_keys: meta.labels.iter().map(|(key, _)| key.clone()).collect(),
-                label_values: meta.labels.iter().map(|(_, value)| value.clone()).collect(),
-                created_at: hold.created_at,
-                resolved_at: hold.resolved_at,
-            });
+            new.ids.push(hold.hold_id);
+            new.statuses.push(hold.status.as_str());
+            new.amounts.push(hold.amount.decimal());
+            new.captured.push(hold.captured.decimal());
+            new.expires_at.push(hold.expires_at);
+            new.partial_captures.push(hold.partial_captures);
+            new.late_settled.push(hold.late_settled);
+            new.authorize_keys.push(meta.authorize_key.clone());
+            new.catalog_versions.push(meta.catalog_version);
+            new.quote_ids.push(meta.quote_id);
+            let texts = [
+                &meta.task_type,
+                &meta.tool,
+                &meta.model,
+                &meta.project,
+                &meta.run_id,
+            ];
+            for (column, text) in new.texts.iter_mut().zip(texts) {
+                column.push(text.clone());
+            }
+            let keys: Vec<&String> = meta.labels.iter().map(|(key, _)| key).collect();
+            let values: Vec<&String> = meta.labels.iter().map(|(_, value)| value).collect();
+            new.labels.push(serde_json::json!([keys, values]));
+            new.created_at.push(hold.created_at);
+            new.resolved_at.push(hold.resolved_at);
         }
         let holds = &mut writes.holds;
         for hold in &changes.holds {
@@ -309,32 +312,32 @@ impl Writes {
                 ],
             ));
         }
-        for hold in &self.new_holds {
-            let [task_type, tool, model, project, run_id] = &hold.texts;
+        let new = &self.new_holds;
+        if !new.ids.is_empty() {
+            let [task_types, tools, models, projects, run_ids] = &new.texts;
             statements.push((
-                INSERT_HOLD,
+                INSERT_HOLDS,
                 vec![
-                    &hold.hold_id,
+                    &new.ids,
+                    &new.statuses,
+                    &new.amounts,
+                    &new.captured,
+                    &new.expires_at,
+                    &new.partial_captures,
+                    &new.late_settled,
+                    &new.authorize_keys,
+                    &new.catalog_versions,
+                    &new.quote_ids,
+                    task_types,
+                    tools,
+                    models,
+                    projects,
+                    run_ids,
+                    &new.labels,
+                    &new.created_at,
+                    &new.resolved_at,
                     &self.tenant_id,
                     &self.account_id,
-                    &hold.status,
-                    &hold.amount,
-                    &hold.captured,
-                    &hold.expires_at,
-                    &hold.partial_captures,
-                    &hold.late_settled,
-                    &hold.authorize_key,
-                    &hold.catalog_version,
-                    &hold.quote_id,
-                    task_type,
-                    tool,
-                    model,
-                    project,
-                    run_id,
-                    &hold.label_keys,
-                    &hold.label_values,
-                    &hold.created_at,
-                    &hold.resolved_at,
                 ],
             ));
         }
