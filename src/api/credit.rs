@@ -9,13 +9,13 @@ use uuid::Uuid;
 use super::pricing;
 use super::{caller, convert, parse};
 use crate::config::MoneyLimits;
-use crate::ledger::{Credits, HoldMeta, RefundRecord, SettlementRecord};
+use crate::ledger::{Credits, RefundRecord, SettlementRecord};
 use crate::proto::v1::credit_service_server::CreditService;
 use crate::proto::v1::{
     AuthorizeRequest, AuthorizeResponse, ExtendHoldRequest, ExtendHoldResponse, GetHoldRequest,
     GetHoldResponse, QuoteRequest, QuoteResponse, RefundRequest, RefundResponse, ReleaseRequest,
-    ReleaseResponse, RunMetadata, SettleRequest, SettleResponse, TaskType, authorize_request,
-    get_hold_request, settle_request,
+    ReleaseResponse, SettleRequest, SettleResponse, authorize_request, get_hold_request,
+    settle_request,
 };
 use crate::service::holds::{
     self, AuthorizeCommand, Encoder, ExtendCommand, RefundCommand, SettleCommand,
@@ -56,44 +56,6 @@ fn ttl(
         });
     }
     Ok(Some(Duration::seconds(i64::from(seconds))))
-}
-
-fn run_meta(authorize_key: &str, run: Option<&RunMetadata>) -> Result<HoldMeta, ServiceError> {
-    let run = run.cloned().unwrap_or_default();
-    if run.labels.len() > parse::MAX_LABELS {
-        return Err(ServiceError::InvalidArgument {
-            field: "run.labels",
-            message: format!("at most {} labels", parse::MAX_LABELS),
-        });
-    }
-    let task_type =
-        TaskType::try_from(run.task_type).map_err(|_| ServiceError::InvalidArgument {
-            field: "run.task_type",
-            message: format!("unknown task type {}", run.task_type),
-        })?;
-    let mut labels = Vec::with_capacity(run.labels.len());
-    for (key, value) in &run.labels {
-        labels.push((
-            parse::text("run.labels", key)?,
-            parse::text("run.labels", value)?,
-        ));
-    }
-    Ok(HoldMeta {
-        authorize_key: authorize_key.to_owned(),
-        catalog_version: 0,
-        quote_id: None,
-        task_type: if task_type == TaskType::Unspecified {
-            String::new()
-        } else {
-            task_type.as_str_name().to_owned()
-        },
-        tool: parse::text("run.tool", &run.tool)?,
-        model: parse::text("run.model", &run.model)?,
-        project: parse::text("run.project", &run.project)?,
-        run_id: parse::text("run.run_id", &run.run_id)?,
-        labels,
-        required_entitlement: None,
-    })
 }
 
 /// Encodes the response of an operation that leaves a hold (Authorize, ExtendHold).
@@ -202,7 +164,7 @@ impl CreditService for CreditApi {
             Some(limits.default_hold_ttl),
         )?
         .unwrap_or(limits.default_hold_ttl);
-        let meta = run_meta(&message.idempotency_key, message.run.as_ref())?;
+        let meta = parse::run_meta(&message.idempotency_key, message.run.as_ref())?;
         let command = AuthorizeCommand {
             account_id,
             price,

@@ -135,3 +135,43 @@ pub fn entitlements(values: &[String]) -> Result<Vec<String>, ServiceError> {
     sorted.dedup();
     Ok(sorted)
 }
+
+/// The run a hold pays for, from the request: bounded labels and text, a known task type.
+pub fn run_meta(
+    authorize_key: &str,
+    run: Option<&crate::proto::v1::RunMetadata>,
+) -> Result<crate::ledger::HoldMeta, ServiceError> {
+    use crate::proto::v1::TaskType;
+    let run = run.cloned().unwrap_or_default();
+    if run.labels.len() > MAX_LABELS {
+        return Err(ServiceError::InvalidArgument {
+            field: "run.labels",
+            message: format!("at most {} labels", MAX_LABELS),
+        });
+    }
+    let task_type =
+        TaskType::try_from(run.task_type).map_err(|_| ServiceError::InvalidArgument {
+            field: "run.task_type",
+            message: format!("unknown task type {}", run.task_type),
+        })?;
+    let mut labels = Vec::with_capacity(run.labels.len());
+    for (key, value) in &run.labels {
+        labels.push((text("run.labels", key)?, text("run.labels", value)?));
+    }
+    Ok(crate::ledger::HoldMeta {
+        authorize_key: authorize_key.to_owned(),
+        catalog_version: 0,
+        quote_id: None,
+        task_type: if task_type == TaskType::Unspecified {
+            String::new()
+        } else {
+            task_type.as_str_name().to_owned()
+        },
+        tool: text("run.tool", &run.tool)?,
+        model: text("run.model", &run.model)?,
+        project: text("run.project", &run.project)?,
+        run_id: text("run.run_id", &run.run_id)?,
+        labels,
+        required_entitlement: None,
+    })
+}

@@ -10,6 +10,7 @@ pub mod migrate;
 mod rows;
 pub mod tenants;
 pub mod verify;
+mod write_columns;
 mod write_sql;
 mod writes;
 

@@ -6,6 +6,10 @@ use rust_decimal::Decimal;
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
+use super::write_columns::{
+    GrantColumns, GrantShares, HoldColumns, JournalColumns, NewHoldColumns, RefundColumns,
+    SettlementColumns,
+};
 use super::write_sql::{
     INSERT_HOLDS, INSERT_JOURNAL, INSERT_REFUNDS, UPDATE_ACCOUNT, UPDATE_HOLDS, UPSERT_ALLOCATIONS,
     UPSERT_GRANTS, UPSERT_PARTS, UPSERT_SETTLEMENTS,
@@ -27,119 +31,6 @@ pub struct Writes {
     parts: GrantShares,
     refunds: RefundColumns,
     journal: JournalColumns,
-}
-
-/// Rows of a hold's allocations or a settlement's parts: (owner, grant, position, two amounts).
-#[derive(Debug, Default)]
-struct GrantShares {
-    owners: Vec<Uuid>,
-    grants: Vec<Uuid>,
-    positions: Vec<i32>,
-    first: Vec<Decimal>,
-    second: Vec<Decimal>,
-}
-
-impl GrantShares {
-    fn push(&mut self, owner: Uuid, grant: Uuid, position: i32, first: Decimal, second: Decimal) {
-        self.owners.push(owner);
-        self.grants.push(grant);
-        self.positions.push(position);
-        self.first.push(first);
-        self.second.push(second);
-    }
-
-    fn params<'a>(&'a self, account_id: &'a Uuid) -> Vec<&'a (dyn ToSql + Sync)> {
-        vec![
-            &self.owners,
-            &self.grants,
-            &self.positions,
-            &self.first,
-            &self.second,
-            account_id,
-        ]
-    }
-}
-
-#[derive(Debug, Default)]
-struct GrantColumns {
-    ids: Vec<Uuid>,
-    sources: Vec<&'static str>,
-    priorities: Vec<i32>,
-    amounts: Vec<Decimal>,
-    remaining: Vec<Decimal>,
-    reserved: Vec<Decimal>,
-    effective_at: Vec<DateTime<Utc>>,
-    expires_at: Vec<Option<DateTime<Utc>>>,
-    external_refs: Vec<Option<String>>,
-    created_at: Vec<DateTime<Utc>>,
-}
-
-/// New holds, one array per column; labels travel as `[[keys…], [values…]]`.
-#[derive(Debug, Default)]
-struct NewHoldColumns {
-    ids: Vec<Uuid>,
-    statuses: Vec<&'static str>,
-    amounts: Vec<Decimal>,
-    captured: Vec<Decimal>,
-    expires_at: Vec<DateTime<Utc>>,
-    partial_captures: Vec<i32>,
-    late_settled: Vec<bool>,
-    authorize_keys: Vec<String>,
-    catalog_versions: Vec<i64>,
-    quote_ids: Vec<Option<Uuid>>,
-    texts: [Vec<String>; 5],
-    labels: Vec<serde_json::Value>,
-    created_at: Vec<DateTime<Utc>>,
-    resolved_at: Vec<Option<DateTime<Utc>>>,
-}
-
-#[derive(Debug, Default)]
-struct HoldColumns {
-    ids: Vec<Uuid>,
-    statuses: Vec<&'static str>,
-    amounts: Vec<Decimal>,
-    captured: Vec<Decimal>,
-    expires_at: Vec<DateTime<Utc>>,
-    partial_captures: Vec<i32>,
-    late_settled: Vec<bool>,
-    resolved_at: Vec<Option<DateTime<Utc>>>,
-}
-
-#[derive(Debug, Default)]
-struct SettlementColumns {
-    ids: Vec<Uuid>,
-    hold_ids: Vec<Uuid>,
-    amounts: [Vec<Decimal>; 6],
-    late: Vec<bool>,
-    partial: Vec<bool>,
-    refunded: Vec<Decimal>,
-    created_at: Vec<DateTime<Utc>>,
-    line_items: Vec<serde_json::Value>,
-}
-
-#[derive(Debug, Default)]
-struct RefundColumns {
-    ids: Vec<Uuid>,
-    settlement_ids: Vec<Uuid>,
-    hold_ids: Vec<Uuid>,
-    amounts: Vec<Decimal>,
-    debt_reduced: Vec<Decimal>,
-    new_grant_ids: Vec<Option<Uuid>>,
-    reasons: Vec<String>,
-    created_at: Vec<DateTime<Utc>>,
-}
-
-#[derive(Debug, Default)]
-struct JournalColumns {
-    transaction_id: Uuid,
-    ids: Vec<Uuid>,
-    ledgers: Vec<&'static str>,
-    amounts: Vec<Decimal>,
-    kinds: Vec<&'static str>,
-    grant_ids: Vec<Option<Uuid>>,
-    hold_ids: Vec<Option<Uuid>>,
-    settlement_ids: Vec<Option<Uuid>>,
-    refund_ids: Vec<Option<Uuid>>,
 }
 
 impl Writes {

@@ -1,0 +1,126 @@
+//! The rows of one transaction's writes, one array per column, ready for `unnest`.
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use tokio_postgres::types::ToSql;
+use uuid::Uuid;
+
+/// Rows of a hold's allocations or a settlement's parts: (owner, grant, position, two amounts).
+#[derive(Debug, Default)]
+pub(super) struct GrantShares {
+    pub(super) owners: Vec<Uuid>,
+    pub(super) grants: Vec<Uuid>,
+    pub(super) positions: Vec<i32>,
+    pub(super) first: Vec<Decimal>,
+    pub(super) second: Vec<Decimal>,
+}
+
+impl GrantShares {
+    pub(super) fn push(
+        &mut self,
+        owner: Uuid,
+        grant: Uuid,
+        position: i32,
+        first: Decimal,
+        second: Decimal,
+    ) {
+        self.owners.push(owner);
+        self.grants.push(grant);
+        self.positions.push(position);
+        self.first.push(first);
+        self.second.push(second);
+    }
+
+    pub(super) fn params<'a>(&'a self, account_id: &'a Uuid) -> Vec<&'a (dyn ToSql + Sync)> {
+        vec![
+            &self.owners,
+            &self.grants,
+            &self.positions,
+            &self.first,
+            &self.second,
+            account_id,
+        ]
+    }
+}
+
+#[derive(Debug, Default)]
+pub(super) struct GrantColumns {
+    pub(super) ids: Vec<Uuid>,
+    pub(super) sources: Vec<&'static str>,
+    pub(super) priorities: Vec<i32>,
+    pub(super) amounts: Vec<Decimal>,
+    pub(super) remaining: Vec<Decimal>,
+    pub(super) reserved: Vec<Decimal>,
+    pub(super) effective_at: Vec<DateTime<Utc>>,
+    pub(super) expires_at: Vec<Option<DateTime<Utc>>>,
+    pub(super) external_refs: Vec<Option<String>>,
+    pub(super) created_at: Vec<DateTime<Utc>>,
+}
+
+/// New holds, one array per column; labels travel as `[[keys…], [values…]]`.
+#[derive(Debug, Default)]
+pub(super) struct NewHoldColumns {
+    pub(super) ids: Vec<Uuid>,
+    pub(super) statuses: Vec<&'static str>,
+    pub(super) amounts: Vec<Decimal>,
+    pub(super) captured: Vec<Decimal>,
+    pub(super) expires_at: Vec<DateTime<Utc>>,
+    pub(super) partial_captures: Vec<i32>,
+    pub(super) late_settled: Vec<bool>,
+    pub(super) authorize_keys: Vec<String>,
+    pub(super) catalog_versions: Vec<i64>,
+    pub(super) quote_ids: Vec<Option<Uuid>>,
+    pub(super) texts: [Vec<String>; 5],
+    pub(super) labels: Vec<serde_json::Value>,
+    pub(super) created_at: Vec<DateTime<Utc>>,
+    pub(super) resolved_at: Vec<Option<DateTime<Utc>>>,
+}
+
+#[derive(Debug, Default)]
+pub(super) struct HoldColumns {
+    pub(super) ids: Vec<Uuid>,
+    pub(super) statuses: Vec<&'static str>,
+    pub(super) amounts: Vec<Decimal>,
+    pub(super) captured: Vec<Decimal>,
+    pub(super) expires_at: Vec<DateTime<Utc>>,
+    pub(super) partial_captures: Vec<i32>,
+    pub(super) late_settled: Vec<bool>,
+    pub(super) resolved_at: Vec<Option<DateTime<Utc>>>,
+}
+
+#[derive(Debug, Default)]
+pub(super) struct SettlementColumns {
+    pub(super) ids: Vec<Uuid>,
+    pub(super) hold_ids: Vec<Uuid>,
+    pub(super) amounts: [Vec<Decimal>; 6],
+    pub(super) late: Vec<bool>,
+    pub(super) partial: Vec<bool>,
+    pub(super) refunded: Vec<Decimal>,
+    pub(super) created_at: Vec<DateTime<Utc>>,
+    pub(super) line_items: Vec<serde_json::Value>,
+}
+
+#[derive(Debug, Default)]
+pub(super) struct RefundColumns {
+    pub(super) ids: Vec<Uuid>,
+    pub(super) settlement_ids: Vec<Uuid>,
+    pub(super) hold_ids: Vec<Uuid>,
+    pub(super) amounts: Vec<Decimal>,
+    pub(super) debt_reduced: Vec<Decimal>,
+    pub(super) new_grant_ids: Vec<Option<Uuid>>,
+    pub(super) reasons: Vec<String>,
+    pub(super) created_at: Vec<DateTime<Utc>>,
+}
+
+#[derive(Debug, Default)]
+pub(super) struct JournalColumns {
+    pub(super) transaction_id: Uuid,
+    pub(super) ids: Vec<Uuid>,
+    pub(super) ledgers: Vec<&'static str>,
+    pub(super) amounts: Vec<Decimal>,
+    pub(super) kinds: Vec<&'static str>,
+    pub(super) grant_ids: Vec<Option<Uuid>>,
+    pub(super) hold_ids: Vec<Option<Uuid>>,
+    pub(super) settlement_ids: Vec<Option<Uuid>>,
+    pub(super) refund_ids: Vec<Option<Uuid>>,
+}
