@@ -525,6 +525,26 @@ async fn concurrent_grants_and_authorizes_on_one_account_stay_consistent() {
 // 2. Idempotency
 // ---------------------------------------------------------------------------------------------
 
+/// Sends the same request twice: the retry must get the first answer and change nothing.
+/// Returns the answer and the books after it.
+async fn sent_twice<T, F, Fut>(app: &TestApp, account_id: &str, send: F) -> (T, Books)
+where
+    T: PartialEq + std::fmt::Debug,
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<T, Status>>,
+{
+    let first = send().await.unwrap();
+    let after_first = books(app, account_id).await;
+    let retry = send().await.unwrap();
+    assert_eq!(retry, first, "a retry answers with the first response");
+    assert_eq!(
+        books(app, account_id).await,
+        after_first,
+        "a retry changes nothing"
+    );
+    (first, after_first)
+}
+
 // Authorize
 
 #[tokio::test]
@@ -532,23 +552,19 @@ async fn authorize_retried_with_the_same_key_returns_the_first_hold_and_holds_on
     let app = TestApp::spawn().await;
     let account_id = funded_account(&app, "100").await;
     let request = authorize_request(&account_id, &key(), "10");
-    let first = app
-        .credit()
-        .authorize(request.clone())
-        .await
-        .unwrap()
-        .into_inner();
-    let after_first = books(&app, &account_id).await;
+    let (_, after) = sent_twice(&app, &account_id, || {
+        let (mut credit, request) = (app.credit(), request.clone());
+        async move {
+            credit
+                .authorize(request)
+                .await
+                .map(tonic::Response::into_inner)
+        }
+    })
+    .await;
     assert_eq!(
-        (after_first.available.as_str(), after_first.held.as_str()),
+        (after.available.as_str(), after.held.as_str()),
         ("90", "10")
-    );
-    let retry = app.credit().authorize(request).await.unwrap().into_inner();
-    assert_eq!(retry, first, "a retry answers with the first response");
-    assert_eq!(
-        books(&app, &account_id).await,
-        after_first,
-        "a retry changes nothing"
     );
     app.assert_books_balance().await;
     app.stop().await;
@@ -711,24 +727,17 @@ async fn settle_retried_with_the_same_key_returns_the_first_settlement_and_charg
     let account_id = funded_account(&app, "100").await;
     let hold_id = hold(&app, &account_id, "10").await;
     let request = settle_request(&hold_id, &key(), "12");
-    let first = app
-        .credit()
-        .settle(request.clone())
-        .await
-        .unwrap()
-        .into_inner();
-    let after_first = books(&app, &account_id).await;
-    assert_eq!(
-        (after_first.available.as_str(), after_first.held.as_str()),
-        ("88", "0")
-    );
-    let retry = app.credit().settle(request).await.unwrap().into_inner();
-    assert_eq!(retry, first, "a retry answers with the first settlement");
-    assert_eq!(
-        books(&app, &account_id).await,
-        after_first,
-        "a retry charges nothing"
-    );
+    let (_, after) = sent_twice(&app, &account_id, || {
+        let (mut credit, request) = (app.credit(), request.clone());
+        async move {
+            credit
+                .settle(request)
+                .await
+                .map(tonic::Response::into_inner)
+        }
+    })
+    .await;
+    assert_eq!((after.available.as_str(), after.held.as_str()), ("88", "0"));
     app.assert_books_balance().await;
     app.stop().await;
 }
@@ -812,25 +821,25 @@ async fn release_retried_with_the_same_key_returns_the_first_answer_and_releases
     let account_id = funded_account(&app, "100").await;
     let hold_id = hold(&app, &account_id, "10").await;
     let request = release_request(&hold_id, &key(), "run failed");
-    let first = app
-        .credit()
-        .release(request.clone())
-        .await
-        .unwrap()
-        .into_inner();
+    let (first, after) = sent_twice(&app, &account_id, || {
+        let (mut credit, request) = (app.credit(), request.clone());
+        async move {
+            credit
+                .release(request)
+                .await
+                .map(tonic::Response::into_inner)
+        }
+    })
+    .await;
     assert_eq!(first.released, "10");
     assert_eq!(
         first.hold.as_ref().unwrap().status,
         HoldStatus::Released as i32
     );
-    let after_first = books(&app, &account_id).await;
     assert_eq!(
-        (after_first.available.as_str(), after_first.held.as_str()),
+        (after.available.as_str(), after.held.as_str()),
         ("100", "0")
     );
-    let retry = app.credit().release(request).await.unwrap().into_inner();
-    assert_eq!(retry, first, "a retry answers with the first release");
-    assert_eq!(books(&app, &account_id).await, after_first);
     app.assert_books_balance().await;
     app.stop().await;
 }
@@ -912,18 +921,18 @@ async fn refund_retried_with_the_same_key_returns_the_first_refund_and_refunds_o
     let account_id = funded_account(&app, "100").await;
     let settlement_id = settlement(&app, &account_id, "10", "10").await;
     let request = refund_request(&settlement_id, &key(), "4");
-    let first = app
-        .credit()
-        .refund(request.clone())
-        .await
-        .unwrap()
-        .into_inner();
+    let (first, after) = sent_twice(&app, &account_id, || {
+        let (mut credit, request) = (app.credit(), request.clone());
+        async move {
+            credit
+                .refund(request)
+                .await
+                .map(tonic::Response::into_inner)
+        }
+    })
+    .await;
     assert_eq!(first.refund.as_ref().unwrap().amount, "4");
-    let after_first = books(&app, &account_id).await;
-    assert_eq!(after_first.available, "94");
-    let retry = app.credit().refund(request).await.unwrap().into_inner();
-    assert_eq!(retry, first, "a retry answers with the first refund");
-    assert_eq!(books(&app, &account_id).await, after_first);
+    assert_eq!(after.available, "94");
     app.assert_books_balance().await;
     app.stop().await;
 }
@@ -990,12 +999,8 @@ async fn grant_retried_with_the_same_key_returns_the_first_grant_and_credits_onc
     let app = TestApp::spawn().await;
     let account_id = app.account().await;
     let request = grant_request(&account_id, &key(), "25");
-    let first = app.grant_request(request.clone()).await.unwrap();
-    let after_first = books(&app, &account_id).await;
-    assert_eq!(after_first.available, "25");
-    let retry = app.grant_request(request).await.unwrap();
-    assert_eq!(retry, first, "a retry answers with the first grant");
-    assert_eq!(books(&app, &account_id).await, after_first);
+    let (_, after) = sent_twice(&app, &account_id, || app.grant_request(request.clone())).await;
+    assert_eq!(after.available, "25");
     app.assert_books_balance().await;
     app.stop().await;
 }
