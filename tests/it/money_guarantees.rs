@@ -305,12 +305,8 @@ async fn five_hundred_concurrent_authorizes_of_one_credit_hold_exactly_the_hundr
         "exactly the available credits are held"
     );
     assert_eq!(declined, 400);
-    let balance = app.balance(&account_id).await;
-    assert_eq!(
-        (balance.available.as_str(), balance.held.as_str()),
-        ("0", "100")
-    );
-    assert_eq!(balance.debt, "0");
+    app.assert_balance(&account_id, "0", "100").await;
+    assert_eq!(app.balance(&account_id).await.debt, "0");
     app.assert_books_balance().await;
     app.stop().await;
 }
@@ -369,11 +365,7 @@ async fn fifty_holds_settled_concurrently_below_and_above_the_hold_leave_exact_t
     for _ in 0..50 {
         hold_ids.push(hold(&app, &account_id, "10").await);
     }
-    let balance = app.balance(&account_id).await;
-    assert_eq!(
-        (balance.available.as_str(), balance.held.as_str()),
-        ("500", "500")
-    );
+    app.assert_balance(&account_id, "500", "500").await;
     // Even holds are settled below their amount (7.5 of 10), odd ones above it (12 of 10).
     let charge = |index: usize| if index % 2 == 0 { "7.5" } else { "12" };
     let client = app.credit();
@@ -452,11 +444,7 @@ async fn one_hold_settled_concurrently_with_different_keys_is_captured_once() {
         }
     }
     assert_eq!(settled, 1, "a hold is settled exactly once");
-    let balance = app.balance(&account_id).await;
-    assert_eq!(
-        (balance.available.as_str(), balance.held.as_str()),
-        ("92", "0")
-    );
+    app.assert_balance(&account_id, "92", "0").await;
     app.assert_books_balance().await;
     app.stop().await;
 }
@@ -599,11 +587,7 @@ async fn twenty_concurrent_duplicate_authorizes_make_one_hold() {
         1,
         "all duplicates get the same hold: {hold_ids:?}"
     );
-    let balance = app.balance(&account_id).await;
-    assert_eq!(
-        (balance.available.as_str(), balance.held.as_str()),
-        ("90", "10")
-    );
+    app.assert_balance(&account_id, "90", "10").await;
     app.assert_books_balance().await;
     app.stop().await;
 }
@@ -710,11 +694,7 @@ async fn a_declined_authorize_stays_declined_on_retry_after_a_top_up_while_a_new
         .unwrap()
         .into_inner();
     assert_eq!(held.available, "5");
-    let balance = app.balance(&account_id).await;
-    assert_eq!(
-        (balance.available.as_str(), balance.held.as_str()),
-        ("5", "10")
-    );
+    app.assert_balance(&account_id, "5", "10").await;
     app.assert_books_balance().await;
     app.stop().await;
 }
@@ -772,11 +752,7 @@ async fn twenty_concurrent_duplicate_settles_make_one_settlement() {
         1,
         "all duplicates get the same settlement: {ids:?}"
     );
-    let balance = app.balance(&account_id).await;
-    assert_eq!(
-        (balance.available.as_str(), balance.held.as_str()),
-        ("88", "0")
-    );
+    app.assert_balance(&account_id, "88", "0").await;
     app.assert_books_balance().await;
     app.stop().await;
 }
@@ -870,11 +846,7 @@ async fn twenty_concurrent_duplicate_releases_release_once_with_one_answer() {
         "all duplicates get the same answer"
     );
     assert_eq!(responses[0].released, "10");
-    let balance = app.balance(&account_id).await;
-    assert_eq!(
-        (balance.available.as_str(), balance.held.as_str()),
-        ("100", "0")
-    );
+    app.assert_balance(&account_id, "100", "0").await;
     app.assert_books_balance().await;
     app.stop().await;
 }

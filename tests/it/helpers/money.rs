@@ -111,4 +111,13 @@ impl TestApp {
             .unwrap()
             .into_inner()
     }
+
+    /// Asserts the account's available and held credits.
+    pub async fn assert_balance(&self, account_id: &str, available: &str, held: &str) {
+        let balance = self.balance(account_id).await;
+        assert_eq!(
+            (balance.available.as_str(), balance.held.as_str()),
+            (available, held)
+        );
+    }
 }
