@@ -1,10 +1,13 @@
-//! Running operations on one account under its row lock, exactly once. Operations on the same
+//! Running operations on accounts under their row locks, exactly once. Operations on the same
 //! account that arrive while one of its transactions runs are applied together in the next
 //! one: one lock, one commit, each keeping its own answer, decline and idempotency record. So a
-//! hot account costs one transaction per batch, not per request. A leader task runs the
-//! batches, so a caller that hangs up cannot cut a transaction in half.
+//! hot account costs one transaction per batch, not per request. Operations on different
+//! accounts share a transaction too when they wait for one of the few transactions a server
+//! keeps in flight (group commit): each account keeps its own lock, book and journal
+//! transaction, and the rows are locked in account id order, so transactions never deadlock.
+//! Transactions run in their own tasks, so a caller that hangs up cannot cut one in half.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, PoisonError};
 
 use tokio::sync::oneshot;
@@ -14,13 +17,22 @@ use super::idempotency::{Fingerprint, stored_answer};
 use super::{Context, ServiceError};
 use crate::ledger::{AccountBook, SettlementRecord};
 use crate::store::StoreError;
-use crate::store::book::{LockTarget, LockedAccount};
+use crate::store::book::{AccountChanges, LoadedAccount, LockTarget, LockedBooks};
 use crate::store::idempotency::{self, StoredRecord};
 
 /// The primary key of idempotency records: a conflict on it is a concurrent duplicate.
 const RECORD_KEY: &str = "idempotency_records_pkey";
-/// Most operations in one transaction (the rest wait for the next one).
+/// Most operations of one account in one transaction (the rest wait for the next one).
 const MAX_BATCH: usize = 256;
+/// Most accounts in one transaction.
+const MAX_GROUP_ACCOUNTS: usize = 128;
+/// Most operations in one transaction.
+const MAX_GROUP_OPERATIONS: usize = 512;
+/// Transactions a server keeps in flight; operations arriving meanwhile wait and share the
+/// next one. Two lets one transaction gather while the other commits; more only split the
+/// work into more, smaller transactions (measured on 10,000 accounts, 64 workers: 1 → 1,766,
+/// 2 → 1,886, 3 → 1,456, 4 → 1,492, 8 → 1,193 runs/s).
+const MAX_TRANSACTIONS: usize = 2;
 
 /// Applies one operation to the account's book and encodes its answer. Called at most once.
 pub type Apply = Box<
@@ -100,14 +112,88 @@ where
 }
 
 type Pending = (Operation, oneshot::Sender<Result<Vec<u8>, ServiceError>>);
+/// A tenant and one of its accounts.
+type AccountKey = (Uuid, Uuid);
+/// The operations of one transaction, by account.
+type Group = Vec<(AccountKey, Vec<Pending>)>;
 
-/// Operations waiting per account; an entry exists while its leader runs.
 #[derive(Debug, Default)]
-pub struct Combiner {
-    queues: Mutex<HashMap<(Uuid, Uuid), Vec<Pending>>>,
+struct AccountQueue {
+    waiting: Vec<Pending>,
+    /// A transaction with this account's operations is in flight.
+    running: bool,
 }
 
-/// Runs `operation` on the account, alone or batched with others of the same account.
+#[derive(Debug, Default)]
+struct Queues {
+    /// An entry exists while the account has waiting operations or a transaction in flight.
+    accounts: HashMap<AccountKey, AccountQueue>,
+    /// Accounts with waiting operations and none in flight, oldest first.
+    ready: VecDeque<AccountKey>,
+    /// Transactions in flight.
+    running: usize,
+}
+
+impl Queues {
+    /// Groups to start now: while fewer than [`MAX_TRANSACTIONS`] run, every ready account
+    /// (within the bounds) goes into the next one.
+    fn take_groups(&mut self) -> Vec<Group> {
+        let mut groups = Vec::new();
+        while self.running < MAX_TRANSACTIONS && !self.ready.is_empty() {
+            let mut group = Vec::new();
+            let mut operations = 0;
+            while group.len() < MAX_GROUP_ACCOUNTS && operations < MAX_GROUP_OPERATIONS {
+                let Some(key) = self.ready.pop_front() else {
+                    break;
+                };
+                let Some(queue) = self.accounts.get_mut(&key) else {
+                    continue;
+                };
+                let take = queue
+                    .waiting
+                    .len()
+                    .min(MAX_BATCH)
+                    .min(MAX_GROUP_OPERATIONS - operations);
+                operations += take;
+                queue.running = true;
+                group.push((key, queue.waiting.drain(..take).collect()));
+            }
+            self.running += 1;
+            groups.push(group);
+        }
+        groups
+    }
+
+    /// A transaction ended: its accounts with more waiting operations are ready again.
+    fn finish(&mut self, keys: &[AccountKey]) -> Vec<Group> {
+        self.running -= 1;
+        for key in keys {
+            if let Some(queue) = self.accounts.get_mut(key) {
+                queue.running = false;
+                if queue.waiting.is_empty() {
+                    self.accounts.remove(key);
+                } else {
+                    self.ready.push_back(*key);
+                }
+            }
+        }
+        self.take_groups()
+    }
+}
+
+/// Operations waiting per account, and the transactions in flight.
+#[derive(Debug, Default)]
+pub struct Combiner {
+    queues: Mutex<Queues>,
+}
+
+impl Combiner {
+    fn with_queues<T>(&self, change: impl FnOnce(&mut Queues) -> T) -> T {
+        change(&mut self.queues.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+/// Runs `operation` on the account, alone or batched with others.
 pub async fn run_locked(
     context: &Context,
     tenant_id: Uuid,
@@ -115,26 +201,18 @@ pub async fn run_locked(
     operation: Operation,
 ) -> Result<Vec<u8>, ServiceError> {
     let (answer, answered) = oneshot::channel();
-    let lead = {
-        let mut queues = context
-            .combiner
-            .queues
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        match queues.get_mut(&(tenant_id, account_id)) {
-            Some(queue) => {
-                queue.push((operation, answer));
-                false
-            }
-            None => {
-                queues.insert((tenant_id, account_id), vec![(operation, answer)]);
-                true
-            }
+    let key = (tenant_id, account_id);
+    let groups = context.combiner.with_queues(|queues| {
+        let queue = queues.accounts.entry(key).or_default();
+        let idle = queue.waiting.is_empty() && !queue.running;
+        queue.waiting.push((operation, answer));
+        if idle {
+            queues.ready.push_back(key);
         }
-    };
-    if lead {
-        let context = context.clone();
-        tokio::spawn(async move { lead_batches(context, tenant_id, account_id).await });
+        queues.take_groups()
+    });
+    for group in groups {
+        start_group(context.clone(), group);
     }
     answered.await.unwrap_or_else(|_| {
         Err(ServiceError::Internal(StoreError::Other(
@@ -143,113 +221,124 @@ pub async fn run_locked(
     })
 }
 
-async fn lead_batches(context: Context, tenant_id: Uuid, account_id: Uuid) {
-    loop {
-        let batch: Vec<Pending> = {
-            let mut queues = context
-                .combiner
-                .queues
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            let Some(queue) = queues.get_mut(&(tenant_id, account_id)) else {
-                return;
-            };
-            if queue.is_empty() {
-                queues.remove(&(tenant_id, account_id));
-                return;
-            }
-            let take = queue.len().min(MAX_BATCH);
-            queue.drain(..take).collect()
-        };
-        // One batch's failure (even a panic) answers its callers and leaves the next batch be.
-        let batch_context = context.clone();
+fn start_group(context: Context, group: Group) {
+    tokio::spawn(async move {
+        let keys: Vec<AccountKey> = group.iter().map(|(key, _)| *key).collect();
+        // One transaction's failure (even a panic) answers its callers and leaves the next be.
+        let group_context = context.clone();
         if let Err(error) =
-            tokio::spawn(
-                async move { run_batch(&batch_context, tenant_id, account_id, batch).await },
-            )
-            .await
+            tokio::spawn(async move { run_group(&group_context, group).await }).await
         {
-            tracing::error!(%account_id, %error, "a batch of operations panicked");
+            tracing::error!(accounts = keys.len(), %error, "a transaction of operations panicked");
         }
-    }
+        let next = context.combiner.with_queues(|queues| queues.finish(&keys));
+        for group in next {
+            start_group(context.clone(), group);
+        }
+    });
 }
 
 struct Answer {
     reply: oneshot::Sender<Result<Vec<u8>, ServiceError>>,
     result: Result<Vec<u8>, ServiceError>,
     /// Set when the operation ran (not replayed), so a failed commit can be explained to it.
-    ran: Option<Fingerprint>,
+    ran: Option<(Uuid, Fingerprint)>,
 }
 
-async fn run_batch(context: &Context, tenant_id: Uuid, account_id: Uuid, batch: Vec<Pending>) {
-    let mut target = LockTarget {
-        tenant_id,
-        account_id,
-        ..LockTarget::default()
-    };
-    for (operation, _) in &batch {
-        target
-            .idempotency_keys
-            .push(operation.fingerprint.key.clone());
-        target.hold_ids.extend(operation.hold_id);
-        target.settlement_ids.extend(operation.settlement_id);
-        target.external_refs.extend(operation.external_ref.clone());
+fn lock_target(group: &Group) -> LockTarget {
+    let mut target = LockTarget::default();
+    for ((tenant_id, account_id), batch) in group {
+        target.accounts.push((*tenant_id, *account_id));
+        for (operation, _) in batch {
+            target
+                .idempotency_keys
+                .push((*tenant_id, operation.fingerprint.key.clone()));
+            target.hold_ids.extend(operation.hold_id);
+            target.settlement_ids.extend(operation.settlement_id);
+            target.external_refs.extend(operation.external_ref.clone());
+        }
     }
-    let locked = match LockedAccount::lock(&context.pool, &target, context.clock.now()).await {
-        Ok(Some(locked)) => locked,
-        Ok(None) => {
+    target
+}
+
+async fn run_group(context: &Context, group: Group) {
+    let target = lock_target(&group);
+    let (locked, mut loaded) =
+        match LockedBooks::lock(&context.pool, &target, context.clock.now()).await {
+            Ok(Some(locked)) => locked,
+            Ok(None) => {
+                for ((_, account_id), batch) in group {
+                    for (_, reply) in batch {
+                        let _ = reply.send(Err(ServiceError::account_not_found(account_id)));
+                    }
+                }
+                return;
+            }
+            Err(error) => {
+                for (_, batch) in group {
+                    for (_, reply) in batch {
+                        let _ = reply.send(Err(error.clone().into()));
+                    }
+                }
+                return;
+            }
+        };
+    let mut recorded: HashMap<(Uuid, String), StoredRecord> = HashMap::new();
+    let mut records = Vec::new();
+    let mut answers = Vec::new();
+    let mut changes = Vec::new();
+    for ((tenant_id, account_id), batch) in group {
+        let Some(LoadedAccount {
+            mut book,
+            mut settlements,
+        }) = loaded.accounts.remove(&(tenant_id, account_id))
+        else {
             for (_, reply) in batch {
                 let _ = reply.send(Err(ServiceError::account_not_found(account_id)));
             }
-            return;
-        }
-        Err(error) => {
-            for (_, reply) in batch {
-                let _ = reply.send(Err(error.clone().into()));
+            continue;
+        };
+        for (operation, reply) in batch {
+            let fingerprint = operation.fingerprint;
+            let key = (tenant_id, fingerprint.key.clone());
+            if let Some(previous) = loaded.records.get(&key).or_else(|| recorded.get(&key)) {
+                answers.push(Answer {
+                    reply,
+                    result: fingerprint.replay(previous),
+                    ran: None,
+                });
+                continue;
             }
-            return;
-        }
-    };
-    let (locked, loaded) = locked;
-    let (mut book, mut settlements, stored) = (loaded.book, loaded.settlements, loaded.records);
-    let mut recorded: HashMap<String, StoredRecord> = HashMap::new();
-    let mut records = Vec::new();
-    let mut answers = Vec::with_capacity(batch.len());
-    for (operation, reply) in batch {
-        let fingerprint = operation.fingerprint;
-        if let Some(previous) = stored
-            .get(&fingerprint.key)
-            .or_else(|| recorded.get(&fingerprint.key))
-        {
+            let result = (operation.apply)(&mut book, &mut settlements);
+            // Input refused under the lock is not kept: nothing happened.
+            if let Some(answer) = stored_answer(&result) {
+                let record = fingerprint.record(tenant_id, Some(account_id), answer);
+                recorded.insert(
+                    key,
+                    StoredRecord {
+                        rpc: record.rpc.to_owned(),
+                        request_hash: record.request_hash.to_vec(),
+                        request: record.request.clone(),
+                        answer: record.answer.clone(),
+                    },
+                );
+                records.push(record);
+            }
             answers.push(Answer {
                 reply,
-                result: fingerprint.replay(previous),
-                ran: None,
+                result,
+                ran: Some((tenant_id, fingerprint)),
             });
-            continue;
         }
-        let result = (operation.apply)(&mut book, &mut settlements);
-        // Input refused under the lock is not kept: nothing happened.
-        if let Some(answer) = stored_answer(&result) {
-            let record = fingerprint.record(tenant_id, Some(account_id), answer);
-            recorded.insert(
-                fingerprint.key.clone(),
-                StoredRecord {
-                    rpc: record.rpc.to_owned(),
-                    request_hash: record.request_hash.to_vec(),
-                    request: record.request.clone(),
-                    answer: record.answer.clone(),
-                },
-            );
-            records.push(record);
+        let account_changes = book.into_changes();
+        if !account_changes.is_empty() {
+            changes.push(AccountChanges {
+                tenant_id,
+                account_id,
+                changes: account_changes,
+            });
         }
-        answers.push(Answer {
-            reply,
-            result,
-            ran: Some(fingerprint),
-        });
     }
-    let changes = book.into_changes();
     let committed = if records.is_empty() && changes.is_empty() {
         locked.rollback().await;
         Ok(())
@@ -257,14 +346,14 @@ async fn run_batch(context: &Context, tenant_id: Uuid, account_id: Uuid, batch: 
         locked.commit(&changes, &records).await
     };
     for mut answer in answers {
-        if let (Err(error), Some(fingerprint)) = (&committed, &answer.ran) {
-            answer.result = after_failed_commit(context, tenant_id, fingerprint, error).await;
+        if let (Err(error), Some((tenant_id, fingerprint))) = (&committed, &answer.ran) {
+            answer.result = after_failed_commit(context, *tenant_id, fingerprint, error).await;
         }
         let _ = answer.reply.send(answer.result);
     }
 }
 
-/// Nothing of the batch was committed: tell each operation what is true of its key now.
+/// Nothing of the transaction was committed: tell each operation what is true of its key now.
 async fn after_failed_commit(
     context: &Context,
     tenant_id: Uuid,
@@ -316,23 +405,31 @@ pub async fn sweep_account(
     account_id: Uuid,
 ) -> Result<bool, ServiceError> {
     let target = LockTarget {
-        tenant_id,
-        account_id,
+        accounts: vec![(tenant_id, account_id)],
         skip_locked: true,
         ..LockTarget::default()
     };
-    let Some((locked, loaded)) =
-        LockedAccount::lock(&context.pool, &target, context.clock.now()).await?
+    let Some((locked, mut loaded)) =
+        LockedBooks::lock(&context.pool, &target, context.clock.now()).await?
     else {
         return Ok(false);
     };
-    let mut book = loaded.book;
+    let Some(LoadedAccount { mut book, .. }) = loaded.accounts.remove(&(tenant_id, account_id))
+    else {
+        locked.rollback().await;
+        return Ok(false);
+    };
     book.sweep();
     let changes = book.into_changes();
     if changes.is_empty() {
         locked.rollback().await;
         return Ok(false);
     }
+    let changes = [AccountChanges {
+        tenant_id,
+        account_id,
+        changes,
+    }];
     locked.commit(&changes, &[]).await?;
     Ok(true)
 }

@@ -1,7 +1,8 @@
-//! One account's book under its row lock, in two round trips: the first sends BEGIN, the
-//! `FOR UPDATE` of the account row and every read the operation needs, pipelined; the second
-//! sends every write and COMMIT, pipelined. Any error leaves the connection out of the pool,
-//! so a half-finished transaction never returns to it.
+//! Accounts' books under their row locks, in two round trips: the first sends BEGIN, the
+//! `FOR UPDATE` of the account rows (in account id order, so two transactions locking
+//! overlapping sets never deadlock) and every read the operations need, pipelined; the second
+//! sends every write and COMMIT, pipelined. Any error leaves the connection out of the pool, so
+//! a half-finished transaction never returns to it.
 
 use std::collections::HashMap;
 
@@ -19,139 +20,165 @@ use super::rows::{self, GRANT_COLUMNS, HOLD_COLUMNS, SETTLEMENT_COLUMNS};
 use super::writes::Writes;
 use crate::ledger::{AccountBook, Changes, SettlementRecord};
 
-/// What to lock and load: the account, and everything the operations of one transaction
-/// need (several operations of one account may share a transaction).
+/// What to lock and load: the accounts, and everything the operations of one transaction
+/// need (several operations, of one account or of several, may share a transaction).
 #[derive(Debug, Clone, Default)]
 pub struct LockTarget {
-    /// The tenant (every read is scoped by it).
-    pub tenant_id: Uuid,
-    /// The account whose row is locked.
-    pub account_id: Uuid,
-    /// Idempotency keys whose records are read.
-    pub idempotency_keys: Vec<String>,
+    /// The accounts whose rows are locked, with their tenants (every read is scoped by them).
+    pub accounts: Vec<(Uuid, Uuid)>,
+    /// Idempotency records to read, by tenant and key.
+    pub idempotency_keys: Vec<(Uuid, String)>,
     /// Holds to load whatever their status.
     pub hold_ids: Vec<Uuid>,
     /// Settlements to load with their parts and grants.
     pub settlement_ids: Vec<Uuid>,
     /// Grant external references to load.
     pub external_refs: Vec<String>,
-    /// Skip (return `None`) instead of waiting when another transaction holds the lock.
+    /// Skip an account (leave it out of the books) instead of waiting when another
+    /// transaction holds its lock.
     pub skip_locked: bool,
 }
 
-/// What was loaded under the lock.
+/// One locked account's state.
 #[derive(Debug)]
-pub struct Loaded {
+pub struct LoadedAccount {
     /// The account's book.
     pub book: AccountBook,
-    /// Idempotency records found, by key.
-    pub records: HashMap<String, StoredRecord>,
     /// The settlements asked for that belong to the account, by id.
     pub settlements: HashMap<Uuid, SettlementRecord>,
 }
 
-/// A transaction holding one account's row lock.
+/// What was loaded under the locks.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    /// The locked accounts, by tenant and id; an account asked for that does not exist for
+    /// its tenant (or was skipped) is missing.
+    pub accounts: HashMap<(Uuid, Uuid), LoadedAccount>,
+    /// Idempotency records found, by tenant and key.
+    pub records: HashMap<(Uuid, String), StoredRecord>,
+}
+
+/// The changes of one account in a transaction.
 #[derive(Debug)]
-pub struct LockedAccount {
+pub struct AccountChanges {
+    /// Its tenant.
+    pub tenant_id: Uuid,
+    /// The account.
+    pub account_id: Uuid,
+    /// What changed.
+    pub changes: Changes,
+}
+
+/// A transaction holding the row locks of one or more accounts.
+#[derive(Debug)]
+pub struct LockedBooks {
     client: Option<Object>,
-    /// When the read round trip (which took the lock) completed.
+    /// When the read round trip (which took the locks) completed.
     locked_at: std::time::Instant,
-    tenant_id: Uuid,
-    account_id: Uuid,
+    accounts: usize,
     now: DateTime<Utc>,
 }
 
 type RowsFuture<'a> = BoxFuture<'a, Result<Vec<Row>, tokio_postgres::Error>>;
 
-impl LockedAccount {
-    /// Locks the account row and loads its book at `now`; `None` when the account does not
-    /// exist for this tenant (or is locked and `skip_locked` was asked).
+const LOCK_ACCOUNTS: &str = "SELECT a.tenant_id, a.account_id, a.status, a.settle_policy, a.debt, a.entitlements \
+     FROM accounts a JOIN unnest($1::uuid[], $2::uuid[]) AS t(tenant_id, account_id) \
+     ON a.account_id = t.account_id AND a.tenant_id = t.tenant_id ORDER BY a.account_id FOR UPDATE OF a";
+
+fn read_statements() -> [String; 7] {
+    let skip_locked = format!("{LOCK_ACCOUNTS} SKIP LOCKED");
+    let holds_filter =
+        "account_id = ANY($1) AND ((status = 'ACTIVE' AND expires_at <= $2) OR hold_id = ANY($3))";
+    [
+        LOCK_ACCOUNTS.to_owned(),
+        skip_locked,
+        format!(
+            "SELECT account_id, {GRANT_COLUMNS} FROM grants WHERE account_id = ANY($1) \
+             AND (remaining > 0 OR reserved > 0 \
+             OR grant_id IN (SELECT grant_id FROM settlement_parts WHERE settlement_id = ANY($2)) \
+             OR external_ref = ANY($3))"
+        ),
+        format!("SELECT account_id, {HOLD_COLUMNS} FROM holds WHERE {holds_filter}"),
+        format!(
+            "SELECT hold_id, grant_id, reserved, captured FROM hold_allocations \
+             WHERE hold_id IN (SELECT hold_id FROM holds WHERE {holds_filter}) ORDER BY hold_id, position"
+        ),
+        format!(
+            "SELECT account_id, {SETTLEMENT_COLUMNS} FROM settlements \
+             WHERE settlement_id = ANY($1) AND account_id = ANY($2)"
+        ),
+        "SELECT settlement_id, grant_id, amount, refunded FROM settlement_parts \
+         WHERE settlement_id = ANY($1) ORDER BY settlement_id, position"
+            .to_owned(),
+    ]
+}
+
+impl LockedBooks {
+    /// Locks the accounts' rows and loads their books at `now`; `None` when none of them
+    /// exists for its tenant (or all were locked and `skip_locked` was asked).
     pub async fn lock(
         pool: &Pool,
         target: &LockTarget,
         now: DateTime<Utc>,
-    ) -> Result<Option<(LockedAccount, Loaded)>, StoreError> {
+    ) -> Result<Option<(LockedBooks, Loaded)>, StoreError> {
         let client = pool.get().await?;
-        let account_sql = if target.skip_locked {
-            "SELECT account_id, status, settle_policy, debt, entitlements FROM accounts WHERE account_id = $1 AND tenant_id = $2 FOR UPDATE SKIP LOCKED"
-        } else {
-            "SELECT account_id, status, settle_policy, debt, entitlements FROM accounts WHERE account_id = $1 AND tenant_id = $2 FOR UPDATE"
-        };
-        let grants_sql = format!(
-            "SELECT {GRANT_COLUMNS} FROM grants WHERE account_id = $1 AND (remaining > 0 OR reserved > 0 \
-             OR grant_id IN (SELECT grant_id FROM settlement_parts WHERE settlement_id = ANY($2)) \
-             OR external_ref = ANY($3))"
-        );
-        let holds_filter =
-            "account_id = $1 AND ((status = 'ACTIVE' AND expires_at <= $2) OR hold_id = ANY($3))";
-        let holds_sql = format!("SELECT {HOLD_COLUMNS} FROM holds WHERE {holds_filter}");
-        let allocations_sql = format!(
-            "SELECT hold_id, grant_id, reserved, captured FROM hold_allocations \
-             WHERE hold_id IN (SELECT hold_id FROM holds WHERE {holds_filter}) ORDER BY hold_id, position"
-        );
-        let settlement_sql = format!(
-            "SELECT {SETTLEMENT_COLUMNS} FROM settlements WHERE settlement_id = ANY($1) AND account_id = $2"
-        );
-        let parts_sql = "SELECT settlement_id, grant_id, amount, refunded FROM settlement_parts \
-             WHERE settlement_id = ANY($1) ORDER BY settlement_id, position";
-        // Prepared (or taken from the connection's cache) before the lock is taken.
+        let sql = read_statements();
+        // Prepared (or taken from the connection's cache) before the locks are taken.
         let statements = try_join_all([
-            client.prepare_cached(account_sql),
+            client.prepare_cached(&sql[usize::from(target.skip_locked)]),
             client.prepare_cached(SELECT_RECORDS),
-            client.prepare_cached(&grants_sql),
-            client.prepare_cached(&holds_sql),
-            client.prepare_cached(&allocations_sql),
-            client.prepare_cached(&settlement_sql),
-            client.prepare_cached(parts_sql),
+            client.prepare_cached(&sql[2]),
+            client.prepare_cached(&sql[3]),
+            client.prepare_cached(&sql[4]),
+            client.prepare_cached(&sql[5]),
+            client.prepare_cached(&sql[6]),
         ])
         .await?;
         try_join_all(super::write_sql::ALL_STATEMENTS.map(|sql| client.prepare_cached(sql)))
             .await?;
         client.prepare_cached(INSERT_RECORDS).await?;
-        let (account_id, tenant_id) = (target.account_id, target.tenant_id);
-        let mut locked = LockedAccount {
+        let (tenants, account_ids): (Vec<Uuid>, Vec<Uuid>) =
+            target.accounts.iter().copied().unzip();
+        let (key_tenants, keys): (Vec<Uuid>, Vec<String>) =
+            target.idempotency_keys.iter().cloned().unzip();
+        let mut locked = LockedBooks {
             client: Some(client),
             locked_at: std::time::Instant::now(),
-            tenant_id,
-            account_id,
+            accounts: 0,
             now,
         };
         let client = locked.client()?;
         let no_rows = || async { Ok::<Vec<Row>, tokio_postgres::Error>(Vec::new()) }.boxed();
-        let (keys, holds, settlements, references) = (
-            &target.idempotency_keys,
+        let (holds, settlements, references) = (
             &target.hold_ids,
             &target.settlement_ids,
             &target.external_refs,
         );
+        let (tenants, account_ids, key_tenants, keys) =
+            (&tenants, &account_ids, &key_tenants, &keys);
         let mut reads: Vec<RowsFuture<'_>> = vec![
             async { client.simple_query("BEGIN").await.map(|_| Vec::new()) }.boxed(),
-            async {
-                client
-                    .query(&statements[0], &[&account_id, &tenant_id])
-                    .await
-            }
-            .boxed(),
+            async { client.query(&statements[0], &[tenants, account_ids]).await }.boxed(),
             if keys.is_empty() {
                 no_rows()
             } else {
-                async { client.query(&statements[1], &[&tenant_id, keys]).await }.boxed()
+                async { client.query(&statements[1], &[key_tenants, keys]).await }.boxed()
             },
             async {
                 client
-                    .query(&statements[2], &[&account_id, settlements, references])
+                    .query(&statements[2], &[account_ids, settlements, references])
                     .await
             }
             .boxed(),
             async {
                 client
-                    .query(&statements[3], &[&account_id, &now, holds])
+                    .query(&statements[3], &[account_ids, &now, holds])
                     .await
             }
             .boxed(),
             async {
                 client
-                    .query(&statements[4], &[&account_id, &now, holds])
+                    .query(&statements[4], &[account_ids, &now, holds])
                     .await
             }
             .boxed(),
@@ -160,7 +187,7 @@ impl LockedAccount {
             reads.push(
                 async {
                     client
-                        .query(&statements[5], &[settlements, &account_id])
+                        .query(&statements[5], &[settlements, account_ids])
                         .await
                 }
                 .boxed(),
@@ -169,51 +196,83 @@ impl LockedAccount {
         }
         let results = try_join_all(reads).await?;
         locked.locked_at = std::time::Instant::now();
-        let Some(account_row) = results[1].first() else {
+        if results[1].is_empty() {
             locked.rollback().await;
             return Ok(None);
-        };
-        let account = rows::account_state(account_row)?;
+        }
+        locked.accounts = results[1].len();
+        let mut states = Vec::with_capacity(results[1].len());
+        for row in &results[1] {
+            states.push((row.get::<_, Uuid>("tenant_id"), rows::account_state(row)?));
+        }
         let records = results[2]
             .iter()
-            .map(|row| (row.get::<_, String>("idempotency_key"), stored_record(row)))
+            .map(|row| {
+                let key = (
+                    row.get::<_, Uuid>("tenant_id"),
+                    row.get::<_, String>("idempotency_key"),
+                );
+                (key, stored_record(row))
+            })
             .collect();
-        let grants = results[3]
-            .iter()
-            .map(rows::grant)
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut holds = results[4]
+        let mut grants: HashMap<Uuid, Vec<_>> = HashMap::new();
+        for row in &results[3] {
+            grants
+                .entry(row.get("account_id"))
+                .or_default()
+                .push(rows::grant(row)?);
+        }
+        let mut hold_list = results[4]
             .iter()
             .map(rows::hold)
             .collect::<Result<Vec<_>, _>>()?;
-        rows::attach_allocations(&mut holds, &results[5]);
-        let mut loaded_settlements: HashMap<Uuid, SettlementRecord> = results
-            .get(6)
-            .map(|rows| {
-                rows.iter()
-                    .map(|row| {
-                        let settlement = rows::settlement(row);
-                        (settlement.settlement_id, settlement)
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+        rows::attach_allocations(&mut hold_list, &results[5]);
+        let mut holds: HashMap<Uuid, Vec<_>> = HashMap::new();
+        for (row, hold) in results[4].iter().zip(hold_list) {
+            holds.entry(row.get("account_id")).or_default().push(hold);
+        }
+        let mut loaded_settlements: HashMap<Uuid, (Uuid, SettlementRecord)> = HashMap::new();
+        for row in results.get(6).map(Vec::as_slice).unwrap_or_default() {
+            let settlement = rows::settlement(row);
+            loaded_settlements.insert(
+                settlement.settlement_id,
+                (row.get("account_id"), settlement),
+            );
+        }
         for row in results.get(7).map(Vec::as_slice).unwrap_or_default() {
-            if let Some(settlement) =
+            if let Some((_, settlement)) =
                 loaded_settlements.get_mut(&row.get::<_, Uuid>("settlement_id"))
             {
                 settlement.parts.push(rows::settlement_part(row));
             }
         }
-        let book = AccountBook::new(account, grants, holds, now);
-        Ok(Some((
-            locked,
-            Loaded {
-                book,
-                records,
-                settlements: loaded_settlements,
-            },
-        )))
+        let mut settlements_by_account: HashMap<Uuid, HashMap<Uuid, SettlementRecord>> =
+            HashMap::new();
+        for (settlement_id, (account_id, settlement)) in loaded_settlements {
+            settlements_by_account
+                .entry(account_id)
+                .or_default()
+                .insert(settlement_id, settlement);
+        }
+        // Rows of accounts that were not locked (another tenant's id, a skipped lock) are
+        // dropped here: only locked accounts get a book.
+        let accounts = states
+            .into_iter()
+            .map(|(tenant_id, state)| {
+                let account_id = state.account_id;
+                let book = AccountBook::new(
+                    state,
+                    grants.remove(&account_id).unwrap_or_default(),
+                    holds.remove(&account_id).unwrap_or_default(),
+                    now,
+                );
+                let settlements = settlements_by_account
+                    .remove(&account_id)
+                    .unwrap_or_default();
+                ((tenant_id, account_id), LoadedAccount { book, settlements })
+            })
+            .collect();
+        Ok(Some((locked, Loaded { accounts, records })))
     }
 
     fn client(&self) -> Result<&Object, StoreError> {
@@ -222,14 +281,18 @@ impl LockedAccount {
             .ok_or_else(|| StoreError::Other("transaction already finished".to_owned()))
     }
 
-    /// Writes `changes` and `record`, then commits, in one pipelined round trip.
+    /// Writes every account's changes and the records, then commits, in one pipelined
+    /// round trip.
     pub async fn commit(
         mut self,
-        changes: &Changes,
+        changes: &[AccountChanges],
         records: &[NewRecord],
     ) -> Result<(), StoreError> {
-        let writes = Writes::new(self.tenant_id, self.account_id, self.now, changes);
-        let record_columns = RecordColumns::new(self.tenant_id, records);
+        let mut writes = Writes::new(self.now);
+        for account in changes {
+            writes.push(account.tenant_id, account.account_id, &account.changes);
+        }
+        let record_columns = RecordColumns::new(records);
         let client = self.client()?;
         let write_list = writes.statements();
         let mut statements = Vec::new();
@@ -257,7 +320,7 @@ impl LockedAccount {
         try_join_all(pipeline).await?;
         // The lock was taken inside the read round trip and released by COMMIT in this one.
         tracing::debug!(
-            account_id = %self.account_id,
+            accounts = self.accounts,
             statements = statement_count,
             after_reads_us = self.locked_at.elapsed().as_micros(),
             "committed under the account lock"
@@ -277,7 +340,7 @@ impl LockedAccount {
     }
 }
 
-impl Drop for LockedAccount {
+impl Drop for LockedBooks {
     fn drop(&mut self) {
         // Unfinished (an error or a cancelled call): discard the connection so the server
         // rolls the transaction back and no open transaction returns to the pool.

@@ -58,8 +58,10 @@ pub const SELECT_RECORD: &str = "SELECT rpc, request_hash, request, response, er
      error_metadata FROM idempotency_records WHERE tenant_id = $1 AND idempotency_key = $2";
 
 /// Reads the records of several keys (`$2` is a text array).
-pub const SELECT_RECORDS: &str = "SELECT idempotency_key, rpc, request_hash, request, response, error_reason, \
-     error_message, error_metadata FROM idempotency_records WHERE tenant_id = $1 AND idempotency_key = ANY($2)";
+pub const SELECT_RECORDS: &str = "SELECT r.tenant_id, r.idempotency_key, rpc, request_hash, request, response, \
+     error_reason, error_message, error_metadata FROM idempotency_records r \
+     JOIN unnest($1::uuid[], $2::text[]) AS k(tenant_id, idempotency_key) \
+     ON r.tenant_id = k.tenant_id AND r.idempotency_key = k.idempotency_key";
 
 /// Inserts a record; parameters as in [`record_params`].
 pub const INSERT_RECORD: &str = "INSERT INTO idempotency_records (tenant_id, idempotency_key, rpc, request_hash, \
@@ -209,20 +211,20 @@ pub async fn prune(
     Ok(deleted)
 }
 
-/// Inserts many records of one tenant in one statement (`$1` the tenant, then one array per
-/// column; decline metadata travels as a JSON array of alternating keys and values).
+/// Inserts many records in one statement (one array per column; decline metadata travels as a
+/// JSON array of alternating keys and values).
 pub const INSERT_RECORDS: &str = "INSERT INTO idempotency_records (tenant_id, idempotency_key, rpc, request_hash, \
      request, account_id, response, error_reason, error_message, error_metadata, created_at) \
-     SELECT $1::uuid, r.key, r.rpc, r.hash, r.request, r.account_id, r.response, r.reason, r.message, \
+     SELECT r.tenant_id, r.key, r.rpc, r.hash, r.request, r.account_id, r.response, r.reason, r.message, \
      CASE WHEN r.metadata IS NULL THEN NULL ELSE \
      ARRAY(SELECT item FROM jsonb_array_elements_text(r.metadata) WITH ORDINALITY AS e(item, n) ORDER BY n) END, now() \
-     FROM unnest($2::text[], $3::text[], $4::bytea[], $5::bytea[], $6::uuid[], $7::bytea[], $8::text[], $9::text[], \
-     $10::jsonb[]) AS r(key, rpc, hash, request, account_id, response, reason, message, metadata)";
+     FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bytea[], $5::bytea[], $6::uuid[], $7::bytea[], $8::text[], \
+     $9::text[], $10::jsonb[]) AS r(tenant_id, key, rpc, hash, request, account_id, response, reason, message, metadata)";
 
 /// Owned parameters of [`INSERT_RECORDS`].
 #[derive(Debug, Default)]
 pub struct RecordColumns {
-    tenant_id: Uuid,
+    tenants: Vec<Uuid>,
     keys: Vec<String>,
     rpcs: Vec<String>,
     hashes: Vec<Vec<u8>>,
@@ -235,13 +237,11 @@ pub struct RecordColumns {
 }
 
 impl RecordColumns {
-    /// The columns of `records`, all of `tenant_id`.
-    pub fn new(tenant_id: Uuid, records: &[NewRecord]) -> Self {
-        let mut columns = RecordColumns {
-            tenant_id,
-            ..RecordColumns::default()
-        };
+    /// The columns of `records`.
+    pub fn new(records: &[NewRecord]) -> Self {
+        let mut columns = RecordColumns::default();
         for record in records {
+            columns.tenants.push(record.tenant_id);
             columns.keys.push(record.key.clone());
             columns.rpcs.push(record.rpc.to_owned());
             columns.hashes.push(record.request_hash.to_vec());
@@ -281,7 +281,7 @@ impl RecordColumns {
     /// As statement parameters.
     pub fn as_params(&self) -> [&(dyn tokio_postgres::types::ToSql + Sync); 10] {
         [
-            &self.tenant_id,
+            &self.tenants,
             &self.keys,
             &self.rpcs,
             &self.hashes,

@@ -96,10 +96,14 @@ pub fn hold(row: &Row) -> Result<HoldState, StoreError> {
 
 /// Attaches allocation rows (`hold_id, grant_id, reserved, captured`, in position order).
 pub fn attach_allocations(holds: &mut [HoldState], rows: &[Row]) {
+    let index: std::collections::HashMap<Uuid, usize> = holds
+        .iter()
+        .enumerate()
+        .map(|(position, hold)| (hold.hold_id, position))
+        .collect();
     for row in rows {
-        let hold_id: Uuid = row.get("hold_id");
-        if let Some(hold) = holds.iter_mut().find(|hold| hold.hold_id == hold_id) {
-            hold.allocations.push(AllocationState {
+        if let Some(&position) = index.get(&row.get::<_, Uuid>("hold_id")) {
+            holds[position].allocations.push(AllocationState {
                 grant_id: row.get("grant_id"),
                 reserved: credits(row, "reserved"),
                 captured: credits(row, "captured"),

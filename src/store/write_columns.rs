@@ -1,4 +1,6 @@
-//! The rows of one transaction's writes, one array per column, ready for `unnest`.
+//! The rows of one transaction's writes, one array per column, ready for `unnest`; every row
+//! carries its account (and tenant where the table has one), as a transaction may write
+//! several accounts.
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
@@ -13,17 +15,20 @@ pub(super) struct GrantShares {
     pub(super) positions: Vec<i32>,
     pub(super) first: Vec<Decimal>,
     pub(super) second: Vec<Decimal>,
+    pub(super) accounts: Vec<Uuid>,
 }
 
 impl GrantShares {
     pub(super) fn push(
         &mut self,
+        account: Uuid,
         owner: Uuid,
         grant: Uuid,
         position: i32,
         first: Decimal,
         second: Decimal,
     ) {
+        self.accounts.push(account);
         self.owners.push(owner);
         self.grants.push(grant);
         self.positions.push(position);
@@ -31,14 +36,14 @@ impl GrantShares {
         self.second.push(second);
     }
 
-    pub(super) fn params<'a>(&'a self, account_id: &'a Uuid) -> Vec<&'a (dyn ToSql + Sync)> {
+    pub(super) fn params(&self) -> Vec<&(dyn ToSql + Sync)> {
         vec![
             &self.owners,
             &self.grants,
             &self.positions,
             &self.first,
             &self.second,
-            account_id,
+            &self.accounts,
         ]
     }
 }
@@ -55,6 +60,8 @@ pub(super) struct GrantColumns {
     pub(super) expires_at: Vec<Option<DateTime<Utc>>>,
     pub(super) external_refs: Vec<Option<String>>,
     pub(super) created_at: Vec<DateTime<Utc>>,
+    pub(super) tenants: Vec<Uuid>,
+    pub(super) accounts: Vec<Uuid>,
 }
 
 /// New holds, one array per column; labels travel as `[[keys…], [values…]]`.
@@ -74,6 +81,8 @@ pub(super) struct NewHoldColumns {
     pub(super) labels: Vec<serde_json::Value>,
     pub(super) created_at: Vec<DateTime<Utc>>,
     pub(super) resolved_at: Vec<Option<DateTime<Utc>>>,
+    pub(super) tenants: Vec<Uuid>,
+    pub(super) accounts: Vec<Uuid>,
 }
 
 #[derive(Debug, Default)]
@@ -98,6 +107,8 @@ pub(super) struct SettlementColumns {
     pub(super) refunded: Vec<Decimal>,
     pub(super) created_at: Vec<DateTime<Utc>>,
     pub(super) line_items: Vec<serde_json::Value>,
+    pub(super) accounts: Vec<Uuid>,
+    pub(super) tenants: Vec<Uuid>,
 }
 
 #[derive(Debug, Default)]
@@ -110,11 +121,11 @@ pub(super) struct RefundColumns {
     pub(super) new_grant_ids: Vec<Option<Uuid>>,
     pub(super) reasons: Vec<String>,
     pub(super) created_at: Vec<DateTime<Utc>>,
+    pub(super) accounts: Vec<Uuid>,
 }
 
 #[derive(Debug, Default)]
 pub(super) struct JournalColumns {
-    pub(super) transaction_id: Uuid,
     pub(super) ids: Vec<Uuid>,
     pub(super) ledgers: Vec<&'static str>,
     pub(super) amounts: Vec<Decimal>,
@@ -123,4 +134,14 @@ pub(super) struct JournalColumns {
     pub(super) hold_ids: Vec<Option<Uuid>>,
     pub(super) settlement_ids: Vec<Option<Uuid>>,
     pub(super) refund_ids: Vec<Option<Uuid>>,
+    pub(super) transaction_ids: Vec<Uuid>,
+    pub(super) tenants: Vec<Uuid>,
+    pub(super) accounts: Vec<Uuid>,
+}
+
+/// Accounts whose debt changed.
+#[derive(Debug, Default)]
+pub(super) struct AccountColumns {
+    pub(super) ids: Vec<Uuid>,
+    pub(super) debts: Vec<Decimal>,
 }

@@ -1,13 +1,14 @@
-//! The statements of the write round trip, one per table; rows travel as arrays through
-//! `unnest`.
+//! The statements of the write round trip, one per table whatever the number of rows or
+//! accounts; rows travel as arrays through `unnest`, each with its own account (and tenant).
 
-pub(super) const UPDATE_ACCOUNT: &str =
-    "UPDATE accounts SET debt = $2, updated_at = $3 WHERE account_id = $1";
+pub(super) const UPDATE_ACCOUNTS: &str = "UPDATE accounts a SET debt = v.debt, updated_at = $3 \
+     FROM unnest($1::uuid[], $2::numeric[]) AS v(account_id, debt) WHERE a.account_id = v.account_id";
 
 pub(super) const UPSERT_GRANTS: &str = "INSERT INTO grants (grant_id, source, priority, amount, remaining, reserved, \
      effective_at, expires_at, external_ref, created_at, tenant_id, account_id) \
-     SELECT g.*, $11::uuid, $12::uuid FROM unnest($1::uuid[], $2::text[], $3::int4[], $4::numeric[], \
-     $5::numeric[], $6::numeric[], $7::timestamptz[], $8::timestamptz[], $9::text[], $10::timestamptz[]) AS g \
+     SELECT * FROM unnest($1::uuid[], $2::text[], $3::int4[], $4::numeric[], \
+     $5::numeric[], $6::numeric[], $7::timestamptz[], $8::timestamptz[], $9::text[], $10::timestamptz[], \
+     $11::uuid[], $12::uuid[]) \
      ON CONFLICT (grant_id) DO UPDATE SET remaining = EXCLUDED.remaining, reserved = EXCLUDED.reserved";
 
 pub(super) const INSERT_HOLDS: &str = "INSERT INTO holds (hold_id, status, amount, captured, expires_at, \
@@ -17,12 +18,12 @@ pub(super) const INSERT_HOLDS: &str = "INSERT INTO holds (hold_id, status, amoun
      h.authorize_key, h.catalog_version, h.quote_id, h.task_type, h.tool, h.model, h.project, h.run_id, \
      ARRAY(SELECT key FROM jsonb_array_elements_text(h.labels -> 0) WITH ORDINALITY AS k(key, n) ORDER BY n), \
      ARRAY(SELECT value FROM jsonb_array_elements_text(h.labels -> 1) WITH ORDINALITY AS v(value, n) ORDER BY n), \
-     h.created_at, h.resolved_at, $19::uuid, $20::uuid \
+     h.created_at, h.resolved_at, h.tenant_id, h.account_id \
      FROM unnest($1::uuid[], $2::text[], $3::numeric[], $4::numeric[], $5::timestamptz[], $6::int4[], $7::bool[], \
      $8::text[], $9::int8[], $10::uuid[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], \
-     $16::jsonb[], $17::timestamptz[], $18::timestamptz[]) AS h(hold_id, status, amount, captured, expires_at, \
-     partial_captures, late_settled, authorize_key, catalog_version, quote_id, task_type, tool, model, project, \
-     run_id, labels, created_at, resolved_at)";
+     $16::jsonb[], $17::timestamptz[], $18::timestamptz[], $19::uuid[], $20::uuid[]) AS h(hold_id, status, \
+     amount, captured, expires_at, partial_captures, late_settled, authorize_key, catalog_version, quote_id, \
+     task_type, tool, model, project, run_id, labels, created_at, resolved_at, tenant_id, account_id)";
 
 pub(super) const UPDATE_HOLDS: &str = "UPDATE holds h SET status = v.status, amount = v.amount, captured = v.captured, \
      expires_at = v.expires_at, partial_captures = v.partial_captures, late_settled = v.late_settled, \
@@ -32,32 +33,33 @@ pub(super) const UPDATE_HOLDS: &str = "UPDATE holds h SET status = v.status, amo
      late_settled, resolved_at) WHERE h.hold_id = v.hold_id";
 
 pub(super) const UPSERT_ALLOCATIONS: &str = "INSERT INTO hold_allocations (hold_id, grant_id, position, reserved, captured, account_id) \
-     SELECT a.*, $6::uuid FROM unnest($1::uuid[], $2::uuid[], $3::int4[], $4::numeric[], $5::numeric[]) AS a \
+     SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int4[], $4::numeric[], $5::numeric[], $6::uuid[]) \
      ON CONFLICT (hold_id, grant_id) DO UPDATE SET reserved = EXCLUDED.reserved, captured = EXCLUDED.captured";
 
 pub(super) const UPSERT_SETTLEMENTS: &str = "INSERT INTO settlements (settlement_id, hold_id, total, from_hold, from_balance, \
      debt, written_off, released, late, partial, refunded, created_at, line_items, account_id, tenant_id) \
-     SELECT s.*, $14::uuid, $15::uuid FROM unnest($1::uuid[], $2::uuid[], $3::numeric[], $4::numeric[], \
+     SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::numeric[], $4::numeric[], \
      $5::numeric[], $6::numeric[], $7::numeric[], $8::numeric[], $9::bool[], $10::bool[], $11::numeric[], \
-     $12::timestamptz[], $13::jsonb[]) AS s ON CONFLICT (settlement_id) DO UPDATE SET refunded = EXCLUDED.refunded";
+     $12::timestamptz[], $13::jsonb[], $14::uuid[], $15::uuid[]) ON CONFLICT (settlement_id) DO UPDATE SET refunded = EXCLUDED.refunded";
 
 pub(super) const UPSERT_PARTS: &str = "INSERT INTO settlement_parts (settlement_id, grant_id, position, amount, refunded, account_id) \
-     SELECT p.*, $6::uuid FROM unnest($1::uuid[], $2::uuid[], $3::int4[], $4::numeric[], $5::numeric[]) AS p \
+     SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int4[], $4::numeric[], $5::numeric[], $6::uuid[]) \
      ON CONFLICT (settlement_id, grant_id) DO UPDATE SET refunded = EXCLUDED.refunded";
 
 pub(super) const INSERT_REFUNDS: &str = "INSERT INTO refunds (refund_id, settlement_id, hold_id, amount, debt_reduced, \
      new_grant_id, reason, created_at, account_id) \
-     SELECT r.*, $8::uuid FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::numeric[], $5::numeric[], \
-     $6::uuid[], $7::text[], $9::timestamptz[]) AS r";
+     SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::numeric[], $5::numeric[], \
+     $6::uuid[], $7::text[], $8::timestamptz[], $9::uuid[])";
 
 pub(super) const INSERT_JOURNAL: &str = "INSERT INTO journal_entries (entry_id, ledger_account, amount, kind, grant_id, hold_id, \
      settlement_id, refund_id, transaction_id, tenant_id, account_id, created_at) \
-     SELECT j.*, $9::uuid, $10::uuid, $11::uuid, $12::timestamptz FROM unnest($1::uuid[], $2::text[], \
-     $3::numeric[], $4::text[], $5::uuid[], $6::uuid[], $7::uuid[], $8::uuid[]) AS j";
+     SELECT j.*, $12::timestamptz FROM unnest($1::uuid[], $2::text[], \
+     $3::numeric[], $4::text[], $5::uuid[], $6::uuid[], $7::uuid[], $8::uuid[], $9::uuid[], $10::uuid[], \
+     $11::uuid[]) AS j";
 
 /// Every statement a commit may send, to prepare before the lock is taken.
 pub const ALL_STATEMENTS: [&str; 9] = [
-    UPDATE_ACCOUNT,
+    UPDATE_ACCOUNTS,
     UPSERT_GRANTS,
     INSERT_HOLDS,
     UPDATE_HOLDS,

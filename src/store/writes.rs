@@ -1,5 +1,6 @@
 //! The writes of one locked transaction: one statement per table whatever the number of rows
-//! (arrays through `unnest`), so the write round trip has a fixed, small number of statements.
+//! or accounts (arrays through `unnest`), so the write round trip has a fixed, small number of
+//! statements.
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
@@ -7,22 +8,20 @@ use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
 use super::write_columns::{
-    GrantColumns, GrantShares, HoldColumns, JournalColumns, NewHoldColumns, RefundColumns,
-    SettlementColumns,
+    AccountColumns, GrantColumns, GrantShares, HoldColumns, JournalColumns, NewHoldColumns,
+    RefundColumns, SettlementColumns,
 };
 use super::write_sql::{
-    INSERT_HOLDS, INSERT_JOURNAL, INSERT_REFUNDS, UPDATE_ACCOUNT, UPDATE_HOLDS, UPSERT_ALLOCATIONS,
-    UPSERT_GRANTS, UPSERT_PARTS, UPSERT_SETTLEMENTS,
+    INSERT_HOLDS, INSERT_JOURNAL, INSERT_REFUNDS, UPDATE_ACCOUNTS, UPDATE_HOLDS,
+    UPSERT_ALLOCATIONS, UPSERT_GRANTS, UPSERT_PARTS, UPSERT_SETTLEMENTS,
 };
 use crate::ledger::Changes;
 
 /// Owned parameters of every write.
 #[derive(Debug, Default)]
 pub struct Writes {
-    tenant_id: Uuid,
-    account_id: Uuid,
     now: DateTime<Utc>,
-    account: Option<Decimal>,
+    accounts: AccountColumns,
     grants: GrantColumns,
     new_holds: NewHoldColumns,
     holds: HoldColumns,
@@ -34,20 +33,26 @@ pub struct Writes {
 }
 
 impl Writes {
-    /// The parameters of `changes` on account `account_id`.
-    pub fn new(tenant_id: Uuid, account_id: Uuid, now: DateTime<Utc>, changes: &Changes) -> Self {
-        let mut writes = Writes {
-            tenant_id,
-            account_id,
+    /// No writes yet, at `now`.
+    pub fn new(now: DateTime<Utc>) -> Self {
+        Writes {
             now,
             ..Writes::default()
-        };
-        writes.account = changes
-            .account
-            .as_ref()
-            .map(|account| account.debt.decimal());
+        }
+    }
+
+    /// Adds the parameters of `changes` on account `account_id`.
+    pub fn push(&mut self, tenant_id: Uuid, account_id: Uuid, changes: &Changes) {
+        amounts_check(changes);
+        let writes = self;
+        if let Some(account) = &changes.account {
+            writes.accounts.ids.push(account_id);
+            writes.accounts.debts.push(account.debt.decimal());
+        }
         let grants = &mut writes.grants;
         for grant in &changes.grants {
+            grants.tenants.push(tenant_id);
+            grants.accounts.push(account_id);
             grants.ids.push(grant.grant_id);
             grants.sources.push(grant.source.as_str());
             grants.priorities.push(grant.priority);
@@ -61,6 +66,8 @@ impl Writes {
         }
         let new = &mut writes.new_holds;
         for hold in &changes.new_holds {
+            new.tenants.push(tenant_id);
+            new.accounts.push(account_id);
             let meta = &hold.meta;
             new.ids.push(hold.hold_id);
             new.statuses.push(hold.status.as_str());
@@ -102,6 +109,7 @@ impl Writes {
         for hold in changes.new_holds.iter().chain(&changes.holds) {
             for (position, allocation) in (0_i32..).zip(&hold.allocations) {
                 writes.allocations.push(
+                    account_id,
                     hold.hold_id,
                     allocation.grant_id,
                     position,
@@ -112,6 +120,8 @@ impl Writes {
         }
         let settlements = &mut writes.settlements;
         for settlement in &changes.settlements {
+            settlements.accounts.push(account_id);
+            settlements.tenants.push(tenant_id);
             settlements.ids.push(settlement.settlement_id);
             settlements.hold_ids.push(settlement.hold_id);
             let amounts = [
@@ -134,6 +144,7 @@ impl Writes {
                 .push(serde_json::to_value(&settlement.line_items).unwrap_or_default());
             for (position, part) in (0_i32..).zip(&settlement.parts) {
                 writes.parts.push(
+                    account_id,
                     settlement.settlement_id,
                     part.grant_id,
                     position,
@@ -144,6 +155,7 @@ impl Writes {
         }
         let refunds = &mut writes.refunds;
         for refund in &changes.refunds {
+            refunds.accounts.push(account_id);
             refunds.ids.push(refund.refund_id);
             refunds.settlement_ids.push(refund.settlement_id);
             refunds.hold_ids.push(refund.hold_id);
@@ -154,8 +166,13 @@ impl Writes {
             refunds.created_at.push(refund.created_at);
         }
         let journal = &mut writes.journal;
-        journal.transaction_id = Uuid::now_v7();
+        // Each account's postings are a transaction of their own (summing to zero), even when
+        // several accounts share a database transaction.
+        let transaction_id = Uuid::now_v7();
         for posting in &changes.postings {
+            journal.transaction_ids.push(transaction_id);
+            journal.tenants.push(tenant_id);
+            journal.accounts.push(account_id);
             journal.ids.push(Uuid::now_v7());
             journal.ledgers.push(posting.ledger.as_str());
             journal.amounts.push(posting.amount.decimal());
@@ -165,23 +182,16 @@ impl Writes {
             journal.settlement_ids.push(posting.settlement_id);
             journal.refund_ids.push(posting.refund_id);
         }
-        writes.amounts_check();
-        writes
-    }
-
-    fn amounts_check(&self) {
-        let total: Decimal = self.journal.amounts.iter().sum();
-        assert!(
-            total.is_zero(),
-            "a transaction's journal entries must sum to zero"
-        );
     }
 
     /// The statements to send, with their parameters, skipping tables with nothing to write.
     pub fn statements(&self) -> Vec<(&'static str, Vec<&(dyn ToSql + Sync)>)> {
         let mut statements: Vec<(&'static str, Vec<&(dyn ToSql + Sync)>)> = Vec::new();
-        if let Some(debt) = &self.account {
-            statements.push((UPDATE_ACCOUNT, vec![&self.account_id, debt, &self.now]));
+        if !self.accounts.ids.is_empty() {
+            statements.push((
+                UPDATE_ACCOUNTS,
+                vec![&self.accounts.ids, &self.accounts.debts, &self.now],
+            ));
         }
         let grants = &self.grants;
         if !grants.ids.is_empty() {
@@ -198,8 +208,8 @@ impl Writes {
                     &grants.expires_at,
                     &grants.external_refs,
                     &grants.created_at,
-                    &self.tenant_id,
-                    &self.account_id,
+                    &grants.tenants,
+                    &grants.accounts,
                 ],
             ));
         }
@@ -227,8 +237,8 @@ impl Writes {
                     &new.labels,
                     &new.created_at,
                     &new.resolved_at,
-                    &self.tenant_id,
-                    &self.account_id,
+                    &new.tenants,
+                    &new.accounts,
                 ],
             ));
         }
@@ -249,10 +259,7 @@ impl Writes {
             ));
         }
         if !self.allocations.owners.is_empty() {
-            statements.push((
-                UPSERT_ALLOCATIONS,
-                self.allocations.params(&self.account_id),
-            ));
+            statements.push((UPSERT_ALLOCATIONS, self.allocations.params()));
         }
         let settlements = &self.settlements;
         if !settlements.ids.is_empty() {
@@ -274,13 +281,13 @@ impl Writes {
                     &settlements.refunded,
                     &settlements.created_at,
                     &settlements.line_items,
-                    &self.account_id,
-                    &self.tenant_id,
+                    &settlements.accounts,
+                    &settlements.tenants,
                 ],
             ));
         }
         if !self.parts.owners.is_empty() {
-            statements.push((UPSERT_PARTS, self.parts.params(&self.account_id)));
+            statements.push((UPSERT_PARTS, self.parts.params()));
         }
         let refunds = &self.refunds;
         if !refunds.ids.is_empty() {
@@ -294,8 +301,8 @@ impl Writes {
                     &refunds.debt_reduced,
                     &refunds.new_grant_ids,
                     &refunds.reasons,
-                    &self.account_id,
                     &refunds.created_at,
+                    &refunds.accounts,
                 ],
             ));
         }
@@ -312,13 +319,25 @@ impl Writes {
                     &journal.hold_ids,
                     &journal.settlement_ids,
                     &journal.refund_ids,
-                    &journal.transaction_id,
-                    &self.tenant_id,
-                    &self.account_id,
+                    &journal.transaction_ids,
+                    &journal.tenants,
+                    &journal.accounts,
                     &self.now,
                 ],
             ));
         }
         statements
     }
+}
+
+fn amounts_check(changes: &Changes) {
+    let total: Decimal = changes
+        .postings
+        .iter()
+        .map(|posting| posting.amount.decimal())
+        .sum();
+    assert!(
+        total.is_zero(),
+        "a transaction's journal entries must sum to zero"
+    );
 }
