@@ -108,8 +108,8 @@ impl CreditService for CreditApi {
         let quote = &outcome.quote;
         let eligibility = outcome.eligibility.as_ref();
         Ok(Response::new(QuoteResponse {
-            quote_id: quote.quote_id.to_string(),
-            line_items: quote.line_items.iter().map(pricing::line_item).collect(),
+            quote_id: outcome.token.clone(),
+            line_items: outcome.line_items.iter().map(pricing::line_item).collect(),
             total: quote.total.to_string(),
             catalog_version: u64::try_from(quote.catalog_version).unwrap_or(0),
             expires_at: Some(convert::timestamp(quote.expires_at)),
@@ -144,7 +144,7 @@ impl CreditService for CreditApi {
                 HoldPrice::Amount(parse::amount("amount", text, limits.max_amount, false)?)
             }
             Some(authorize_request::Price::QuoteId(text)) => {
-                HoldPrice::Quote(parse::id("quote_id", text)?)
+                HoldPrice::Quote(parse::quote_id(text)?)
             }
             Some(authorize_request::Price::Usage(usage)) => {
                 HoldPrice::Usage(pricing::usage(usage)?)

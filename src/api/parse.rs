@@ -24,6 +24,24 @@ pub fn id(field: &'static str, text: &str) -> Result<Uuid, ServiceError> {
     })
 }
 
+/// A quote id: the opaque token Quote returned (checked by its signature later).
+pub fn quote_id(text: &str) -> Result<String, ServiceError> {
+    let max = crate::service::quote_token::MAX_TOKEN_LENGTH;
+    if text.is_empty() {
+        return Err(ServiceError::InvalidArgument {
+            field: "quote_id",
+            message: "required".to_owned(),
+        });
+    }
+    if text.len() > max {
+        return Err(ServiceError::InvalidArgument {
+            field: "quote_id",
+            message: format!("{} bytes long; a quote id is at most {max}", text.len()),
+        });
+    }
+    Ok(text.to_owned())
+}
+
 /// A required amount; zero allowed only when `allow_zero`.
 pub fn amount(
     field: &'static str,

@@ -176,7 +176,7 @@ pub struct HoldMeta {
     /// Catalog version it was priced with (0 = explicit amount).
     pub catalog_version: i64,
     /// Quote it was made from.
-    pub quote_id: Option<Uuid>,
+    pub quote_id: Option<String>,
     /// Task type name.
     pub task_type: String,
     /// Tool id.

@@ -6,7 +6,7 @@ use deadpool_postgres::Pool;
 
 use super::catalog::CatalogCache;
 use super::locked::Combiner;
-use super::quote_writer::QuoteWriter;
+use super::quote_token::QuoteKey;
 use super::recent::Recent;
 use crate::clock::Clock;
 use crate::config::MoneyLimits;
@@ -22,11 +22,11 @@ pub struct Context {
     pub limits: MoneyLimits,
     /// Catalog versions in memory.
     pub catalogs: Arc<CatalogCache>,
-    /// Writes quotes in batches.
-    pub quotes: Arc<QuoteWriter>,
+    /// The key quotes are signed with (read from the database at first use).
+    pub quote_key: Arc<tokio::sync::OnceCell<QuoteKey>>,
     /// Batches the operations of each account.
     pub combiner: Arc<Combiner>,
-    /// Holds and quotes this server made.
+    /// Holds this server made.
     pub recent: Arc<Recent>,
 }
 
@@ -38,9 +38,27 @@ impl Context {
             clock,
             limits,
             catalogs: Arc::default(),
-            quotes: Arc::default(),
+            quote_key: Arc::default(),
             combiner: Arc::default(),
             recent: Arc::default(),
         }
+    }
+}
+
+impl Context {
+    /// The key quotes are signed with, shared by every replica through the database.
+    pub async fn quote_key(&self) -> Result<&QuoteKey, super::ServiceError> {
+        self.quote_key
+            .get_or_try_init(|| async {
+                let client = self
+                    .pool
+                    .get()
+                    .await
+                    .map_err(crate::store::StoreError::from)?;
+                let secret =
+                    crate::store::secrets::shared_secret(&client, "quote", rand::random()).await?;
+                Ok(QuoteKey::new(secret))
+            })
+            .await
     }
 }

@@ -12,7 +12,7 @@ pub mod idempotency;
 mod locked;
 pub mod priced;
 pub mod quote;
-mod quote_writer;
+pub mod quote_token;
 mod recent;
 pub mod sweeper;
 pub mod tenants;

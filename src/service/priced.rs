@@ -7,17 +7,15 @@ use super::access::Caller;
 use super::{Context, ServiceError, catalog};
 use crate::ledger::{Credits, HoldMeta};
 use crate::pricing::{self, LineItem, PricingError, Usage};
-use crate::store::StoreError;
 use crate::store::accounts::HoldRef;
-use crate::store::catalog as catalog_store;
 
 /// How much an Authorize holds.
 #[derive(Debug, Clone)]
 pub enum HoldPrice {
     /// Explicit credits.
     Amount(Credits),
-    /// A quote's total, with its catalog version.
-    Quote(Uuid),
+    /// A quote's total, with its catalog version: the quote's token.
+    Quote(String),
     /// A usage estimate priced with the active catalog for the run's tool and model.
     Usage(Usage),
 }
@@ -49,19 +47,17 @@ pub async fn price_hold(
             lock_explicit_hold(context, caller, meta).await?;
             return Ok(*amount);
         }
-        HoldPrice::Quote(quote_id) => {
-            let quote = match context.recent.quote(caller.tenant_id, *quote_id) {
-                Some(quote) => quote,
-                None => {
-                    let client = context.pool.get().await.map_err(StoreError::from)?;
-                    catalog_store::find_quote(&client, caller.tenant_id, *quote_id)
-                        .await?
-                        .ok_or_else(|| ServiceError::NotFound {
-                            reason: "QUOTE_NOT_FOUND",
-                            what: format!("quote {quote_id}"),
-                        })?
-                }
-            };
+        HoldPrice::Quote(token) => {
+            let quote = context
+                .quote_key()
+                .await?
+                .verify(caller.tenant_id, token)
+                .ok_or_else(|| ServiceError::NotFound {
+                    reason: "QUOTE_NOT_FOUND",
+                    what: "the quote named by quote_id (a quote_id is what Quote returned, \
+                           unchanged, to the same tenant)"
+                        .to_owned(),
+                })?;
             if quote
                 .account_id
                 .is_some_and(|quoted_for| quoted_for != account_id)
@@ -75,14 +71,14 @@ pub async fn price_hold(
                 return Err(ServiceError::Declined {
                     reason: "QUOTE_EXPIRED".to_owned(),
                     message: format!(
-                        "quote {quote_id} expired at {}; quote again",
+                        "the quote expired at {}; quote again",
                         quote.expires_at.to_rfc3339()
                     ),
                     metadata: vec![("expired_at".to_owned(), quote.expires_at.to_rfc3339())],
                 });
             }
             meta.catalog_version = quote.catalog_version;
-            meta.quote_id = Some(quote.quote_id);
+            meta.quote_id = Some(token.clone());
             meta.tool = quote.tool;
             meta.model = quote.model;
             meta.required_entitlement = quote.required_entitlement;

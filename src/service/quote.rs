@@ -1,14 +1,15 @@
 //! Quote: price a usage estimate with the catalog, say whether an account may run it and can
-//! afford it, and keep the quote for Authorize. Never touches the account lock.
+//! afford it, and hand back the quote as a signed token for Authorize. Never touches the
+//! account lock and writes nothing.
 
 use chrono::Duration;
 use uuid::Uuid;
 
 use super::access::Caller;
+use super::quote_token::QuoteClaims;
 use super::{Context, ServiceError, catalog};
 use crate::ledger::{AccountStatus, Credits};
-use crate::pricing::{Usage, price};
-use crate::store::catalog::QuoteRow;
+use crate::pricing::{LineItem, Usage, price};
 
 /// What to quote.
 #[derive(Debug, Clone)]
@@ -38,16 +39,20 @@ pub struct Eligibility {
     pub available: Credits,
 }
 
-/// A stored quote and, with an account, its eligibility.
+/// A quote and, with an account, its eligibility.
 #[derive(Debug, Clone)]
 pub struct QuoteOutcome {
-    /// The quote.
-    pub quote: QuoteRow,
+    /// What the quote says.
+    pub quote: QuoteClaims,
+    /// Its id: the signed token Authorize takes.
+    pub token: String,
+    /// How the total was made.
+    pub line_items: Vec<LineItem>,
     /// For the account asked about.
     pub eligibility: Option<Eligibility>,
 }
 
-/// Prices and stores a quote.
+/// Prices a quote and signs it.
 pub async fn quote(
     context: &Context,
     caller: Caller,
@@ -76,37 +81,34 @@ pub async fn quote(
     )?;
     super::priced::within_limit(context, priced.total)?;
     let now = context.clock.now();
-    let quote = QuoteRow {
+    let quote = QuoteClaims {
         quote_id: Uuid::now_v7(),
         account_id: command.account_id,
         catalog_version: catalog.version,
-        tool: priced.tool.clone().unwrap_or_default(),
-        model: priced.model.clone().unwrap_or_default(),
-        required_entitlement: priced.required_entitlement.clone(),
+        tool: priced.tool.unwrap_or_default(),
+        model: priced.model.unwrap_or_default(),
+        required_entitlement: priced.required_entitlement,
         total: priced.total,
-        line_items: priced.line_items,
         expires_at: now + context.limits.quote_ttl,
-        created_at: now,
     };
     let eligibility = match command.account_id {
         Some(account_id) => Some(eligibility(context, caller, account_id, &quote).await?),
         None => None,
     };
-    context
-        .quotes
-        .store(&context.pool, caller.tenant_id, quote.clone())
-        .await?;
-    context
-        .recent
-        .remember_quote(caller.tenant_id, quote.clone());
-    Ok(QuoteOutcome { quote, eligibility })
+    let token = context.quote_key().await?.sign(caller.tenant_id, &quote);
+    Ok(QuoteOutcome {
+        quote,
+        token,
+        line_items: priced.line_items,
+        eligibility,
+    })
 }
 
 async fn eligibility(
     context: &Context,
     caller: Caller,
     account_id: Uuid,
-    quote: &QuoteRow,
+    quote: &QuoteClaims,
 ) -> Result<Eligibility, ServiceError> {
     let book = super::accounts::snapshot(context, caller, account_id).await?;
     let balance = book.balance(Duration::zero());

@@ -1,6 +1,6 @@
-//! Recently made holds and quotes, remembered by the server that made them. Both are immutable
-//! once made (a hold's account and pricing, a quote's price), so a remembered copy is always
-//! right, and the Settle or Authorize that usually follows skips a database read.
+//! Recently made holds, remembered by the server that made them. A hold's account and pricing
+//! are immutable once made, so a remembered copy is always right, and the Settle that usually
+//! follows skips a database read.
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -9,7 +9,6 @@ use std::sync::{Mutex, PoisonError};
 use uuid::Uuid;
 
 use crate::store::accounts::HoldRef;
-use crate::store::catalog::QuoteRow;
 
 /// Entries per map; past it the map starts over (bounded memory).
 const MAX_ENTRIES: usize = 65_536;
@@ -41,11 +40,10 @@ impl<K: Eq + Hash, V: Clone> Bounded<K, V> {
     }
 }
 
-/// Holds and quotes this server made, by tenant and id.
+/// Holds this server made, by tenant and id.
 #[derive(Debug, Default)]
 pub struct Recent {
     holds: Bounded<(Uuid, Uuid), HoldRef>,
-    quotes: Bounded<(Uuid, Uuid), QuoteRow>,
 }
 
 impl Recent {
@@ -57,15 +55,5 @@ impl Recent {
     /// Remembers a hold.
     pub fn remember_hold(&self, tenant_id: Uuid, hold_id: Uuid, hold: HoldRef) {
         self.holds.insert((tenant_id, hold_id), hold);
-    }
-
-    /// A quote this server made.
-    pub fn quote(&self, tenant_id: Uuid, quote_id: Uuid) -> Option<QuoteRow> {
-        self.quotes.get(&(tenant_id, quote_id))
-    }
-
-    /// Remembers a quote.
-    pub fn remember_quote(&self, tenant_id: Uuid, quote: QuoteRow) {
-        self.quotes.insert((tenant_id, quote.quote_id), quote);
     }
 }

@@ -28,9 +28,6 @@ pub async fn sweep_once(context: &Context) -> Result<SweepReport, ServiceError> 
         .await?;
     let records_pruned =
         idempotency::prune(&client, context.limits.idempotency_retention, PRUNE_BATCH).await?;
-    // Quotes are useless once expired; keep them a day for support questions.
-    let quotes_before = context.clock.now() - chrono::Duration::days(1);
-    crate::store::catalog::prune_quotes(&client, quotes_before, PRUNE_BATCH).await?;
     drop(client);
     let mut report = SweepReport {
         accounts_swept: 0,

@@ -38,6 +38,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "grant_account_index",
         sql: include_str!("../../migrations/0004_grant_account_index.sql"),
     },
+    Migration {
+        version: 5,
+        name: "signing_keys",
+        sql: include_str!("../../migrations/0005_signing_keys.sql"),
+    },
 ];
 
 fn checksum(sql: &str) -> String {

@@ -8,6 +8,7 @@ pub mod cluster;
 pub mod idempotency;
 pub mod migrate;
 mod rows;
+pub mod secrets;
 pub mod tenants;
 pub mod verify;
 mod write_columns;

@@ -76,7 +76,7 @@ pub(super) struct NewHoldColumns {
     pub(super) late_settled: Vec<bool>,
     pub(super) authorize_keys: Vec<String>,
     pub(super) catalog_versions: Vec<i64>,
-    pub(super) quote_ids: Vec<Option<Uuid>>,
+    pub(super) quote_ids: Vec<Option<String>>,
     pub(super) texts: [Vec<String>; 5],
     pub(super) labels: Vec<serde_json::Value>,
     pub(super) created_at: Vec<DateTime<Utc>>,

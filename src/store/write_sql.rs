@@ -20,7 +20,7 @@ pub(super) const INSERT_HOLDS: &str = "INSERT INTO holds (hold_id, status, amoun
      ARRAY(SELECT value FROM jsonb_array_elements_text(h.labels -> 1) WITH ORDINALITY AS v(value, n) ORDER BY n), \
      h.created_at, h.resolved_at, h.tenant_id, h.account_id \
      FROM unnest($1::uuid[], $2::text[], $3::numeric[], $4::numeric[], $5::timestamptz[], $6::int4[], $7::bool[], \
-     $8::text[], $9::int8[], $10::uuid[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], \
+     $8::text[], $9::int8[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], \
      $16::jsonb[], $17::timestamptz[], $18::timestamptz[], $19::uuid[], $20::uuid[]) AS h(hold_id, status, \
      amount, captured, expires_at, partial_captures, late_settled, authorize_key, catalog_version, quote_id, \
      task_type, tool, model, project, run_id, labels, created_at, resolved_at, tenant_id, account_id)";

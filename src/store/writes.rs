@@ -78,7 +78,7 @@ impl Writes {
             new.late_settled.push(hold.late_settled);
             new.authorize_keys.push(meta.authorize_key.clone());
             new.catalog_versions.push(meta.catalog_version);
-            new.quote_ids.push(meta.quote_id);
+            new.quote_ids.push(meta.quote_id.clone());
             let texts = [
                 &meta.task_type,
                 &meta.tool,

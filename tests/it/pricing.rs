@@ -358,7 +358,10 @@ async fn quote_matches_hand_computation() {
         ]
     );
     assert_eq!(o3.catalog_version, 1);
-    assert!(uuid::Uuid::parse_str(&o3.quote_id).is_ok(), "{o3:?}");
+    assert!(
+        !o3.quote_id.is_empty() && o3.quote_id.len() <= 1_024,
+        "{o3:?}"
+    );
     let expires_at = time(o3.expires_at.as_ref().unwrap());
     assert!(
         expires_at >= before + Duration::minutes(10) && expires_at <= after + Duration::minutes(10),
@@ -829,6 +832,85 @@ async fn quote_says_whether_the_account_may_run_and_afford_it() {
 // ---------------------------------------------------------------------------------------------
 // 4. Authorize by quote
 // ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_quote_id_works_on_any_replica_for_its_tenant_only_and_unchanged() {
+    let app = TestApp::spawn().await;
+    let pro = account_entitled(&app, &["pro"]).await;
+    app.grant(&pro, GrantSource::Purchase, "10").await;
+    let quoted = quote_for(&app, &pro, O3_PRO, tokens(10_000, 10_000, 0))
+        .await
+        .unwrap();
+
+    // Nothing is looked up: another replica accepts the quote at once.
+    let replica = app.replica().await;
+    let authorized = authorize_quote(&replica, &pro, &key(), &quoted.quote_id)
+        .await
+        .unwrap();
+    let hold = authorized.hold.unwrap();
+    assert_eq!((hold.amount.as_str(), hold.catalog_version), ("2.5", 1));
+    assert_eq!(hold.quote_id, quoted.quote_id);
+
+    // Altered, made up or over-long ids are refused, and nothing is held for them.
+    let mut altered = quoted.quote_id.clone().into_bytes();
+    let middle = altered.len() / 2;
+    altered[middle] = if altered[middle] == b'A' { b'B' } else { b'A' };
+    let altered = String::from_utf8(altered).unwrap();
+    for bad in [altered, uuid::Uuid::now_v7().to_string(), "x".to_owned()] {
+        assert_refused(
+            authorize_quote(&app, &pro, &key(), &bad).await,
+            Code::NotFound,
+            "QUOTE_NOT_FOUND",
+        );
+    }
+    assert_refused(
+        authorize_quote(&app, &pro, &key(), &"A".repeat(1_025)).await,
+        Code::InvalidArgument,
+        "INVALID_ARGUMENT",
+    );
+
+    // Another tenant cannot use it, even on an account of its own.
+    let other_key = {
+        let client = app.pool.get().await.unwrap();
+        let tenant = tenants::create_tenant(&client, "other").await.unwrap();
+        tenants::create_key(&client, tenant.tenant_id, ScopeSet::all())
+            .await
+            .unwrap()
+            .secret
+    };
+    let foreign = app
+        .account_as(Some(&other_key))
+        .create_account(CreateAccountRequest {
+            idempotency_key: key(),
+            external_id: key(),
+            kind: AccountKind::Organization as i32,
+            ..CreateAccountRequest::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .account
+        .unwrap()
+        .account_id;
+    let unscoped = quote(&app, SEED, tokens(10_000, 0, 0)).await.unwrap();
+    assert_refused(
+        app.credit_as(Some(&other_key))
+            .authorize(AuthorizeRequest {
+                account_id: foreign,
+                idempotency_key: key(),
+                price: Some(authorize_request::Price::QuoteId(unscoped.quote_id)),
+                ..AuthorizeRequest::default()
+            })
+            .await,
+        Code::NotFound,
+        "QUOTE_NOT_FOUND",
+    );
+
+    assert_eq!(app.balance(&pro).await.held, "2.5");
+    app.assert_books_balance().await;
+    replica.stop().await;
+    app.stop().await;
+}
 
 #[tokio::test]
 async fn authorize_by_quote_holds_the_quote_until_it_expires() {
