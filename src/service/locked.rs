@@ -241,7 +241,7 @@ fn start_group(context: Context, group: Group) {
 struct Answer {
     reply: oneshot::Sender<Result<Vec<u8>, ServiceError>>,
     result: Result<Vec<u8>, ServiceError>,
-    /// Set when the operation ran (not replayed), so a failed commit can be explained to it.
+    /// Set unless answered from a committed record, so a failed commit can be explained to it.
     ran: Option<(Uuid, Fingerprint)>,
 }
 
@@ -301,11 +301,21 @@ async fn run_group(context: &Context, group: Group) {
         for (operation, reply) in batch {
             let fingerprint = operation.fingerprint;
             let key = (tenant_id, fingerprint.key.clone());
-            if let Some(previous) = loaded.records.get(&key).or_else(|| recorded.get(&key)) {
+            if let Some(previous) = loaded.records.get(&key) {
                 answers.push(Answer {
                     reply,
                     result: fingerprint.replay(previous),
                     ran: None,
+                });
+                continue;
+            }
+            if let Some(previous) = recorded.get(&key) {
+                // A duplicate of an operation of this transaction: its answer stands only if
+                // the transaction commits, so it is rechecked like the operation's own.
+                answers.push(Answer {
+                    reply,
+                    result: fingerprint.replay(previous),
+                    ran: Some((tenant_id, fingerprint)),
                 });
                 continue;
             }

@@ -12,6 +12,7 @@ mod cli;
 mod discovery;
 mod helpers;
 mod money_edges;
+mod money_groups;
 mod money_guarantees;
 mod money_semantics;
 mod pricing;

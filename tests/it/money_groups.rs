@@ -1,0 +1,430 @@
+//! Group commit, through the gRPC surface: operations of many accounts share one transaction,
+//! yet each keeps its own answer, balance, idempotency record and tenant, and a transaction
+//! that fails to commit fails only retryably.
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::sync::Arc;
+
+use creditgate::auth::ScopeSet;
+use creditgate::proto::v1::credit_service_client::CreditServiceClient;
+use creditgate::proto::v1::{
+    AccountKind, AuthorizeRequest, AuthorizeResponse, CreateAccountRequest, GetHoldRequest,
+    GrantRequest, GrantSource, Hold, HoldStatus, ReleaseRequest, SettleRequest, authorize_request,
+    get_hold_request, settle_request,
+};
+use creditgate::service::tenants;
+use tonic::{Code, Status};
+use tonic_types::StatusExt as _;
+
+use crate::helpers::money::key;
+use crate::helpers::{Authed, TestApp, reason};
+
+type Credit = CreditServiceClient<Authed>;
+
+/// `count` accounts of the tenant of `api_key`, each holding `amount` purchased credits.
+async fn funded_accounts(app: &TestApp, api_key: &str, count: usize, amount: &str) -> Vec<String> {
+    let mut client = app.account_as(Some(api_key));
+    let mut accounts = Vec::with_capacity(count);
+    for _ in 0..count {
+        let create = CreateAccountRequest {
+            idempotency_key: key(),
+            external_id: key(),
+            kind: AccountKind::Organization as i32,
+            ..CreateAccountRequest::default()
+        };
+        let created = client.create_account(create).await.unwrap().into_inner();
+        let account_id = created.account.unwrap().account_id;
+        let grant = GrantRequest {
+            account_id: account_id.clone(),
+            idempotency_key: key(),
+            source: GrantSource::Purchase as i32,
+            amount: amount.to_owned(),
+            ..GrantRequest::default()
+        };
+        client.grant(grant).await.unwrap();
+        accounts.push(account_id);
+    }
+    accounts
+}
+
+/// A second tenant; its all-scopes key.
+async fn other_tenant(app: &TestApp) -> String {
+    let client = app.pool.get().await.unwrap();
+    let tenant = tenants::create_tenant(&client, "other").await.unwrap();
+    tenants::create_key(&client, tenant.tenant_id, ScopeSet::all())
+        .await
+        .unwrap()
+        .secret
+}
+
+fn authorize_request(account_id: &str, idempotency_key: &str, amount: &str) -> AuthorizeRequest {
+    AuthorizeRequest {
+        account_id: account_id.to_owned(),
+        idempotency_key: idempotency_key.to_owned(),
+        price: Some(authorize_request::Price::Amount(amount.to_owned())),
+        ..AuthorizeRequest::default()
+    }
+}
+
+type Answer = Result<AuthorizeResponse, Status>;
+
+/// An Authorize of `amount` with a fresh key on each account.
+fn fresh_requests(accounts: &[String], amount: &str) -> Vec<AuthorizeRequest> {
+    let request = |account_id: &String| authorize_request(account_id, &key(), amount);
+    accounts.iter().map(request).collect()
+}
+
+async fn authorize(mut client: Credit, request: AuthorizeRequest) -> Answer {
+    client
+        .authorize(request)
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+/// Sends every request at once; the answers in request order.
+async fn authorize_all(client: &Credit, requests: &[AuthorizeRequest]) -> Vec<Answer> {
+    let calls = requests
+        .iter()
+        .map(|one| authorize(client.clone(), one.clone()));
+    burst(calls.collect()).await
+}
+
+/// Runs every call in its own task, released together by a barrier; the results in order.
+async fn burst<T, F>(calls: Vec<F>) -> Vec<T>
+where
+    F: Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let barrier = Arc::new(tokio::sync::Barrier::new(calls.len()));
+    let mut tasks = Vec::with_capacity(calls.len());
+    for call in calls {
+        let barrier = Arc::clone(&barrier);
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            call.await
+        }));
+    }
+    let mut results = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        results.push(task.await.unwrap());
+    }
+    results
+}
+
+#[track_caller]
+fn assert_refused(status: &Status, code: Code, expected_reason: &str) {
+    assert_eq!(
+        (status.code(), reason(status).as_deref()),
+        (code, Some(expected_reason)),
+        "unexpected refusal: {status:?}"
+    );
+}
+
+/// ALREADY_EXISTS / IDEMPOTENCY_KEY_REUSED naming `account_id` as the field that differs.
+#[track_caller]
+fn assert_key_reused_for_another_account(status: &Status) {
+    assert_refused(status, Code::AlreadyExists, "IDEMPOTENCY_KEY_REUSED");
+    let fields = status
+        .get_details_error_info()
+        .and_then(|info| info.metadata.get("fields").cloned())
+        .unwrap_or_default();
+    let named = fields.split(',').any(|field| field == "account_id");
+    assert!(named, "{status:?}");
+}
+
+/// The hold as the server has it now (`None`: it does not exist).
+async fn stored_hold(app: &TestApp, lookup: get_hold_request::Lookup) -> Option<Hold> {
+    let lookup = Some(lookup);
+    match app.credit().get_hold(GetHoldRequest { lookup }).await {
+        Ok(response) => response.into_inner().hold,
+        Err(status) => {
+            assert_refused(&status, Code::NotFound, "HOLD_NOT_FOUND");
+            None
+        }
+    }
+}
+
+/// How many holds match `condition` on `$1`.
+async fn holds_where(app: &TestApp, condition: &str, value: &str) -> i64 {
+    let client = app.pool.get().await.unwrap();
+    let sql = format!("SELECT count(*) FROM holds WHERE {condition}");
+    client.query_one(&sql, &[&value]).await.unwrap().get(0)
+}
+
+const WITH_KEY: &str = "authorize_key = $1";
+const ON_ACCOUNT: &str = "account_id = $1::text::uuid";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn forty_accounts_raced_at_once_each_spend_exactly_their_own_credits() {
+    const ACCOUNTS: usize = 40;
+    const RUNS: usize = 8;
+    let app = TestApp::spawn().await;
+    let accounts = funded_accounts(&app, &app.key, ACCOUNTS, "10").await;
+    let client = app.credit();
+    // Every account gets 8 runs of 2 credits, interleaved; even accounts settle their holds,
+    // odd ones release them.
+    let runs = (0..ACCOUNTS * RUNS).map(|index| {
+        let (account, mut client) = (index % ACCOUNTS, client.clone());
+        let account_id = accounts[account].clone();
+        async move {
+            let request = authorize_request(&account_id, &key(), "2");
+            let hold = match client.authorize(request).await {
+                Ok(response) => response.into_inner().hold.unwrap(),
+                Err(status) => {
+                    assert_refused(&status, Code::FailedPrecondition, "INSUFFICIENT_CREDITS");
+                    return (account, "declined");
+                }
+            };
+            assert_eq!(hold.account_id, account_id);
+            if account % 2 == 1 {
+                let release = ReleaseRequest {
+                    hold_id: hold.hold_id,
+                    idempotency_key: key(),
+                    reason: "run failed".to_owned(),
+                };
+                let released = client.release(release).await.unwrap().into_inner();
+                assert_eq!(released.released, "2");
+                return (account, "released");
+            }
+            let settle = SettleRequest {
+                hold_id: hold.hold_id,
+                idempotency_key: key(),
+                charge: Some(settle_request::Charge::Amount("2".to_owned())),
+                partial: false,
+            };
+            let settled = client.settle(settle).await.unwrap().into_inner();
+            assert_eq!(settled.settlement.unwrap().total, "2");
+            (account, "settled")
+        }
+    });
+    let mut tally: HashMap<(usize, &str), usize> = HashMap::new();
+    for outcome in burst(runs.collect()).await {
+        *tally.entry(outcome).or_default() += 1;
+    }
+    for (account, account_id) in accounts.iter().enumerate() {
+        let runs = |run| tally.get(&(account, run)).copied().unwrap_or_default();
+        let balance = app.balance(account_id).await;
+        let figures = (&*balance.available, &*balance.held, &*balance.debt);
+        if account % 2 == 0 {
+            // 10 credits pay for exactly 5 runs of 2.
+            let settled = (runs("settled"), runs("declined"));
+            assert_eq!(settled, (5, 3), "account {account}");
+            assert_eq!(figures, ("0", "0", "0"), "account {account}");
+        } else {
+            // Released holds give their credits back: at least 5 runs are held, none lost.
+            let released = runs("released");
+            assert!(released >= 5, "account {account}: {released} released");
+            assert_eq!(released + runs("declined"), RUNS, "account {account}");
+            assert_eq!(figures, ("10", "0", "0"), "account {account}");
+        }
+    }
+    app.assert_books_balance().await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_key_raced_on_several_accounts_holds_once_and_its_neighbours_fail_only_retryably() {
+    const ROUNDS: usize = 30;
+    const SHARING: usize = 3;
+    const OTHERS: usize = 17;
+    let app = TestApp::spawn().await;
+    let accounts = funded_accounts(&app, &app.key, SHARING + OTHERS, "100").await;
+    let client = app.credit();
+    let mut held = vec![0_u32; accounts.len()];
+    let mut unavailable = 0;
+    for round in 0..ROUNDS {
+        // The first accounts get the same key (and amount); the others their own keys.
+        let shared = key();
+        let mut requests = fresh_requests(&accounts, "2");
+        for request in &mut requests[..SHARING] {
+            request.idempotency_key.clone_from(&shared);
+        }
+        let results = authorize_all(&client, &requests).await;
+        let mut winners = Vec::new();
+        for (index, (request, result)) in requests.iter().zip(results).enumerate() {
+            match result {
+                Ok(response) => {
+                    let hold = response.hold.unwrap();
+                    assert_eq!(hold.account_id, request.account_id, "round {round}");
+                    if index < SHARING {
+                        winners.push(hold.hold_id);
+                    }
+                    held[index] += 2;
+                }
+                Err(status) if index < SHARING => assert_key_reused_for_another_account(&status),
+                Err(status) => {
+                    // Its transaction lost the race for the shared key: nothing of it stayed,
+                    // and a retry with the same key applies it once.
+                    assert_refused(&status, Code::Unavailable, "UNAVAILABLE");
+                    unavailable += 1;
+                    let retried = authorize(client.clone(), request.clone()).await.unwrap();
+                    let again = authorize(client.clone(), request.clone()).await.unwrap();
+                    assert_eq!(again, retried, "round {round}: a retry replays the first");
+                    held[index] += 2;
+                }
+            }
+        }
+        assert_eq!(winners.len(), 1, "round {round}: one account gets the key");
+        let made = holds_where(&app, WITH_KEY, &shared).await;
+        assert_eq!(made, 1, "round {round}: one hold has the key");
+        let lookup = get_hold_request::Lookup::AuthorizeIdempotencyKey(shared);
+        let stored = stored_hold(&app, lookup).await.unwrap();
+        assert_eq!(stored.hold_id, winners[0], "round {round}");
+    }
+    eprintln!("{ROUNDS} rounds: {unavailable} operations failed with a losing transaction");
+    for (index, account_id) in accounts.iter().enumerate() {
+        let (available, held) = ((100 - held[index]).to_string(), held[index].to_string());
+        app.assert_balance(account_id, &available, &held).await;
+    }
+    app.assert_books_balance().await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn another_tenant_naming_an_account_in_the_same_burst_finds_nothing_and_holds_nothing() {
+    const CALLS: usize = 60;
+    let app = TestApp::spawn().await;
+    let other_key = other_tenant(&app).await;
+    let mine = funded_accounts(&app, &app.key, 1, "100").await.remove(0);
+    let theirs = funded_accounts(&app, &other_key, 1, "100").await.remove(0);
+    let (client, other) = (app.credit(), app.credit_as(Some(&other_key)));
+    // The other tenant sends the very requests (same keys) the owner sends on the owner's
+    // account, and some of its own on its account, all at once.
+    let keys: Vec<String> = (0..CALLS).map(|_| key()).collect();
+    let mut calls = Vec::new();
+    for idempotency_key in &keys {
+        let request = authorize_request(&mine, idempotency_key, "1");
+        calls.push(authorize(client.clone(), request.clone()));
+        calls.push(authorize(other.clone(), request));
+        let own = authorize_request(&theirs, &key(), "1");
+        calls.push(authorize(other.clone(), own));
+    }
+    let results = burst(calls).await;
+    let mut hold_ids = HashSet::new();
+    for (index, result) in results.into_iter().enumerate() {
+        match index % 3 {
+            0 => {
+                let hold = result.unwrap().hold.unwrap();
+                assert_eq!(hold.account_id, mine);
+                hold_ids.insert(hold.hold_id);
+            }
+            1 => assert_refused(&result.unwrap_err(), Code::NotFound, "ACCOUNT_NOT_FOUND"),
+            _ => assert_eq!(result.unwrap().hold.unwrap().account_id, theirs),
+        }
+    }
+    assert_eq!(hold_ids.len(), CALLS, "the owner's holds are distinct");
+    app.assert_balance(&mine, "40", "60").await;
+    assert_eq!(holds_where(&app, ON_ACCOUNT, &mine).await, 60);
+    // The owner's keys made no hold of the other tenant's.
+    let lookup = get_hold_request::Lookup::AuthorizeIdempotencyKey(keys[0].clone());
+    let lookup = Some(lookup);
+    let status = other
+        .clone()
+        .get_hold(GetHoldRequest { lookup })
+        .await
+        .unwrap_err();
+    assert_refused(&status, Code::NotFound, "HOLD_NOT_FOUND");
+    // The other tenant's own account holds what it held, in the same bursts.
+    assert_eq!(holds_where(&app, ON_ACCOUNT, &theirs).await, 60);
+    app.assert_books_balance().await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_burst_over_many_accounts_sent_again_returns_the_same_holds_and_holds_nothing_more() {
+    const ACCOUNTS: usize = 32;
+    let app = TestApp::spawn().await;
+    let accounts = funded_accounts(&app, &app.key, ACCOUNTS, "10").await;
+    let client = app.credit();
+    let requests = fresh_requests(&accounts, "3");
+    let first = authorize_all(&client, &requests).await;
+    let first: Vec<AuthorizeResponse> = first.into_iter().map(Result::unwrap).collect();
+    for (response, account_id) in first.iter().zip(&accounts) {
+        assert_eq!(response.hold.as_ref().unwrap().account_id, *account_id);
+        assert_eq!(response.available, "7");
+    }
+    // Each request again, twice, beside a new Authorize on every account, all at once.
+    let second = [requests.clone(), requests, fresh_requests(&accounts, "3")].concat();
+    let results = authorize_all(&client, &second).await;
+    for (index, result) in results.into_iter().enumerate() {
+        let response = result.unwrap();
+        let before = &first[index % ACCOUNTS];
+        if index < 2 * ACCOUNTS {
+            assert_eq!(response, *before, "a replay answers as the first time");
+        } else {
+            // A new key on the account: a new hold.
+            let (hold, held) = (response.hold.unwrap(), before.hold.as_ref().unwrap());
+            assert_eq!(hold.account_id, held.account_id);
+            assert_ne!(hold.hold_id, held.hold_id);
+        }
+    }
+    for account_id in &accounts {
+        app.assert_balance(account_id, "4", "6").await;
+        assert_eq!(holds_where(&app, ON_ACCOUNT, account_id).await, 2);
+    }
+    app.assert_books_balance().await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn identical_retries_beside_a_key_raced_on_another_account_agree_on_a_hold_that_exists() {
+    const ROUNDS: usize = 150;
+    const COPIES: usize = 4;
+    const LOAD: usize = 16;
+    let app = TestApp::spawn().await;
+    let accounts = funded_accounts(&app, &app.key, 2 + LOAD, "1000").await;
+    let client = app.credit();
+    for round in 0..ROUNDS {
+        // Two accounts race one key, each sending its request several times (a client that
+        // retries before its first answer); other accounts keep transactions busy meanwhile.
+        let shared = key();
+        let mut requests = Vec::new();
+        for copy in 0..COPIES {
+            for account_id in &accounts[..2] {
+                requests.push(authorize_request(account_id, &shared, "1"));
+            }
+            let load = &accounts[2 + copy * LOAD / COPIES..2 + (copy + 1) * LOAD / COPIES];
+            requests.extend(load.iter().map(|id| authorize_request(id, &key(), "1")));
+        }
+        let results = authorize_all(&client, &requests).await;
+        let mut answers: HashMap<&str, HashSet<String>> = HashMap::new();
+        let mut holds = HashSet::new();
+        for (request, result) in requests.iter().zip(results) {
+            if request.idempotency_key != shared {
+                continue;
+            }
+            let answer = match result {
+                Ok(response) => {
+                    let hold = response.hold.unwrap();
+                    holds.insert((hold.hold_id.clone(), hold.account_id));
+                    format!("hold {}", hold.hold_id)
+                }
+                Err(status) => {
+                    assert_key_reused_for_another_account(&status);
+                    "reused".to_owned()
+                }
+            };
+            let account = request.account_id.as_str();
+            answers.entry(account).or_default().insert(answer);
+        }
+        // Every hold answered exists, on the account it was answered for.
+        for (hold_id, account_id) in &holds {
+            let lookup = get_hold_request::Lookup::HoldId(hold_id.clone());
+            let stored = stored_hold(&app, lookup).await.unwrap_or_else(|| {
+                panic!("round {round}: hold {hold_id} was answered but does not exist: {answers:?}")
+            });
+            assert_eq!(stored.account_id, *account_id);
+            assert_eq!(stored.status, HoldStatus::Active as i32);
+        }
+        assert_eq!(holds.len(), 1, "round {round}: {answers:?}");
+        assert!(
+            answers.values().all(|answer| answer.len() == 1),
+            "round {round}: identical requests got different answers: {answers:?}"
+        );
+        let made = holds_where(&app, WITH_KEY, &shared).await;
+        assert_eq!(made, 1, "round {round}: one hold has the key");
+    }
+    app.assert_books_balance().await;
+    app.stop().await;
+}
