@@ -190,7 +190,7 @@ mod tests {
     use super::*;
 
     fn claims() -> QuoteClaims {
-        let now = DateTime::from_timestamp_micros(1_790_000_000_123_456).unwrap();
+        let now = DateTime::from_timestamp_micros(1_790_000_000_123_456).expect("in range");
         QuoteClaims {
             quote_id: Uuid::now_v7(),
             account_id: Some(Uuid::now_v7()),
@@ -227,7 +227,7 @@ mod tests {
         let key = QuoteKey::new([7; 32]);
         let tenant = Uuid::now_v7();
         let token = key.sign(tenant, &claims());
-        let bytes = URL_SAFE_NO_PAD.decode(&token).unwrap();
+        let bytes = URL_SAFE_NO_PAD.decode(&token).expect("base64url");
         for index in 0..bytes.len() {
             let mut changed = bytes.clone();
             changed[index] ^= 0x01;
