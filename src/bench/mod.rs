@@ -75,6 +75,11 @@ pub struct BenchSettings {
     /// Skip the `verify` check at the end.
     #[arg(long)]
     pub no_verify: bool,
+    /// Skip the `ANALYZE` after funding. By default the database's statistics are refreshed
+    /// once the accounts are funded (as a reference whose tables were just loaded would be),
+    /// so the run does not measure plans made for empty tables.
+    #[arg(long)]
+    pub no_analyze: bool,
     #[command(flatten)]
     pub database: DatabaseSettings,
 }
@@ -129,6 +134,9 @@ pub async fn bench(settings: BenchSettings) -> anyhow::Result<()> {
     let clients = setup::Clients::connect(address, &key, settings.connections).await?;
     eprintln!("bench: funding {} account(s)", settings.accounts);
     let accounts = setup::fund_accounts(&clients, settings.accounts).await?;
+    if !settings.no_analyze {
+        analyze(&settings.database).await?;
+    }
     eprintln!(
         "bench: {} workers for {} s",
         settings.workers, settings.duration_seconds
@@ -143,6 +151,22 @@ pub async fn bench(settings: BenchSettings) -> anyhow::Result<()> {
         bail!("verify found discrepancies");
     }
     Ok(())
+}
+
+async fn analyze(database: &DatabaseSettings) -> anyhow::Result<()> {
+    let database = crate::app::open_database(database).await?;
+    let result = async {
+        let client = database
+            .pool
+            .get()
+            .await
+            .map_err(crate::store::StoreError::from)?;
+        client.batch_execute("ANALYZE").await?;
+        anyhow::Ok(())
+    }
+    .await;
+    database.close().await;
+    result
 }
 
 async fn verify(database: &DatabaseSettings) -> anyhow::Result<usize> {

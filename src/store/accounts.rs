@@ -296,7 +296,10 @@ pub async fn snapshot_book(
     };
     let account = rows::account_state(&account)?;
     let grants = transaction
-        .query(&format!("SELECT {GRANT_COLUMNS} FROM grants WHERE account_id = $1 AND (remaining > 0 OR reserved > 0)"), &[&account_id])
+        .query(
+            &format!("SELECT {GRANT_COLUMNS} FROM grants WHERE account_id = $1 AND live"),
+            &[&account_id],
+        )
         .await?
         .iter()
         .map(rows::grant)
@@ -334,7 +337,7 @@ pub async fn accounts_to_sweep(
             "SELECT DISTINCT a.tenant_id, a.account_id FROM accounts a WHERE a.account_id IN (
                 (SELECT account_id FROM holds WHERE status = 'ACTIVE' AND expires_at <= $1 ORDER BY expires_at LIMIT $2)
                 UNION
-                (SELECT account_id FROM grants WHERE remaining > 0 AND expires_at <= $1 ORDER BY expires_at LIMIT $2))",
+                (SELECT account_id FROM grants WHERE live AND remaining > 0 AND expires_at <= $1 ORDER BY expires_at LIMIT $2))",
             &[&now, &limit],
         )
         .await?;

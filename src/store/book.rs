@@ -94,7 +94,7 @@ fn read_statements() -> [String; 7] {
         skip_locked,
         format!(
             "SELECT account_id, {GRANT_COLUMNS} FROM grants WHERE account_id = ANY($1) \
-             AND (remaining > 0 OR reserved > 0 \
+             AND (live \
              OR grant_id IN (SELECT grant_id FROM settlement_parts WHERE settlement_id = ANY($2)) \
              OR external_ref = ANY($3))"
         ),

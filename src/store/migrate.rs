@@ -43,6 +43,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "signing_keys",
         sql: include_str!("../../migrations/0005_signing_keys.sql"),
     },
+    Migration {
+        version: 6,
+        name: "hot_grant_updates",
+        sql: include_str!("../../migrations/0006_hot_grant_updates.sql"),
+    },
 ];
 
 fn checksum(sql: &str) -> String {
