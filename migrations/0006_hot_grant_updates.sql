@@ -12,3 +12,8 @@ ALTER TABLE grants SET (fillfactor = 80);
 
 -- Nothing reads journal lines by transaction but `creditgate verify`, which scans them all.
 DROP INDEX journal_transaction_idx;
+
+-- Due holds are found through holds_active_idx. An index on (account_id, created_at) let the
+-- planner, with statistics taken while an account was small, walk every hold of an account
+-- that had since become hot, on every transaction. Nothing else used it.
+DROP INDEX holds_account_created_idx;

@@ -87,21 +87,28 @@ const LOCK_ACCOUNTS: &str = "SELECT a.tenant_id, a.account_id, a.status, a.settl
 
 fn read_statements() -> [String; 7] {
     let skip_locked = format!("{LOCK_ACCOUNTS} SKIP LOCKED");
-    let holds_filter =
-        "account_id = ANY($1) AND ((status = 'ACTIVE' AND expires_at <= $2) OR hold_id = ANY($3))";
+    // Each read is a union of index lookups, never a walk of all of an account's rows: a hot
+    // account has millions of holds, and one OR of the conditions let the planner scan them.
+    let grants_wanted = "SELECT grant_id FROM grants WHERE account_id = ANY($1) AND live \
+         UNION SELECT grant_id FROM settlement_parts WHERE settlement_id = ANY($2) \
+         UNION SELECT grant_id FROM grants WHERE account_id = ANY($1) AND external_ref = ANY($3)";
+    let holds_wanted = "SELECT hold_id FROM holds WHERE account_id = ANY($1) AND status = 'ACTIVE' \
+         AND expires_at <= $2 UNION SELECT hold_id FROM holds WHERE hold_id = ANY($3)";
     [
         LOCK_ACCOUNTS.to_owned(),
         skip_locked,
         format!(
-            "SELECT account_id, {GRANT_COLUMNS} FROM grants WHERE account_id = ANY($1) \
-             AND (live \
-             OR grant_id IN (SELECT grant_id FROM settlement_parts WHERE settlement_id = ANY($2)) \
-             OR external_ref = ANY($3))"
+            "SELECT account_id, {GRANT_COLUMNS} FROM grants \
+             WHERE grant_id IN ({grants_wanted}) AND account_id = ANY($1)"
         ),
-        format!("SELECT account_id, {HOLD_COLUMNS} FROM holds WHERE {holds_filter}"),
         format!(
-            "SELECT hold_id, grant_id, reserved, captured FROM hold_allocations \
-             WHERE hold_id IN (SELECT hold_id FROM holds WHERE {holds_filter}) ORDER BY hold_id, position"
+            "SELECT account_id, {HOLD_COLUMNS} FROM holds \
+             WHERE hold_id IN ({holds_wanted}) AND account_id = ANY($1)"
+        ),
+        format!(
+            "SELECT a.hold_id, a.grant_id, a.reserved, a.captured FROM hold_allocations a \
+             JOIN holds h USING (hold_id) WHERE h.hold_id IN ({holds_wanted}) AND h.account_id = ANY($1) \
+             ORDER BY a.hold_id, a.position"
         ),
         format!(
             "SELECT account_id, {SETTLEMENT_COLUMNS} FROM settlements \
