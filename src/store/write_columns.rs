@@ -64,7 +64,8 @@ pub(super) struct GrantColumns {
     pub(super) accounts: Vec<Uuid>,
 }
 
-/// New holds, one array per column; labels travel as `[[keys…], [values…]]`.
+/// New holds, one array per column; the labels of all of them travel as two flat arrays, each
+/// hold naming its slice (1-based, inclusive; an empty slice when it has none).
 #[derive(Debug, Default)]
 pub(super) struct NewHoldColumns {
     pub(super) ids: Vec<Uuid>,
@@ -78,7 +79,10 @@ pub(super) struct NewHoldColumns {
     pub(super) catalog_versions: Vec<i64>,
     pub(super) quote_ids: Vec<Option<String>>,
     pub(super) texts: [Vec<String>; 5],
-    pub(super) labels: Vec<serde_json::Value>,
+    pub(super) label_first: Vec<i32>,
+    pub(super) label_last: Vec<i32>,
+    pub(super) label_keys: Vec<String>,
+    pub(super) label_values: Vec<String>,
     pub(super) created_at: Vec<DateTime<Utc>>,
     pub(super) resolved_at: Vec<Option<DateTime<Utc>>>,
     pub(super) tenants: Vec<Uuid>,

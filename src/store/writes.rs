@@ -89,9 +89,16 @@ impl Writes {
             for (column, text) in new.texts.iter_mut().zip(texts) {
                 column.push(text.clone());
             }
-            let keys: Vec<&String> = meta.labels.iter().map(|(key, _)| key).collect();
-            let values: Vec<&String> = meta.labels.iter().map(|(_, value)| value).collect();
-            new.labels.push(serde_json::json!([keys, values]));
+            // Labels are bounded per hold (32), so the positions fit in an int4.
+            let first = new.label_keys.len() + 1;
+            for (key, value) in &meta.labels {
+                new.label_keys.push(key.clone());
+                new.label_values.push(value.clone());
+            }
+            new.label_first
+                .push(i32::try_from(first).unwrap_or(i32::MAX));
+            new.label_last
+                .push(i32::try_from(new.label_keys.len()).unwrap_or(i32::MAX));
             new.created_at.push(hold.created_at);
             new.resolved_at.push(hold.resolved_at);
         }
@@ -234,11 +241,14 @@ impl Writes {
                     models,
                     projects,
                     run_ids,
-                    &new.labels,
+                    &new.label_first,
                     &new.created_at,
                     &new.resolved_at,
                     &new.tenants,
                     &new.accounts,
+                    &new.label_keys,
+                    &new.label_values,
+                    &new.label_last,
                 ],
             ));
         }

@@ -428,3 +428,52 @@ async fn identical_retries_beside_a_key_raced_on_another_account_agree_on_a_hold
     app.assert_books_balance().await;
     app.stop().await;
 }
+
+/// Holds written together keep each their own run labels (they travel as one flat array per
+/// transaction, each hold naming its slice).
+#[tokio::test]
+async fn holds_written_in_one_transaction_keep_their_own_labels() {
+    let app = TestApp::spawn().await;
+    let accounts = funded_accounts(&app, &app.key, 2, "100").await;
+    let labelled = |count: usize| -> std::collections::BTreeMap<String, String> {
+        (0..count)
+            .map(|index| (format!("key-{index}"), format!("value-{index}-{count}")))
+            .collect()
+    };
+    let mut requests = Vec::new();
+    for round in 0..24 {
+        let account_id = &accounts[round % 2];
+        let mut request = authorize_request(account_id, &key(), "1");
+        request.run = Some(creditgate::proto::v1::RunMetadata {
+            run_id: format!("run-{round}"),
+            labels: labelled(round % 4),
+            ..creditgate::proto::v1::RunMetadata::default()
+        });
+        requests.push(request);
+    }
+    let answers = futures::future::join_all(
+        requests
+            .iter()
+            .cloned()
+            .map(|request| authorize(app.credit(), request)),
+    )
+    .await;
+    for (round, answer) in answers.into_iter().enumerate() {
+        let hold_id = answer.unwrap().hold.unwrap().hold_id;
+        let hold = app
+            .credit()
+            .get_hold(GetHoldRequest {
+                lookup: Some(get_hold_request::Lookup::HoldId(hold_id)),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .hold
+            .unwrap();
+        let run = hold.run.unwrap();
+        assert_eq!(run.run_id, format!("run-{round}"));
+        assert_eq!(run.labels, labelled(round % 4), "round {round}");
+    }
+    app.assert_books_balance().await;
+    app.stop().await;
+}
