@@ -285,6 +285,10 @@ pub async fn snapshot_book(
         .read_only(true)
         .start()
         .await?;
+    // As under the lock: index lookups only, however stale the statistics.
+    transaction
+        .batch_execute("SET LOCAL enable_seqscan = off")
+        .await?;
     let Some(account) = transaction
         .query_opt(
             "SELECT account_id, status, settle_policy, debt, entitlements FROM accounts WHERE account_id = $1 AND tenant_id = $2",

@@ -81,6 +81,12 @@ pub struct LockedBooks {
 
 type RowsFuture<'a> = BoxFuture<'a, Result<Vec<Row>, tokio_postgres::Error>>;
 
+/// Starts a locked transaction. Its statements must use their indexes whatever the statistics
+/// say: planned with statistics taken while the tables were small, they scanned whole tables
+/// that had since grown (every hold, under the lock) until autovacuum analyzed them again.
+/// Every statement of the transaction has an index path, so this only removes the bad choice.
+pub(super) const BEGIN: &str = "BEGIN; SET LOCAL enable_seqscan = off";
+
 const LOCK_ACCOUNTS: &str = "SELECT a.tenant_id, a.account_id, a.status, a.settle_policy, a.debt, a.entitlements \
      FROM accounts a JOIN unnest($1::uuid[], $2::uuid[]) AS t(tenant_id, account_id) \
      ON a.account_id = t.account_id AND a.tenant_id = t.tenant_id ORDER BY a.account_id FOR UPDATE OF a";
@@ -164,7 +170,7 @@ impl LockedBooks {
         let (tenants, account_ids, key_tenants, keys) =
             (&tenants, &account_ids, &key_tenants, &keys);
         let mut reads: Vec<RowsFuture<'_>> = vec![
-            async { client.simple_query("BEGIN").await.map(|_| Vec::new()) }.boxed(),
+            async { client.simple_query(BEGIN).await.map(|_| Vec::new()) }.boxed(),
             async { client.query(&statements[0], &[tenants, account_ids]).await }.boxed(),
             if keys.is_empty() {
                 no_rows()
