@@ -7,9 +7,9 @@ CREATE TABLE signing_keys (
     created_at timestamptz NOT NULL DEFAULT now()
 );
 
--- Quotes live in their tokens now; stored quotes were valid for minutes only, so a worker
--- holding one from before this version quotes again.
-DROP TABLE quotes;
-
--- A hold names the quote it was authorized from by the quote id Authorize was given.
-ALTER TABLE holds ALTER COLUMN quote_id TYPE text USING quote_id::text;
+-- A hold names the quote it was authorized from: `quote_id` keeps the quote's own id (servers
+-- of the version before read it as a uuid, so it stays one) and `quote_token` the quote id
+-- Authorize was given. Nullable without a default: added without rewriting the table. The
+-- `quotes` table is no longer written; a later release drops it, once no server of the
+-- version before runs.
+ALTER TABLE holds ADD COLUMN quote_token text;

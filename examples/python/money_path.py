@@ -45,7 +45,7 @@ def main() -> None:
     def create_account(policy=types_pb2.SETTLE_POLICY_DEBT) -> str:
         request = account_pb2.CreateAccountRequest(
             idempotency_key=new_key(), external_id=f"org-{uuid.uuid4()}", kind=types_pb2.ACCOUNT_KIND_ORGANIZATION,
-            settle_policy=policy)
+            settle_policy=policy, entitlements=["pro"])  # the runs below name openai/o3-pro, a "pro" model
         return accounts.CreateAccount(request, metadata=metadata).account.account_id
 
     def grant(account_id: str, source, amount: str, expires_in_days=None) -> None:

@@ -114,7 +114,11 @@ pub fn hold(account_id: Uuid, hold: &HoldState) -> v1::Hold {
         captured: hold.captured.to_string(),
         expires_at: Some(timestamp(hold.expires_at)),
         catalog_version: u64::try_from(meta.catalog_version).unwrap_or(0),
-        quote_id: meta.quote_id.clone().unwrap_or_default(),
+        quote_id: meta
+            .quote_token
+            .clone()
+            .or_else(|| meta.quote_id.map(|quote_id| quote_id.to_string()))
+            .unwrap_or_default(),
         allocations: hold
             .allocations
             .iter()

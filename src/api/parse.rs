@@ -180,6 +180,7 @@ pub fn run_meta(
         authorize_key: authorize_key.to_owned(),
         catalog_version: 0,
         quote_id: None,
+        quote_token: None,
         task_type: if task_type == TaskType::Unspecified {
             String::new()
         } else {

@@ -176,7 +176,9 @@ pub struct HoldMeta {
     /// Catalog version it was priced with (0 = explicit amount).
     pub catalog_version: i64,
     /// Quote it was made from.
-    pub quote_id: Option<String>,
+    pub quote_id: Option<Uuid>,
+    /// The quote id Authorize was given (a signed token carrying the quote).
+    pub quote_token: Option<String>,
     /// Task type name.
     pub task_type: String,
     /// Tool id.

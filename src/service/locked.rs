@@ -20,8 +20,6 @@ use crate::store::StoreError;
 use crate::store::book::{AccountChanges, LoadedAccount, LockTarget, LockedBooks};
 use crate::store::idempotency::{self, StoredRecord};
 
-/// The primary key of idempotency records: a conflict on it is a concurrent duplicate.
-const RECORD_KEY: &str = "idempotency_records_pkey";
 /// Most operations of one account in one transaction (the rest wait for the next one).
 const MAX_BATCH: usize = 256;
 /// Most accounts in one transaction.
@@ -33,6 +31,14 @@ const MAX_GROUP_OPERATIONS: usize = 512;
 /// work into more, smaller transactions (measured on 10,000 accounts, 64 workers: 1 → 1,766,
 /// 2 → 1,886, 3 → 1,456, 4 → 1,492, 8 → 1,193 runs/s).
 const MAX_TRANSACTIONS: usize = 2;
+/// Most operations waiting on one server; past it new ones are refused (retry later) rather
+/// than queued behind work their callers may have stopped waiting for.
+const MAX_WAITING: usize = 8_192;
+/// Longest a transaction may take, whatever happens to its connection (a half-open socket
+/// never errors); its callers are then told to retry with the same key.
+const GROUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+/// Longest the records of a failed transaction's operations are looked for.
+const RECHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Applies one operation to the account's book and encodes its answer. Called at most once.
 pub type Apply = Box<
@@ -132,6 +138,8 @@ struct Queues {
     ready: VecDeque<AccountKey>,
     /// Transactions in flight.
     running: usize,
+    /// Operations waiting (not yet in a transaction).
+    waiting: usize,
 }
 
 impl Queues {
@@ -154,9 +162,16 @@ impl Queues {
                     .len()
                     .min(MAX_BATCH)
                     .min(MAX_GROUP_OPERATIONS - operations);
+                if take == 0 {
+                    continue;
+                }
                 operations += take;
+                self.waiting -= take;
                 queue.running = true;
                 group.push((key, queue.waiting.drain(..take).collect()));
+            }
+            if group.is_empty() {
+                continue;
             }
             self.running += 1;
             groups.push(group);
@@ -203,20 +218,33 @@ pub async fn run_locked(
     let (answer, answered) = oneshot::channel();
     let key = (tenant_id, account_id);
     let groups = context.combiner.with_queues(|queues| {
+        if queues.waiting >= MAX_WAITING {
+            // Refused: the operation is dropped with the closure.
+            return None;
+        }
+        queues.waiting += 1;
         let queue = queues.accounts.entry(key).or_default();
         let idle = queue.waiting.is_empty() && !queue.running;
         queue.waiting.push((operation, answer));
         if idle {
             queues.ready.push_back(key);
         }
-        queues.take_groups()
+        Some(queues.take_groups())
     });
+    let Some(groups) = groups else {
+        return Err(ServiceError::Unavailable(StoreError::Unavailable(format!(
+            "{MAX_WAITING} operations are already waiting on this server; retry with the same \
+             idempotency key"
+        ))));
+    };
     for group in groups {
         start_group(context.clone(), group);
     }
+    // Dropped unanswered: its transaction timed out or panicked, and may or may not have
+    // committed; a retry with the same key finds out.
     answered.await.unwrap_or_else(|_| {
-        Err(ServiceError::Internal(StoreError::Other(
-            "the operation was dropped".to_owned(),
+        Err(ServiceError::Unavailable(StoreError::Unavailable(
+            "the transaction did not finish; retry with the same idempotency key".to_owned(),
         )))
     })
 }
@@ -226,10 +254,16 @@ fn start_group(context: Context, group: Group) {
         let keys: Vec<AccountKey> = group.iter().map(|(key, _)| *key).collect();
         // One transaction's failure (even a panic) answers its callers and leaves the next be.
         let group_context = context.clone();
-        if let Err(error) =
-            tokio::spawn(async move { run_group(&group_context, group).await }).await
-        {
-            tracing::error!(accounts = keys.len(), %error, "a transaction of operations panicked");
+        let run = tokio::spawn(async move {
+            tokio::time::timeout(GROUP_TIMEOUT, run_group(&group_context, group)).await
+        });
+        match run.await {
+            Ok(Ok(())) => {}
+            // The callers' answers were dropped with the transaction: each gets UNAVAILABLE.
+            Ok(Err(_)) => tracing::error!(accounts = keys.len(), "a transaction timed out"),
+            Err(error) => {
+                tracing::error!(accounts = keys.len(), %error, "a transaction of operations panicked");
+            }
         }
         let next = context.combiner.with_queues(|queues| queues.finish(&keys));
         for group in next {
@@ -256,6 +290,11 @@ fn lock_target(group: &Group) -> LockTarget {
             target.hold_ids.extend(operation.hold_id);
             target.settlement_ids.extend(operation.settlement_id);
             target.external_refs.extend(operation.external_ref.clone());
+            if operation.fingerprint.rpc == "Authorize" {
+                target
+                    .authorize_keys
+                    .push((*tenant_id, operation.fingerprint.key.clone()));
+            }
         }
     }
     target
@@ -319,6 +358,17 @@ async fn run_group(context: &Context, group: Group) {
                 });
                 continue;
             }
+            if fingerprint.rpc == "Authorize" && loaded.authorized.contains(&key) {
+                // The key made a hold whose idempotency record has been pruned since.
+                answers.push(Answer {
+                    reply,
+                    result: Err(ServiceError::IdempotencyKeyReused {
+                        fields: vec!["idempotency_key".to_owned()],
+                    }),
+                    ran: None,
+                });
+                continue;
+            }
             let result = (operation.apply)(&mut book, &mut settlements);
             // Input refused under the lock is not kept: nothing happened.
             if let Some(answer) = stored_answer(&result) {
@@ -349,48 +399,55 @@ async fn run_group(context: &Context, group: Group) {
             });
         }
     }
+    // Inserted in key order, so two transactions sharing keys cannot deadlock on them.
+    records.sort_by(|first, second| {
+        (first.tenant_id, &first.key).cmp(&(second.tenant_id, &second.key))
+    });
     let committed = if records.is_empty() && changes.is_empty() {
         locked.rollback().await;
         Ok(())
     } else {
         locked.commit(&changes, &records).await
     };
-    for mut answer in answers {
-        if let (Err(error), Some((tenant_id, fingerprint))) = (&committed, &answer.ran) {
-            answer.result = after_failed_commit(context, *tenant_id, fingerprint, error).await;
-        }
+    if let Err(error) = &committed {
+        after_failed_commit(context, &mut answers, error).await;
+    }
+    for answer in answers {
         let _ = answer.reply.send(answer.result);
     }
 }
 
-/// Nothing of the transaction was committed: tell each operation what is true of its key now.
-async fn after_failed_commit(
-    context: &Context,
-    tenant_id: Uuid,
-    fingerprint: &Fingerprint,
-    error: &StoreError,
-) -> Result<Vec<u8>, ServiceError> {
-    let client = context.pool.get().await.map_err(StoreError::from)?;
-    if let Some(stored) = idempotency::find(&client, tenant_id, &fingerprint.key).await? {
-        // A concurrent duplicate elsewhere committed first.
-        return fingerprint.replay(&stored);
+/// Nothing of the transaction was committed: tell each operation that ran what is true of
+/// its key now (the answer a concurrent duplicate committed, or retry), with one bounded query.
+async fn after_failed_commit(context: &Context, answers: &mut [Answer], error: &StoreError) {
+    let keys: Vec<(Uuid, String)> = answers
+        .iter()
+        .filter_map(|answer| answer.ran.as_ref())
+        .map(|(tenant_id, fingerprint)| (*tenant_id, fingerprint.key.clone()))
+        .collect();
+    if keys.is_empty() {
+        return;
     }
-    if let StoreError::UniqueViolation { constraint } = error {
-        if constraint != RECORD_KEY && fingerprint.rpc == "Authorize" {
-            let made =
-                crate::store::accounts::find_hold(&client, tenant_id, None, Some(&fingerprint.key))
-                    .await?;
-            if made.is_some() {
-                // The key made a hold whose idempotency record has been pruned since.
-                return Err(ServiceError::IdempotencyKeyReused {
-                    fields: vec!["idempotency_key".to_owned()],
-                });
-            }
-        }
+    let lookup = async {
+        let client = context.pool.get().await.map_err(StoreError::from)?;
+        idempotency::find_many(&client, &keys).await
+    };
+    let found = match tokio::time::timeout(RECHECK_TIMEOUT, lookup).await {
+        Ok(Ok(found)) => found,
+        Ok(Err(_)) | Err(_) => HashMap::new(),
+    };
+    for answer in answers.iter_mut() {
+        let Some((tenant_id, fingerprint)) = &answer.ran else {
+            continue;
+        };
+        answer.result = match found.get(&(*tenant_id, fingerprint.key.clone())) {
+            // A concurrent duplicate elsewhere committed first.
+            Some(stored) => fingerprint.replay(stored),
+            None => Err(ServiceError::Unavailable(StoreError::Unavailable(format!(
+                "the transaction did not commit ({error}); retry with the same idempotency key"
+            )))),
+        };
     }
-    Err(ServiceError::Unavailable(StoreError::Unavailable(format!(
-        "the transaction did not commit ({error}); retry with the same idempotency key"
-    ))))
 }
 
 /// The same key committed concurrently elsewhere (another account): answer with its record.

@@ -78,7 +78,8 @@ pub async fn price_hold(
                 });
             }
             meta.catalog_version = quote.catalog_version;
-            meta.quote_id = Some(token.clone());
+            meta.quote_id = Some(quote.quote_id);
+            meta.quote_token = Some(token.clone());
             meta.tool = quote.tool;
             meta.model = quote.model;
             meta.required_entitlement = quote.required_entitlement;

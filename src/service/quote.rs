@@ -95,7 +95,16 @@ pub async fn quote(
         Some(account_id) => Some(eligibility(context, caller, account_id, &quote).await?),
         None => None,
     };
-    let token = context.quote_key().await?.sign(caller.tenant_id, &quote);
+    let token = context
+        .quote_key()
+        .await?
+        .sign(caller.tenant_id, &quote)
+        .ok_or_else(|| {
+            ServiceError::Internal(crate::store::StoreError::Other(
+                "the catalog names a tool, model or entitlement too long to fit in a quote id"
+                    .to_owned(),
+            ))
+        })?;
     Ok(QuoteOutcome {
         quote,
         token,

@@ -66,8 +66,9 @@ impl QuoteKey {
         tag
     }
 
-    /// The token of `claims` for `tenant_id`.
-    pub fn sign(&self, tenant_id: Uuid, claims: &QuoteClaims) -> String {
+    /// The token of `claims` for `tenant_id`; `None` when it would be longer than Authorize
+    /// accepts (a catalog naming a tool, model or entitlement of hundreds of bytes).
+    pub fn sign(&self, tenant_id: Uuid, claims: &QuoteClaims) -> Option<String> {
         let mut payload = Vec::with_capacity(128);
         payload.push(VERSION);
         payload.extend_from_slice(claims.quote_id.as_bytes());
@@ -88,19 +89,18 @@ impl QuoteKey {
         ] {
             match text {
                 Some(text) => {
-                    // Catalog ids are short; one past 64 KiB is cut (and the quote then
-                    // fails to verify rather than naming another model).
-                    let length = u16::try_from(text.len()).unwrap_or(u16::MAX);
+                    let length = u16::try_from(text.len()).ok()?;
                     payload.push(1);
                     payload.extend_from_slice(&length.to_be_bytes());
-                    payload.extend_from_slice(&text.as_bytes()[..usize::from(length)]);
+                    payload.extend_from_slice(text.as_bytes());
                 }
                 None => payload.push(0),
             }
         }
         let tag = self.tag(tenant_id, &payload);
         payload.extend_from_slice(&tag);
-        URL_SAFE_NO_PAD.encode(payload)
+        let token = URL_SAFE_NO_PAD.encode(payload);
+        (token.len() <= MAX_TOKEN_LENGTH).then_some(token)
     }
 
     /// The claims of `token` if this key signed it for `tenant_id`; `None` for anything else
@@ -208,7 +208,7 @@ mod tests {
         let key = QuoteKey::new([7; 32]);
         let tenant = Uuid::now_v7();
         let claims = claims();
-        let token = key.sign(tenant, &claims);
+        let token = key.sign(tenant, &claims).expect("short enough");
         assert_eq!(key.verify(tenant, &token), Some(claims.clone()));
         assert_eq!(key.verify(Uuid::now_v7(), &token), None);
         assert_eq!(QuoteKey::new([8; 32]).verify(tenant, &token), None);
@@ -218,7 +218,7 @@ mod tests {
             tool: String::new(),
             ..claims
         };
-        let token = key.sign(tenant, &bare);
+        let token = key.sign(tenant, &bare).expect("short enough");
         assert_eq!(key.verify(tenant, &token), Some(bare));
     }
 
@@ -226,7 +226,7 @@ mod tests {
     fn any_changed_byte_is_refused() {
         let key = QuoteKey::new([7; 32]);
         let tenant = Uuid::now_v7();
-        let token = key.sign(tenant, &claims());
+        let token = key.sign(tenant, &claims()).expect("short enough");
         let bytes = URL_SAFE_NO_PAD.decode(&token).expect("base64url");
         for index in 0..bytes.len() {
             let mut changed = bytes.clone();
@@ -237,6 +237,16 @@ mod tests {
             let cut = URL_SAFE_NO_PAD.encode(&bytes[..length]);
             assert_eq!(key.verify(tenant, &cut), None);
         }
+    }
+
+    #[test]
+    fn a_quote_too_long_to_accept_is_not_signed() {
+        let key = QuoteKey::new([7; 32]);
+        let long = QuoteClaims {
+            required_entitlement: Some("e".repeat(MAX_TOKEN_LENGTH)),
+            ..claims()
+        };
+        assert_eq!(key.sign(Uuid::now_v7(), &long), None);
     }
 
     #[test]

@@ -34,6 +34,8 @@ pub struct LockTarget {
     pub settlement_ids: Vec<Uuid>,
     /// Grant external references to load.
     pub external_refs: Vec<String>,
+    /// Authorize keys (by tenant) whose holds, if any, are looked up.
+    pub authorize_keys: Vec<(Uuid, String)>,
     /// Skip an account (leave it out of the books) instead of waiting when another
     /// transaction holds its lock.
     pub skip_locked: bool,
@@ -56,6 +58,8 @@ pub struct Loaded {
     pub accounts: HashMap<(Uuid, Uuid), LoadedAccount>,
     /// Idempotency records found, by tenant and key.
     pub records: HashMap<(Uuid, String), StoredRecord>,
+    /// Authorize keys asked about that already made a hold.
+    pub authorized: std::collections::HashSet<(Uuid, String)>,
 }
 
 /// The changes of one account in a transaction.
@@ -86,6 +90,12 @@ type RowsFuture<'a> = BoxFuture<'a, Result<Vec<Row>, tokio_postgres::Error>>;
 /// that had since grown (every hold, under the lock) until autovacuum analyzed them again.
 /// Every statement of the transaction has an index path, so this only removes the bad choice.
 pub(super) const BEGIN: &str = "BEGIN; SET LOCAL enable_seqscan = off";
+
+/// Holds already made by Authorize keys: a key whose record was pruned must not make a second
+/// hold (the unique index would refuse it at commit, failing the whole transaction).
+const HOLDS_BY_KEY: &str = "SELECT h.tenant_id, h.authorize_key FROM holds h \
+     JOIN unnest($1::uuid[], $2::text[]) AS k(tenant_id, authorize_key) \
+     ON h.tenant_id = k.tenant_id AND h.authorize_key = k.authorize_key";
 
 const LOCK_ACCOUNTS: &str = "SELECT a.tenant_id, a.account_id, a.status, a.settle_policy, a.debt, a.entitlements \
      FROM accounts a JOIN unnest($1::uuid[], $2::uuid[]) AS t(tenant_id, account_id) \
@@ -150,6 +160,10 @@ impl LockedBooks {
         try_join_all(super::write_sql::ALL_STATEMENTS.map(|sql| client.prepare_cached(sql)))
             .await?;
         client.prepare_cached(INSERT_RECORDS).await?;
+        let by_key = client.prepare_cached(HOLDS_BY_KEY).await?;
+        let (authorize_tenants, authorize_keys): (Vec<Uuid>, Vec<String>) =
+            target.authorize_keys.iter().cloned().unzip();
+        let (authorize_tenants, authorize_keys) = (&authorize_tenants, &authorize_keys);
         let (tenants, account_ids): (Vec<Uuid>, Vec<Uuid>) =
             target.accounts.iter().copied().unzip();
         let (key_tenants, keys): (Vec<Uuid>, Vec<String>) =
@@ -172,10 +186,18 @@ impl LockedBooks {
         let mut reads: Vec<RowsFuture<'_>> = vec![
             async { client.simple_query(BEGIN).await.map(|_| Vec::new()) }.boxed(),
             async { client.query(&statements[0], &[tenants, account_ids]).await }.boxed(),
-            if keys.is_empty() {
+            // Holds by Authorize key before the records: a hold seen here whose record is not
+            // seen below was made by a key whose record was pruned (a record committed with its
+            // hold in between is seen below, as the statements read in order).
+            if authorize_keys.is_empty() {
                 no_rows()
             } else {
-                async { client.query(&statements[1], &[key_tenants, keys]).await }.boxed()
+                async {
+                    client
+                        .query(&by_key, &[authorize_tenants, authorize_keys])
+                        .await
+                }
+                .boxed()
             },
             async {
                 client
@@ -196,6 +218,12 @@ impl LockedBooks {
             }
             .boxed(),
         ];
+        // At index 6, before the settlements' reads (7 and 8, when asked).
+        reads.push(if keys.is_empty() {
+            no_rows()
+        } else {
+            async { client.query(&statements[1], &[key_tenants, keys]).await }.boxed()
+        });
         if !settlements.is_empty() {
             reads.push(
                 async {
@@ -218,7 +246,7 @@ impl LockedBooks {
         for row in &results[1] {
             states.push((row.get::<_, Uuid>("tenant_id"), rows::account_state(row)?));
         }
-        let records = results[2]
+        let records = results[6]
             .iter()
             .map(|row| {
                 let key = (
@@ -245,14 +273,14 @@ impl LockedBooks {
             holds.entry(row.get("account_id")).or_default().push(hold);
         }
         let mut loaded_settlements: HashMap<Uuid, (Uuid, SettlementRecord)> = HashMap::new();
-        for row in results.get(6).map(Vec::as_slice).unwrap_or_default() {
+        for row in results.get(7).map(Vec::as_slice).unwrap_or_default() {
             let settlement = rows::settlement(row);
             loaded_settlements.insert(
                 settlement.settlement_id,
                 (row.get("account_id"), settlement),
             );
         }
-        for row in results.get(7).map(Vec::as_slice).unwrap_or_default() {
+        for row in results.get(8).map(Vec::as_slice).unwrap_or_default() {
             if let Some((_, settlement)) =
                 loaded_settlements.get_mut(&row.get::<_, Uuid>("settlement_id"))
             {
@@ -285,7 +313,18 @@ impl LockedBooks {
                 ((tenant_id, account_id), LoadedAccount { book, settlements })
             })
             .collect();
-        Ok(Some((locked, Loaded { accounts, records })))
+        let authorized = results[2]
+            .iter()
+            .map(|row| (row.get::<_, Uuid>(0), row.get::<_, String>(1)))
+            .collect();
+        Ok(Some((
+            locked,
+            Loaded {
+                accounts,
+                records,
+                authorized,
+            },
+        )))
     }
 
     fn client(&self) -> Result<&Object, StoreError> {

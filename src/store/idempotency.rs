@@ -1,5 +1,7 @@
 //! Idempotency records: one row per mutating call, committed with its effect.
 
+use std::collections::HashMap;
+
 use deadpool_postgres::GenericClient;
 use uuid::Uuid;
 
@@ -182,6 +184,25 @@ pub async fn find(
 ) -> Result<Option<StoredRecord>, StoreError> {
     let row = client.query_opt(SELECT_RECORD, &[&tenant_id, &key]).await?;
     Ok(row.as_ref().map(stored_record))
+}
+
+/// The records of `keys` (by tenant), in one query.
+pub async fn find_many(
+    client: &impl GenericClient,
+    keys: &[(Uuid, String)],
+) -> Result<HashMap<(Uuid, String), StoredRecord>, StoreError> {
+    let (tenants, keys): (Vec<Uuid>, Vec<String>) = keys.iter().cloned().unzip();
+    let rows = client.query(SELECT_RECORDS, &[&tenants, &keys]).await?;
+    Ok(rows
+        .iter()
+        .map(|row| {
+            let key = (
+                row.get::<_, Uuid>("tenant_id"),
+                row.get::<_, String>("idempotency_key"),
+            );
+            (key, stored_record(row))
+        })
+        .collect())
 }
 
 /// Stores a record.

@@ -14,7 +14,7 @@ use crate::ledger::{
 pub const GRANT_COLUMNS: &str = "grant_id, source, priority, effective_at, expires_at, created_at, amount, remaining, reserved, external_ref";
 /// Columns of `holds` read by [`hold`].
 pub const HOLD_COLUMNS: &str = "hold_id, status, amount, captured, expires_at, partial_captures, late_settled, \
-     created_at, resolved_at, authorize_key, catalog_version, quote_id, task_type, tool, model, project, run_id, \
+     created_at, resolved_at, authorize_key, catalog_version, quote_id, quote_token, task_type, tool, model, project, run_id, \
      label_keys, label_values";
 /// Columns of `settlements` read by [`settlement`].
 pub const SETTLEMENT_COLUMNS: &str = "settlement_id, hold_id, total, from_hold, from_balance, debt, written_off, \
@@ -83,6 +83,7 @@ pub fn hold(row: &Row) -> Result<HoldState, StoreError> {
             authorize_key: row.get("authorize_key"),
             catalog_version: row.get("catalog_version"),
             quote_id: row.get("quote_id"),
+            quote_token: row.get("quote_token"),
             task_type: row.get("task_type"),
             tool: row.get("tool"),
             model: row.get("model"),

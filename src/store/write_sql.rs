@@ -13,17 +13,17 @@ pub(super) const UPSERT_GRANTS: &str = "INSERT INTO grants (grant_id, source, pr
 
 pub(super) const INSERT_HOLDS: &str = "INSERT INTO holds (hold_id, status, amount, captured, expires_at, \
      partial_captures, late_settled, authorize_key, catalog_version, quote_id, task_type, tool, model, project, \
-     run_id, label_keys, label_values, created_at, resolved_at, tenant_id, account_id) \
+     run_id, label_keys, label_values, created_at, resolved_at, tenant_id, account_id, quote_token) \
      SELECT h.hold_id, h.status, h.amount, h.captured, h.expires_at, h.partial_captures, h.late_settled, \
      h.authorize_key, h.catalog_version, h.quote_id, h.task_type, h.tool, h.model, h.project, h.run_id, \
      ($21::text[])[h.label_first:h.label_last], ($22::text[])[h.label_first:h.label_last], \
-     h.created_at, h.resolved_at, h.tenant_id, h.account_id \
+     h.created_at, h.resolved_at, h.tenant_id, h.account_id, h.quote_token \
      FROM unnest($1::uuid[], $2::text[], $3::numeric[], $4::numeric[], $5::timestamptz[], $6::int4[], $7::bool[], \
-     $8::text[], $9::int8[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], \
-     $16::int4[], $17::timestamptz[], $18::timestamptz[], $19::uuid[], $20::uuid[], $23::int4[]) AS h(hold_id, \
+     $8::text[], $9::int8[], $10::uuid[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], \
+     $16::int4[], $17::timestamptz[], $18::timestamptz[], $19::uuid[], $20::uuid[], $23::int4[], $24::text[]) AS h(hold_id, \
      status, amount, captured, expires_at, partial_captures, late_settled, authorize_key, catalog_version, quote_id, \
      task_type, tool, model, project, run_id, label_first, created_at, resolved_at, tenant_id, account_id, \
-     label_last)";
+     label_last, quote_token)";
 
 pub(super) const UPDATE_HOLDS: &str = "UPDATE holds h SET status = v.status, amount = v.amount, captured = v.captured, \
      expires_at = v.expires_at, partial_captures = v.partial_captures, late_settled = v.late_settled, \

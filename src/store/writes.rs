@@ -78,7 +78,8 @@ impl Writes {
             new.late_settled.push(hold.late_settled);
             new.authorize_keys.push(meta.authorize_key.clone());
             new.catalog_versions.push(meta.catalog_version);
-            new.quote_ids.push(meta.quote_id.clone());
+            new.quote_ids.push(meta.quote_id);
+            new.quote_tokens.push(meta.quote_token.clone());
             let texts = [
                 &meta.task_type,
                 &meta.tool,
@@ -249,6 +250,7 @@ impl Writes {
                     &new.label_keys,
                     &new.label_values,
                     &new.label_last,
+                    &new.quote_tokens,
                 ],
             ));
         }

@@ -192,7 +192,20 @@ async fn a_retry_after_the_record_was_pruned_is_refused_not_retried_forever() {
         .execute("DELETE FROM idempotency_records", &[])
         .await
         .unwrap();
-    let refused = app.credit().authorize(request).await.unwrap_err();
+    // Sent beside operations of other accounts (which may share its transaction), it is
+    // refused up front and fails none of them.
+    let mut others = Vec::new();
+    for _ in 0..8 {
+        let other = app.account().await;
+        app.grant(&other, GrantSource::Purchase, "10").await;
+        others.push(other);
+    }
+    let mut retry = app.credit();
+    let (refused, neighbours) = tokio::join!(
+        retry.authorize(request),
+        futures::future::join_all(others.iter().map(|other| app.authorize(other, "2")))
+    );
+    let refused = refused.unwrap_err();
     assert_eq!(refused.code(), Code::AlreadyExists);
     assert_eq!(reason(&refused).as_deref(), Some("IDEMPOTENCY_KEY_REUSED"));
     assert_eq!(
@@ -200,6 +213,10 @@ async fn a_retry_after_the_record_was_pruned_is_refused_not_retried_forever() {
         "1",
         "the retry made no second hold"
     );
+    for (other, answer) in others.iter().zip(neighbours) {
+        answer.unwrap();
+        assert_eq!(app.balance(other).await.held, "2");
+    }
     app.assert_books_balance().await;
     app.stop().await;
 }
