@@ -108,6 +108,12 @@ pub fn connect_pool(
 ) -> Result<Pool, StoreError> {
     config.application_name("creditgate");
     config.connect_timeout(Duration::from_secs(10));
+    // A connection whose peer vanished (a half-open socket) is found and closed, instead of
+    // holding a transaction's slot until the process restarts.
+    config.keepalives(true);
+    config.keepalives_idle(Duration::from_secs(30));
+    config.keepalives_interval(Duration::from_secs(5));
+    config.keepalives_retries(3);
     config.options(format!(
         "-c statement_timeout={} -c lock_timeout={}",
         limits.statement_timeout.as_millis(),
