@@ -48,6 +48,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "hot_grant_updates",
         sql: include_str!("../../migrations/0006_hot_grant_updates.sql"),
     },
+    Migration {
+        version: 7,
+        name: "ledger_references_in_verify",
+        sql: include_str!("../../migrations/0007_ledger_references_in_verify.sql"),
+    },
 ];
 
 fn checksum(sql: &str) -> String {

@@ -19,7 +19,35 @@ pub struct Discrepancy {
 /// Most discrepancies one check reports.
 const MAX_PER_CHECK: i64 = 100;
 
-const CHECKS: [(&str, &str); 15] = [
+const CHECKS: [(&str, &str); 16] = [
+    (
+        "every ledger row refers to rows that exist, of its own account",
+        "SELECT 'allocation ' || a.hold_id || ' / ' || a.grant_id, 'its hold or grant is missing or of another account'
+         FROM hold_allocations a LEFT JOIN holds h ON h.hold_id = a.hold_id LEFT JOIN grants g ON g.grant_id = a.grant_id
+         WHERE h.hold_id IS NULL OR g.grant_id IS NULL OR h.account_id <> a.account_id OR g.account_id <> a.account_id
+         UNION ALL
+         SELECT 'settlement ' || s.settlement_id, 'its hold is missing or of another account'
+         FROM settlements s LEFT JOIN holds h ON h.hold_id = s.hold_id
+         WHERE h.hold_id IS NULL OR h.account_id <> s.account_id
+         UNION ALL
+         SELECT 'settlement part ' || p.settlement_id || ' / ' || p.grant_id,
+         'its settlement or grant is missing or of another account'
+         FROM settlement_parts p LEFT JOIN settlements s ON s.settlement_id = p.settlement_id
+         LEFT JOIN grants g ON g.grant_id = p.grant_id
+         WHERE s.settlement_id IS NULL OR g.grant_id IS NULL OR s.account_id <> p.account_id OR g.account_id <> p.account_id
+         UNION ALL
+         SELECT 'refund ' || r.refund_id, 'its settlement is missing or of another account'
+         FROM refunds r LEFT JOIN settlements s ON s.settlement_id = r.settlement_id
+         WHERE s.settlement_id IS NULL OR s.account_id <> r.account_id
+         UNION ALL
+         SELECT 'hold ' || h.hold_id, 'its account is missing or of another tenant'
+         FROM holds h LEFT JOIN accounts a ON a.account_id = h.account_id
+         WHERE a.account_id IS NULL OR a.tenant_id <> h.tenant_id
+         UNION ALL
+         SELECT 'grant ' || g.grant_id, 'its account is missing or of another tenant'
+         FROM grants g LEFT JOIN accounts a ON a.account_id = g.account_id
+         WHERE a.account_id IS NULL OR a.tenant_id <> g.tenant_id",
+    ),
     (
         "journal transaction sums to zero",
         "SELECT transaction_id::text, 'sum ' || sum(amount) FROM journal_entries GROUP BY transaction_id HAVING sum(amount) <> 0",

@@ -220,3 +220,42 @@ async fn a_retry_after_the_record_was_pruned_is_refused_not_retried_forever() {
     app.assert_books_balance().await;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn verify_finds_ledger_rows_that_refer_to_missing_or_foreign_rows() {
+    let app = TestApp::spawn().await;
+    let account_id = app.account().await;
+    app.grant(&account_id, GrantSource::Purchase, "10").await;
+    let hold = app.authorize(&account_id, "3").await.unwrap().hold.unwrap();
+    app.settle(&hold.hold_id, "2", false).await.unwrap();
+    app.assert_books_balance().await;
+
+    // A settlement part moved to another account, and an allocation of a hold that is gone.
+    let client = app.pool.get().await.unwrap();
+    client
+        .batch_execute(
+            "UPDATE settlement_parts SET account_id = gen_random_uuid(); \
+             INSERT INTO hold_allocations (hold_id, grant_id, position, reserved, captured, account_id) \
+             SELECT gen_random_uuid(), grant_id, 0, 0, 0, account_id FROM grants",
+        )
+        .await
+        .unwrap();
+    let found = creditgate::store::verify::verify(&client).await.unwrap();
+    let references: Vec<&str> = found
+        .iter()
+        .filter(|found| found.check.starts_with("every ledger row refers"))
+        .map(|found| found.subject.as_str())
+        .collect();
+    assert_eq!(references.len(), 2, "{found:?}");
+    assert!(
+        references
+            .iter()
+            .any(|subject| subject.starts_with("settlement part "))
+    );
+    assert!(
+        references
+            .iter()
+            .any(|subject| subject.starts_with("allocation "))
+    );
+    app.stop().await;
+}
