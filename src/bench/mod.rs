@@ -132,19 +132,17 @@ impl BenchSettings {
 pub async fn bench(settings: BenchSettings) -> anyhow::Result<()> {
     let (address, key) = settings.validate()?;
     let clients = setup::Clients::connect(address, &key, settings.connections).await?;
-    eprintln!("bench: funding {} account(s)", settings.accounts);
-    let accounts = setup::fund_accounts(&clients, settings.accounts).await?;
-    if !settings.no_analyze {
-        analyze(&settings.database).await?;
+    // The database, for ANALYZE after funding and verify at the end: opened once, if needed.
+    let database = if settings.no_analyze && settings.no_verify {
+        None
+    } else {
+        Some(crate::app::open_database(&settings.database).await?)
+    };
+    let result = load(&settings, &clients, database.as_ref()).await;
+    if let Some(database) = database {
+        database.close().await;
     }
-    eprintln!(
-        "bench: {} workers for {} s",
-        settings.workers, settings.duration_seconds
-    );
-    let mut report = run::run(&clients, &accounts, &settings).await;
-    if !settings.no_verify {
-        report.verify = Some(verify(&settings.database).await?);
-    }
+    let report = result?;
     print!("{}", report.human(&settings));
     println!("{}", report.json(&settings));
     if report.verify.as_ref().is_some_and(|found| *found > 0) {
@@ -153,40 +151,40 @@ pub async fn bench(settings: BenchSettings) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn analyze(database: &DatabaseSettings) -> anyhow::Result<()> {
-    let database = crate::app::open_database(database).await?;
-    let result = async {
-        let client = database
-            .pool
-            .get()
-            .await
-            .map_err(crate::store::StoreError::from)?;
+async fn load(
+    settings: &BenchSettings,
+    clients: &setup::Clients,
+    database: Option<&crate::app::Database>,
+) -> anyhow::Result<report::Report> {
+    eprintln!("bench: funding {} account(s)", settings.accounts);
+    let accounts = setup::fund_accounts(clients, settings.accounts).await?;
+    let client = match database {
+        Some(database) => Some(
+            database
+                .pool
+                .get()
+                .await
+                .map_err(crate::store::StoreError::from)?,
+        ),
+        None => None,
+    };
+    if let (false, Some(client)) = (settings.no_analyze, &client) {
         client.batch_execute("ANALYZE").await?;
-        anyhow::Ok(())
     }
-    .await;
-    database.close().await;
-    result
-}
-
-async fn verify(database: &DatabaseSettings) -> anyhow::Result<usize> {
-    let database = crate::app::open_database(database).await?;
-    let result = async {
-        let client = database
-            .pool
-            .get()
-            .await
-            .map_err(crate::store::StoreError::from)?;
-        let found = crate::store::verify::verify(&client).await?;
+    eprintln!(
+        "bench: {} workers for {} s",
+        settings.workers, settings.duration_seconds
+    );
+    let mut report = run::run(clients, &accounts, settings).await;
+    if let (false, Some(client)) = (settings.no_verify, &client) {
+        let found = crate::store::verify::verify(client).await?;
         for discrepancy in &found {
             eprintln!(
                 "discrepancy: {}: {}: {}",
                 discrepancy.check, discrepancy.subject, discrepancy.detail
             );
         }
-        anyhow::Ok(found.len())
+        report.verify = Some(found.len());
     }
-    .await;
-    database.close().await;
-    result
+    Ok(report)
 }

@@ -7,12 +7,12 @@
 //! transaction, and the rows are locked in account id order, so transactions never deadlock.
 //! Transactions run in their own tasks, so a caller that hangs up cannot cut one in half.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::{Mutex, PoisonError};
+use std::collections::HashMap;
 
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
+use super::combiner::{self, AccountKey, MAX_WAITING};
 use super::idempotency::{Fingerprint, stored_answer};
 use super::{Context, ServiceError};
 use crate::ledger::{AccountBook, SettlementRecord};
@@ -20,20 +20,6 @@ use crate::store::StoreError;
 use crate::store::book::{AccountChanges, LoadedAccount, LockTarget, LockedBooks};
 use crate::store::idempotency::{self, StoredRecord};
 
-/// Most operations of one account in one transaction (the rest wait for the next one).
-const MAX_BATCH: usize = 256;
-/// Most accounts in one transaction.
-const MAX_GROUP_ACCOUNTS: usize = 128;
-/// Most operations in one transaction.
-const MAX_GROUP_OPERATIONS: usize = 512;
-/// Transactions a server keeps in flight; operations arriving meanwhile wait and share the
-/// next one. Two lets one transaction gather while the other commits; more only split the
-/// work into more, smaller transactions (measured on 10,000 accounts, 64 workers: 1 → 1,766,
-/// 2 → 1,886, 3 → 1,456, 4 → 1,492, 8 → 1,193 runs/s).
-const MAX_TRANSACTIONS: usize = 2;
-/// Most operations waiting on one server; past it new ones are refused (retry later) rather
-/// than queued behind work their callers may have stopped waiting for.
-const MAX_WAITING: usize = 8_192;
 /// Longest a transaction may take, whatever happens to its connection (a half-open socket
 /// never errors); its callers are then told to retry with the same key.
 const GROUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
@@ -118,95 +104,9 @@ where
 }
 
 type Pending = (Operation, oneshot::Sender<Result<Vec<u8>, ServiceError>>);
-/// A tenant and one of its accounts.
-type AccountKey = (Uuid, Uuid);
-/// The operations of one transaction, by account.
-type Group = Vec<(AccountKey, Vec<Pending>)>;
-
-#[derive(Debug, Default)]
-struct AccountQueue {
-    waiting: Vec<Pending>,
-    /// A transaction with this account's operations is in flight.
-    running: bool,
-}
-
-#[derive(Debug, Default)]
-struct Queues {
-    /// An entry exists while the account has waiting operations or a transaction in flight.
-    accounts: HashMap<AccountKey, AccountQueue>,
-    /// Accounts with waiting operations and none in flight, oldest first.
-    ready: VecDeque<AccountKey>,
-    /// Transactions in flight.
-    running: usize,
-    /// Operations waiting (not yet in a transaction).
-    waiting: usize,
-}
-
-impl Queues {
-    /// Groups to start now: while fewer than [`MAX_TRANSACTIONS`] run, every ready account
-    /// (within the bounds) goes into the next one.
-    fn take_groups(&mut self) -> Vec<Group> {
-        let mut groups = Vec::new();
-        while self.running < MAX_TRANSACTIONS && !self.ready.is_empty() {
-            let mut group = Vec::new();
-            let mut operations = 0;
-            while group.len() < MAX_GROUP_ACCOUNTS && operations < MAX_GROUP_OPERATIONS {
-                let Some(key) = self.ready.pop_front() else {
-                    break;
-                };
-                let Some(queue) = self.accounts.get_mut(&key) else {
-                    continue;
-                };
-                let take = queue
-                    .waiting
-                    .len()
-                    .min(MAX_BATCH)
-                    .min(MAX_GROUP_OPERATIONS - operations);
-                if take == 0 {
-                    continue;
-                }
-                operations += take;
-                self.waiting -= take;
-                queue.running = true;
-                group.push((key, queue.waiting.drain(..take).collect()));
-            }
-            if group.is_empty() {
-                continue;
-            }
-            self.running += 1;
-            groups.push(group);
-        }
-        groups
-    }
-
-    /// A transaction ended: its accounts with more waiting operations are ready again.
-    fn finish(&mut self, keys: &[AccountKey]) -> Vec<Group> {
-        self.running -= 1;
-        for key in keys {
-            if let Some(queue) = self.accounts.get_mut(key) {
-                queue.running = false;
-                if queue.waiting.is_empty() {
-                    self.accounts.remove(key);
-                } else {
-                    self.ready.push_back(*key);
-                }
-            }
-        }
-        self.take_groups()
-    }
-}
-
-/// Operations waiting per account, and the transactions in flight.
-#[derive(Debug, Default)]
-pub struct Combiner {
-    queues: Mutex<Queues>,
-}
-
-impl Combiner {
-    fn with_queues<T>(&self, change: impl FnOnce(&mut Queues) -> T) -> T {
-        change(&mut self.queues.lock().unwrap_or_else(PoisonError::into_inner))
-    }
-}
+type Group = combiner::Group<Pending>;
+/// Batches the operations of each account, and of accounts waiting together.
+pub type Combiner = combiner::Combiner<Pending>;
 
 /// Runs `operation` on the account, alone or batched with others.
 pub async fn run_locked(
@@ -217,20 +117,7 @@ pub async fn run_locked(
 ) -> Result<Vec<u8>, ServiceError> {
     let (answer, answered) = oneshot::channel();
     let key = (tenant_id, account_id);
-    let groups = context.combiner.with_queues(|queues| {
-        if queues.waiting >= MAX_WAITING {
-            // Refused: the operation is dropped with the closure.
-            return None;
-        }
-        queues.waiting += 1;
-        let queue = queues.accounts.entry(key).or_default();
-        let idle = queue.waiting.is_empty() && !queue.running;
-        queue.waiting.push((operation, answer));
-        if idle {
-            queues.ready.push_back(key);
-        }
-        Some(queues.take_groups())
-    });
+    let groups = context.combiner.enqueue(key, (operation, answer));
     let Some(groups) = groups else {
         return Err(ServiceError::Unavailable(StoreError::Unavailable(format!(
             "{MAX_WAITING} operations are already waiting on this server; retry with the same \
@@ -265,7 +152,7 @@ fn start_group(context: Context, group: Group) {
                 tracing::error!(accounts = keys.len(), %error, "a transaction of operations panicked");
             }
         }
-        let next = context.combiner.with_queues(|queues| queues.finish(&keys));
+        let next = context.combiner.finish(&keys);
         for group in next {
             start_group(context.clone(), group);
         }

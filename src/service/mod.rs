@@ -4,6 +4,7 @@
 pub mod access;
 pub mod accounts;
 pub mod catalog;
+mod combiner;
 pub mod context;
 pub mod demo;
 pub mod error;

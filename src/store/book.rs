@@ -14,9 +14,10 @@ use uuid::Uuid;
 
 use super::StoreError;
 use super::idempotency::{
-    INSERT_RECORDS, NewRecord, RecordColumns, SELECT_RECORDS, StoredRecord, stored_record,
+    INSERT_RECORDS, NewRecord, RecordColumns, SELECT_RECORDS, StoredRecord, records_by_key,
 };
-use super::rows::{self, GRANT_COLUMNS, HOLD_COLUMNS, SETTLEMENT_COLUMNS};
+use super::read_sql::{BEGIN, HOLDS_BY_KEY, read_statements};
+use super::rows;
 use super::writes::Writes;
 use crate::ledger::{AccountBook, Changes, SettlementRecord};
 
@@ -84,57 +85,6 @@ pub struct LockedBooks {
 }
 
 type RowsFuture<'a> = BoxFuture<'a, Result<Vec<Row>, tokio_postgres::Error>>;
-
-/// Starts a locked transaction. Its statements must use their indexes whatever the statistics
-/// say: planned with statistics taken while the tables were small, they scanned whole tables
-/// that had since grown (every hold, under the lock) until autovacuum analyzed them again.
-/// Every statement of the transaction has an index path, so this only removes the bad choice.
-pub(super) const BEGIN: &str = "BEGIN; SET LOCAL enable_seqscan = off";
-
-/// Holds already made by Authorize keys: a key whose record was pruned must not make a second
-/// hold (the unique index would refuse it at commit, failing the whole transaction).
-const HOLDS_BY_KEY: &str = "SELECT h.tenant_id, h.authorize_key FROM holds h \
-     JOIN unnest($1::uuid[], $2::text[]) AS k(tenant_id, authorize_key) \
-     ON h.tenant_id = k.tenant_id AND h.authorize_key = k.authorize_key";
-
-const LOCK_ACCOUNTS: &str = "SELECT a.tenant_id, a.account_id, a.status, a.settle_policy, a.debt, a.entitlements \
-     FROM accounts a JOIN unnest($1::uuid[], $2::uuid[]) AS t(tenant_id, account_id) \
-     ON a.account_id = t.account_id AND a.tenant_id = t.tenant_id ORDER BY a.account_id FOR UPDATE OF a";
-
-fn read_statements() -> [String; 7] {
-    let skip_locked = format!("{LOCK_ACCOUNTS} SKIP LOCKED");
-    // Each read is a union of index lookups, never a walk of all of an account's rows: a hot
-    // account has millions of holds, and one OR of the conditions let the planner scan them.
-    let grants_wanted = "SELECT grant_id FROM grants WHERE account_id = ANY($1) AND live \
-         UNION SELECT grant_id FROM settlement_parts WHERE settlement_id = ANY($2) \
-         UNION SELECT grant_id FROM grants WHERE account_id = ANY($1) AND external_ref = ANY($3)";
-    let holds_wanted = "SELECT hold_id FROM holds WHERE account_id = ANY($1) AND status = 'ACTIVE' \
-         AND expires_at <= $2 UNION SELECT hold_id FROM holds WHERE hold_id = ANY($3)";
-    [
-        LOCK_ACCOUNTS.to_owned(),
-        skip_locked,
-        format!(
-            "SELECT account_id, {GRANT_COLUMNS} FROM grants \
-             WHERE grant_id IN ({grants_wanted}) AND account_id = ANY($1)"
-        ),
-        format!(
-            "SELECT account_id, {HOLD_COLUMNS} FROM holds \
-             WHERE hold_id IN ({holds_wanted}) AND account_id = ANY($1)"
-        ),
-        format!(
-            "SELECT a.hold_id, a.grant_id, a.reserved, a.captured FROM hold_allocations a \
-             JOIN holds h USING (hold_id) WHERE h.hold_id IN ({holds_wanted}) AND h.account_id = ANY($1) \
-             ORDER BY a.hold_id, a.position"
-        ),
-        format!(
-            "SELECT account_id, {SETTLEMENT_COLUMNS} FROM settlements \
-             WHERE settlement_id = ANY($1) AND account_id = ANY($2)"
-        ),
-        "SELECT settlement_id, grant_id, amount, refunded FROM settlement_parts \
-         WHERE settlement_id = ANY($1) ORDER BY settlement_id, position"
-            .to_owned(),
-    ]
-}
 
 impl LockedBooks {
     /// Locks the accounts' rows and loads their books at `now`; `None` when none of them
@@ -246,16 +196,7 @@ impl LockedBooks {
         for row in &results[1] {
             states.push((row.get::<_, Uuid>("tenant_id"), rows::account_state(row)?));
         }
-        let records = results[6]
-            .iter()
-            .map(|row| {
-                let key = (
-                    row.get::<_, Uuid>("tenant_id"),
-                    row.get::<_, String>("idempotency_key"),
-                );
-                (key, stored_record(row))
-            })
-            .collect();
+        let records = records_by_key(&results[6]);
         let mut grants: HashMap<Uuid, Vec<_>> = HashMap::new();
         for row in &results[3] {
             grants

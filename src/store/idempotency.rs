@@ -193,8 +193,12 @@ pub async fn find_many(
 ) -> Result<HashMap<(Uuid, String), StoredRecord>, StoreError> {
     let (tenants, keys): (Vec<Uuid>, Vec<String>) = keys.iter().cloned().unzip();
     let rows = client.query(SELECT_RECORDS, &[&tenants, &keys]).await?;
-    Ok(rows
-        .iter()
+    Ok(records_by_key(&rows))
+}
+
+/// Rows of [`SELECT_RECORDS`], by tenant and key.
+pub fn records_by_key(rows: &[tokio_postgres::Row]) -> HashMap<(Uuid, String), StoredRecord> {
+    rows.iter()
         .map(|row| {
             let key = (
                 row.get::<_, Uuid>("tenant_id"),
@@ -202,7 +206,7 @@ pub async fn find_many(
             );
             (key, stored_record(row))
         })
-        .collect())
+        .collect()
 }
 
 /// Stores a record.

@@ -7,6 +7,7 @@ pub mod catalog;
 pub mod cluster;
 pub mod idempotency;
 pub mod migrate;
+mod read_sql;
 mod rows;
 pub mod secrets;
 pub mod tenants;
