@@ -57,9 +57,11 @@ impl AccountBook {
             .holds
             .get(&hold_id)
             .unwrap_or_else(|| panic!("hold {hold_id} must be loaded"));
+        // An expired hold takes one final late settle: a partial one would leave a lapsed hold
+        // open to more captures with nothing reserved behind them.
         let late = match hold.status {
             HoldStatus::Active => false,
-            HoldStatus::Expired if !hold.late_settled => true,
+            HoldStatus::Expired if !hold.late_settled && !request.partial => true,
             status => return Err(Decline::HoldNotActive { status }),
         };
         // What the hold authorized and nothing captured yet: usage within it is always charged,

@@ -411,7 +411,7 @@ fn authorize_on_suspended_account_declines_account_suspended() {
             status: "SUSPENDED"
         })
     );
-    assert!(book.postings.is_empty());
+    assert_eq!(book.postings.len(), postings);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -628,6 +628,15 @@ fn late_settle_after_hold_expiry_charges_the_balance_and_is_marked_late_once() {
         HoldStatus::Active,
         "loaded still active, but due"
     );
+    // Only a final settle may come late: a partial one is refused and changes nothing.
+    let postings = book.postings.len();
+    assert_eq!(
+        book.settle(&settle_request(hold_id, c(1), true)),
+        Err(Decline::HoldNotActive {
+            status: HoldStatus::Expired
+        })
+    );
+    assert!(book.postings.is_empty());
     let record = book.settle(&settle_request(hold_id, c(6), false)).unwrap();
     assert!(record.late);
     assert_eq!(record.from_hold, Credits::ZERO);
