@@ -238,12 +238,7 @@ impl AccountService for AccountApi {
         let time = |field: &'static str, value: &Option<prost_types::Timestamp>| {
             value
                 .as_ref()
-                .map(|timestamp| {
-                    convert::time(timestamp).ok_or(ServiceError::InvalidArgument {
-                        field,
-                        message: "not a valid timestamp".to_owned(),
-                    })
-                })
+                .map(|timestamp| parse::time(field, timestamp))
                 .transpose()
         };
         let priority = match message.priority {

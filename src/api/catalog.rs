@@ -4,7 +4,7 @@
 use prost::Message as _;
 use tonic::{Request, Response, Status};
 
-use super::{caller, convert, parse, pricing};
+use super::{caller, parse, pricing};
 use crate::proto::v1::catalog_service_server::CatalogService;
 use crate::proto::v1::{
     GetCatalogRequest, GetCatalogResponse, ListModelsRequest, ListModelsResponse,
@@ -73,12 +73,7 @@ impl CatalogService for CatalogApi {
         let effective_at = message
             .effective_at
             .as_ref()
-            .map(|timestamp| {
-                convert::time(timestamp).ok_or_else(|| ServiceError::InvalidArgument {
-                    field: "effective_at",
-                    message: "not a valid timestamp".to_owned(),
-                })
-            })
+            .map(|timestamp| parse::time("effective_at", timestamp))
             .transpose()?;
         let encode = |published: &crate::pricing::Catalog| {
             PublishCatalogResponse {

@@ -1,6 +1,6 @@
 //! Domain values to wire messages and back.
 
-use chrono::{DateTime, TimeZone as _, Utc};
+use chrono::{DateTime, Utc};
 use prost_types::Timestamp;
 use uuid::Uuid;
 
@@ -22,12 +22,6 @@ pub fn timestamp(time: DateTime<Utc>) -> Timestamp {
 /// An optional wire timestamp.
 pub fn timestamp_opt(time: Option<DateTime<Utc>>) -> Option<Timestamp> {
     time.map(timestamp)
-}
-
-/// A wire timestamp as a time; `None` when out of range.
-pub fn time(timestamp: &Timestamp) -> Option<DateTime<Utc>> {
-    let nanos = u32::try_from(timestamp.nanos).ok()?;
-    Utc.timestamp_opt(timestamp.seconds, nanos).single()
 }
 
 /// Wire account status.

@@ -12,6 +12,54 @@ pub const MAX_TEXT: usize = 1_024;
 /// Most labels on a run.
 pub const MAX_LABELS: usize = 32;
 
+/// Most characters of a caller's value quoted back in an error message.
+pub const MAX_ECHO: usize = 64;
+
+/// `value` quoted for an error message: at most [`MAX_ECHO`] characters, marked when cut, so an
+/// error never grows with what the caller sent.
+pub fn echo(value: &str) -> String {
+    let mut quoted: String = value.chars().take(MAX_ECHO).collect();
+    if quoted.len() < value.len() {
+        quoted.push('…');
+    }
+    format!("{quoted:?}")
+}
+
+/// Earliest and latest seconds of a wire timestamp: the range `google.protobuf.Timestamp`
+/// defines (0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z), well inside what Postgres stores.
+const TIMESTAMP_SECONDS: std::ops::RangeInclusive<i64> = -62_135_596_800..=253_402_300_799;
+
+/// A wire timestamp as a time, checked against the range every store accepts and cut to the
+/// microseconds Postgres keeps (so what is answered is what a later read shows).
+pub fn time(
+    field: &'static str,
+    timestamp: &prost_types::Timestamp,
+) -> Result<chrono::DateTime<chrono::Utc>, ServiceError> {
+    use chrono::{SubsecRound as _, TimeZone as _};
+    let out_of_range = || ServiceError::InvalidArgument {
+        field,
+        message: format!(
+            "seconds {} and nanos {} are out of range: a time from 0001-01-01T00:00:00Z to              9999-12-31T23:59:59Z is accepted (seconds {}..={}, nanos 0..=999999999)",
+            timestamp.seconds,
+            timestamp.nanos,
+            TIMESTAMP_SECONDS.start(),
+            TIMESTAMP_SECONDS.end()
+        ),
+    };
+    if !TIMESTAMP_SECONDS.contains(&timestamp.seconds) {
+        return Err(out_of_range());
+    }
+    let nanos = u32::try_from(timestamp.nanos)
+        .ok()
+        .filter(|nanos| *nanos < 1_000_000_000)
+        .ok_or_else(out_of_range)?;
+    chrono::Utc
+        .timestamp_opt(timestamp.seconds, nanos)
+        .single()
+        .map(|time| time.trunc_subsecs(6))
+        .ok_or_else(out_of_range)
+}
+
 /// A required id.
 pub fn id(field: &'static str, text: &str) -> Result<Uuid, ServiceError> {
     Uuid::parse_str(text).map_err(|_| ServiceError::InvalidArgument {
@@ -19,7 +67,7 @@ pub fn id(field: &'static str, text: &str) -> Result<Uuid, ServiceError> {
         message: if text.is_empty() {
             "required".to_owned()
         } else {
-            format!("{text:?} is not an id (expected a UUID)")
+            format!("{} is not an id (expected a UUID)", echo(text))
         },
     })
 }

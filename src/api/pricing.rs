@@ -28,12 +28,13 @@ fn decimal(field: &str, text: &str) -> Result<Option<Decimal>, String> {
             .all(|part| !part.is_empty() && part.bytes().all(|byte| byte.is_ascii_digit()));
     if !plain {
         return Err(format!(
-            "{field}: {text:?} is not a plain decimal string such as \"0.5\""
+            "{field}: {} is not a plain decimal string such as \"0.5\"",
+            super::parse::echo(text)
         ));
     }
     Decimal::from_str(text)
         .map(Some)
-        .map_err(|_| format!("{field}: {text:?} is out of range"))
+        .map_err(|_| format!("{field}: {} is out of range", super::parse::echo(text)))
 }
 
 fn resolution(value: i32) -> Result<Option<Resolution>, ServiceError> {

@@ -219,7 +219,7 @@ pub async fn grant(
             amount: command.amount,
             remaining: command.amount,
             reserved: Credits::ZERO,
-            external_ref: command.external_ref,
+            external_ref: command.external_ref.clone(),
         };
         let debt_before = book.account().debt;
         let grant_id = grant.grant_id;

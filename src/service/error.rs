@@ -103,6 +103,20 @@ impl ServiceError {
         }
     }
 
+    /// The refusal of an operation the database refused even alone: not retryable, since the
+    /// same request fails the same way. Its cause is logged; only the SQLSTATE is sent.
+    pub fn refused_by_store(sqlstate: Option<&str>) -> Self {
+        ServiceError::Declined {
+            reason: "INVALID_ARGUMENT".to_owned(),
+            message: "the database refused a value of this request; nothing was written, and                       this idempotency key keeps this answer"
+                .to_owned(),
+            metadata: vec![(
+                "sqlstate".to_owned(),
+                sqlstate.unwrap_or("unknown").to_owned(),
+            )],
+        }
+    }
+
     /// `NOT_FOUND` of a hold.
     pub fn hold_not_found(what: String) -> Self {
         ServiceError::NotFound {

@@ -64,7 +64,7 @@ pub struct RefundCommand {
 }
 
 /// Encodes an answer from the book after the operation and its result.
-pub type Encoder<T> = Box<dyn FnOnce(&AccountBook, T) -> Vec<u8> + Send>;
+pub type Encoder<T> = Box<dyn Fn(&AccountBook, T) -> Vec<u8> + Send + Sync>;
 
 /// A refusal found before the lock may be answered already: a retry after its quote expired
 /// gets the first answer, not the new refusal.
@@ -129,7 +129,7 @@ pub async fn authorize(
             late_settled: false,
             created_at: now,
             resolved_at: None,
-            meta: command.meta,
+            meta: command.meta.clone(),
         };
         book.authorize(hold)?;
         Ok(hold_id)
@@ -211,7 +211,7 @@ pub async fn settle(
             total,
             partial: command.partial,
             max_partial_captures,
-            line_items,
+            line_items: line_items.clone(),
         };
         Ok(book.settle(&request)?)
     };
@@ -263,7 +263,7 @@ pub async fn refund(
         let request = RefundRequest {
             refund_id: Uuid::now_v7(),
             amount: command.amount,
-            reason: command.reason,
+            reason: command.reason.clone(),
             refund_grant_id: Uuid::now_v7(),
             refund_grant_expires_at: book.now() + refund_grant_ttl,
         };

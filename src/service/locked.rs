@@ -13,7 +13,7 @@ use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use super::combiner::{self, AccountKey, MAX_WAITING};
-use super::idempotency::{Fingerprint, stored_answer};
+use super::idempotency::{Fingerprint, answer_result, stored_answer};
 use super::{Context, ServiceError};
 use crate::ledger::{AccountBook, SettlementRecord};
 use crate::store::StoreError;
@@ -26,13 +26,13 @@ const GROUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 /// Longest the records of a failed transaction's operations are looked for.
 const RECHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Applies one operation to the account's book and encodes its answer. Called at most once.
+/// Applies one operation to the account's book and encodes its answer. Called once per
+/// transaction the operation is part of: when the database refuses a shared transaction, the
+/// operations are applied again in smaller ones (see [`run_group`]).
 pub type Apply = Box<
-    dyn FnOnce(
-            &mut AccountBook,
-            &mut HashMap<Uuid, SettlementRecord>,
-        ) -> Result<Vec<u8>, ServiceError>
-        + Send,
+    dyn Fn(&mut AccountBook, &mut HashMap<Uuid, SettlementRecord>) -> Result<Vec<u8>, ServiceError>
+        + Send
+        + Sync,
 >;
 
 /// One mutating call on one account.
@@ -83,10 +83,11 @@ pub async fn run_operation<T, Operate, Encode>(
     encode: Encode,
 ) -> Result<Vec<u8>, ServiceError>
 where
-    Operate: FnOnce(&mut AccountBook, Option<&mut SettlementRecord>) -> Result<T, ServiceError>
+    Operate: Fn(&mut AccountBook, Option<&mut SettlementRecord>) -> Result<T, ServiceError>
         + Send
+        + Sync
         + 'static,
-    Encode: FnOnce(&AccountBook, T) -> Vec<u8> + Send + 'static,
+    Encode: Fn(&AccountBook, T) -> Vec<u8> + Send + Sync + 'static,
 {
     let settlement_id = target.settlement_id;
     let operation = Operation {
@@ -159,11 +160,30 @@ fn start_group(context: Context, group: Group) {
     });
 }
 
+/// The answer to one operation of a transaction.
 struct Answer {
-    reply: oneshot::Sender<Result<Vec<u8>, ServiceError>>,
     result: Result<Vec<u8>, ServiceError>,
-    /// Set unless answered from a committed record, so a failed commit can be explained to it.
-    ran: Option<(Uuid, Fingerprint)>,
+    /// Not answered from a committed record, so a failed commit must be explained to it.
+    ran: bool,
+}
+
+/// What one attempt at a group's transaction came to.
+enum Attempt {
+    /// Every operation has its answer, in the group's order (committed, or explained).
+    Answered(Vec<Vec<Answer>>),
+    /// The database refused something of the transaction (a value, a constraint, a statement),
+    /// not the connection: nothing was committed, and no operation has been answered.
+    Refused(StoreError),
+}
+
+/// Whether a failed transaction was refused for something one of its operations carried (so
+/// the operation can be found and the others rerun), rather than for the connection or a
+/// timeout (which every operation may retry).
+fn refused_by_data(error: &StoreError) -> bool {
+    matches!(
+        error,
+        StoreError::Refused { .. } | StoreError::UniqueViolation { .. } | StoreError::Other(_)
+    )
 }
 
 fn lock_target(group: &Group) -> LockTarget {
@@ -187,72 +207,200 @@ fn lock_target(group: &Group) -> LockTarget {
     target
 }
 
+/// Runs the group's transaction; when the database refuses it for something an operation
+/// carried, finds that operation by halving: each half runs in a transaction of its own, until
+/// the operation that fails alone is answered with a non-retryable refusal and every other one
+/// has committed. One caller's bad data never fails another's operation.
 async fn run_group(context: &Context, group: Group) {
-    let target = lock_target(&group);
+    // (operations, isolating): an operation is declared the culprit only once it has failed
+    // alone in a second transaction, so a refusal caused by a race (a unique key another
+    // server committed meanwhile) is answered from what committed instead.
+    let mut pending = vec![(group, false)];
+    while let Some((group, isolating)) = pending.pop() {
+        match attempt(context, &group).await {
+            Attempt::Answered(answers) => {
+                for ((_, batch), answers) in group.into_iter().zip(answers) {
+                    for ((_, reply), answer) in batch.into_iter().zip(answers) {
+                        let _ = reply.send(answer.result);
+                    }
+                }
+            }
+            Attempt::Refused(error) => {
+                let operations: usize = group.iter().map(|(_, batch)| batch.len()).sum();
+                tracing::warn!(
+                    operations,
+                    %error,
+                    "the database refused a transaction; rerunning its operations in halves"
+                );
+                if operations > 1 {
+                    let (first, second) = halves(group, operations / 2);
+                    pending.push((second, true));
+                    pending.push((first, true));
+                } else if !isolating {
+                    pending.push((group, true));
+                } else {
+                    answer_culprit(context, group, &error).await;
+                }
+            }
+        }
+    }
+}
+
+/// The group's operations split after the first `count`, each half keeping the account order.
+fn halves(group: Group, count: usize) -> (Group, Group) {
+    let mut first: Group = Vec::new();
+    let mut second: Group = Vec::new();
+    let mut taken = 0;
+    for (key, batch) in group {
+        let mut batch = batch;
+        let room = count.saturating_sub(taken);
+        if room >= batch.len() {
+            taken += batch.len();
+            first.push((key, batch));
+        } else if room == 0 {
+            second.push((key, batch));
+        } else {
+            let rest = batch.split_off(room);
+            taken += room;
+            first.push((key, batch));
+            second.push((key, rest));
+        }
+    }
+    (first, second)
+}
+
+/// The one operation of `group` that the database refused even alone: it is answered with a
+/// non-retryable refusal, recorded under its idempotency key so a retry gets the same answer
+/// (and cannot refuse a later transaction again). The cause stays in the log.
+async fn answer_culprit(context: &Context, group: Group, error: &StoreError) {
+    for ((tenant_id, account_id), batch) in group {
+        for (operation, reply) in batch {
+            let fingerprint = &operation.fingerprint;
+            tracing::error!(
+                %tenant_id,
+                %account_id,
+                rpc = fingerprint.rpc,
+                %error,
+                "the database refused an operation alone; answered as invalid and recorded"
+            );
+            let refusal = ServiceError::refused_by_store(error.sqlstate());
+            let Some(answer) = stored_answer(&Err(refusal)) else {
+                continue;
+            };
+            let record = fingerprint.record(tenant_id, Some(account_id), answer.clone());
+            let stored = async {
+                let client = context.pool.get().await.map_err(StoreError::from)?;
+                match idempotency::insert(&client, &record).await {
+                    // Another server committed this key meanwhile: that answer stands.
+                    Err(StoreError::UniqueViolation { .. }) => {
+                        idempotency::find(&client, tenant_id, &fingerprint.key).await
+                    }
+                    Err(error) => Err(error),
+                    Ok(()) => Ok(None),
+                }
+            };
+            let result = match tokio::time::timeout(RECHECK_TIMEOUT, stored).await {
+                Ok(Ok(Some(committed))) => fingerprint.replay(&committed),
+                Ok(Ok(None)) => answer_result(answer),
+                Ok(Err(store_error)) => {
+                    tracing::error!(%store_error, "the refusal could not be recorded");
+                    answer_result(answer)
+                }
+                Err(_) => answer_result(answer),
+            };
+            let _ = reply.send(result);
+        }
+    }
+}
+
+/// One transaction over the group's accounts: lock, apply every operation, commit.
+async fn attempt(context: &Context, group: &Group) -> Attempt {
+    let every = |answer: &dyn Fn() -> ServiceError| {
+        group
+            .iter()
+            .map(|(_, batch)| {
+                batch
+                    .iter()
+                    .map(|_| Answer {
+                        result: Err(answer()),
+                        ran: false,
+                    })
+                    .collect()
+            })
+            .collect()
+    };
+    let target = lock_target(group);
     let (locked, mut loaded) =
         match LockedBooks::lock(&context.pool, &target, context.clock.now()).await {
             Ok(Some(locked)) => locked,
             Ok(None) => {
-                for ((_, account_id), batch) in group {
-                    for (_, reply) in batch {
-                        let _ = reply.send(Err(ServiceError::account_not_found(account_id)));
-                    }
-                }
-                return;
+                return Attempt::Answered(
+                    group
+                        .iter()
+                        .map(|((_, account_id), batch)| {
+                            batch
+                                .iter()
+                                .map(|_| Answer {
+                                    result: Err(ServiceError::account_not_found(*account_id)),
+                                    ran: false,
+                                })
+                                .collect()
+                        })
+                        .collect(),
+                );
             }
-            Err(error) => {
-                for (_, batch) in group {
-                    for (_, reply) in batch {
-                        let _ = reply.send(Err(error.clone().into()));
-                    }
-                }
-                return;
-            }
+            Err(error) if refused_by_data(&error) => return Attempt::Refused(error),
+            Err(error) => return Attempt::Answered(every(&|| error.clone().into())),
         };
     let mut recorded: HashMap<(Uuid, String), StoredRecord> = HashMap::new();
     let mut records = Vec::new();
-    let mut answers = Vec::new();
+    let mut answers: Vec<Vec<Answer>> = Vec::with_capacity(group.len());
     let mut changes = Vec::new();
     for ((tenant_id, account_id), batch) in group {
+        let (tenant_id, account_id) = (*tenant_id, *account_id);
         let Some(LoadedAccount {
             mut book,
             mut settlements,
         }) = loaded.accounts.remove(&(tenant_id, account_id))
         else {
-            for (_, reply) in batch {
-                let _ = reply.send(Err(ServiceError::account_not_found(account_id)));
-            }
+            answers.push(
+                batch
+                    .iter()
+                    .map(|_| Answer {
+                        result: Err(ServiceError::account_not_found(account_id)),
+                        ran: false,
+                    })
+                    .collect(),
+            );
             continue;
         };
-        for (operation, reply) in batch {
-            let fingerprint = operation.fingerprint;
+        let mut account_answers = Vec::with_capacity(batch.len());
+        for (operation, _) in batch {
+            let fingerprint = &operation.fingerprint;
             let key = (tenant_id, fingerprint.key.clone());
             if let Some(previous) = loaded.records.get(&key) {
-                answers.push(Answer {
-                    reply,
+                account_answers.push(Answer {
                     result: fingerprint.replay(previous),
-                    ran: None,
+                    ran: false,
                 });
                 continue;
             }
             if let Some(previous) = recorded.get(&key) {
                 // A duplicate of an operation of this transaction: its answer stands only if
                 // the transaction commits, so it is rechecked like the operation's own.
-                answers.push(Answer {
-                    reply,
+                account_answers.push(Answer {
                     result: fingerprint.replay(previous),
-                    ran: Some((tenant_id, fingerprint)),
+                    ran: true,
                 });
                 continue;
             }
             if fingerprint.rpc == "Authorize" && loaded.authorized.contains(&key) {
                 // The key made a hold whose idempotency record has been pruned since.
-                answers.push(Answer {
-                    reply,
+                account_answers.push(Answer {
                     result: Err(ServiceError::IdempotencyKeyReused {
                         fields: vec!["idempotency_key".to_owned()],
                     }),
-                    ran: None,
+                    ran: false,
                 });
                 continue;
             }
@@ -271,12 +419,9 @@ async fn run_group(context: &Context, group: Group) {
                 );
                 records.push(record);
             }
-            answers.push(Answer {
-                reply,
-                result,
-                ran: Some((tenant_id, fingerprint)),
-            });
+            account_answers.push(Answer { result, ran: true });
         }
+        answers.push(account_answers);
         let account_changes = book.into_changes();
         if !account_changes.is_empty() {
             changes.push(AccountChanges {
@@ -296,22 +441,36 @@ async fn run_group(context: &Context, group: Group) {
     } else {
         locked.commit(&changes, &records).await
     };
-    if let Err(error) = &committed {
-        after_failed_commit(context, &mut answers, error).await;
+    match committed {
+        Ok(()) => {}
+        Err(error) if refused_by_data(&error) => return Attempt::Refused(error),
+        Err(error) => after_failed_commit(context, group, &mut answers, &error).await,
     }
-    for answer in answers {
-        let _ = answer.reply.send(answer.result);
-    }
+    Attempt::Answered(answers)
 }
 
 /// Nothing of the transaction was committed: tell each operation that ran what is true of
 /// its key now (the answer a concurrent duplicate committed, or retry), with one bounded query.
-async fn after_failed_commit(context: &Context, answers: &mut [Answer], error: &StoreError) {
-    let keys: Vec<(Uuid, String)> = answers
-        .iter()
-        .filter_map(|answer| answer.ran.as_ref())
-        .map(|(tenant_id, fingerprint)| (*tenant_id, fingerprint.key.clone()))
-        .collect();
+async fn after_failed_commit(
+    context: &Context,
+    group: &Group,
+    answers: &mut [Vec<Answer>],
+    error: &StoreError,
+) {
+    let ran = || {
+        group
+            .iter()
+            .zip(answers.iter())
+            .flat_map(|((key, batch), answers)| {
+                batch
+                    .iter()
+                    .zip(answers)
+                    .filter(|(_, answer)| answer.ran)
+                    .map(move |((operation, _), _)| (key.0, operation.fingerprint.key.clone()))
+            })
+            .collect::<Vec<_>>()
+    };
+    let keys = ran();
     if keys.is_empty() {
         return;
     }
@@ -323,17 +482,20 @@ async fn after_failed_commit(context: &Context, answers: &mut [Answer], error: &
         Ok(Ok(found)) => found,
         Ok(Err(_)) | Err(_) => HashMap::new(),
     };
-    for answer in answers.iter_mut() {
-        let Some((tenant_id, fingerprint)) = &answer.ran else {
-            continue;
-        };
-        answer.result = match found.get(&(*tenant_id, fingerprint.key.clone())) {
-            // A concurrent duplicate elsewhere committed first.
-            Some(stored) => fingerprint.replay(stored),
-            None => Err(ServiceError::Unavailable(StoreError::Unavailable(format!(
-                "the transaction did not commit ({error}); retry with the same idempotency key"
-            )))),
-        };
+    for (((tenant_id, _), batch), answers) in group.iter().zip(answers.iter_mut()) {
+        for ((operation, _), answer) in batch.iter().zip(answers.iter_mut()) {
+            if !answer.ran {
+                continue;
+            }
+            let fingerprint = &operation.fingerprint;
+            answer.result = match found.get(&(*tenant_id, fingerprint.key.clone())) {
+                // A concurrent duplicate elsewhere committed first.
+                Some(stored) => fingerprint.replay(stored),
+                None => Err(ServiceError::Unavailable(StoreError::Unavailable(format!(
+                    "the transaction did not commit ({error}); retry with the same idempotency key"
+                )))),
+            };
+        }
     }
 }
 

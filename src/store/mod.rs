@@ -50,6 +50,15 @@ pub enum StoreError {
         /// The constraint's name.
         constraint: String,
     },
+    /// The database refused a statement for what it carried (a value out of range, a
+    /// constraint, a limit): retrying the same data fails the same way.
+    #[error("database refused the statement: {sqlstate}: {message}")]
+    Refused {
+        /// The SQLSTATE, e.g. `22008`.
+        sqlstate: String,
+        /// Postgres's message (may quote the data; logged, never sent to callers).
+        message: String,
+    },
     /// The stored schema does not match this binary's migrations.
     #[error("{0}")]
     Schema(String),
@@ -90,15 +99,40 @@ fn classify(error: &tokio_postgres::Error) -> StoreError {
         StoreError::UniqueViolation {
             constraint: database_error.constraint().unwrap_or("unknown").to_owned(),
         }
-    } else if *code == SqlState::QUERY_CANCELED || *code == SqlState::LOCK_NOT_AVAILABLE {
+    } else if *code == SqlState::QUERY_CANCELED
+        || *code == SqlState::LOCK_NOT_AVAILABLE
+        || *code == SqlState::T_R_DEADLOCK_DETECTED
+        || *code == SqlState::T_R_SERIALIZATION_FAILURE
+    {
         StoreError::Timeout(database_error.message().to_owned())
     } else if code.code().starts_with("08")
         || code.code().starts_with("57P")
         || *code == SqlState::TOO_MANY_CONNECTIONS
     {
         StoreError::Unavailable(database_error.message().to_owned())
+    } else if ["22", "23", "42", "54", "P0"]
+        .iter()
+        .any(|class| code.code().starts_with(class))
+    {
+        // Data exceptions, integrity constraints, statement errors, program limits, raised
+        // exceptions: what the statement carried was refused.
+        StoreError::Refused {
+            sqlstate: code.code().to_owned(),
+            message: database_error.message().to_owned(),
+        }
     } else {
         StoreError::Other(format!("{}: {}", code.code(), database_error.message()))
+    }
+}
+
+impl StoreError {
+    /// The SQLSTATE of a refused statement.
+    pub fn sqlstate(&self) -> Option<&str> {
+        match self {
+            StoreError::Refused { sqlstate, .. } => Some(sqlstate),
+            StoreError::UniqueViolation { .. } => Some("23505"),
+            _ => None,
+        }
     }
 }
 

@@ -1462,6 +1462,49 @@ async fn a_grant_without_source_or_expiring_in_the_past_is_invalid_argument_and_
     app.stop().await;
 }
 
+#[tokio::test]
+async fn a_grant_time_outside_what_every_store_keeps_is_invalid_argument_and_credits_nothing() {
+    let app = TestApp::spawn().await;
+    let account_id = funded_account(&app, "100").await;
+    let before = books(&app, &account_id).await;
+    let at = |seconds, nanos| Some(prost_types::Timestamp { seconds, nanos });
+    // Before 4714 BC (Postgres's first day), after 9999-12-31, and nanos outside a second.
+    let ancient = at(-300_000_000_000, 0);
+    let far = at(253_402_300_800, 0);
+    let bad_nanos = at(2_000_000_000, 1_000_000_000);
+    for (field, effective_at, expires_at) in [
+        ("effective_at", ancient, None),
+        ("effective_at", bad_nanos, None),
+        ("expires_at", None, far),
+        ("expires_at", None, at(2_000_000_000, -1)),
+    ] {
+        let request = GrantRequest {
+            effective_at,
+            expires_at,
+            ..grant_request(&account_id, &key(), "10")
+        };
+        let status = app.grant_request(request).await.unwrap_err();
+        assert_invalid_field(&status, "INVALID_ARGUMENT", field);
+        assert!(
+            status.message().contains("0001-01-01T00:00:00Z"),
+            "{status:?}"
+        );
+    }
+    assert_eq!(books(&app, &account_id).await, before);
+    // The edges themselves are accepted.
+    let granted = app
+        .grant_request(GrantRequest {
+            effective_at: at(-62_135_596_800, 0),
+            expires_at: at(253_402_300_799, 999_999_999),
+            ..grant_request(&account_id, &key(), "10")
+        })
+        .await
+        .unwrap();
+    assert_eq!(granted.available, "110");
+    app.assert_books_balance().await;
+    app.stop().await;
+}
+
 /// The server's clock now.
 fn server_now(app: &TestApp) -> chrono::DateTime<chrono::Utc> {
     use creditgate::clock::Clock as _;
