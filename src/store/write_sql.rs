@@ -11,6 +11,9 @@ pub(super) const UPSERT_GRANTS: &str = "INSERT INTO grants (grant_id, source, pr
      $11::uuid[], $12::uuid[]) \
      ON CONFLICT (grant_id) DO UPDATE SET remaining = EXCLUDED.remaining, reserved = EXCLUDED.reserved";
 
+/// New holds, inserted in (tenant, Authorize key) order like the idempotency records: the key
+/// is unique per tenant across accounts, so two transactions inserting the same keys in
+/// different orders could otherwise each wait for the other's uncommitted key (a deadlock).
 pub(super) const INSERT_HOLDS: &str = "INSERT INTO holds (hold_id, status, amount, captured, expires_at, \
      partial_captures, late_settled, authorize_key, catalog_version, quote_id, task_type, tool, model, project, \
      run_id, label_keys, label_values, created_at, resolved_at, tenant_id, account_id, quote_token) \
@@ -23,7 +26,8 @@ pub(super) const INSERT_HOLDS: &str = "INSERT INTO holds (hold_id, status, amoun
      $16::int4[], $17::timestamptz[], $18::timestamptz[], $19::uuid[], $20::uuid[], $23::int4[], $24::text[]) AS h(hold_id, \
      status, amount, captured, expires_at, partial_captures, late_settled, authorize_key, catalog_version, quote_id, \
      task_type, tool, model, project, run_id, label_first, created_at, resolved_at, tenant_id, account_id, \
-     label_last, quote_token)";
+     label_last, quote_token) \
+     ORDER BY h.tenant_id, h.authorize_key COLLATE \"C\"";
 
 pub(super) const UPDATE_HOLDS: &str = "UPDATE holds h SET status = v.status, amount = v.amount, captured = v.captured, \
      expires_at = v.expires_at, partial_captures = v.partial_captures, late_settled = v.late_settled, \

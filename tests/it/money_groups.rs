@@ -579,3 +579,30 @@ async fn an_operation_the_database_refuses_fails_alone_and_everyone_else_in_its_
     app.assert_books_balance().await;
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn holds_written_together_are_inserted_in_key_order() {
+    const ACCOUNTS: usize = 40;
+    let app = TestApp::spawn().await;
+    let accounts = funded_accounts(&app, &app.key, ACCOUNTS, "10").await;
+    let client = app.credit();
+    for result in authorize_all(&client, &fresh_requests(&accounts, "1")).await {
+        result.unwrap();
+    }
+    // Rows of one transaction share its xmin; a fresh table stores them in insertion order.
+    let client = app.pool.get().await.unwrap();
+    let rows = client
+        .query(
+            "SELECT count(*) AS holds, \
+               array_agg(authorize_key ORDER BY ctid) = \
+               array_agg(authorize_key ORDER BY tenant_id, authorize_key COLLATE \"C\") AS sorted \
+             FROM holds GROUP BY xmin::text",
+            &[],
+        )
+        .await
+        .unwrap();
+    let shared = rows.iter().filter(|row| row.get::<_, i64>("holds") > 1);
+    assert!(shared.clone().count() > 0, "no transaction wrote two holds");
+    assert!(shared.clone().all(|row| row.get::<_, bool>("sorted")));
+    app.stop().await;
+}
