@@ -8,6 +8,13 @@ use chrono::{DateTime, Duration, SubsecRound as _, Utc};
 pub trait Clock: Send + Sync + std::fmt::Debug {
     /// The current time.
     fn now(&self) -> DateTime<Utc>;
+
+    /// How far this clock runs ahead of the real time. Decisions under an account lock take
+    /// the database's clock as read once the lock is held, plus this shift: so a test that
+    /// moves this clock moves them too.
+    fn shift(&self) -> Duration {
+        Duration::zero()
+    }
 }
 
 /// The system clock.
@@ -37,6 +44,10 @@ impl ShiftedClock {
 
 impl Clock for ShiftedClock {
     fn now(&self) -> DateTime<Utc> {
-        SystemClock.now() + Duration::milliseconds(self.offset_milliseconds.load(Ordering::SeqCst))
+        SystemClock.now() + self.shift()
+    }
+
+    fn shift(&self) -> Duration {
+        Duration::milliseconds(self.offset_milliseconds.load(Ordering::SeqCst))
     }
 }

@@ -330,28 +330,34 @@ async fn attempt(context: &Context, group: &Group) -> Attempt {
             .collect()
     };
     let target = lock_target(group);
-    let (locked, mut loaded) =
-        match LockedBooks::lock(&context.pool, &target, context.clock.now()).await {
-            Ok(Some(locked)) => locked,
-            Ok(None) => {
-                return Attempt::Answered(
-                    group
-                        .iter()
-                        .map(|((_, account_id), batch)| {
-                            batch
-                                .iter()
-                                .map(|_| Answer {
-                                    result: Err(ServiceError::account_not_found(*account_id)),
-                                    ran: false,
-                                })
-                                .collect()
-                        })
-                        .collect(),
-                );
-            }
-            Err(error) if refused_by_data(&error) => return Attempt::Refused(error),
-            Err(error) => return Attempt::Answered(every(&|| error.clone().into())),
-        };
+    let (locked, mut loaded) = match LockedBooks::lock(
+        &context.pool,
+        &target,
+        context.clock.now(),
+        context.clock.shift(),
+    )
+    .await
+    {
+        Ok(Some(locked)) => locked,
+        Ok(None) => {
+            return Attempt::Answered(
+                group
+                    .iter()
+                    .map(|((_, account_id), batch)| {
+                        batch
+                            .iter()
+                            .map(|_| Answer {
+                                result: Err(ServiceError::account_not_found(*account_id)),
+                                ran: false,
+                            })
+                            .collect()
+                    })
+                    .collect(),
+            );
+        }
+        Err(error) if refused_by_data(&error) => return Attempt::Refused(error),
+        Err(error) => return Attempt::Answered(every(&|| error.clone().into())),
+    };
     let mut recorded: HashMap<(Uuid, String), StoredRecord> = HashMap::new();
     let mut records = Vec::new();
     let mut answers: Vec<Vec<Answer>> = Vec::with_capacity(group.len());
@@ -525,8 +531,13 @@ pub async fn sweep_account(
         skip_locked: true,
         ..LockTarget::default()
     };
-    let Some((locked, mut loaded)) =
-        LockedBooks::lock(&context.pool, &target, context.clock.now()).await?
+    let Some((locked, mut loaded)) = LockedBooks::lock(
+        &context.pool,
+        &target,
+        context.clock.now(),
+        context.clock.shift(),
+    )
+    .await?
     else {
         return Ok(false);
     };

@@ -16,7 +16,7 @@ use super::StoreError;
 use super::idempotency::{
     INSERT_RECORDS, NewRecord, RecordColumns, SELECT_RECORDS, StoredRecord, records_by_key,
 };
-use super::read_sql::{BEGIN, HOLDS_BY_KEY, read_statements};
+use super::read_sql::{BEGIN, CLOCK, HOLDS_BY_KEY, read_statements};
 use super::rows;
 use super::writes::Writes;
 use crate::ledger::{AccountBook, Changes, SettlementRecord};
@@ -87,13 +87,21 @@ pub struct LockedBooks {
 type RowsFuture<'a> = BoxFuture<'a, Result<Vec<Row>, tokio_postgres::Error>>;
 
 impl LockedBooks {
-    /// Locks the accounts' rows and loads their books at `now`; `None` when none of them
-    /// exists for its tenant (or all were locked and `skip_locked` was asked).
+    /// Locks the accounts' rows and loads their books; `None` when none of them exists for its
+    /// tenant (or all were locked and `skip_locked` was asked).
+    ///
+    /// The books decide at the database's clock read once the locks are held, plus `shift`
+    /// (see [`crate::clock::Clock::shift`]): not at a time taken before a lock wait, nor at one
+    /// replica's clock, which may be skewed from another's. `due_by` (the caller's clock) only
+    /// chooses which holds are loaded to be expired: one that falls due between the two times
+    /// stays reserved until a later transaction expires it.
     pub async fn lock(
         pool: &Pool,
         target: &LockTarget,
-        now: DateTime<Utc>,
+        due_by: DateTime<Utc>,
+        shift: chrono::Duration,
     ) -> Result<Option<(LockedBooks, Loaded)>, StoreError> {
+        let now = due_by;
         let client = pool.get().await?;
         let sql = read_statements();
         // Prepared (or taken from the connection's cache) before the locks are taken.
@@ -111,6 +119,7 @@ impl LockedBooks {
             .await?;
         client.prepare_cached(INSERT_RECORDS).await?;
         let by_key = client.prepare_cached(HOLDS_BY_KEY).await?;
+        let clock_statement = client.prepare_cached(CLOCK).await?;
         let (authorize_tenants, authorize_keys): (Vec<Uuid>, Vec<String>) =
             target.authorize_keys.iter().cloned().unzip();
         let (authorize_tenants, authorize_keys) = (&authorize_tenants, &authorize_keys);
@@ -185,8 +194,16 @@ impl LockedBooks {
             );
             reads.push(async { client.query(&statements[6], &[settlements]).await }.boxed());
         }
-        let results = try_join_all(reads).await?;
+        // Last, so it runs after the lock statement has taken the locks.
+        reads.push(async { client.query(&clock_statement, &[]).await }.boxed());
+        let mut results = try_join_all(reads).await?;
         locked.locked_at = std::time::Instant::now();
+        let clock = results.pop().unwrap_or_default();
+        let now = clock
+            .first()
+            .map(|row| row.get::<_, DateTime<Utc>>(0) + shift)
+            .ok_or_else(|| StoreError::Other("the database clock was not read".to_owned()))?;
+        locked.now = now;
         if results[1].is_empty() {
             locked.rollback().await;
             return Ok(None);

@@ -15,6 +15,9 @@ pub(super) const HOLDS_BY_KEY: &str = "SELECT h.tenant_id, h.authorize_key FROM 
      JOIN unnest($1::uuid[], $2::text[]) AS k(tenant_id, authorize_key) \
      ON h.tenant_id = k.tenant_id AND h.authorize_key = k.authorize_key";
 
+/// The database's clock when the statement runs (in the read round trip, after the locks).
+pub(super) const CLOCK: &str = "SELECT clock_timestamp()";
+
 pub(super) const LOCK_ACCOUNTS: &str = "SELECT a.tenant_id, a.account_id, a.status, a.settle_policy, a.debt, a.entitlements \
      FROM accounts a JOIN unnest($1::uuid[], $2::uuid[]) AS t(tenant_id, account_id) \
      ON a.account_id = t.account_id AND a.tenant_id = t.tenant_id ORDER BY a.account_id FOR UPDATE OF a";

@@ -606,3 +606,59 @@ async fn holds_written_together_are_inserted_in_key_order() {
     assert!(shared.clone().all(|row| row.get::<_, bool>("sorted")));
     app.stop().await;
 }
+
+/// A server clock an hour fast: a replica whose host clock is wrong.
+#[derive(Debug)]
+struct HourFast;
+
+impl creditgate::clock::Clock for HourFast {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        creditgate::clock::SystemClock.now() + chrono::Duration::hours(1)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replica_with_a_fast_clock_decides_expiry_at_the_database_time() {
+    let app = TestApp::spawn().await;
+    let fast = app.replica_with_clock(Arc::new(HourFast)).await;
+    let account_id = funded_accounts(&app, &app.key, 1, "10").await.remove(0);
+    // Credits valid for half an hour, and a hold for fifteen minutes, made by the right clock.
+    use creditgate::clock::Clock as _;
+    let half_hour = app.clock.now() + chrono::Duration::minutes(30);
+    let grant = GrantRequest {
+        account_id: account_id.clone(),
+        idempotency_key: key(),
+        source: GrantSource::Promo as i32,
+        amount: "5".to_owned(),
+        expires_at: Some(prost_types::Timestamp {
+            seconds: half_hour.timestamp(),
+            nanos: 0,
+        }),
+        ..GrantRequest::default()
+    };
+    app.account_as(Some(&app.key)).grant(grant).await.unwrap();
+    let hold = authorize(app.credit(), authorize_request(&account_id, &key(), "12"))
+        .await
+        .unwrap()
+        .hold
+        .unwrap();
+    // Through the fast replica, the hold is live and settles from its reservation; the promo
+    // credits are still spendable.
+    let settle = SettleRequest {
+        hold_id: hold.hold_id,
+        idempotency_key: key(),
+        charge: Some(settle_request::Charge::Amount("12".to_owned())),
+        partial: false,
+    };
+    let settled = fast.credit().settle(settle).await.unwrap().into_inner();
+    let settlement = settled.settlement.unwrap();
+    assert!(!settlement.late, "{settlement:?}");
+    assert_eq!(settlement.from_hold, "12");
+    let next = authorize(fast.credit(), authorize_request(&account_id, &key(), "3"))
+        .await
+        .unwrap();
+    assert_eq!(next.available, "0");
+    app.assert_books_balance().await;
+    fast.stop().await;
+    app.stop().await;
+}

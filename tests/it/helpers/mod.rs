@@ -70,17 +70,28 @@ impl TestApp {
             .await
             .unwrap();
         drop(client);
-        Self::start(database, tenant.tenant_id, key.secret).await
+        Self::start(database, tenant.tenant_id, key.secret, None).await
     }
 
     /// A second server (its own pool and clock) on this app's database, as another replica
     /// of the service would be.
     pub async fn replica(&self) -> TestApp {
         let database = self.database.reconnect();
-        Self::start(database, self.tenant_id, self.key.clone()).await
+        Self::start(database, self.tenant_id, self.key.clone(), None).await
     }
 
-    async fn start(database: TestDatabase, tenant_id: uuid::Uuid, key: String) -> TestApp {
+    /// A replica whose server reads `clock` (e.g. one whose system clock is wrong).
+    pub async fn replica_with_clock(&self, clock: Arc<dyn creditgate::clock::Clock>) -> TestApp {
+        let database = self.database.reconnect();
+        Self::start(database, self.tenant_id, self.key.clone(), Some(clock)).await
+    }
+
+    async fn start(
+        database: TestDatabase,
+        tenant_id: uuid::Uuid,
+        key: String,
+        server_clock: Option<Arc<dyn creditgate::clock::Clock>>,
+    ) -> TestApp {
         let pool = database.pool.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
@@ -95,7 +106,7 @@ impl TestApp {
         let clock = Arc::new(ShiftedClock::default());
         let context = Context::new(
             pool.clone(),
-            clock.clone(),
+            server_clock.unwrap_or_else(|| clock.clone()),
             settings.money.limits().unwrap(),
         );
         let server_context = context.clone();
