@@ -251,17 +251,21 @@ pub async fn refund(
         .await?
         .ok_or_else(not_found)?;
     drop(client);
+    // The refund's id comes from its key, so the refund itself remembers the key after the
+    // idempotency record is pruned: a late retry is refused instead of refunding twice.
+    let refund_id = fingerprint.durable_id(caller.tenant_id);
     let target = OpTarget {
         tenant_id: caller.tenant_id,
         account_id,
         settlement_id: Some(settlement_id),
+        refund_id: Some(refund_id),
         ..OpTarget::default()
     };
     let refund_grant_ttl = context.limits.refund_grant_ttl;
     let operate = move |book: &mut AccountBook, settlement: Option<&mut SettlementRecord>| {
         let settlement = settlement.ok_or_else(not_found)?;
         let request = RefundRequest {
-            refund_id: Uuid::now_v7(),
+            refund_id,
             amount: command.amount,
             reason: command.reason.clone(),
             refund_grant_id: Uuid::now_v7(),

@@ -59,6 +59,20 @@ impl Fingerprint {
         hasher.finalize().into()
     }
 
+    /// An id that only this key (of this RPC and tenant) yields: a row made with it remembers
+    /// the key for as long as the row exists, beyond the record's retention.
+    pub fn durable_id(&self, tenant_id: Uuid) -> Uuid {
+        let mut hasher = Sha256::new();
+        hasher.update(tenant_id.as_bytes());
+        hasher.update(self.rpc.as_bytes());
+        hasher.update([0]);
+        hasher.update(self.key.as_bytes());
+        let digest: [u8; 32] = hasher.finalize().into();
+        let mut bytes = [0_u8; 16];
+        bytes.copy_from_slice(&digest[..16]);
+        uuid::Builder::from_custom_bytes(bytes).into_uuid()
+    }
+
     /// The record to store with `answer`.
     pub fn record(
         &self,

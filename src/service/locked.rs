@@ -45,6 +45,9 @@ pub struct Operation {
     pub settlement_id: Option<Uuid>,
     /// A grant external reference it needs loaded.
     pub external_ref: Option<String>,
+    /// The id of the refund it makes (derived from its key), looked up so that a key whose
+    /// record was pruned never refunds twice.
+    pub refund_id: Option<Uuid>,
     /// What it does.
     pub apply: Apply,
 }
@@ -71,6 +74,8 @@ pub struct OpTarget {
     pub settlement_id: Option<Uuid>,
     /// A grant external reference it needs loaded.
     pub external_ref: Option<String>,
+    /// The id of the refund it makes.
+    pub refund_id: Option<Uuid>,
 }
 
 /// Applies `operate` to the account's book (with its settlement, when it names one) and answers
@@ -95,6 +100,7 @@ where
         hold_id: target.hold_id,
         settlement_id,
         external_ref: target.external_ref,
+        refund_id: target.refund_id,
         apply: Box::new(move |book, settlements| {
             let settlement = settlement_id.and_then(|id| settlements.get_mut(&id));
             let value = operate(book, settlement)?;
@@ -197,6 +203,7 @@ fn lock_target(group: &Group) -> LockTarget {
             target.hold_ids.extend(operation.hold_id);
             target.settlement_ids.extend(operation.settlement_id);
             target.external_refs.extend(operation.external_ref.clone());
+            target.refund_ids.extend(operation.refund_id);
             if operation.fingerprint.rpc == "Authorize" {
                 target
                     .authorize_keys
@@ -400,8 +407,11 @@ async fn attempt(context: &Context, group: &Group) -> Attempt {
                 });
                 continue;
             }
-            if fingerprint.rpc == "Authorize" && loaded.authorized.contains(&key) {
-                // The key made a hold whose idempotency record has been pruned since.
+            let refunded = operation
+                .refund_id
+                .is_some_and(|refund_id| loaded.refunded.contains(&refund_id));
+            if refunded || fingerprint.rpc == "Authorize" && loaded.authorized.contains(&key) {
+                // The key made a hold or a refund whose idempotency record has been pruned since.
                 account_answers.push(Answer {
                     result: Err(ServiceError::IdempotencyKeyReused {
                         fields: vec!["idempotency_key".to_owned()],

@@ -16,7 +16,7 @@ use super::StoreError;
 use super::idempotency::{
     INSERT_RECORDS, NewRecord, RecordColumns, SELECT_RECORDS, StoredRecord, records_by_key,
 };
-use super::read_sql::{BEGIN, CLOCK, HOLDS_BY_KEY, read_statements};
+use super::read_sql::{BEGIN, CLOCK, HOLDS_BY_KEY, REFUNDS_BY_ID, read_statements};
 use super::rows;
 use super::writes::Writes;
 use crate::ledger::{AccountBook, Changes, SettlementRecord};
@@ -37,6 +37,8 @@ pub struct LockTarget {
     pub external_refs: Vec<String>,
     /// Authorize keys (by tenant) whose holds, if any, are looked up.
     pub authorize_keys: Vec<(Uuid, String)>,
+    /// Refund ids (derived from Refund keys) whose refunds, if any, are looked up.
+    pub refund_ids: Vec<Uuid>,
     /// Skip an account (leave it out of the books) instead of waiting when another
     /// transaction holds its lock.
     pub skip_locked: bool,
@@ -61,6 +63,8 @@ pub struct Loaded {
     pub records: HashMap<(Uuid, String), StoredRecord>,
     /// Authorize keys asked about that already made a hold.
     pub authorized: std::collections::HashSet<(Uuid, String)>,
+    /// Refund ids asked about that a refund already has.
+    pub refunded: std::collections::HashSet<Uuid>,
 }
 
 /// The changes of one account in a transaction.
@@ -120,6 +124,8 @@ impl LockedBooks {
         client.prepare_cached(INSERT_RECORDS).await?;
         let by_key = client.prepare_cached(HOLDS_BY_KEY).await?;
         let clock_statement = client.prepare_cached(CLOCK).await?;
+        let refunds_by_id = client.prepare_cached(REFUNDS_BY_ID).await?;
+        let refund_ids = &target.refund_ids;
         let (authorize_tenants, authorize_keys): (Vec<Uuid>, Vec<String>) =
             target.authorize_keys.iter().cloned().unzip();
         let (authorize_tenants, authorize_keys) = (&authorize_tenants, &authorize_keys);
@@ -194,11 +200,24 @@ impl LockedBooks {
             );
             reads.push(async { client.query(&statements[6], &[settlements]).await }.boxed());
         }
+        // A refund committed by another account's transaction between the records' read and
+        // this one shows as a reused key, which is what its record would have said too.
+        reads.push(if refund_ids.is_empty() {
+            no_rows()
+        } else {
+            async { client.query(&refunds_by_id, &[refund_ids]).await }.boxed()
+        });
         // Last, so it runs after the lock statement has taken the locks.
         reads.push(async { client.query(&clock_statement, &[]).await }.boxed());
         let mut results = try_join_all(reads).await?;
         locked.locked_at = std::time::Instant::now();
         let clock = results.pop().unwrap_or_default();
+        let refunded = results
+            .pop()
+            .unwrap_or_default()
+            .iter()
+            .map(|row| row.get::<_, Uuid>(0))
+            .collect();
         let now = clock
             .first()
             .map(|row| row.get::<_, DateTime<Utc>>(0) + shift)
@@ -281,6 +300,7 @@ impl LockedBooks {
                 accounts,
                 records,
                 authorized,
+                refunded,
             },
         )))
     }

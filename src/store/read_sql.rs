@@ -15,6 +15,10 @@ pub(super) const HOLDS_BY_KEY: &str = "SELECT h.tenant_id, h.authorize_key FROM 
      JOIN unnest($1::uuid[], $2::text[]) AS k(tenant_id, authorize_key) \
      ON h.tenant_id = k.tenant_id AND h.authorize_key = k.authorize_key";
 
+/// Refunds that already exist with ids derived from Refund keys: a key whose record was pruned
+/// must not refund twice.
+pub(super) const REFUNDS_BY_ID: &str = "SELECT refund_id FROM refunds WHERE refund_id = ANY($1)";
+
 /// The database's clock when the statement runs (in the read round trip, after the locks).
 pub(super) const CLOCK: &str = "SELECT clock_timestamp()";
 

@@ -3,7 +3,8 @@
 
 use creditgate::proto::v1::{
     AccountKind, AuthorizeRequest, CreateAccountRequest, GrantSource, ImageUsage, QuoteRequest,
-    RunMetadata, SettlePolicy, SettleRequest, Usage, authorize_request, settle_request,
+    RefundRequest, RunMetadata, SettlePolicy, SettleRequest, Usage, authorize_request,
+    settle_request,
 };
 use tonic::Code;
 
@@ -217,6 +218,34 @@ async fn a_retry_after_the_record_was_pruned_is_refused_not_retried_forever() {
         answer.unwrap();
         assert_eq!(app.balance(other).await.held, "2");
     }
+    app.assert_books_balance().await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_refund_retried_after_its_record_was_pruned_is_refused_and_refunds_once() {
+    let app = TestApp::spawn().await;
+    let account_id = app.account().await;
+    app.grant(&account_id, GrantSource::Purchase, "10").await;
+    let hold = app.authorize(&account_id, "4").await.unwrap().hold.unwrap();
+    let settled = app.settle(&hold.hold_id, "4", false).await.unwrap();
+    let request = RefundRequest {
+        settlement_id: settled.settlement.unwrap().settlement_id,
+        idempotency_key: key(),
+        reason: "support".to_owned(),
+        amount: "1".to_owned(),
+    };
+    app.credit().refund(request.clone()).await.unwrap();
+    let client = app.pool.get().await.unwrap();
+    client
+        .execute("DELETE FROM idempotency_records", &[])
+        .await
+        .unwrap();
+    // The refund itself remembers its key: the late retry refunds nothing more.
+    let refused = app.credit().refund(request).await.unwrap_err();
+    assert_eq!(refused.code(), Code::AlreadyExists);
+    assert_eq!(reason(&refused).as_deref(), Some("IDEMPOTENCY_KEY_REUSED"));
+    app.assert_balance(&account_id, "7", "0").await;
     app.assert_books_balance().await;
     app.stop().await;
 }
