@@ -95,6 +95,7 @@ where
     Encode: Fn(&AccountBook, T) -> Vec<u8> + Send + Sync + 'static,
 {
     let settlement_id = target.settlement_id;
+    let hold_id = target.hold_id;
     let operation = Operation {
         fingerprint,
         hold_id: target.hold_id,
@@ -102,6 +103,11 @@ where
         external_ref: target.external_ref,
         refund_id: target.refund_id,
         apply: Box::new(move |book, settlements| {
+            // The hold was found before the lock (or in this server's memory of recent holds)
+            // but not under it: answered as missing, never applied to a book without it.
+            if let Some(hold_id) = hold_id.filter(|hold_id| book.hold(*hold_id).is_none()) {
+                return Err(ServiceError::hold_not_found(format!("hold {hold_id}")));
+            }
             let settlement = settlement_id.and_then(|id| settlements.get_mut(&id));
             let value = operate(book, settlement)?;
             Ok(encode(book, value))
@@ -177,18 +183,38 @@ struct Answer {
 enum Attempt {
     /// Every operation has its answer, in the group's order (committed, or explained).
     Answered(Vec<Vec<Answer>>),
-    /// The database refused something of the transaction (a value, a constraint, a statement),
-    /// not the connection: nothing was committed, and no operation has been answered.
-    Refused(StoreError),
+    /// Something one operation carried failed the transaction: nothing was committed, and no
+    /// operation has been answered.
+    Refused(Refusal),
+}
+
+/// Why a transaction was refused for what one of its operations carried.
+#[derive(Debug)]
+enum Refusal {
+    /// The database refused a value, a constraint or a statement (not the connection).
+    Store(StoreError),
+    /// Applying an operation to its book panicked (a broken invariant): the book is not
+    /// trusted, so nothing of the transaction is written.
+    Panic(String),
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::Store(error) => write!(formatter, "{error}"),
+            Refusal::Panic(message) => write!(formatter, "an operation panicked: {message}"),
+        }
+    }
 }
 
 /// Whether a failed transaction was refused for something one of its operations carried (so
-/// the operation can be found and the others rerun), rather than for the connection or a
-/// timeout (which every operation may retry).
+/// the operation can be found and the others rerun), rather than for the connection, a
+/// timeout or an unclassified error (which every operation may retry: an answer recorded for
+/// those would outlive a cause that was not the request's).
 fn refused_by_data(error: &StoreError) -> bool {
     matches!(
         error,
-        StoreError::Refused { .. } | StoreError::UniqueViolation { .. } | StoreError::Other(_)
+        StoreError::Refused { .. } | StoreError::UniqueViolation { .. }
     )
 }
 
@@ -232,12 +258,13 @@ async fn run_group(context: &Context, group: Group) {
                     }
                 }
             }
-            Attempt::Refused(error) => {
+            Attempt::Refused(refusal) => {
                 let operations: usize = group.iter().map(|(_, batch)| batch.len()).sum();
                 tracing::warn!(
                     operations,
-                    %error,
-                    "the database refused a transaction; rerunning its operations in halves"
+                    %refusal,
+                    "a transaction was refused for what an operation carried; rerunning its \
+                     operations in halves"
                 );
                 if operations > 1 {
                     let (first, second) = halves(group, operations / 2);
@@ -246,7 +273,7 @@ async fn run_group(context: &Context, group: Group) {
                 } else if !isolating {
                     pending.push((group, true));
                 } else {
-                    answer_culprit(context, group, &error).await;
+                    answer_culprit(context, group, &refusal).await;
                 }
             }
         }
@@ -279,7 +306,7 @@ fn halves(group: Group, count: usize) -> (Group, Group) {
 /// The one operation of `group` that the database refused even alone: it is answered with a
 /// non-retryable refusal, recorded under its idempotency key so a retry gets the same answer
 /// (and cannot refuse a later transaction again). The cause stays in the log.
-async fn answer_culprit(context: &Context, group: Group, error: &StoreError) {
+async fn answer_culprit(context: &Context, group: Group, refusal: &Refusal) {
     for ((tenant_id, account_id), batch) in group {
         for (operation, reply) in batch {
             let fingerprint = &operation.fingerprint;
@@ -287,11 +314,20 @@ async fn answer_culprit(context: &Context, group: Group, error: &StoreError) {
                 %tenant_id,
                 %account_id,
                 rpc = fingerprint.rpc,
-                %error,
-                "the database refused an operation alone; answered as invalid and recorded"
+                %refusal,
+                "an operation failed its transaction alone; answered on its own"
             );
-            let refusal = ServiceError::refused_by_store(error.sqlstate());
-            let Some(answer) = stored_answer(&Err(refusal)) else {
+            let error = match refusal {
+                Refusal::Store(error) => error,
+                Refusal::Panic(message) => {
+                    // A bug, not the request: not recorded, so a fixed server can apply it.
+                    let cause = StoreError::Other(format!("an operation panicked: {message}"));
+                    let _ = reply.send(Err(ServiceError::Internal(cause)));
+                    continue;
+                }
+            };
+            let refused = ServiceError::refused_by_store(error.sqlstate());
+            let Some(answer) = stored_answer(&Err(refused)) else {
                 continue;
             };
             let record = fingerprint.record(tenant_id, Some(account_id), answer.clone());
@@ -362,7 +398,7 @@ async fn attempt(context: &Context, group: &Group) -> Attempt {
                     .collect(),
             );
         }
-        Err(error) if refused_by_data(&error) => return Attempt::Refused(error),
+        Err(error) if refused_by_data(&error) => return Attempt::Refused(Refusal::Store(error)),
         Err(error) => return Attempt::Answered(every(&|| error.clone().into())),
     };
     let mut recorded: HashMap<(Uuid, String), StoredRecord> = HashMap::new();
@@ -420,7 +456,21 @@ async fn attempt(context: &Context, group: &Group) -> Attempt {
                 });
                 continue;
             }
-            let result = (operation.apply)(&mut book, &mut settlements);
+            let applied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                (operation.apply)(&mut book, &mut settlements)
+            }));
+            let result = match applied {
+                Ok(result) => result,
+                Err(panic) => {
+                    let message = panic
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| panic.downcast_ref::<&str>().map(|text| (*text).to_owned()))
+                        .unwrap_or_default();
+                    locked.rollback().await;
+                    return Attempt::Refused(Refusal::Panic(message));
+                }
+            };
             // Input refused under the lock is not kept: nothing happened.
             if let Some(answer) = stored_answer(&result) {
                 let record = fingerprint.record(tenant_id, Some(account_id), answer);
@@ -459,7 +509,7 @@ async fn attempt(context: &Context, group: &Group) -> Attempt {
     };
     match committed {
         Ok(()) => {}
-        Err(error) if refused_by_data(&error) => return Attempt::Refused(error),
+        Err(error) if refused_by_data(&error) => return Attempt::Refused(Refusal::Store(error)),
         Err(error) => after_failed_commit(context, group, &mut answers, &error).await,
     }
     Attempt::Answered(answers)

@@ -88,7 +88,10 @@ impl From<deadpool_postgres::PoolError> for StoreError {
 /// The one place where Postgres errors are sorted by SQLSTATE.
 fn classify(error: &tokio_postgres::Error) -> StoreError {
     let Some(database_error) = error.as_db_error() else {
-        return if error.is_closed() || error.to_string().contains("connect") {
+        // A broken socket (reset, closed, timed out) is a connection problem: retry.
+        let io =
+            std::error::Error::source(error).is_some_and(|source| source.is::<std::io::Error>());
+        return if io || error.is_closed() || error.to_string().contains("connect") {
             StoreError::Unavailable(error.to_string())
         } else {
             StoreError::Other(error.to_string())
