@@ -114,6 +114,53 @@ impl Memory {
             Outcome::Failed => {}
         }
     }
+
+    /// One check stops waiting for `flight`, done or cancelled. The last one to leave a flight
+    /// nobody finished removes it, so checks cancelled while queued (a client gone, the request
+    /// timeout) leave nothing behind. Flights are cloned and dropped only under the lock, so
+    /// the count is exact.
+    fn leave(&mut self, digest: &Digest, flight: Flight) {
+        drop(flight);
+        if self
+            .in_flight
+            .get(digest)
+            .is_some_and(|entry| Arc::strong_count(entry) == 1)
+        {
+            self.in_flight.remove(digest);
+        }
+    }
+}
+
+/// A check waiting for a lookup; leaves the flight when dropped, also mid-await.
+struct Waiting<'a> {
+    authenticator: &'a Authenticator,
+    digest: Digest,
+    /// Always `Some` until dropped.
+    flight: Option<Flight>,
+}
+
+impl Waiting<'_> {
+    async fn outcome(&self, lane: Lane) -> Outcome {
+        let Some(flight) = &self.flight else {
+            return Outcome::Failed;
+        };
+        let authenticator = self.authenticator;
+        let outcome = *flight
+            .get_or_init(|| authenticator.query(&self.digest, lane))
+            .await;
+        authenticator
+            .memory()
+            .finish(&self.digest, flight, outcome, Instant::now());
+        outcome
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        if let Some(flight) = self.flight.take() {
+            self.authenticator.memory().leave(&self.digest, flight);
+        }
+    }
 }
 
 /// Checks API keys against the store.
@@ -162,10 +209,13 @@ impl Authenticator {
         let outcome = match next {
             Next::Done(outcome) => outcome,
             Next::Await(flight, lane) => {
-                let outcome = *flight.get_or_init(|| self.query(&digest, lane)).await;
-                self.memory()
-                    .finish(&digest, &flight, outcome, Instant::now());
-                outcome
+                Waiting {
+                    authenticator: self,
+                    digest,
+                    flight: Some(flight),
+                }
+                .outcome(lane)
+                .await
             }
         };
         match outcome {
@@ -290,6 +340,18 @@ mod tests {
             memory.next(&[1; 32], now + ttl),
             Next::Await(_, Lane::Known)
         ));
+    }
+
+    #[test]
+    fn the_last_check_to_leave_an_unfinished_lookup_removes_it() {
+        let now = Instant::now();
+        let mut memory = memory(Duration::from_secs(30));
+        let (first, _) = flight_of(memory.next(&[1; 32], now));
+        let (second, _) = flight_of(memory.next(&[1; 32], now));
+        memory.leave(&[1; 32], first);
+        assert_eq!(memory.in_flight.len(), 1, "one check still waits");
+        memory.leave(&[1; 32], second);
+        assert!(memory.in_flight.is_empty());
     }
 
     #[test]
