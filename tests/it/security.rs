@@ -27,6 +27,7 @@ use crate::helpers::{TestApp, reason};
 /// A key of the right shape that no tenant has.
 const UNKNOWN_KEY: &str = "cg_5eb63bbbe01eeed093cb22bb8f5acdc3a7bd1e9a5b0c3f1d";
 
+/// Who makes a call.
 #[derive(Clone, Copy, Debug)]
 enum Caller {
     Scoped(Scope),
@@ -34,12 +35,14 @@ enum Caller {
     UnknownKey,
 }
 
+/// Whose objects a call names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Owner {
     Own,
     Other,
 }
 
+/// The answer the contract gives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Expect {
     Unauthenticated,
@@ -50,6 +53,7 @@ enum Expect {
     /// authentication refusal, NOT_FOUND, UNIMPLEMENTED nor a failure of the server.
     Reached,
 }
+
 fn expected(row: &Row, caller: Caller, owner: Owner) -> Expect {
     let Caller::Scoped(scope) = caller else {
         return Expect::Unauthenticated;
@@ -162,6 +166,26 @@ async fn every_rpc_answers_every_caller_as_the_contract_says_and_logs_no_key() {
     let leaks = leaks(&log, &secrets);
     assert!(leaks.is_empty(), "the server log shows {leaks:?}");
     app.stop().await;
+}
+
+#[test]
+fn the_table_names_every_rpc_of_the_contract_once() {
+    let descriptors =
+        prost_reflect::DescriptorPool::decode(creditgate::proto::FILE_DESCRIPTOR_SET).unwrap();
+    let mut contract: Vec<String> = descriptors
+        .services()
+        .filter(|service| service.package_name() == "creditgate.v1")
+        .flat_map(|service| {
+            service
+                .methods()
+                .map(|method| format!("{}/{}", service.name(), method.name()))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let mut table: Vec<String> = rows().iter().map(|row| row.rpc.to_owned()).collect();
+    contract.sort();
+    table.sort();
+    assert_eq!(table, contract);
 }
 
 #[test]
