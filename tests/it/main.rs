@@ -17,3 +17,4 @@ mod money_guarantees;
 mod money_semantics;
 mod pricing;
 mod private_database;
+mod security;
