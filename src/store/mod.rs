@@ -8,6 +8,7 @@ pub mod cluster;
 pub mod idempotency;
 pub mod migrate;
 mod read_sql;
+mod redacted;
 mod rows;
 pub mod secrets;
 pub mod tenants;

@@ -3,6 +3,7 @@
 use deadpool_postgres::GenericClient;
 
 use super::StoreError;
+use super::redacted::Redacted;
 
 /// The 32-byte secret called `name`, made (from `fresh`) by the first replica that asks.
 pub async fn shared_secret(
@@ -13,9 +14,10 @@ pub async fn shared_secret(
     client
         .execute(
             "INSERT INTO signing_keys (name, secret) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
-            &[&name, &fresh.as_slice()],
+            &[&name, &Redacted(fresh.as_slice())],
         )
         .await?;
+    // The secret read back is a result column, which tokio-postgres does not log.
     let row = client
         .query_one("SELECT secret FROM signing_keys WHERE name = $1", &[&name])
         .await?;

@@ -1,14 +1,10 @@
 //! Tenants and API keys.
 
-use std::error::Error;
-use std::fmt;
-
 use deadpool_postgres::GenericClient;
-use prost::bytes::BytesMut;
-use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 use uuid::Uuid;
 
 use super::StoreError;
+use super::redacted::Redacted;
 use crate::auth::{Scope, ScopeSet};
 
 /// A stored tenant.
@@ -82,7 +78,7 @@ pub async fn insert_key(
             &[
                 &key_id,
                 &tenant_id,
-                &KeyDigest(hash),
+                &Redacted(hash.as_slice()),
                 &display_prefix,
                 &scopes.names(),
             ],
@@ -100,7 +96,7 @@ pub async fn find_key_by_hash(
         .query_opt(
             "SELECT key_id, tenant_id, scopes FROM api_keys
              WHERE key_hash = $1 AND revoked_at IS NULL",
-            &[&KeyDigest(hash)],
+            &[&Redacted(hash.as_slice())],
         )
         .await?;
     Ok(row.map(|row| {
@@ -115,41 +111,4 @@ pub async fn find_key_by_hash(
                 .collect(),
         }
     }))
-}
-
-/// A key's digest as a query parameter. tokio-postgres logs every parameter's `Debug` form at
-/// debug level, and a digest identifies its key, so this one prints nothing of it.
-struct KeyDigest<'a>(&'a [u8; 32]);
-
-impl fmt::Debug for KeyDigest<'_> {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.write_str("KeyDigest(..)")
-    }
-}
-
-impl ToSql for KeyDigest<'_> {
-    fn to_sql(
-        &self,
-        ty: &Type,
-        out: &mut BytesMut,
-    ) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
-        self.0.as_slice().to_sql(ty, out)
-    }
-
-    fn accepts(ty: &Type) -> bool {
-        <&[u8] as ToSql>::accepts(ty)
-    }
-
-    to_sql_checked!();
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_digest_parameter_shows_nothing_of_the_digest() {
-        let shown = format!("{:?}", KeyDigest(&[0xab; 32]));
-        assert!(!shown.contains("171") && !shown.contains("ab"), "{shown}");
-    }
 }
