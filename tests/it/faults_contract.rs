@@ -1,0 +1,90 @@
+//! The error contract when the database connection breaks: calls are answered UNAVAILABLE
+//! (retry with the same key), never INTERNAL.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Parser as _;
+use creditgate::config::ServeSettings;
+use creditgate::proto::v1::credit_service_client::CreditServiceClient;
+use creditgate::proto::v1::{AuthorizeRequest, authorize_request};
+use creditgate::store::{PoolLimits, connect_pool};
+use tokio::io::AsyncReadExt as _;
+use tokio::net::TcpListener;
+
+use crate::helpers::money::key;
+
+#[tokio::test]
+async fn a_postgres_crash_is_answered_unavailable_never_internal() {
+    let internal = crate::faults::crash_postgres_under_load().await;
+    assert_eq!(internal, Vec::<String>::new());
+}
+
+/// Settings of `serve`, parsed as the binary parses them.
+#[derive(clap::Parser)]
+struct Serve {
+    #[command(flatten)]
+    serve: ServeSettings,
+}
+
+/// A "database" that reads the startup message of each connection and then resets it
+/// (SO_LINGER 0), as a Postgres killed by an immediate shutdown does.
+async fn resetting_database() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut startup = [0_u8; 8];
+            let _ = stream.read(&mut startup).await;
+            stream.set_zero_linger().unwrap();
+        }
+    });
+    address
+}
+
+#[tokio::test]
+async fn a_reset_database_connection_is_answered_unavailable() {
+    let database = resetting_database().await;
+    let mut config = tokio_postgres::Config::new();
+    config
+        .host("127.0.0.1")
+        .port(database.port())
+        .user("creditgate")
+        .dbname("creditgate");
+    let limits = PoolLimits {
+        max_connections: 2,
+        statement_timeout: Duration::from_secs(5),
+        lock_timeout: Duration::from_secs(5),
+        acquire_timeout: Duration::from_secs(5),
+    };
+    let pool = connect_pool(config, limits).unwrap();
+    let settings = Serve::parse_from(["serve", "--listen", "127.0.0.1:0"]).serve;
+    let context = creditgate::app::context(pool, &settings).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        creditgate::app::serve(listener, context, &settings, std::future::pending()).await
+    });
+
+    let mut client = CreditServiceClient::connect(format!("http://{address}"))
+        .await
+        .unwrap();
+    let mut request = tonic::Request::new(AuthorizeRequest {
+        account_id: uuid::Uuid::now_v7().to_string(),
+        idempotency_key: key(),
+        price: Some(authorize_request::Price::Amount("1".to_owned())),
+        ..AuthorizeRequest::default()
+    });
+    request
+        .metadata_mut()
+        .insert("authorization", "Bearer cg_unchecked".parse().unwrap());
+    let status = client.authorize(request).await.unwrap_err();
+    assert_eq!(
+        (status.code(), status.message()),
+        (
+            tonic::Code::Unavailable,
+            "the database is unavailable; retry with the same idempotency key"
+        )
+    );
+}
