@@ -11,14 +11,15 @@ use crate::helpers::fresh_database;
 use crate::helpers::server_process::ServerProcess;
 use crate::helpers::workload::{Workload, tenant_key};
 
-/// 16 clients on 4 accounts, about 220 operations in all.
+/// 16 clients on 4 accounts, about 180 operations in all.
 const LOAD: Workload = Workload {
     accounts: 4,
     tasks: 16,
-    runs_per_task: 5,
+    runs_per_task: 4,
 };
-/// The fault hits once this many operations were answered: well into the load.
-const FAULT_AFTER_ANSWERS: usize = 60;
+/// The fault hits once this many operations were answered: well into the load, with most of
+/// it still to come.
+const FAULT_AFTER_ANSWERS: usize = 48;
 /// Connections terminated mid-transaction before the terminating stops.
 const TERMINATIONS: usize = 12;
 /// Pause between two rounds of terminations, so that the server gets work done between them.
@@ -45,7 +46,9 @@ async fn a_server_killed_mid_load_loses_and_doubles_nothing() {
 
 #[tokio::test]
 async fn postgres_crashed_and_restarted_mid_load_loses_and_doubles_nothing() {
-    crash_postgres_under_load().await;
+    // INTERNAL answers are retried with the same key here (their outcome is unknown), so the
+    // books are checked all the same; `faults_contract` holds the server to UNAVAILABLE.
+    let _internal_errors = crash_postgres_under_load().await;
 }
 
 /// Runs the load over `pg_ctl restart -m immediate` of a dedicated cluster and checks the

