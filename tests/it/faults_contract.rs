@@ -1,7 +1,7 @@
-//! The error contract when the database connection breaks: calls are answered UNAVAILABLE
-//! (retry with the same key), never INTERNAL. Left out of `main.rs` while a reset connection
-//! (`error communicating with the server`) is still answered INTERNAL; add
-//! `mod faults_contract;` there to run it.
+//! Answers after a fault: a broken database connection is UNAVAILABLE (retry with the same
+//! key), never INTERNAL; a hold the database lost is HOLD_NOT_FOUND on every server. Left out
+//! of `main.rs` while the server answers INTERNAL for a reset connection and panics on a lost
+//! hold it remembers; add `mod faults_contract;` there to run it.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -14,7 +14,10 @@ use creditgate::store::{PoolLimits, connect_pool};
 use tokio::io::AsyncReadExt as _;
 use tokio::net::TcpListener;
 
+use creditgate::proto::v1::GrantSource;
+
 use crate::helpers::money::key;
+use crate::helpers::{TestApp, reason};
 
 #[tokio::test]
 async fn a_postgres_crash_is_answered_unavailable_never_internal() {
@@ -88,5 +91,42 @@ async fn a_reset_database_connection_is_answered_unavailable() {
             tonic::Code::Unavailable,
             "the database is unavailable; retry with the same idempotency key"
         )
+    );
+}
+
+#[tokio::test]
+async fn a_settle_of_a_hold_the_database_lost_is_answered_hold_not_found() {
+    let app = TestApp::spawn().await;
+    let account_id = app.account().await;
+    app.grant(&account_id, GrantSource::Purchase, "10").await;
+    let hold_id = app
+        .authorize(&account_id, "2")
+        .await
+        .unwrap()
+        .hold
+        .unwrap()
+        .hold_id;
+    // The hold is gone as after a failover to a replica that lagged, or a restore: the
+    // server that made it still remembers it.
+    let client = app.pool.get().await.unwrap();
+    client
+        .batch_execute(&format!(
+            "DELETE FROM hold_allocations WHERE hold_id = '{hold_id}';
+             DELETE FROM holds WHERE hold_id = '{hold_id}';"
+        ))
+        .await
+        .unwrap();
+
+    let elsewhere = app.replica().await.settle(&hold_id, "1", false).await;
+    assert_eq!(
+        elsewhere.map_err(|status| reason(&status)).err(),
+        Some(Some("HOLD_NOT_FOUND".to_owned())),
+        "a server that never saw the hold"
+    );
+    let here = app.settle(&hold_id, "1", false).await;
+    assert_eq!(
+        here.map_err(|status| reason(&status)).err(),
+        Some(Some("HOLD_NOT_FOUND".to_owned())),
+        "the server that made the hold"
     );
 }
