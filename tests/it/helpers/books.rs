@@ -151,11 +151,20 @@ pub async fn assert_exactly_once(outcome: &Outcome, database: &TestDatabase) {
     assert!(refused.is_empty(), "unexpected errors: {refused:#?}");
     let expected = Books::expected(&outcome.answers);
     let stored = Books::stored(database).await;
-    // One table at a time, so that a failure names the kind of row lost or doubled.
-    assert_eq!(stored.grants, expected.grants, "grants");
-    assert_eq!(stored.holds, expected.holds, "holds");
-    assert_eq!(stored.settlements, expected.settlements, "settlements");
-    assert_eq!(stored.refunds, expected.refunds, "refunds");
+    let mut differences = Vec::new();
+    differences.extend(compare("grant", &stored.grants, &expected.grants));
+    differences.extend(compare("hold", &stored.holds, &expected.holds));
+    differences.extend(compare(
+        "settlement",
+        &stored.settlements,
+        &expected.settlements,
+    ));
+    differences.extend(compare("refund", &stored.refunds, &expected.refunds));
+    assert!(
+        differences.is_empty(),
+        "the books differ from the answers:\n{}",
+        differences.join("\n")
+    );
     for (account_id, balance) in &outcome.balances {
         let found = (
             decimal(&balance.available),
@@ -170,6 +179,33 @@ pub async fn assert_exactly_once(outcome: &Outcome, database: &TestDatabase) {
         );
     }
     assert_verify_clean(&database.url()).await;
+}
+
+/// Each row answered but not stored (lost), stored but never answered (doubled or made
+/// behind the client's back), or stored differently.
+fn compare<Row: PartialEq + std::fmt::Debug>(
+    table: &str,
+    stored: &BTreeMap<String, Row>,
+    expected: &BTreeMap<String, Row>,
+) -> Vec<String> {
+    let mut differences = Vec::new();
+    for (id, answered) in expected {
+        match stored.get(id) {
+            None => differences.push(format!("{table} {id}: answered {answered:?}, not stored")),
+            Some(row) if row != answered => {
+                differences.push(format!(
+                    "{table} {id}: answered {answered:?}, stored {row:?}"
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    for (id, row) in stored {
+        if !expected.contains_key(id) {
+            differences.push(format!("{table} {id}: stored {row:?}, never answered"));
+        }
+    }
+    differences
 }
 
 /// Runs `creditgate verify` against the database, as an operator would after an incident.
