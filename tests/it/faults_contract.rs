@@ -9,12 +9,10 @@ use std::time::Duration;
 use clap::Parser as _;
 use creditgate::config::ServeSettings;
 use creditgate::proto::v1::credit_service_client::CreditServiceClient;
-use creditgate::proto::v1::{AuthorizeRequest, authorize_request};
+use creditgate::proto::v1::{AuthorizeRequest, GrantSource, authorize_request};
 use creditgate::store::{PoolLimits, connect_pool};
 use tokio::io::AsyncReadExt as _;
 use tokio::net::TcpListener;
-
-use creditgate::proto::v1::GrantSource;
 
 use crate::helpers::money::key;
 use crate::helpers::{TestApp, reason};
