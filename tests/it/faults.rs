@@ -11,17 +11,17 @@ use crate::helpers::fresh_database;
 use crate::helpers::server_process::ServerProcess;
 use crate::helpers::workload::{Workload, tenant_key};
 
-/// 16 clients on 4 accounts, about 180 operations in all.
+/// 16 clients on 4 accounts, about 140 operations in all.
 const LOAD: Workload = Workload {
     accounts: 4,
     tasks: 16,
-    runs_per_task: 4,
+    runs_per_task: 3,
 };
 /// The fault hits once this many operations were answered: well into the load, with most of
 /// it still to come.
-const FAULT_AFTER_ANSWERS: usize = 48;
+const FAULT_AFTER_ANSWERS: usize = 40;
 /// Connections terminated mid-transaction before the terminating stops.
-const TERMINATIONS: usize = 12;
+const TERMINATIONS: usize = 8;
 /// Pause between two rounds of terminations, so that the server gets work done between them.
 const TERMINATION_PACE: Duration = Duration::from_millis(10);
 
