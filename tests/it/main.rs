@@ -10,6 +10,7 @@ mod access;
 mod bench;
 mod cli;
 mod discovery;
+mod faults;
 mod helpers;
 mod money_edges;
 mod money_groups;

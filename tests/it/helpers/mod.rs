@@ -1,8 +1,13 @@
 //! Test helpers: a throwaway cluster per test run, a fresh database per test (cloned from a
 //! migrated template), and a server on port 0 with typed clients.
 
+pub mod books;
 mod database;
+pub mod dedicated_cluster;
 pub mod money;
+mod retry;
+pub mod server_process;
+pub mod workload;
 
 use creditgate::auth::{Scope, ScopeSet};
 use std::sync::Arc;
