@@ -1,7 +1,5 @@
 //! Answers after a fault: a broken database connection is UNAVAILABLE (retry with the same
-//! key), never INTERNAL; a hold the database lost is HOLD_NOT_FOUND on every server. Left out
-//! of `main.rs` while the server answers INTERNAL for a reset connection and panics on a lost
-//! hold it remembers; add `mod faults_contract;` there to run it.
+//! key), never INTERNAL; a hold the database lost is HOLD_NOT_FOUND on every server.
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -11,6 +11,7 @@ mod bench;
 mod cli;
 mod discovery;
 mod faults;
+mod faults_contract;
 mod helpers;
 mod money_edges;
 mod money_groups;
