@@ -187,7 +187,10 @@ impl Reader<'_> {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+    use crate::pricing::hostile::hostile_text;
 
     fn claims() -> QuoteClaims {
         let now = DateTime::from_timestamp_micros(1_790_000_000_123_456).expect("in range");
@@ -262,5 +265,21 @@ mod tests {
             assert_eq!(key.verify(tenant, token), None);
         }
         assert_eq!(key.verify(tenant, &"A".repeat(MAX_TOKEN_LENGTH + 4)), None);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        #[test]
+        fn hostile_quote_ids_never_verify(
+            text in hostile_text(),
+            bytes in prop::collection::vec(any::<u8>(), 0..1_200),
+        ) {
+            let key = QuoteKey::new([7; 32]);
+            let tenant = Uuid::now_v7();
+            prop_assert_eq!(key.verify(tenant, &text), None);
+            // Well-formed base64url of any length, up to past the longest token.
+            prop_assert_eq!(key.verify(tenant, &URL_SAFE_NO_PAD.encode(&bytes)), None);
+        }
     }
 }
