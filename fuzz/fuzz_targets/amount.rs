@@ -15,17 +15,28 @@ fuzz_target!(|input: (bool, u32, &[u8])| {
     match parse_amount(&text, max, allow_zero) {
         Ok(amount) => {
             assert!(amount <= max, "{text:?} parsed above the maximum");
-            assert!(allow_zero || amount.is_positive(), "{text:?} parsed as zero");
+            assert!(
+                allow_zero || amount.is_positive(),
+                "{text:?} parsed as zero"
+            );
             assert!(!amount.decimal().is_sign_negative() || amount.is_zero());
             assert!(
-                text.bytes().all(|byte| byte.is_ascii_digit() || byte == b'.'),
+                text.bytes()
+                    .all(|byte| byte.is_ascii_digit() || byte == b'.'),
                 "{text:?} is not a plain decimal yet was accepted"
             );
-            assert_eq!(parse_amount(&amount.to_string(), max, allow_zero), Ok(amount));
+            assert_eq!(
+                parse_amount(&amount.to_string(), max, allow_zero),
+                Ok(amount)
+            );
         }
         Err(error) => {
             let message = error.to_string();
-            assert!(message.len() <= MAX_MESSAGE_BYTES, "{} bytes", message.len());
+            assert!(
+                message.len() <= MAX_MESSAGE_BYTES,
+                "{} bytes",
+                message.len()
+            );
             if let AmountError::Zero = error {
                 assert!(!allow_zero);
             }

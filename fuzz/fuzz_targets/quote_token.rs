@@ -61,7 +61,9 @@ fuzz_target!(|input: Input| {
         }
         Input::Signed(payload) => {
             if let Some(claims) = key.verify(TENANT, &signed(&payload)) {
-                let token = key.sign(TENANT, &claims).expect("decoded claims fit a token");
+                let token = key
+                    .sign(TENANT, &claims)
+                    .expect("decoded claims fit a token");
                 assert_eq!(key.verify(TENANT, &token), Some(claims));
             }
         }
@@ -71,7 +73,10 @@ fuzz_target!(|input: Input| {
             else {
                 return;
             };
-            let total = Decimal::new(claims.total_units.saturating_abs(), u32::from(claims.total_places % 10));
+            let total = Decimal::new(
+                claims.total_units.saturating_abs(),
+                u32::from(claims.total_places % 10),
+            );
             let claims = QuoteClaims {
                 quote_id: Uuid::from_u128(claims.quote_id),
                 account_id: claims.account_id.map(Uuid::from_u128),

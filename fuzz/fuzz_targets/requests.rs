@@ -24,12 +24,21 @@ struct Fields<'a> {
 /// Decodes `bytes` as `M`; re-encoding and decoding again must give the same message.
 fn decode<M: Message + Default + PartialEq + std::fmt::Debug>(bytes: &[u8]) -> Option<M> {
     let message = M::decode(bytes).ok()?;
-    assert_eq!(M::decode(message.encode_to_vec().as_slice()).as_ref(), Ok(&message));
+    assert_eq!(
+        M::decode(message.encode_to_vec().as_slice()).as_ref(),
+        Ok(&message)
+    );
     Some(message)
 }
 
 /// The pure steps of one mutating request: key check, then replay against a stored request.
-fn check(rpc: &'static str, message: &'static str, fields: Fields<'_>, encoded: Vec<u8>, stored: &[u8]) {
+fn check(
+    rpc: &'static str,
+    message: &'static str,
+    fields: Fields<'_>,
+    encoded: Vec<u8>,
+    stored: &[u8],
+) {
     for text in fields.amounts {
         let _ = parse_amount(text, Credits::whole(1_000_000_000), true);
     }
@@ -69,8 +78,18 @@ fuzz_target!(|input: (u8, &[u8], &[u8])| {
                     Some(Price::QuoteId(text)) => (Vec::new(), Some(text.as_str())),
                     _ => (Vec::new(), None),
                 };
-                let fields = Fields { key: &request.idempotency_key, amounts, quote_id };
-                check("Authorize", "creditgate.v1.AuthorizeRequest", fields, request.encode_to_vec(), stored);
+                let fields = Fields {
+                    key: &request.idempotency_key,
+                    amounts,
+                    quote_id,
+                };
+                check(
+                    "Authorize",
+                    "creditgate.v1.AuthorizeRequest",
+                    fields,
+                    request.encode_to_vec(),
+                    stored,
+                );
             }
         }
         2 => {
@@ -79,32 +98,82 @@ fuzz_target!(|input: (u8, &[u8], &[u8])| {
                     Some(v1::settle_request::Charge::Amount(text)) => vec![text.as_str()],
                     _ => Vec::new(),
                 };
-                let fields = Fields { key: &request.idempotency_key, amounts, quote_id: None };
-                check("Settle", "creditgate.v1.SettleRequest", fields, request.encode_to_vec(), stored);
+                let fields = Fields {
+                    key: &request.idempotency_key,
+                    amounts,
+                    quote_id: None,
+                };
+                check(
+                    "Settle",
+                    "creditgate.v1.SettleRequest",
+                    fields,
+                    request.encode_to_vec(),
+                    stored,
+                );
             }
         }
         3 => {
             if let Some(request) = decode::<v1::GrantRequest>(bytes) {
-                let fields = Fields { key: &request.idempotency_key, amounts: vec![&request.amount], quote_id: None };
-                check("Grant", "creditgate.v1.GrantRequest", fields, request.encode_to_vec(), stored);
+                let fields = Fields {
+                    key: &request.idempotency_key,
+                    amounts: vec![&request.amount],
+                    quote_id: None,
+                };
+                check(
+                    "Grant",
+                    "creditgate.v1.GrantRequest",
+                    fields,
+                    request.encode_to_vec(),
+                    stored,
+                );
             }
         }
         4 => {
             if let Some(request) = decode::<v1::ExtendHoldRequest>(bytes) {
-                let fields = Fields { key: &request.idempotency_key, amounts: vec![&request.amount], quote_id: None };
-                check("ExtendHold", "creditgate.v1.ExtendHoldRequest", fields, request.encode_to_vec(), stored);
+                let fields = Fields {
+                    key: &request.idempotency_key,
+                    amounts: vec![&request.amount],
+                    quote_id: None,
+                };
+                check(
+                    "ExtendHold",
+                    "creditgate.v1.ExtendHoldRequest",
+                    fields,
+                    request.encode_to_vec(),
+                    stored,
+                );
             }
         }
         5 => {
             if let Some(request) = decode::<v1::RefundRequest>(bytes) {
-                let fields = Fields { key: &request.idempotency_key, amounts: vec![&request.amount], quote_id: None };
-                check("Refund", "creditgate.v1.RefundRequest", fields, request.encode_to_vec(), stored);
+                let fields = Fields {
+                    key: &request.idempotency_key,
+                    amounts: vec![&request.amount],
+                    quote_id: None,
+                };
+                check(
+                    "Refund",
+                    "creditgate.v1.RefundRequest",
+                    fields,
+                    request.encode_to_vec(),
+                    stored,
+                );
             }
         }
         6 => {
             if let Some(request) = decode::<v1::ReleaseRequest>(bytes) {
-                let fields = Fields { key: &request.idempotency_key, amounts: Vec::new(), quote_id: None };
-                check("Release", "creditgate.v1.ReleaseRequest", fields, request.encode_to_vec(), stored);
+                let fields = Fields {
+                    key: &request.idempotency_key,
+                    amounts: Vec::new(),
+                    quote_id: None,
+                };
+                check(
+                    "Release",
+                    "creditgate.v1.ReleaseRequest",
+                    fields,
+                    request.encode_to_vec(),
+                    stored,
+                );
             }
         }
         _ => {

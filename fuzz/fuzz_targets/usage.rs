@@ -79,9 +79,17 @@ fn name(name: Name, known: &[&str]) -> Option<String> {
 
 fuzz_target!(|input: Input| {
     let catalog = catalog();
-    let models: Vec<&str> = catalog.models.iter().map(|model| model.id.as_str()).collect();
+    let models: Vec<&str> = catalog
+        .models
+        .iter()
+        .map(|model| model.id.as_str())
+        .collect();
     let tools: Vec<&str> = catalog.tools.iter().map(|tool| tool.id.as_str()).collect();
-    let multipliers: Vec<&str> = catalog.multipliers.iter().map(|m| m.name.as_str()).collect();
+    let multipliers: Vec<&str> = catalog
+        .multipliers
+        .iter()
+        .map(|m| m.name.as_str())
+        .collect();
     let usage = Usage {
         input_tokens: input.input_tokens,
         output_tokens: input.output_tokens,
@@ -125,7 +133,10 @@ fuzz_target!(|input: Input| {
                 .iter()
                 .try_fold(Decimal::ZERO, |sum, item| sum.checked_add(item.amount))
                 .expect("a priced run's line items add up");
-            assert_eq!(priced.total, Credits::round_half_even(sum.max(Decimal::ZERO)));
+            assert_eq!(
+                priced.total,
+                Credits::round_half_even(sum.max(Decimal::ZERO))
+            );
         }
         Err(error) => {
             let _ = (error.reason(), error.to_string());
