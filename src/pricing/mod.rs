@@ -14,4 +14,6 @@ pub use price::{LineItem, Priced, PricingError, price};
 pub use usage::{ImageUsage, Resolution, Usage, UsageError};
 
 #[cfg(test)]
+pub(crate) mod hostile;
+#[cfg(test)]
 mod tests;

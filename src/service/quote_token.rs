@@ -11,7 +11,7 @@ use rust_decimal::Decimal;
 use sha2::Sha256;
 use uuid::Uuid;
 
-use crate::ledger::Credits;
+use crate::ledger::{Credits, MAX_DECIMAL_PLACES};
 
 const VERSION: u8 = 1;
 /// Bytes of the signature kept (128 bits).
@@ -165,7 +165,12 @@ impl Reader<'_> {
         };
         let catalog_version = i64::from_be_bytes(self.array()?);
         let expires_at = self.time()?;
-        let total = Credits::from_decimal(Decimal::deserialize(self.array()?));
+        let total = Decimal::deserialize(self.array()?);
+        // Only what `sign` writes; a signature is no reason to break `Credits`' invariant.
+        if total < Decimal::ZERO || total.normalize().scale() > MAX_DECIMAL_PLACES {
+            return None;
+        }
+        let total = Credits::from_decimal(total);
         let tool = self.text()??;
         let model = self.text()??;
         let required_entitlement = self.text()?;
@@ -187,7 +192,10 @@ impl Reader<'_> {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+    use crate::pricing::hostile::hostile_text;
 
     fn claims() -> QuoteClaims {
         let now = DateTime::from_timestamp_micros(1_790_000_000_123_456).expect("in range");
@@ -262,5 +270,39 @@ mod tests {
             assert_eq!(key.verify(tenant, token), None);
         }
         assert_eq!(key.verify(tenant, &"A".repeat(MAX_TOKEN_LENGTH + 4)), None);
+    }
+
+    #[test]
+    fn a_signed_total_that_is_not_an_amount_is_refused() {
+        let key = QuoteKey::new([7; 32]);
+        let tenant = Uuid::now_v7();
+        let token = key.sign(tenant, &claims()).expect("short enough");
+        let bytes = URL_SAFE_NO_PAD.decode(&token).expect("base64url");
+        let payload = &bytes[..bytes.len() - TAG_LENGTH];
+        // version, quote id, account flag and id, catalog version, expiry: then the total.
+        let at = 1 + 16 + 1 + 16 + 8 + 8;
+        for total in [Decimal::new(1, 10), Decimal::new(-1, 0)] {
+            let mut changed = payload.to_vec();
+            changed[at..at + 16].copy_from_slice(&total.serialize());
+            let tag = key.tag(tenant, &changed);
+            changed.extend_from_slice(&tag);
+            assert_eq!(key.verify(tenant, &URL_SAFE_NO_PAD.encode(changed)), None);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        #[test]
+        fn hostile_quote_ids_never_verify(
+            text in hostile_text(),
+            bytes in prop::collection::vec(any::<u8>(), 0..1_200),
+        ) {
+            let key = QuoteKey::new([7; 32]);
+            let tenant = Uuid::now_v7();
+            prop_assert_eq!(key.verify(tenant, &text), None);
+            // Well-formed base64url of any length, up to past the longest token.
+            prop_assert_eq!(key.verify(tenant, &URL_SAFE_NO_PAD.encode(&bytes)), None);
+        }
     }
 }

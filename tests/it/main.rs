@@ -13,6 +13,7 @@ mod discovery;
 mod faults;
 mod faults_contract;
 mod helpers;
+mod hostile_input;
 mod money_edges;
 mod money_groups;
 mod money_guarantees;
