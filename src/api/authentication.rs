@@ -96,12 +96,33 @@ where
                     tracing::Span::current()
                         .record("tenant_id", tracing::field::display(caller.tenant_id));
                     request.extensions_mut().insert(caller);
-                    inner.oneshot(request).await
+                    inner.oneshot(request).await.map(undecodable_is_invalid)
                 }
                 Err(error) => Ok(tonic::Status::from(error).into_http()),
             }
         })
     }
+}
+
+/// A request body that does not decode (not protobuf, text that is not UTF-8) is the caller's
+/// error: tonic answers it INTERNAL before any handler runs, so it is rewritten here as
+/// INVALID_ARGUMENT with the one error mapping (the decoder's message quotes no request bytes).
+fn undecodable_is_invalid(response: Response<Body>) -> Response<Body> {
+    let Some(status) = tonic::Status::from_header_map(response.headers()) else {
+        return response;
+    };
+    if status.code() != tonic::Code::Internal
+        || !status
+            .message()
+            .starts_with("failed to decode Protobuf message")
+    {
+        return response;
+    }
+    tonic::Status::from(ServiceError::InvalidArgument {
+        field: "request",
+        message: status.message().to_owned(),
+    })
+    .into_http()
 }
 
 #[cfg(test)]

@@ -34,6 +34,13 @@ pub type Authed = InterceptedService<Channel, BearerKey>;
 #[derive(Clone)]
 pub struct BearerKey(Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>);
 
+impl BearerKey {
+    /// Sends `key` with every call.
+    pub fn for_key(key: &str) -> Self {
+        BearerKey(Some(format!("Bearer {key}").parse().unwrap()))
+    }
+}
+
 impl tonic::service::Interceptor for BearerKey {
     fn call(
         &mut self,
