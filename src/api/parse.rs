@@ -39,7 +39,7 @@ pub fn time(
     let out_of_range = || ServiceError::InvalidArgument {
         field,
         message: format!(
-            "seconds {} and nanos {} are out of range: a time from 0001-01-01T00:00:00Z to              9999-12-31T23:59:59Z is accepted (seconds {}..={}, nanos 0..=999999999)",
+            "seconds {} and nanos {} are out of range: a time from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z is accepted (seconds {}..={}, nanos 0..=999999999)",
             timestamp.seconds,
             timestamp.nanos,
             TIMESTAMP_SECONDS.start(),

@@ -108,7 +108,7 @@ impl ServiceError {
     pub fn refused_by_store(sqlstate: Option<&str>) -> Self {
         ServiceError::Declined {
             reason: "INVALID_ARGUMENT".to_owned(),
-            message: "the database refused a value of this request; nothing was written, and                       this idempotency key keeps this answer"
+            message: "the database refused a value of this request; nothing was written, and this idempotency key keeps this answer"
                 .to_owned(),
             metadata: vec![(
                 "sqlstate".to_owned(),
