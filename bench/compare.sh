@@ -13,7 +13,7 @@ SPREAD_ACCOUNTS=${SPREAD_ACCOUNTS:-10000}
 DURATION=${DURATION:-10}
 PRICING=${PRICING:-quote}
 PORT=${PORT:-50551}
-BIN=target/release/creditgate
+BIN=${BIN:-target/release/creditgate}
 
 [ -x "$BIN" ] || cargo build --release --quiet
 PG_BIN=$(pg_config --bindir 2>/dev/null || true)
