@@ -11,6 +11,7 @@ mod bench;
 mod cli;
 mod discovery;
 mod helpers;
+mod model;
 mod money_edges;
 mod money_groups;
 mod money_guarantees;
