@@ -80,6 +80,23 @@ impl Expected {
         }
     }
 
+    /// Whether the server's state changed (as far as the reference knows).
+    pub fn changed_state(&self) -> bool {
+        fn applied<T>(outcome: &Result<T, Refusal>) -> bool {
+            outcome.is_ok()
+        }
+        match self {
+            Expected::Account { .. } => true,
+            Expected::Grant { outcome, .. } => applied(outcome),
+            Expected::Authorize { outcome, .. } => applied(outcome),
+            Expected::Extend { outcome, .. } => applied(outcome),
+            Expected::Settle { outcome, .. } => applied(outcome),
+            Expected::Release { outcome, .. } => applied(outcome),
+            Expected::Refund { outcome } => applied(outcome),
+            Expected::Replay { .. } | Expected::Reused { .. } => false,
+        }
+    }
+
     /// The hold it touched, if any.
     pub fn hold(&self) -> Option<usize> {
         match self {

@@ -194,6 +194,15 @@ pub struct Balance {
     pub buckets: BTreeMap<Source, Bucket>,
 }
 
+/// What a clock move changed.
+#[derive(Debug, Clone)]
+pub struct Advanced {
+    /// Whether the outcome depends on when the server brings accounts up to now.
+    pub order_matters: bool,
+    /// Accounts whose holds expired, grants lapsed or debt was paid.
+    pub changed_accounts: Vec<usize>,
+}
+
 /// Every account, grant, hold and settlement of one case, by creation index.
 #[derive(Debug, Clone, Default)]
 pub struct Model {
@@ -214,10 +223,12 @@ impl Model {
     }
 
     /// Moves the clock; every account is brought up to the new time at once, as the sweeper
-    /// would. Returns whether that order matters: an expiring hold whose credits pay debt now
-    /// could expire unpaid if it were only noticed later.
-    pub fn advance(&mut self, by: Seconds) -> bool {
+    /// would. Returns what the server, which does so lazily, may not have done yet.
+    pub fn advance(&mut self, by: Seconds) -> Advanced {
         self.now += by;
+        let before = self.clone();
+        // Credits of an expiring hold pay debt now, but would expire unpaid if their grant
+        // expired before the account was next touched: then when the server notices matters.
         let order_matters = self.holds.iter().any(|hold| {
             hold.status == Status::Active
                 && hold.expires_at <= self.now
@@ -226,7 +237,23 @@ impl Model {
         for account in 0..self.accounts.len() {
             self.begin(account);
         }
-        order_matters
+        let changed_accounts = (0..self.accounts.len())
+            .filter(|&account| {
+                let holds = self.holds.iter().zip(&before.holds);
+                let grants = self.grants.iter().zip(&before.grants);
+                self.accounts[account].debt != before.accounts[account].debt
+                    || holds.filter(|(hold, _)| hold.account == account).any(
+                        |(after, before)| after.status != before.status,
+                    )
+                    || grants.filter(|(grant, _)| grant.account == account).any(
+                        |(after, before)| after.remaining != before.remaining,
+                    )
+            })
+            .collect();
+        Advanced {
+            order_matters,
+            changed_accounts,
+        }
     }
 
     /// Grants in consumption order that may be spent now: lower priority, earliest expiry
@@ -555,6 +582,44 @@ impl Model {
         settlement: usize,
         amount: Option<Decimal>,
     ) -> Result<RefundAnswer, Refusal> {
+        self.refund_with(settlement, amount, false)
+    }
+
+    /// Whether this refund comes out otherwise when a settlement's takes of one grant count as
+    /// one, at the place of the first: how the server reads "last taken first" (see
+    /// `Exclusion::RefundOrder`).
+    pub fn refund_depends_on_merging(&self, settlement: usize, amount: Option<Decimal>) -> bool {
+        let mut as_taken = self.clone();
+        let mut merged = self.clone();
+        let answers = (
+            as_taken.refund_with(settlement, amount, false),
+            merged.refund_with(settlement, amount, true),
+        );
+        let remaining = |model: &Model| -> Vec<Decimal> {
+            model.grants.iter().map(|grant| grant.remaining).collect()
+        };
+        answers.0 != answers.1 || remaining(&as_taken) != remaining(&merged)
+    }
+
+    fn refund_with(
+        &mut self,
+        settlement: usize,
+        amount: Option<Decimal>,
+        merge_by_grant: bool,
+    ) -> Result<RefundAnswer, Refusal> {
+        if merge_by_grant {
+            let mut merged: Vec<Take> = Vec::new();
+            for take in &self.settlements[settlement].takes {
+                match merged.iter_mut().find(|kept| kept.grant == take.grant) {
+                    Some(kept) => {
+                        kept.amount += take.amount;
+                        kept.refunded += take.refunded;
+                    }
+                    None => merged.push(take.clone()),
+                }
+            }
+            self.settlements[settlement].takes = merged;
+        }
         if amount.is_some_and(|amount| amount <= Decimal::ZERO) {
             return Err(invalid("INVALID_AMOUNT"));
         }
