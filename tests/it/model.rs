@@ -21,11 +21,11 @@ use driver::{Case, Exclusion};
 use ops::Op;
 
 /// Most operations in one case (a fresh database each); cases average half of it.
-const MAX_OPS_PER_CASE: usize = 400;
+const MAX_OPS_PER_CASE: usize = 500;
 /// Operations per run unless `CREDITGATE_MODEL_OPS` says otherwise.
 const DEFAULT_OPS: usize = 10_000;
 /// Cases run side by side: one case waits on round trips most of the time.
-const WORKERS: usize = 4;
+const WORKERS: usize = 3;
 /// Shrinking steps before the smallest failure found so far is reported.
 const MAX_SHRINK_ITERS: u32 = 2_000;
 
@@ -64,7 +64,11 @@ async fn run_case(ops: &[Op], totals: &Mutex<Totals>) -> Result<(), String> {
     let mut totals = totals.lock().unwrap();
     totals.executed += case.executed;
     for (exclusion, count) in &case.excluded {
-        match totals.excluded.iter_mut().find(|(kind, _)| kind == exclusion) {
+        match totals
+            .excluded
+            .iter_mut()
+            .find(|(kind, _)| kind == exclusion)
+        {
             Some((_, total)) => *total += count,
             None => totals.excluded.push((*exclusion, *count)),
         }

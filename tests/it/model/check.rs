@@ -14,7 +14,7 @@ use tonic::Code;
 
 use super::driver::Case;
 use super::reference::{
-    Balance, Bucket, GrantAnswer, Refusal, RefundAnswer, SettleAnswer, Source, Status,
+    Balance, Bucket, GrantAnswer, RefundAnswer, Refusal, SettleAnswer, Source, Status,
 };
 use super::wire::{Reply, Request, Response};
 use crate::helpers::money::key;
@@ -43,7 +43,7 @@ pub enum Expected {
         hold: usize,
         total: Decimal,
         partial: bool,
-        outcome: Result<SettleAnswer, Refusal>,
+        outcome: Result<Box<SettleAnswer>, Refusal>,
     },
     Release {
         hold: usize,
@@ -207,9 +207,10 @@ fn grant_id(case: &Case<'_>, grant: usize) -> String {
 }
 
 fn refused<T: Debug>(reply: &Reply, outcome: &Result<T, Refusal>) -> Checked {
-    let server = reply.as_ref().err().map(|failure| {
-        (failure.code, failure.reason.clone().unwrap_or_default())
-    });
+    let server = reply
+        .as_ref()
+        .err()
+        .map(|failure| (failure.code, failure.reason.clone().unwrap_or_default()));
     let model = outcome.as_ref().err().map(|refusal| {
         let code = match refusal.reason {
             "INVALID_AMOUNT" | "INVALID_ARGUMENT" => Code::InvalidArgument,
@@ -241,13 +242,29 @@ pub fn compare(case: &mut Case<'_>, expected: &Expected, reply: &Reply) -> Check
             let grant = response.grant.as_ref().ok_or("no grant")?;
             bind(&mut case.grants[answer.grant], &grant.grant_id)?;
             let model = &case.model.grants[answer.grant];
-            same("grant account", grant.account_id.clone(), case.accounts[*account].clone())?;
+            same(
+                "grant account",
+                grant.account_id.clone(),
+                case.accounts[*account].clone(),
+            )?;
             same("grant source", grant.source(), source_to_wire(model.source))?;
             same("grant priority", grant.priority, model.priority)?;
             same("grant amount", decimal(&grant.amount)?, model.amount)?;
-            same("grant remaining", decimal(&grant.remaining)?, model.remaining)?;
-            same("grant available after", decimal(&response.available)?, answer.available)?;
-            same("grant debt repaid", decimal(&response.debt_repaid)?, answer.debt_repaid)
+            same(
+                "grant remaining",
+                decimal(&grant.remaining)?,
+                model.remaining,
+            )?;
+            same(
+                "grant available after",
+                decimal(&response.available)?,
+                answer.available,
+            )?;
+            same(
+                "grant debt repaid",
+                decimal(&response.debt_repaid)?,
+                answer.debt_repaid,
+            )
         }
         (Expected::Authorize { account, outcome }, _) => {
             refused(reply, outcome)?;
@@ -291,7 +308,11 @@ pub fn compare(case: &mut Case<'_>, expected: &Expected, reply: &Reply) -> Check
                 return Ok(());
             };
             let settlement = response.settlement.as_ref().ok_or("no settlement")?;
-            same("settlement index", case.settlements.len(), answer.settlement)?;
+            same(
+                "settlement index",
+                case.settlements.len(),
+                answer.settlement,
+            )?;
             case.settlements.push(settlement.settlement_id.clone());
             let parts = |total: Decimal, answer: &SettleAnswer, late, partial| {
                 (
@@ -322,7 +343,7 @@ pub fn compare(case: &mut Case<'_>, expected: &Expected, reply: &Reply) -> Check
                     settlement.late,
                     settlement.partial,
                 ),
-                parts(*total, answer, answer.late, *partial),
+                parts(*total, answer.as_ref(), answer.late, *partial),
             )?;
             hold_agrees(case, *hold, response.hold.as_ref().ok_or("no hold")?, false)
         }
@@ -360,20 +381,21 @@ pub fn compare(case: &mut Case<'_>, expected: &Expected, reply: &Reply) -> Check
                     decimal(&refund.debt_reduced)?,
                     !refund.new_grant_id.is_empty(),
                 ),
-                (answer.amount, answer.debt_reduced, answer.new_grant.is_some()),
+                (
+                    answer.amount,
+                    answer.debt_reduced,
+                    answer.new_grant.is_some(),
+                ),
             )?;
             same("refund returned_to", server_returned, model_returned)
         }
         (Expected::Replay { first }, _) => same("retry answer", reply, first),
         (Expected::Reused { fields }, _) => same(
             "reused key (code, reason, fields)",
-            reply.as_ref().err().map(|failure| {
-                (
-                    failure.code,
-                    failure.reason.clone(),
-                    failure.fields.clone(),
-                )
-            }),
+            reply
+                .as_ref()
+                .err()
+                .map(|failure| (failure.code, failure.reason.clone(), failure.fields.clone())),
             Some((
                 Code::AlreadyExists,
                 Some("IDEMPOTENCY_KEY_REUSED".to_owned()),

@@ -6,8 +6,7 @@ use chrono::Duration;
 use creditgate::clock::Clock as _;
 use creditgate::proto::v1::{
     AccountKind, AuthorizeRequest, CreateAccountRequest, ExtendHoldRequest, GrantRequest,
-    RefundRequest, ReleaseRequest, SettlePolicy, SettleRequest, authorize_request,
-    settle_request,
+    RefundRequest, ReleaseRequest, SettlePolicy, SettleRequest, authorize_request, settle_request,
 };
 use rust_decimal::Decimal;
 
@@ -153,7 +152,11 @@ impl<'a> Case<'a> {
         }
         self.trace.push(format!(
             "advance {ticks} ticks{}",
-            if sweep || order_matters { ", sweep" } else { "" }
+            if sweep || order_matters {
+                ", sweep"
+            } else {
+                ""
+            }
         ));
         for account in 0..self.accounts.len() {
             self.check_account(account).await?;
@@ -184,7 +187,8 @@ impl<'a> Case<'a> {
                     (Policy::Debt, SettlePolicy::Debt)
                 };
                 let account = model.create_account(policy);
-                self.trace.push(format!("create account a{account} {policy:?}"));
+                self.trace
+                    .push(format!("create account a{account} {policy:?}"));
                 let request = Request::CreateAccount(CreateAccountRequest {
                     idempotency_key: key(),
                     external_id: key(),
@@ -223,8 +227,9 @@ impl<'a> Case<'a> {
                     idempotency_key: key(),
                     source: super::check::source_to_wire(*source) as i32,
                     amount: amount.to_string(),
-                    expires_at: expires_in
-                        .map(|seconds| timestamp(self.app.clock.now() + Duration::seconds(seconds))),
+                    expires_at: expires_in.map(|seconds| {
+                        timestamp(self.app.clock.now() + Duration::seconds(seconds))
+                    }),
                     priority: *priority,
                     external_ref: external_ref.clone().unwrap_or_default(),
                     effective_at: None,
@@ -278,13 +283,14 @@ impl<'a> Case<'a> {
                     }
                 };
                 let ttl = ttl_seconds.filter(|seconds| *seconds > 0);
-                self.trace.push(format!(
-                    "extend h{hold} to {new_amount:?} ttl {ttl:?}"
-                ));
+                self.trace
+                    .push(format!("extend h{hold} to {new_amount:?} ttl {ttl:?}"));
                 let request = Request::Extend(ExtendHoldRequest {
                     hold_id: self.holds[hold].clone(),
                     idempotency_key: key(),
-                    amount: new_amount.map(|amount| amount.to_string()).unwrap_or_default(),
+                    amount: new_amount
+                        .map(|amount| amount.to_string())
+                        .unwrap_or_default(),
                     ttl_seconds: ttl.unwrap_or(0),
                 });
                 let outcome = model.extend(hold, new_amount, ttl.map(i64::from));
@@ -312,7 +318,7 @@ impl<'a> Case<'a> {
                     charge: Some(settle_request::Charge::Amount(total.to_string())),
                     partial: *partial,
                 });
-                let outcome = model.settle(hold, total, *partial);
+                let outcome = model.settle(hold, total, *partial).map(Box::new);
                 let account = model.holds[hold].account;
                 let expected = Expected::Settle {
                     hold,
@@ -348,8 +354,7 @@ impl<'a> Case<'a> {
                     exclude(&mut self.excluded, Exclusion::RefundOrder);
                     return None;
                 }
-                self.trace
-                    .push(format!("refund s{settlement} {amount:?}"));
+                self.trace.push(format!("refund s{settlement} {amount:?}"));
                 let request = Request::Refund(RefundRequest {
                     settlement_id: self.settlements[settlement].clone(),
                     idempotency_key: key(),

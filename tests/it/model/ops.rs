@@ -129,7 +129,8 @@ fn ttl_seconds() -> impl Strategy<Value = u32> {
 }
 
 fn pick() -> impl Strategy<Value = Pick> {
-    (proptest::bool::weighted(0.7), any::<Index>()).prop_map(|(recent, index)| Pick { recent, index })
+    (proptest::bool::weighted(0.7), any::<Index>())
+        .prop_map(|(recent, index)| Pick { recent, index })
 }
 
 fn grant() -> impl Strategy<Value = Op> {

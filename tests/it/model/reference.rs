@@ -242,12 +242,12 @@ impl Model {
                 let holds = self.holds.iter().zip(&before.holds);
                 let grants = self.grants.iter().zip(&before.grants);
                 self.accounts[account].debt != before.accounts[account].debt
-                    || holds.filter(|(hold, _)| hold.account == account).any(
-                        |(after, before)| after.status != before.status,
-                    )
-                    || grants.filter(|(grant, _)| grant.account == account).any(
-                        |(after, before)| after.remaining != before.remaining,
-                    )
+                    || holds
+                        .filter(|(hold, _)| hold.account == account)
+                        .any(|(after, before)| after.status != before.status)
+                    || grants
+                        .filter(|(grant, _)| grant.account == account)
+                        .any(|(after, before)| after.remaining != before.remaining)
             })
             .collect();
         Advanced {
@@ -350,7 +350,10 @@ impl Model {
         for (grant, take) in self.draw(account, amount) {
             self.grants[grant].reserved += take;
             let allocations = &mut self.holds[hold].allocations;
-            match allocations.iter_mut().find(|allocation| allocation.grant == grant) {
+            match allocations
+                .iter_mut()
+                .find(|allocation| allocation.grant == grant)
+            {
                 Some(allocation) => allocation.reserved += take,
                 None => allocations.push(Allocation {
                     grant,
@@ -649,7 +652,10 @@ impl Model {
                 to_new_grant += back;
             } else {
                 grant.remaining += back;
-                match returned_to.iter_mut().find(|(index, _)| *index == take.grant) {
+                match returned_to
+                    .iter_mut()
+                    .find(|(index, _)| *index == take.grant)
+                {
                     Some((_, sum)) => *sum += back,
                     None => returned_to.push((take.grant, back)),
                 }
@@ -690,7 +696,10 @@ impl Model {
             bucket.held += grant.reserved;
             if !grant.expired(view.now) {
                 bucket.available += grant.remaining;
-                if grant.expires_at.is_some_and(|expires_at| expires_at <= horizon) {
+                if grant
+                    .expires_at
+                    .is_some_and(|expires_at| expires_at <= horizon)
+                {
                     bucket.expiring_soon += grant.remaining;
                 }
             }

@@ -24,16 +24,16 @@ pub enum Request {
     Refund(RefundRequest),
 }
 
-/// Its answer.
+/// Its answer (boxed: the messages differ much in size).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Response {
-    CreateAccount(CreateAccountResponse),
-    Grant(GrantResponse),
-    Authorize(AuthorizeResponse),
-    Extend(ExtendHoldResponse),
-    Settle(SettleResponse),
-    Release(ReleaseResponse),
-    Refund(RefundResponse),
+    CreateAccount(Box<CreateAccountResponse>),
+    Grant(Box<GrantResponse>),
+    Authorize(Box<AuthorizeResponse>),
+    Extend(Box<ExtendHoldResponse>),
+    Settle(Box<SettleResponse>),
+    Release(Box<ReleaseResponse>),
+    Refund(Box<RefundResponse>),
 }
 
 /// An error answer: everything a retry must repeat.
@@ -83,49 +83,49 @@ impl Request {
                 account
                     .create_account(request)
                     .await
-                    .map(|response| Response::CreateAccount(response.into_inner()))
+                    .map(|response| Response::CreateAccount(Box::new(response.into_inner())))
             }
             Request::Grant(request) => {
                 let mut account = account;
                 account
                     .grant(request)
                     .await
-                    .map(|response| Response::Grant(response.into_inner()))
+                    .map(|response| Response::Grant(Box::new(response.into_inner())))
             }
             Request::Authorize(request) => {
                 let mut credit = credit;
                 credit
                     .authorize(request)
                     .await
-                    .map(|response| Response::Authorize(response.into_inner()))
+                    .map(|response| Response::Authorize(Box::new(response.into_inner())))
             }
             Request::Extend(request) => {
                 let mut credit = credit;
                 credit
                     .extend_hold(request)
                     .await
-                    .map(|response| Response::Extend(response.into_inner()))
+                    .map(|response| Response::Extend(Box::new(response.into_inner())))
             }
             Request::Settle(request) => {
                 let mut credit = credit;
                 credit
                     .settle(request)
                     .await
-                    .map(|response| Response::Settle(response.into_inner()))
+                    .map(|response| Response::Settle(Box::new(response.into_inner())))
             }
             Request::Release(request) => {
                 let mut credit = credit;
                 credit
                     .release(request)
                     .await
-                    .map(|response| Response::Release(response.into_inner()))
+                    .map(|response| Response::Release(Box::new(response.into_inner())))
             }
             Request::Refund(request) => {
                 let mut credit = credit;
                 credit
                     .refund(request)
                     .await
-                    .map(|response| Response::Refund(response.into_inner()))
+                    .map(|response| Response::Refund(Box::new(response.into_inner())))
             }
         };
         reply.map_err(Failure::from)
