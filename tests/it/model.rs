@@ -4,7 +4,8 @@
 //! to a minimal sequence.
 //!
 //! `CREDITGATE_MODEL_OPS` sets the operations per run (default 10,000); `CREDITGATE_MODEL_SEED`
-//! fixes the random seed (a number) to repeat a run.
+//! fixes the random seed (a number) to repeat a run; `CREDITGATE_MODEL_FINDINGS=run` also runs the
+//! cases of known findings that are otherwise left out (see `driver::Exclusion`).
 
 mod check;
 mod driver;
