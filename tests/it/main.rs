@@ -14,6 +14,7 @@ mod faults;
 mod faults_contract;
 mod helpers;
 mod hostile_input;
+mod model;
 mod money_edges;
 mod money_groups;
 mod money_guarantees;
