@@ -300,7 +300,8 @@ impl AccountBook {
         Ok(())
     }
 
-    /// Housekeeping only: expire due holds and grants, pay debt. For the background sweeper.
+    /// Housekeeping only: expire due holds and grants, pay debt. For the background sweeper,
+    /// and for answers that change nothing else (a Grant repeating an `external_ref`).
     pub fn sweep(&mut self) {
         self.begin();
     }

@@ -186,6 +186,9 @@ pub async fn grant(
         ..OpTarget::default()
     };
     let operate = move |book: &mut AccountBook, _: Option<&mut SettlementRecord>| {
+        // A repeated reference answers from the book as of now (holds and grants past their
+        // expiry expired), like every other operation.
+        book.sweep();
         if let Some(existing) = command
             .external_ref
             .as_deref()

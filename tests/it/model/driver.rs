@@ -60,12 +60,6 @@ fn percent_of(amount: Decimal, percent: u32) -> Decimal {
 /// Known findings whose cases are left out so the suite stays green; each is counted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exclusion {
-    /// Grant with an `external_ref` the account already used answers from the stored book
-    /// without first bringing it up to now: after a clock move expired a hold (or a grant) and
-    /// before anything touched the account, `available` leaves out the released reservation
-    /// (and `remaining` of an expired grant is not 0). MONEY.md: "Every operation first brings
-    /// the account up to now".
-    StaleRepeatedGrant,
     /// Refund returns credits to a settlement's takes merged per grant at the place of the
     /// first take, not "last taken first" as MONEY.md says: when a settlement took from grant A
     /// (its hold), then B, then A again (from the balance), a partial refund goes to B first.
@@ -213,15 +207,6 @@ impl<'a> Case<'a> {
                 self.accounts.get(account)?;
                 let expires_in = expires_in_ticks.map(|ticks| ticks * TICK_SECONDS);
                 let external_ref = external_ref.map(|reference| format!("ref-{reference}"));
-                let repeated = external_ref.as_ref().is_some_and(|reference| {
-                    model.grants.iter().any(|grant| {
-                        grant.account == account && grant.external_ref.as_ref() == Some(reference)
-                    })
-                });
-                if repeated && self.stale_accounts.contains(&account) && self.exclude_findings {
-                    exclude(&mut self.excluded, Exclusion::StaleRepeatedGrant);
-                    return None;
-                }
                 self.trace.push(format!(
                     "grant a{account} {source:?} {amount} expires {expires_in:?} priority {priority:?} ref {external_ref:?}"
                 ));
