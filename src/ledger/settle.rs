@@ -209,7 +209,8 @@ impl AccountBook {
     }
 
     /// Refunds (part of) a settlement: the account's debt is reduced first, then credits go
-    /// back to the grants they came from (latest taken first); credits whose grant has expired,
+    /// back to the grants they came from (one part per grant, at its first take; the last part
+    /// first); credits whose grant has expired,
     /// or that were charged as debt since repaid, come back as a new REFUND grant.
     pub fn refund(
         &mut self,

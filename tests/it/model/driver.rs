@@ -61,8 +61,9 @@ fn percent_of(amount: Decimal, percent: u32) -> Decimal {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exclusion {
     /// Refund returns credits to a settlement's takes merged per grant at the place of the
-    /// first take, not "last taken first" as MONEY.md says: when a settlement took from grant A
-    /// (its hold), then B, then A again (from the balance), a partial refund goes to B first.
+    /// first take (as MONEY.md says); the reference keeps takes unmerged, so when a settlement
+    /// took from grant A (its hold), then B, then A again (from the balance), it would return a
+    /// partial refund to A first where the server returns it to B.
     RefundOrder,
 }
 
