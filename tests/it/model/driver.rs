@@ -36,10 +36,6 @@ pub struct Case<'a> {
     keys: Vec<Recorded>,
     /// Accounts a clock move changed that no operation has touched since.
     stale_accounts: Vec<usize>,
-    /// Operations left out because they meet a known finding, by finding.
-    pub excluded: Vec<(Exclusion, usize)>,
-    /// False with `CREDITGATE_MODEL_FINDINGS=run`: the known findings' cases run too.
-    exclude_findings: bool,
     /// What ran so far, readable, for the failure message.
     pub trace: Vec<String>,
     /// Operations that ran (skipped ones excluded).
@@ -57,23 +53,6 @@ fn percent_of(amount: Decimal, percent: u32) -> Decimal {
     (amount * Decimal::from(percent) / Decimal::from(100)).round_dp(3)
 }
 
-/// Known findings whose cases are left out so the suite stays green; each is counted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Exclusion {
-    /// Refund returns credits to a settlement's takes merged per grant at the place of the
-    /// first take (as MONEY.md says); the reference keeps takes unmerged, so when a settlement
-    /// took from grant A (its hold), then B, then A again (from the balance), it would return a
-    /// partial refund to A first where the server returns it to B.
-    RefundOrder,
-}
-
-fn exclude(excluded: &mut Vec<(Exclusion, usize)>, exclusion: Exclusion) {
-    match excluded.iter_mut().find(|(kind, _)| *kind == exclusion) {
-        Some((_, count)) => *count += 1,
-        None => excluded.push((exclusion, 1)),
-    }
-}
-
 impl<'a> Case<'a> {
     pub fn new(app: &'a TestApp) -> Self {
         Case {
@@ -85,8 +64,6 @@ impl<'a> Case<'a> {
             settlements: Vec::new(),
             keys: Vec::new(),
             stale_accounts: Vec::new(),
-            excluded: Vec::new(),
-            exclude_findings: std::env::var("CREDITGATE_MODEL_FINDINGS").as_deref() != Ok("run"),
             trace: Vec::new(),
             executed: 0,
         }
@@ -339,10 +316,6 @@ impl<'a> Case<'a> {
                     )),
                     RefundAmount::Exact(amount) => Some(*amount),
                 };
-                if self.exclude_findings && model.refund_depends_on_merging(settlement, amount) {
-                    exclude(&mut self.excluded, Exclusion::RefundOrder);
-                    return None;
-                }
                 self.trace.push(format!("refund s{settlement} {amount:?}"));
                 let request = Request::Refund(RefundRequest {
                     settlement_id: self.settlements[settlement].clone(),

@@ -115,32 +115,17 @@ impl Model {
         settlement: usize,
         amount: Option<Decimal>,
     ) -> Result<RefundAnswer, Refusal> {
-        self.refund_with(settlement, amount, false)
+        self.refund_with(settlement, amount)
     }
 
-    /// Whether this refund comes out otherwise when a settlement's takes of one grant count as
-    /// one, at the place of the first: how the server reads "last taken first" (see
-    /// `Exclusion::RefundOrder`).
-    pub fn refund_depends_on_merging(&self, settlement: usize, amount: Option<Decimal>) -> bool {
-        let mut as_taken = self.clone();
-        let mut merged = self.clone();
-        let answers = (
-            as_taken.refund_with(settlement, amount, false),
-            merged.refund_with(settlement, amount, true),
-        );
-        let remaining = |model: &Model| -> Vec<Decimal> {
-            model.grants.iter().map(|grant| grant.remaining).collect()
-        };
-        answers.0 != answers.1 || remaining(&as_taken) != remaining(&merged)
-    }
-
+    /// MONEY.md: a settlement's takes of one grant are one part, at the place of the first
+    /// take; the last part is refunded first.
     fn refund_with(
         &mut self,
         settlement: usize,
         amount: Option<Decimal>,
-        merge_by_grant: bool,
     ) -> Result<RefundAnswer, Refusal> {
-        if merge_by_grant {
+        {
             let mut merged: Vec<Take> = Vec::new();
             for take in &self.settlements[settlement].takes {
                 match merged.iter_mut().find(|kept| kept.grant == take.grant) {
