@@ -239,6 +239,19 @@ pub enum CatalogError {
     },
 }
 
+/// Most characters of a published name quoted back in an error.
+const MAX_SHOWN: usize = 64;
+
+/// A name from the catalog as an error shows it: at most [`MAX_SHOWN`] characters, marked when
+/// cut, so an error never grows with what was published.
+fn shown(name: &str) -> String {
+    let mut text: String = name.chars().take(MAX_SHOWN).collect();
+    if text.len() < name.len() {
+        text.push('…');
+    }
+    text
+}
+
 fn check_rate(what: impl FnOnce() -> String, rate: Decimal) -> Result<(), CatalogError> {
     if rate.is_sign_negative() || rate > MAX_RATE || rate.normalize().scale() > MAX_RATE_PLACES {
         return Err(CatalogError::BadRate { what: what(), rate });
@@ -254,12 +267,14 @@ fn check_id(kind: &str, id: &str, seen: &mut BTreeSet<String>) -> Result<(), Cat
             .any(|character| character.is_whitespace() || character.is_control())
     {
         return Err(CatalogError::Invalid(format!(
-            "{kind} id {id:?} must be 1-{MAX_ID} characters without spaces"
+            "{kind} id {:?} must be 1-{MAX_ID} characters without spaces",
+            shown(id)
         )));
     }
     if !seen.insert(id.to_owned()) {
         return Err(CatalogError::Invalid(format!(
-            "{kind} {id} is listed twice"
+            "{kind} {} is listed twice",
+            shown(id)
         )));
     }
     Ok(())
@@ -306,21 +321,24 @@ impl Catalog {
                 ("reasoning", tokens.reasoning),
             ] {
                 if let Some(rate) = rate {
-                    check_rate(|| format!("model {} {name} tokens", model.id), rate)?;
+                    check_rate(|| format!("model {} {name} tokens", shown(&model.id)), rate)?;
                 }
             }
             for image in &model.images {
                 check_rate(
-                    || format!("model {} image {} {}", model.id, image.size, image.quality),
+                    || {
+                        let (id, size) = (shown(&model.id), shown(&image.size));
+                        format!("model {id} image {size} {}", shown(&image.quality))
+                    },
                     image.per_image,
                 )?;
             }
             if let Some(rate) = model.per_megapixel {
-                check_rate(|| format!("model {} per megapixel", model.id), rate)?;
+                check_rate(|| format!("model {} per megapixel", shown(&model.id)), rate)?;
             }
             for video in &model.video {
                 check_rate(
-                    || format!("model {} video {:?}", model.id, video.resolution),
+                    || format!("model {} video {:?}", shown(&model.id), video.resolution),
                     video.per_second,
                 )?;
             }
@@ -328,12 +346,15 @@ impl Catalog {
         let mut tools = BTreeSet::new();
         for tool in &self.tools {
             check_id("tool", &tool.id, &mut tools)?;
-            check_rate(|| format!("tool {} fee", tool.id), tool.fee_per_execution)?;
+            check_rate(
+                || format!("tool {} fee", shown(&tool.id)),
+                tool.fee_per_execution,
+            )?;
             for model in tool.default_model.iter().chain(&tool.allowed_models) {
                 if !models.contains(model) {
                     return Err(CatalogError::UnknownModel {
-                        tool: tool.id.clone(),
-                        model: model.clone(),
+                        tool: shown(&tool.id),
+                        model: shown(model),
                     });
                 }
             }
@@ -352,7 +373,7 @@ impl Catalog {
         for multiplier in &self.multipliers {
             check_id("multiplier", &multiplier.name, &mut multipliers)?;
             check_rate(
-                || format!("multiplier {}", multiplier.name),
+                || format!("multiplier {}", shown(&multiplier.name)),
                 multiplier.factor,
             )?;
         }
