@@ -280,10 +280,11 @@ async fn run_group(context: &Context, group: Group) {
     }
 }
 
-/// The group's operations split after the first `count`, each half keeping the account order.
-fn halves(group: Group, count: usize) -> (Group, Group) {
-    let mut first: Group = Vec::new();
-    let mut second: Group = Vec::new();
+/// The group's operations split after the first `count`, each half keeping the account order
+/// and each account's operations in order.
+fn halves<P>(group: combiner::Group<P>, count: usize) -> (combiner::Group<P>, combiner::Group<P>) {
+    let mut first = Vec::new();
+    let mut second = Vec::new();
     let mut taken = 0;
     for (key, batch) in group {
         let mut batch = batch;
@@ -619,4 +620,27 @@ pub async fn sweep_account(
     }];
     locked.commit(&changes, &[]).await?;
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn halves_keep_every_operation_once_and_in_order() {
+        let (one, two, three) = (
+            (Uuid::nil(), Uuid::from_u128(1)),
+            (Uuid::nil(), Uuid::from_u128(2)),
+            (Uuid::nil(), Uuid::from_u128(3)),
+        );
+        let group = vec![(one, vec![1, 2]), (two, vec![3, 4, 5]), (three, vec![6])];
+        let (first, second) = halves(group.clone(), 3);
+        assert_eq!(first, vec![(one, vec![1, 2]), (two, vec![3])]);
+        assert_eq!(second, vec![(two, vec![4, 5]), (three, vec![6])]);
+        let (all, none) = halves(group.clone(), 6);
+        assert_eq!((all, none), (group.clone(), Vec::new()));
+        let (first, second) = halves(group, 2);
+        assert_eq!(first, vec![(one, vec![1, 2])]);
+        assert_eq!(second, vec![(two, vec![3, 4, 5]), (three, vec![6])]);
+    }
 }
