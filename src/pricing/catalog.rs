@@ -328,7 +328,8 @@ impl Catalog {
                 check_rate(
                     || {
                         let (id, size) = (shown(&model.id), shown(&image.size));
-                        format!("model {id} image {size} {}", shown(&image.quality))
+                        // Tiers are free text (spaces included): quoted, so a quote shows where each ends.
+                        format!("model {id} image {size:?} {:?}", shown(&image.quality))
                     },
                     image.per_image,
                 )?;
