@@ -150,6 +150,30 @@ impl<P> Combiner<P> {
     }
 }
 
+/// A refused group's operations split after the first `count`, each half keeping the account order
+/// and each account's operations in order.
+pub fn halves<P>(group: Group<P>, count: usize) -> (Group<P>, Group<P>) {
+    let mut first = Vec::new();
+    let mut second = Vec::new();
+    let mut taken = 0;
+    for (key, batch) in group {
+        let mut batch = batch;
+        let room = count.saturating_sub(taken);
+        if room >= batch.len() {
+            taken += batch.len();
+            first.push((key, batch));
+        } else if room == 0 {
+            second.push((key, batch));
+        } else {
+            let rest = batch.split_off(room);
+            taken += room;
+            first.push((key, batch));
+            second.push((key, rest));
+        }
+    }
+    (first, second)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -216,5 +240,23 @@ mod tests {
             assert!(combiner.enqueue(hot, item).is_some());
         }
         assert!(combiner.enqueue(hot, limit + 1).is_none());
+    }
+
+    #[test]
+    fn halves_keep_every_operation_once_and_in_order() {
+        let (one, two, three) = (
+            (Uuid::nil(), Uuid::from_u128(1)),
+            (Uuid::nil(), Uuid::from_u128(2)),
+            (Uuid::nil(), Uuid::from_u128(3)),
+        );
+        let group = vec![(one, vec![1, 2]), (two, vec![3, 4, 5]), (three, vec![6])];
+        let (first, second) = halves(group.clone(), 3);
+        assert_eq!(first, vec![(one, vec![1, 2]), (two, vec![3])]);
+        assert_eq!(second, vec![(two, vec![4, 5]), (three, vec![6])]);
+        let (all, none) = halves(group.clone(), 6);
+        assert_eq!((all, none), (group.clone(), Vec::new()));
+        let (first, second) = halves(group, 2);
+        assert_eq!(first, vec![(one, vec![1, 2])]);
+        assert_eq!(second, vec![(two, vec![3, 4, 5]), (three, vec![6])]);
     }
 }

@@ -267,7 +267,7 @@ async fn run_group(context: &Context, group: Group) {
                      operations in halves"
                 );
                 if operations > 1 {
-                    let (first, second) = halves(group, operations / 2);
+                    let (first, second) = combiner::halves(group, operations / 2);
                     pending.push((second, true));
                     pending.push((first, true));
                 } else if !isolating {
@@ -278,30 +278,6 @@ async fn run_group(context: &Context, group: Group) {
             }
         }
     }
-}
-
-/// The group's operations split after the first `count`, each half keeping the account order
-/// and each account's operations in order.
-fn halves<P>(group: combiner::Group<P>, count: usize) -> (combiner::Group<P>, combiner::Group<P>) {
-    let mut first = Vec::new();
-    let mut second = Vec::new();
-    let mut taken = 0;
-    for (key, batch) in group {
-        let mut batch = batch;
-        let room = count.saturating_sub(taken);
-        if room >= batch.len() {
-            taken += batch.len();
-            first.push((key, batch));
-        } else if room == 0 {
-            second.push((key, batch));
-        } else {
-            let rest = batch.split_off(room);
-            taken += room;
-            first.push((key, batch));
-            second.push((key, rest));
-        }
-    }
-    (first, second)
 }
 
 /// The one operation of `group` that the database refused even alone: it is answered with a
@@ -357,22 +333,27 @@ async fn answer_culprit(context: &Context, group: Group, refusal: &Refusal) {
     }
 }
 
+/// Every operation of `batch` answered with `error` (nothing ran).
+fn refused<P>(batch: &[P], error: impl Fn() -> ServiceError) -> Vec<Answer> {
+    batch
+        .iter()
+        .map(|_| Answer {
+            result: Err(error()),
+            ran: false,
+        })
+        .collect()
+}
+
+/// Every operation of `group` answered with the error of its account.
+fn every_refused(group: &Group, error: impl Fn(&AccountKey) -> ServiceError) -> Vec<Vec<Answer>> {
+    group
+        .iter()
+        .map(|(key, batch)| refused(batch, || error(key)))
+        .collect()
+}
+
 /// One transaction over the group's accounts: lock, apply every operation, commit.
 async fn attempt(context: &Context, group: &Group) -> Attempt {
-    let every = |answer: &dyn Fn() -> ServiceError| {
-        group
-            .iter()
-            .map(|(_, batch)| {
-                batch
-                    .iter()
-                    .map(|_| Answer {
-                        result: Err(answer()),
-                        ran: false,
-                    })
-                    .collect()
-            })
-            .collect()
-    };
     let target = lock_target(group);
     let (locked, mut loaded) = match LockedBooks::lock(
         &context.pool,
@@ -384,23 +365,12 @@ async fn attempt(context: &Context, group: &Group) -> Attempt {
     {
         Ok(Some(locked)) => locked,
         Ok(None) => {
-            return Attempt::Answered(
-                group
-                    .iter()
-                    .map(|((_, account_id), batch)| {
-                        batch
-                            .iter()
-                            .map(|_| Answer {
-                                result: Err(ServiceError::account_not_found(*account_id)),
-                                ran: false,
-                            })
-                            .collect()
-                    })
-                    .collect(),
-            );
+            return Attempt::Answered(every_refused(group, |(_, account_id)| {
+                ServiceError::account_not_found(*account_id)
+            }));
         }
         Err(error) if refused_by_data(&error) => return Attempt::Refused(Refusal::Store(error)),
-        Err(error) => return Attempt::Answered(every(&|| error.clone().into())),
+        Err(error) => return Attempt::Answered(every_refused(group, |_| error.clone().into())),
     };
     let mut recorded: HashMap<(Uuid, String), StoredRecord> = HashMap::new();
     let mut records = Vec::new();
@@ -413,15 +383,9 @@ async fn attempt(context: &Context, group: &Group) -> Attempt {
             mut settlements,
         }) = loaded.accounts.remove(&(tenant_id, account_id))
         else {
-            answers.push(
-                batch
-                    .iter()
-                    .map(|_| Answer {
-                        result: Err(ServiceError::account_not_found(account_id)),
-                        ran: false,
-                    })
-                    .collect(),
-            );
+            answers.push(refused(batch, || {
+                ServiceError::account_not_found(account_id)
+            }));
             continue;
         };
         let mut account_answers = Vec::with_capacity(batch.len());
@@ -524,20 +488,17 @@ async fn after_failed_commit(
     answers: &mut [Vec<Answer>],
     error: &StoreError,
 ) {
-    let ran = || {
-        group
-            .iter()
-            .zip(answers.iter())
-            .flat_map(|((key, batch), answers)| {
-                batch
-                    .iter()
-                    .zip(answers)
-                    .filter(|(_, answer)| answer.ran)
-                    .map(move |((operation, _), _)| (key.0, operation.fingerprint.key.clone()))
-            })
-            .collect::<Vec<_>>()
-    };
-    let keys = ran();
+    let keys: Vec<(Uuid, String)> = group
+        .iter()
+        .zip(answers.iter())
+        .flat_map(|((key, batch), answers)| {
+            batch
+                .iter()
+                .zip(answers)
+                .filter(|(_, answer)| answer.ran)
+                .map(move |((operation, _), _)| (key.0, operation.fingerprint.key.clone()))
+        })
+        .collect();
     if keys.is_empty() {
         return;
     }
@@ -620,27 +581,4 @@ pub async fn sweep_account(
     }];
     locked.commit(&changes, &[]).await?;
     Ok(true)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn halves_keep_every_operation_once_and_in_order() {
-        let (one, two, three) = (
-            (Uuid::nil(), Uuid::from_u128(1)),
-            (Uuid::nil(), Uuid::from_u128(2)),
-            (Uuid::nil(), Uuid::from_u128(3)),
-        );
-        let group = vec![(one, vec![1, 2]), (two, vec![3, 4, 5]), (three, vec![6])];
-        let (first, second) = halves(group.clone(), 3);
-        assert_eq!(first, vec![(one, vec![1, 2]), (two, vec![3])]);
-        assert_eq!(second, vec![(two, vec![4, 5]), (three, vec![6])]);
-        let (all, none) = halves(group.clone(), 6);
-        assert_eq!((all, none), (group.clone(), Vec::new()));
-        let (first, second) = halves(group, 2);
-        assert_eq!(first, vec![(one, vec![1, 2])]);
-        assert_eq!(second, vec![(two, vec![3, 4, 5]), (three, vec![6])]);
-    }
 }

@@ -355,7 +355,7 @@ impl<'a> Case<'a> {
     }
 
     async fn check_account(&self, account: usize) -> Checked {
-        let server = super::wire::balance(self.app, &self.accounts[account]).await;
+        let server = self.app.balance(&self.accounts[account]).await;
         same(
             &format!("GetBalance of a{account}"),
             super::check::balance_of(&server)?,

@@ -3,9 +3,9 @@
 
 use creditgate::proto::v1::{
     AuthorizeRequest, AuthorizeResponse, CreateAccountRequest, CreateAccountResponse,
-    ExtendHoldRequest, ExtendHoldResponse, GetBalanceRequest, GetBalanceResponse, GetHoldRequest,
-    GetHoldResponse, GrantRequest, GrantResponse, RefundRequest, RefundResponse, ReleaseRequest,
-    ReleaseResponse, SettleRequest, SettleResponse, get_hold_request,
+    ExtendHoldRequest, ExtendHoldResponse, GetHoldRequest, GetHoldResponse, GrantRequest,
+    GrantResponse, RefundRequest, RefundResponse, ReleaseRequest, ReleaseResponse, SettleRequest,
+    SettleResponse, get_hold_request,
 };
 use tonic::Code;
 use tonic_types::StatusExt as _;
@@ -130,18 +130,6 @@ impl Request {
         };
         reply.map_err(Failure::from)
     }
-}
-
-/// GetBalance with the default expiring window.
-pub async fn balance(app: &TestApp, account_id: &str) -> GetBalanceResponse {
-    app.account_as(Some(&app.key))
-        .get_balance(GetBalanceRequest {
-            account_id: account_id.to_owned(),
-            expiring_within_days: 0,
-        })
-        .await
-        .unwrap()
-        .into_inner()
 }
 
 /// GetHold by id.
