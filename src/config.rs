@@ -125,9 +125,9 @@ pub struct MoneySettings {
 impl MoneySettings {
     /// The limits, validated.
     pub fn limits(&self) -> Result<MoneyLimits, ConfigError> {
-        let max_amount = crate::ledger::parse_amount(
+        let max_amount = crate::money::parse_amount(
             &self.max_amount,
-            crate::ledger::Credits::whole(1_000_000_000_000_000),
+            crate::money::Credits::whole(1_000_000_000_000_000),
             false,
         )
         .map_err(|error| ConfigError(format!("--max-amount: {error}")))?;
@@ -179,7 +179,7 @@ impl MoneySettings {
 #[derive(Debug, Clone, Copy)]
 pub struct MoneyLimits {
     /// Largest amount accepted.
-    pub max_amount: crate::ledger::Credits,
+    pub max_amount: crate::money::Credits,
     /// Hold TTL when none is sent.
     pub default_hold_ttl: chrono::Duration,
     /// Longest hold TTL, in seconds.
@@ -201,7 +201,7 @@ pub struct MoneyLimits {
 impl Default for MoneyLimits {
     fn default() -> Self {
         MoneyLimits {
-            max_amount: crate::ledger::Credits::whole(1_000_000_000),
+            max_amount: crate::money::Credits::whole(1_000_000_000),
             default_hold_ttl: chrono::Duration::seconds(900),
             max_hold_ttl_seconds: 86_400,
             max_partial_captures: 100,

@@ -10,7 +10,11 @@ pub mod bench;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod ids;
+#[cfg(test)]
+mod layers;
 pub mod ledger;
+pub mod money;
 pub mod pricing;
 pub mod proto;
 pub mod service;

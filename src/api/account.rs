@@ -8,7 +8,7 @@ use prost::Message as _;
 use tonic::{Request, Response, Status};
 
 use super::{caller, convert, parse};
-use crate::ledger::{AccountStatus, SettlePolicy};
+use crate::ledger::{Account, AccountStatus, AccountUpdate, SettlePolicy};
 use crate::proto::v1;
 use crate::proto::v1::account_service_server::AccountService;
 use crate::proto::v1::get_account_request;
@@ -23,7 +23,6 @@ use crate::proto::v1::{
 use crate::service::accounts::{self, GrantCommand, GrantOutcome, NewAccount};
 use crate::service::holds::Encoder;
 use crate::service::{Context, ServiceError};
-use crate::store::accounts::{AccountRow, AccountUpdate};
 
 /// A boxed server stream of `T`.
 type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
@@ -63,7 +62,7 @@ fn settle_policy(
 
 fn account_answer<R: prost::Message>(
     build: fn(v1::Account) -> R,
-) -> impl FnOnce(&AccountRow) -> Vec<u8> {
+) -> impl FnOnce(&Account) -> Vec<u8> {
     move |row| build(convert::account(row)).encode_to_vec()
 }
 

@@ -4,12 +4,12 @@ use chrono::{DateTime, Utc};
 use prost_types::Timestamp;
 use uuid::Uuid;
 
+use crate::ledger::Account;
 use crate::ledger::{
     AccountStatus, GrantSource, GrantState, HoldState, HoldStatus, RefundRecord, SettlePolicy,
     SettlementRecord,
 };
 use crate::proto::v1;
-use crate::store::accounts::AccountRow;
 
 /// A wire timestamp.
 pub fn timestamp(time: DateTime<Utc>) -> Timestamp {
@@ -77,7 +77,7 @@ pub fn hold_status(status: HoldStatus) -> v1::HoldStatus {
 }
 
 /// A wire account.
-pub fn account(row: &AccountRow) -> v1::Account {
+pub fn account(row: &Account) -> v1::Account {
     let kind = v1::AccountKind::from_str_name(&row.kind).unwrap_or(v1::AccountKind::Unspecified);
     v1::Account {
         account_id: row.account_id.to_string(),

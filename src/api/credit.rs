@@ -9,7 +9,8 @@ use uuid::Uuid;
 use super::pricing;
 use super::{caller, convert, parse};
 use crate::config::MoneyLimits;
-use crate::ledger::{Credits, RefundRecord, SettlementRecord};
+use crate::ledger::{RefundRecord, SettlementRecord};
+use crate::money::Credits;
 use crate::proto::v1::credit_service_server::CreditService;
 use crate::proto::v1::{
     AuthorizeRequest, AuthorizeResponse, ExtendHoldRequest, ExtendHoldResponse, GetHoldRequest,

@@ -3,7 +3,7 @@
 use prost::Message;
 use uuid::Uuid;
 
-use crate::ledger::{Credits, parse_amount};
+use crate::money::{Credits, parse_amount};
 use crate::service::ServiceError;
 use crate::service::idempotency::Fingerprint;
 

@@ -5,9 +5,10 @@ use std::str::FromStr as _;
 use rust_decimal::Decimal;
 
 use super::convert::timestamp_opt;
+use crate::money::LineItem;
 use crate::pricing::{
-    Catalog, ImageRate, ImageUsage, LineItem, Modality, Model, Multiplier, PricingError,
-    Resolution, Surcharges, TokenRates, Tool, Usage, VideoRate,
+    Catalog, ImageRate, ImageUsage, Modality, Model, Multiplier, PricingError, Resolution,
+    Surcharges, TokenRates, Tool, Usage, VideoRate,
 };
 use crate::proto::v1;
 use crate::service::ServiceError;

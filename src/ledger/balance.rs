@@ -6,7 +6,7 @@ use chrono::Duration;
 
 use super::book::AccountBook;
 use super::model::GrantSource;
-use super::money::Credits;
+use crate::money::Credits;
 
 /// Balance of one grant source.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -13,7 +13,7 @@ use super::model::{
     AccountState, AccountStatus, AllocationState, GrantState, HoldState, HoldStatus, RefundRecord,
     SettlementRecord,
 };
-use super::money::Credits;
+use crate::money::Credits;
 
 /// One account's state under the lock, and the changes made to it.
 #[derive(Debug, Clone)]

@@ -2,7 +2,7 @@
 //! the idempotency record, so a retry gets the same answer even after the state changed.
 
 use super::model::HoldStatus;
-use super::money::Credits;
+use crate::money::Credits;
 
 /// Why an operation was refused by the account's state.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

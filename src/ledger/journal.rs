@@ -4,7 +4,7 @@
 
 use uuid::Uuid;
 
-use super::money::Credits;
+use crate::money::Credits;
 
 /// A ledger account a posting lands on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

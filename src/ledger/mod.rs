@@ -3,15 +3,16 @@
 //! balanced journal postings; the store loads it under the account lock and persists what
 //! changed.
 
+mod account;
 mod balance;
 mod book;
 mod decline;
 mod journal;
 mod model;
-mod money;
 mod operations;
 mod settle;
 
+pub use account::{Account, AccountUpdate};
 pub use balance::{Balance, BucketBalance};
 pub use book::{AccountBook, Changes};
 pub use decline::Decline;
@@ -20,7 +21,6 @@ pub use model::{
     AccountState, AccountStatus, AllocationState, GrantSource, GrantState, HoldMeta, HoldState,
     HoldStatus, RefundRecord, SettlePolicy, SettlementPart, SettlementRecord,
 };
-pub use money::{AmountError, Credits, MAX_DECIMAL_PLACES, parse_amount};
 pub use settle::{RefundRequest, SettleRequest};
 #[cfg(test)]
 mod tests;

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::money::Credits;
+use crate::money::Credits;
 
 macro_rules! stored_enum {
     ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal),* $(,)? }) => {
@@ -276,7 +276,7 @@ pub struct SettlementRecord {
     /// Grants it took from, in order.
     pub parts: Vec<SettlementPart>,
     /// What was metered, priced (empty for an explicit amount).
-    pub line_items: Vec<crate::pricing::LineItem>,
+    pub line_items: Vec<crate::money::LineItem>,
     /// When it happened.
     pub created_at: DateTime<Utc>,
 }

@@ -8,7 +8,7 @@ use super::book::AccountBook;
 use super::decline::Decline;
 use super::journal::{LedgerAccount, MovementKind, Refs};
 use super::model::{GrantState, HoldState, HoldStatus};
-use super::money::Credits;
+use crate::money::Credits;
 
 impl AccountBook {
     /// Creates an active hold of `hold.amount`, reserving from grants in consumption order.

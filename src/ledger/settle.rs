@@ -11,7 +11,7 @@ use super::model::{
     GrantSource, GrantState, HoldStatus, RefundRecord, SettlePolicy, SettlementPart,
     SettlementRecord,
 };
-use super::money::Credits;
+use crate::money::Credits;
 
 /// A settlement to apply.
 #[derive(Debug, Clone)]
@@ -27,7 +27,7 @@ pub struct SettleRequest {
     /// Most partial captures per hold.
     pub max_partial_captures: i32,
     /// The metered usage, priced (empty for an explicit amount).
-    pub line_items: Vec<crate::pricing::LineItem>,
+    pub line_items: Vec<crate::money::LineItem>,
 }
 
 /// A refund to apply.

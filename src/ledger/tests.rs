@@ -10,6 +10,7 @@ use rust_decimal::Decimal;
 use uuid::Uuid;
 
 use super::*;
+use crate::money::Credits;
 
 // ---------------------------------------------------------------------------------------------
 // Helpers

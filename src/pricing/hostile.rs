@@ -10,7 +10,7 @@ use proptest::prelude::*;
 use rust_decimal::Decimal;
 
 use super::*;
-use crate::ledger::{AmountError, Credits, parse_amount};
+use crate::money::{AmountError, Credits, parse_amount};
 
 /// Most characters of caller input a refusal may repeat.
 pub(crate) const MAX_ECHOED_CHARS: usize = 64;

@@ -10,7 +10,7 @@ pub use catalog::{
     Catalog, CatalogError, ImageRate, Modality, Model, Multiplier, Surcharges, TokenRates, Tool,
     VideoRate,
 };
-pub use price::{LineItem, Priced, PricingError, price};
+pub use price::{Priced, PricingError, price};
 pub use usage::{ImageUsage, Resolution, Usage, UsageError};
 
 #[cfg(test)]

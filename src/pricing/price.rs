@@ -3,34 +3,13 @@
 //! error, never a free run.
 
 use rust_decimal::Decimal;
-use serde::{Deserialize, Serialize};
 
 use super::catalog::{Catalog, Model};
 use super::usage::Usage;
-use crate::ledger::Credits;
+use crate::money::{Credits, LineItem};
 
 /// Tokens per token rate unit.
 const TOKENS_PER_RATE_UNIT: Decimal = Decimal::from_parts(10_000, 0, 0, false, 0);
-
-/// One priced unit of a run.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LineItem {
-    /// What, e.g. `input_tokens`, `image`, `video`, `web_search`, `tool_execution`, `multiplier`.
-    pub kind: String,
-    /// For people, e.g. `openai/o3-pro input tokens`.
-    pub description: String,
-    /// How many units.
-    #[serde(with = "rust_decimal::serde::str")]
-    pub quantity: Decimal,
-    /// The unit, e.g. `10k tokens`, `image`, `second`.
-    pub unit: String,
-    /// Credits per unit.
-    #[serde(with = "rust_decimal::serde::str")]
-    pub rate: Decimal,
-    /// quantity × rate, exact.
-    #[serde(with = "rust_decimal::serde::str")]
-    pub amount: Decimal,
-}
 
 /// A priced run.
 #[derive(Debug, Clone, PartialEq, Eq)]

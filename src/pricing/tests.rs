@@ -8,7 +8,7 @@ use proptest::prelude::*;
 use rust_decimal::Decimal;
 
 use super::*;
-use crate::ledger::Credits;
+use crate::money::Credits;
 
 // ---------------------------------------------------------------------------------------------
 // Helpers

@@ -9,10 +9,11 @@ use super::idempotency::Fingerprint;
 use super::locked::{OpTarget, replay_after_conflict, run_operation};
 use super::{Context, ServiceError};
 use crate::ledger::{
-    AccountBook, AccountStatus, Balance, Credits, GrantSource, GrantState, SettlePolicy,
-    SettlementRecord,
+    Account, AccountBook, AccountStatus, AccountUpdate, Balance, GrantSource, GrantState,
+    SettlePolicy, SettlementRecord,
 };
-use crate::store::accounts::{self, AccountRow, AccountUpdate};
+use crate::money::Credits;
+use crate::store::accounts;
 use crate::store::idempotency::StoredAnswer;
 use crate::store::{StoreError, idempotency};
 
@@ -77,13 +78,13 @@ pub async fn create_account(
     caller: Caller,
     account: NewAccount,
     fingerprint: Fingerprint,
-    encode: impl FnOnce(&AccountRow) -> Vec<u8>,
+    encode: impl FnOnce(&Account) -> Vec<u8>,
 ) -> Result<Vec<u8>, ServiceError> {
     if let Some(bytes) = replay_if_recorded(context, caller, &fingerprint).await? {
         return Ok(bytes);
     }
     let now = context.clock.now();
-    let row = AccountRow {
+    let row = Account {
         account_id: Uuid::now_v7(),
         external_id: account.external_id,
         kind: account.kind,
@@ -123,7 +124,7 @@ pub async fn get_account(
     caller: Caller,
     account_id: Option<Uuid>,
     external_id: Option<&str>,
-) -> Result<AccountRow, ServiceError> {
+) -> Result<Account, ServiceError> {
     let client = context.pool.get().await.map_err(StoreError::from)?;
     accounts::find_account(&client, caller.tenant_id, account_id, external_id)
         .await?
@@ -144,13 +145,13 @@ pub async fn update_account(
     account_id: Uuid,
     update: AccountUpdate,
     fingerprint: Fingerprint,
-    encode: impl FnOnce(&AccountRow) -> Vec<u8>,
+    encode: impl FnOnce(&Account) -> Vec<u8>,
 ) -> Result<Vec<u8>, ServiceError> {
     if let Some(bytes) = replay_if_recorded(context, caller, &fingerprint).await? {
         return Ok(bytes);
     }
     let mut bytes = Vec::new();
-    let record = |row: &AccountRow| {
+    let record = |row: &Account| {
         bytes = encode(row);
         fingerprint.record(
             caller.tenant_id,

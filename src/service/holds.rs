@@ -11,9 +11,9 @@ use super::locked::{OpTarget, run_operation};
 use super::priced::{self, Charge, HoldPrice};
 use super::{Context, ServiceError};
 use crate::ledger::{
-    AccountBook, Credits, HoldMeta, HoldState, HoldStatus, RefundRequest, SettleRequest,
-    SettlementRecord,
+    AccountBook, HoldMeta, HoldState, HoldStatus, RefundRequest, SettleRequest, SettlementRecord,
 };
+use crate::money::Credits;
 use crate::store::accounts::HoldRef;
 use crate::store::{StoreError, accounts, idempotency};
 

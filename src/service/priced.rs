@@ -5,8 +5,9 @@ use uuid::Uuid;
 
 use super::access::Caller;
 use super::{Context, ServiceError, catalog};
-use crate::ledger::{Credits, HoldMeta};
-use crate::pricing::{self, LineItem, PricingError, Usage};
+use crate::ledger::HoldMeta;
+use crate::money::{Credits, LineItem};
+use crate::pricing::{self, PricingError, Usage};
 use crate::store::accounts::HoldRef;
 
 /// How much an Authorize holds.

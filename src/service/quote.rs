@@ -8,8 +8,9 @@ use uuid::Uuid;
 use super::access::Caller;
 use super::quote_token::QuoteClaims;
 use super::{Context, ServiceError, catalog};
-use crate::ledger::{AccountStatus, Credits};
-use crate::pricing::{LineItem, Usage, price};
+use crate::ledger::AccountStatus;
+use crate::money::{Credits, LineItem};
+use crate::pricing::{Usage, price};
 
 /// What to quote.
 #[derive(Debug, Clone)]

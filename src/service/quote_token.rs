@@ -11,7 +11,7 @@ use rust_decimal::Decimal;
 use sha2::Sha256;
 use uuid::Uuid;
 
-use crate::ledger::{Credits, MAX_DECIMAL_PLACES};
+use crate::money::{Credits, MAX_DECIMAL_PLACES};
 
 const VERSION: u8 = 1;
 /// Bytes of the signature kept (128 bits).

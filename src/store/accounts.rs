@@ -9,41 +9,15 @@ use uuid::Uuid;
 use super::StoreError;
 use super::idempotency::{INSERT_RECORD, NewRecord, RecordParams};
 use super::rows::{self, GRANT_COLUMNS, HOLD_COLUMNS, SETTLEMENT_COLUMNS};
-use crate::ledger::{
-    AccountBook, AccountStatus, Credits, HoldState, SettlePolicy, SettlementRecord,
-};
-
-/// An account as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AccountRow {
-    /// Id.
-    pub account_id: Uuid,
-    /// The tenant's id for it.
-    pub external_id: String,
-    /// ORGANIZATION or USER.
-    pub kind: String,
-    /// Status.
-    pub status: AccountStatus,
-    /// Above-hold policy.
-    pub settle_policy: SettlePolicy,
-    /// Entitlements, sorted.
-    pub entitlements: Vec<String>,
-    /// Low-balance threshold.
-    pub low_balance_threshold: Option<Credits>,
-    /// Debt.
-    pub debt: Credits,
-    /// Created.
-    pub created_at: DateTime<Utc>,
-    /// Last changed.
-    pub updated_at: DateTime<Utc>,
-}
+use crate::ledger::{Account, AccountBook, AccountUpdate, HoldState, SettlementRecord};
+use crate::money::Credits;
 
 const ACCOUNT_COLUMNS: &str = "account_id, external_id, kind, status, settle_policy, entitlements, \
      low_balance_threshold, debt, created_at, updated_at";
 
-fn account_row(row: &tokio_postgres::Row) -> Result<AccountRow, StoreError> {
+fn account_row(row: &tokio_postgres::Row) -> Result<Account, StoreError> {
     let state = rows::account_state(row)?;
-    Ok(AccountRow {
+    Ok(Account {
         account_id: state.account_id,
         external_id: row.get("external_id"),
         kind: row.get("kind"),
@@ -64,7 +38,7 @@ fn account_row(row: &tokio_postgres::Row) -> Result<AccountRow, StoreError> {
 pub async fn insert_account(
     pool: &Pool,
     tenant_id: Uuid,
-    account: &AccountRow,
+    account: &Account,
     record: &NewRecord,
 ) -> Result<(), StoreError> {
     let mut client = pool.get().await?;
@@ -101,7 +75,7 @@ pub async fn find_account(
     tenant_id: Uuid,
     account_id: Option<Uuid>,
     external_id: Option<&str>,
-) -> Result<Option<AccountRow>, StoreError> {
+) -> Result<Option<Account>, StoreError> {
     let row = client
         .query_opt(
             &format!(
@@ -113,19 +87,6 @@ pub async fn find_account(
     row.as_ref().map(account_row).transpose()
 }
 
-/// Changes to an account's settings.
-#[derive(Debug, Clone, Default)]
-pub struct AccountUpdate {
-    /// New status.
-    pub status: Option<AccountStatus>,
-    /// New policy.
-    pub settle_policy: Option<SettlePolicy>,
-    /// New entitlements.
-    pub entitlements: Option<Vec<String>>,
-    /// New threshold (`Some(None)` clears it).
-    pub low_balance_threshold: Option<Option<Credits>>,
-}
-
 /// Applies `update` under the account lock with its idempotency record; `None` if the
 /// account does not exist for the tenant.
 pub async fn update_account(
@@ -133,8 +94,8 @@ pub async fn update_account(
     tenant_id: Uuid,
     account_id: Uuid,
     update: &AccountUpdate,
-    record: impl FnOnce(&AccountRow) -> NewRecord,
-) -> Result<Option<AccountRow>, StoreError> {
+    record: impl FnOnce(&Account) -> NewRecord,
+) -> Result<Option<Account>, StoreError> {
     let mut client = pool.get().await?;
     let transaction = client.transaction().await?;
     let Some(row) = transaction

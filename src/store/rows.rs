@@ -6,9 +6,10 @@ use uuid::Uuid;
 
 use super::StoreError;
 use crate::ledger::{
-    AccountState, AccountStatus, AllocationState, Credits, GrantSource, GrantState, HoldMeta,
-    HoldState, HoldStatus, SettlePolicy, SettlementPart, SettlementRecord,
+    AccountState, AccountStatus, AllocationState, GrantSource, GrantState, HoldMeta, HoldState,
+    HoldStatus, SettlePolicy, SettlementPart, SettlementRecord,
 };
+use crate::money::Credits;
 
 /// Columns of `grants` read by [`grant`].
 pub const GRANT_COLUMNS: &str = "grant_id, source, priority, effective_at, expires_at, created_at, amount, remaining, reserved, external_ref";
