@@ -22,8 +22,17 @@ impl Credits {
     pub const ZERO: Credits = Credits(Decimal::ZERO);
 
     /// Wraps a decimal that already has at most 9 decimal places (as stored in `NUMERIC`).
+    ///
+    /// # Panics
+    /// On a value finer than 9 places: every amount is exact to 9 places, so a finer one is a
+    /// bug upstream that must not be stored or compared as if it were an amount.
     pub fn from_decimal(value: Decimal) -> Credits {
-        debug_assert!(value.normalize().scale() <= MAX_DECIMAL_PLACES);
+        // The scale alone settles it in the usual case; trailing zeros are normalized away
+        // only when it is over.
+        assert!(
+            value.scale() <= MAX_DECIMAL_PLACES || value.normalize().scale() <= MAX_DECIMAL_PLACES,
+            "an amount has at most {MAX_DECIMAL_PLACES} decimal places, not {value}"
+        );
         Credits(value)
     }
 
@@ -223,5 +232,17 @@ mod tests {
             Credits::round_half_even(one_and_half).to_string(),
             "0.000000002"
         );
+    }
+
+    #[test]
+    fn trailing_zeros_past_nine_places_are_still_an_amount() {
+        let value = Decimal::new(1_500, 11);
+        assert_eq!(Credits::from_decimal(value).decimal(), value);
+    }
+
+    #[test]
+    #[should_panic(expected = "at most 9 decimal places")]
+    fn an_amount_finer_than_nine_places_is_a_bug() {
+        let _ = Credits::from_decimal(Decimal::new(1, 10));
     }
 }
