@@ -1,7 +1,8 @@
 //! creditgate: credit holds, settlement and balances for AI platforms, over gRPC and Postgres.
 //!
-//! Layers (see README "Architecture"): `api → service → {auth, store}`; only `store` speaks SQL
-//! and only `api` knows gRPC status codes.
+//! Layers, bottom to top (docs/ARCHITECTURE.md; `layers` tests the arrows): `money`, `ids` →
+//! the pure domains `ledger` and `pricing` → `store` (the only SQL) → `service` (use cases,
+//! batching, the locked runner) → `api` (the only gRPC status codes) → `app`, `cli`, `bench`.
 
 pub mod api;
 pub mod app;
