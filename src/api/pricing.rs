@@ -215,78 +215,24 @@ pub fn catalog(catalog: &Catalog) -> v1::Catalog {
 }
 
 /// A domain catalog from the wire; rates must be plain decimal strings.
+///
+/// Decoded in a fixed order (models, tools, multipliers, then surcharges), which fixes which
+/// refusal a publisher sees first when several apply.
 pub fn catalog_from(catalog: &v1::Catalog) -> Result<Catalog, ServiceError> {
-    let invalid = |message: String| ServiceError::InvalidArgument {
-        field: "catalog",
-        message,
-    };
-    let bad_amount = |message: String| ServiceError::InvalidAmount {
-        field: "catalog",
-        message,
-    };
-    let required = |field: &str, text: &str| {
-        decimal(field, text)
-            .and_then(|value| value.ok_or_else(|| format!("{field} is required")))
-            .map_err(bad_amount)
-    };
-    let optional = |field: &str, text: &str| decimal(field, text).map_err(bad_amount);
     let mut models = Vec::with_capacity(catalog.models.len());
     for wire in &catalog.models {
-        let rates = wire.token_rates.clone().unwrap_or_default();
-        let mut images = Vec::new();
-        for rate in &wire.image_rates {
-            images.push(ImageRate {
-                size: rate.size.clone(),
-                quality: rate.quality.clone(),
-                per_image: required("per_image", &rate.per_image)?,
-            });
-        }
-        let mut video = Vec::new();
-        for rate in &wire.video_rates {
-            let resolution = resolution(rate.resolution)?.ok_or_else(|| {
-                invalid(format!(
-                    "model {}: video rate without a resolution",
-                    wire.model_id
-                ))
-            })?;
-            video.push(VideoRate {
-                resolution,
-                per_second: required("per_second", &rate.per_second)?,
-            });
-        }
-        models.push(Model {
-            id: wire.model_id.clone(),
-            display_name: wire.display_name.clone(),
-            modality: modality(wire.modality).unwrap_or_default(),
-            tokens: TokenRates {
-                input: optional("input_per_10k", &rates.input_per_10k)?,
-                output: optional("output_per_10k", &rates.output_per_10k)?,
-                cached_read: optional("cached_read_per_10k", &rates.cached_read_per_10k)?,
-                reasoning: optional("reasoning_per_10k", &rates.reasoning_per_10k)?,
-            },
-            images,
-            per_megapixel: optional("per_megapixel", &wire.per_megapixel)?,
-            video,
-            required_entitlement: (!wire.required_entitlement.is_empty())
-                .then(|| wire.required_entitlement.clone()),
-        });
+        models.push(model_from(wire)?);
     }
     let mut tools = Vec::with_capacity(catalog.tools.len());
     for wire in &catalog.tools {
-        tools.push(Tool {
-            id: wire.tool_id.clone(),
-            fee_per_execution: optional("fee_per_execution", &wire.fee_per_execution)?
-                .unwrap_or_default(),
-            default_model: (!wire.default_model.is_empty()).then(|| wire.default_model.clone()),
-            allowed_models: wire.allowed_models.clone(),
-        });
+        tools.push(tool_from(wire)?);
     }
     let surcharges = catalog.surcharges.clone().unwrap_or_default();
     let mut multipliers = Vec::with_capacity(catalog.multipliers.len());
     for wire in &catalog.multipliers {
         multipliers.push(Multiplier {
             name: wire.name.clone(),
-            factor: required("factor", &wire.factor)?,
+            factor: required_rate("factor", &wire.factor)?,
         });
     }
     Ok(Catalog {
@@ -296,11 +242,91 @@ pub fn catalog_from(catalog: &v1::Catalog) -> Result<Catalog, ServiceError> {
         description: catalog.description.clone(),
         models,
         tools,
-        surcharges: Surcharges {
-            per_web_search: optional("per_web_search", &surcharges.per_web_search)?,
-            per_tool_call: optional("per_tool_call", &surcharges.per_tool_call)?,
-            per_agent_step: optional("per_agent_step", &surcharges.per_agent_step)?,
-        },
+        surcharges: surcharges_from(&surcharges)?,
         multipliers,
+    })
+}
+
+/// A rate a catalog entry cannot do without; a bad one is an invalid amount.
+fn required_rate(field: &str, text: &str) -> Result<Decimal, ServiceError> {
+    decimal(field, text)
+        .and_then(|value| value.ok_or_else(|| format!("{field} is required")))
+        .map_err(bad_catalog_amount)
+}
+
+/// A rate the catalog may leave out (empty); a bad one is an invalid amount.
+fn optional_rate(field: &str, text: &str) -> Result<Option<Decimal>, ServiceError> {
+    decimal(field, text).map_err(bad_catalog_amount)
+}
+
+fn bad_catalog_amount(message: String) -> ServiceError {
+    ServiceError::InvalidAmount {
+        field: "catalog",
+        message,
+    }
+}
+
+fn model_from(wire: &v1::Model) -> Result<Model, ServiceError> {
+    let rates = wire.token_rates.clone().unwrap_or_default();
+    let mut images = Vec::new();
+    for rate in &wire.image_rates {
+        images.push(ImageRate {
+            size: rate.size.clone(),
+            quality: rate.quality.clone(),
+            per_image: required_rate("per_image", &rate.per_image)?,
+        });
+    }
+    let video = video_rates_from(wire)?;
+    Ok(Model {
+        id: wire.model_id.clone(),
+        display_name: wire.display_name.clone(),
+        modality: modality(wire.modality).unwrap_or_default(),
+        tokens: TokenRates {
+            input: optional_rate("input_per_10k", &rates.input_per_10k)?,
+            output: optional_rate("output_per_10k", &rates.output_per_10k)?,
+            cached_read: optional_rate("cached_read_per_10k", &rates.cached_read_per_10k)?,
+            reasoning: optional_rate("reasoning_per_10k", &rates.reasoning_per_10k)?,
+        },
+        images,
+        per_megapixel: optional_rate("per_megapixel", &wire.per_megapixel)?,
+        video,
+        required_entitlement: (!wire.required_entitlement.is_empty())
+            .then(|| wire.required_entitlement.clone()),
+    })
+}
+
+/// A model's video rates; each needs a resolution, as the rate is per second at one.
+fn video_rates_from(wire: &v1::Model) -> Result<Vec<VideoRate>, ServiceError> {
+    let mut video = Vec::new();
+    for rate in &wire.video_rates {
+        let resolution =
+            resolution(rate.resolution)?.ok_or_else(|| ServiceError::InvalidArgument {
+                field: "catalog",
+                message: format!("model {}: video rate without a resolution", wire.model_id),
+            })?;
+        video.push(VideoRate {
+            resolution,
+            per_second: required_rate("per_second", &rate.per_second)?,
+        });
+    }
+    Ok(video)
+}
+
+/// A tool; a fee left out is no fee.
+fn tool_from(wire: &v1::Tool) -> Result<Tool, ServiceError> {
+    Ok(Tool {
+        id: wire.tool_id.clone(),
+        fee_per_execution: optional_rate("fee_per_execution", &wire.fee_per_execution)?
+            .unwrap_or_default(),
+        default_model: (!wire.default_model.is_empty()).then(|| wire.default_model.clone()),
+        allowed_models: wire.allowed_models.clone(),
+    })
+}
+
+fn surcharges_from(wire: &v1::Surcharges) -> Result<Surcharges, ServiceError> {
+    Ok(Surcharges {
+        per_web_search: optional_rate("per_web_search", &wire.per_web_search)?,
+        per_tool_call: optional_rate("per_tool_call", &wire.per_tool_call)?,
+        per_agent_step: optional_rate("per_agent_step", &wire.per_agent_step)?,
     })
 }

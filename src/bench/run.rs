@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
 use rand::{Rng as _, SeedableRng as _};
+use tonic::Status;
 use tonic_types::StatusExt as _;
 
 use super::report::{Report, Samples};
@@ -31,12 +32,22 @@ struct WorkerOutcome {
 }
 
 impl WorkerOutcome {
-    fn record<T>(
+    /// Runs one call, timing it from just before the request is sent to its answer.
+    async fn timed<T, F>(
         &mut self,
         rpc: &'static str,
-        started: Instant,
-        result: &Result<T, tonic::Status>,
-    ) {
+        call: impl FnOnce() -> F,
+    ) -> Result<T, Status>
+    where
+        F: Future<Output = Result<T, Status>>,
+    {
+        let started = Instant::now();
+        let result = call().await;
+        self.record(rpc, started, &result);
+        result
+    }
+
+    fn record<T>(&mut self, rpc: &'static str, started: Instant, result: &Result<T, Status>) {
         let samples = self.samples.entry(rpc).or_default();
         if samples.len() < MAX_SAMPLES {
             samples.push(u32::try_from(started.elapsed().as_micros()).unwrap_or(u32::MAX));
@@ -59,6 +70,15 @@ fn usage(scale: u64) -> Usage {
     }
 }
 
+/// How a run ends.
+#[derive(Debug, Clone, Copy)]
+enum Finish {
+    /// Release the hold.
+    Release,
+    /// Settle it, above the estimate or within it.
+    Settle { above: bool },
+}
+
 struct Worker {
     index: usize,
     run: String,
@@ -72,12 +92,12 @@ struct Worker {
 }
 
 impl Worker {
+    /// One run: pick an account and an ending, find the price (quoting first when so set),
+    /// authorize a hold, then release or settle it. A failed call ends the run; it is counted.
     async fn one_run(&mut self, sequence: u64) {
         let mut credit = self.clients.credit(self.index);
         let account_id = self.accounts[self.rng.random_range(0..self.accounts.len())].clone();
-        let roll = self.rng.random_range(0..100_u8);
-        let release = roll < self.release_percent;
-        let above = !release && roll < self.release_percent + self.above_percent;
+        let finish = self.roll_finish();
         let price = match self.pricing {
             Pricing::Quote => {
                 let request = QuoteRequest {
@@ -85,9 +105,7 @@ impl Worker {
                     usage: Some(usage(1)),
                     ..QuoteRequest::default()
                 };
-                let started = Instant::now();
-                let result = credit.quote(request).await;
-                self.outcome.record("Quote", started, &result);
+                let result = self.outcome.timed("Quote", || credit.quote(request)).await;
                 match result {
                     Ok(response) => {
                         authorize_request::Price::QuoteId(response.into_inner().quote_id)
@@ -98,9 +116,61 @@ impl Worker {
             Pricing::Usage => authorize_request::Price::Usage(usage(1)),
             Pricing::Amount => authorize_request::Price::Amount("0.02".to_owned()),
         };
-        let request = AuthorizeRequest {
+        let request = self.authorize_request(account_id, sequence, price);
+        let result = self
+            .outcome
+            .timed("Authorize", || credit.authorize(request))
+            .await;
+        let Some(hold) = result.ok().and_then(|response| response.into_inner().hold) else {
+            return;
+        };
+        let key = self.key(sequence, "s");
+        let finished = match finish {
+            Finish::Release => {
+                let call = || {
+                    credit.release(ReleaseRequest {
+                        hold_id: hold.hold_id,
+                        idempotency_key: key,
+                        reason: "bench".to_owned(),
+                    })
+                };
+                self.outcome.timed("Release", call).await.is_ok()
+            }
+            Finish::Settle { above } => {
+                let pricing = self.pricing;
+                let call = || credit.settle(settle_request(pricing, hold.hold_id, key, above));
+                self.outcome.timed("Settle", call).await.is_ok()
+            }
+        };
+        self.outcome.runs += u64::from(finished);
+    }
+
+    /// Rolls how this run ends, so the mix of endings follows the settings.
+    fn roll_finish(&mut self) -> Finish {
+        let roll = self.rng.random_range(0..100_u8);
+        let release = roll < self.release_percent;
+        let above = !release && roll < self.release_percent + self.above_percent;
+        if release {
+            Finish::Release
+        } else {
+            Finish::Settle { above }
+        }
+    }
+
+    /// An idempotency key unique to this bench run, worker, sequence number and step.
+    fn key(&self, sequence: u64, step: &str) -> String {
+        format!("{}-{}-{sequence}-{step}", self.run, self.index)
+    }
+
+    fn authorize_request(
+        &self,
+        account_id: String,
+        sequence: u64,
+        price: authorize_request::Price,
+    ) -> AuthorizeRequest {
+        AuthorizeRequest {
             account_id,
-            idempotency_key: format!("{}-{}-{sequence}-a", self.run, self.index),
+            idempotency_key: self.key(sequence, "a"),
             price: Some(price),
             run: Some(RunMetadata {
                 task_type: TaskType::Chat as i32,
@@ -108,43 +178,24 @@ impl Worker {
                 ..RunMetadata::default()
             }),
             ..AuthorizeRequest::default()
-        };
-        let started = Instant::now();
-        let result = credit.authorize(request).await;
-        self.outcome.record("Authorize", started, &result);
-        let Some(hold) = result.ok().and_then(|response| response.into_inner().hold) else {
-            return;
-        };
-        let key = format!("{}-{}-{sequence}-s", self.run, self.index);
-        let started = Instant::now();
-        let finished = if release {
-            let result = credit
-                .release(ReleaseRequest {
-                    hold_id: hold.hold_id,
-                    idempotency_key: key,
-                    reason: "bench".to_owned(),
-                })
-                .await;
-            self.outcome.record("Release", started, &result);
-            result.is_ok()
-        } else {
-            let charge = match self.pricing {
-                Pricing::Amount => {
-                    settle_request::Charge::Amount(if above { "0.05" } else { "0.015" }.to_owned())
-                }
-                _ => settle_request::Charge::Usage(usage(if above { 3 } else { 1 })),
-            };
-            let request = SettleRequest {
-                hold_id: hold.hold_id,
-                idempotency_key: key,
-                charge: Some(charge),
-                partial: false,
-            };
-            let result = credit.settle(request).await;
-            self.outcome.record("Settle", started, &result);
-            result.is_ok()
-        };
-        self.outcome.runs += u64::from(finished);
+        }
+    }
+}
+
+/// A Settle of the hold: an explicit amount when the bench prices by amount, else usage,
+/// three times the estimate when the run goes above it.
+fn settle_request(pricing: Pricing, hold_id: String, key: String, above: bool) -> SettleRequest {
+    let charge = match pricing {
+        Pricing::Amount => {
+            settle_request::Charge::Amount(if above { "0.05" } else { "0.015" }.to_owned())
+        }
+        _ => settle_request::Charge::Usage(usage(if above { 3 } else { 1 })),
+    };
+    SettleRequest {
+        hold_id,
+        idempotency_key: key,
+        charge: Some(charge),
+        partial: false,
     }
 }
 

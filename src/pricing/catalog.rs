@@ -1,22 +1,12 @@
 //! The catalog: what each model, tool and extra costs. A version is immutable once published.
 //! The same shape is read from the default catalog file (TOML) and stored as JSON.
 
-use std::collections::BTreeSet;
-
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use super::usage::Resolution;
-
-/// Most models, tools or multipliers in one catalog.
-pub const MAX_ENTRIES: usize = 5_000;
-/// Most decimal places of a rate.
-pub const MAX_RATE_PLACES: u32 = 12;
-/// Largest rate.
-const MAX_RATE: Decimal = Decimal::from_parts(1_000_000_000, 0, 0, false, 0);
-/// Longest id.
-const MAX_ID: usize = 200;
+use super::validate::CatalogError;
 
 /// What a model produces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -213,73 +203,6 @@ pub struct Catalog {
     pub multipliers: Vec<Multiplier>,
 }
 
-/// Why a catalog cannot be published.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CatalogError {
-    /// A rate is negative, too precise or too large.
-    #[error(
-        "{what}: rate {rate} must be between 0 and {MAX_RATE} with at most {MAX_RATE_PLACES} decimal places"
-    )]
-    BadRate {
-        /// Where.
-        what: String,
-        /// The rate.
-        rate: Decimal,
-    },
-    /// Something else is wrong; the message says what.
-    #[error("{0}")]
-    Invalid(String),
-    /// A tool names a model the catalog lacks.
-    #[error("tool {tool} names model {model}, which is not in the catalog")]
-    UnknownModel {
-        /// The tool.
-        tool: String,
-        /// The model.
-        model: String,
-    },
-}
-
-/// Most characters of a published name quoted back in an error.
-const MAX_SHOWN: usize = 64;
-
-/// A name from the catalog as an error shows it: at most [`MAX_SHOWN`] characters, marked when
-/// cut, so an error never grows with what was published.
-fn shown(name: &str) -> String {
-    let mut text: String = name.chars().take(MAX_SHOWN).collect();
-    if text.len() < name.len() {
-        text.push('…');
-    }
-    text
-}
-
-fn check_rate(what: impl FnOnce() -> String, rate: Decimal) -> Result<(), CatalogError> {
-    if rate.is_sign_negative() || rate > MAX_RATE || rate.normalize().scale() > MAX_RATE_PLACES {
-        return Err(CatalogError::BadRate { what: what(), rate });
-    }
-    Ok(())
-}
-
-fn check_id(kind: &str, id: &str, seen: &mut BTreeSet<String>) -> Result<(), CatalogError> {
-    if id.is_empty()
-        || id.len() > MAX_ID
-        || id
-            .chars()
-            .any(|character| character.is_whitespace() || character.is_control())
-    {
-        return Err(CatalogError::Invalid(format!(
-            "{kind} id {:?} must be 1-{MAX_ID} characters without spaces",
-            shown(id)
-        )));
-    }
-    if !seen.insert(id.to_owned()) {
-        return Err(CatalogError::Invalid(format!(
-            "{kind} {} is listed twice",
-            shown(id)
-        )));
-    }
-    Ok(())
-}
-
 impl Catalog {
     /// Parses a catalog file (TOML).
     pub fn from_toml(text: &str) -> Result<Catalog, CatalogError> {
@@ -292,93 +215,6 @@ impl Catalog {
     /// Writes the catalog as TOML.
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).unwrap_or_default()
-    }
-
-    /// Checks ids are unique, rates are sane and tools name known models.
-    pub fn validate(&self) -> Result<(), CatalogError> {
-        // Stored as JSONB, which refuses NUL characters.
-        if serde_json::to_string(self).is_ok_and(|json| json.contains("\\u0000")) {
-            return Err(CatalogError::Invalid(
-                "catalog text must not contain NUL characters".to_owned(),
-            ));
-        }
-        if self.models.len() > MAX_ENTRIES
-            || self.tools.len() > MAX_ENTRIES
-            || self.multipliers.len() > MAX_ENTRIES
-        {
-            return Err(CatalogError::Invalid(format!(
-                "at most {MAX_ENTRIES} models, tools and multipliers each"
-            )));
-        }
-        let mut models = BTreeSet::new();
-        for model in &self.models {
-            check_id("model", &model.id, &mut models)?;
-            let tokens = &model.tokens;
-            for (name, rate) in [
-                ("input", tokens.input),
-                ("output", tokens.output),
-                ("cached_read", tokens.cached_read),
-                ("reasoning", tokens.reasoning),
-            ] {
-                if let Some(rate) = rate {
-                    check_rate(|| format!("model {} {name} tokens", shown(&model.id)), rate)?;
-                }
-            }
-            for image in &model.images {
-                check_rate(
-                    || {
-                        let (id, size) = (shown(&model.id), shown(&image.size));
-                        // Tiers are free text (spaces included): quoted, so a quote shows where each ends.
-                        format!("model {id} image {size:?} {:?}", shown(&image.quality))
-                    },
-                    image.per_image,
-                )?;
-            }
-            if let Some(rate) = model.per_megapixel {
-                check_rate(|| format!("model {} per megapixel", shown(&model.id)), rate)?;
-            }
-            for video in &model.video {
-                check_rate(
-                    || format!("model {} video {:?}", shown(&model.id), video.resolution),
-                    video.per_second,
-                )?;
-            }
-        }
-        let mut tools = BTreeSet::new();
-        for tool in &self.tools {
-            check_id("tool", &tool.id, &mut tools)?;
-            check_rate(
-                || format!("tool {} fee", shown(&tool.id)),
-                tool.fee_per_execution,
-            )?;
-            for model in tool.default_model.iter().chain(&tool.allowed_models) {
-                if !models.contains(model) {
-                    return Err(CatalogError::UnknownModel {
-                        tool: shown(&tool.id),
-                        model: shown(model),
-                    });
-                }
-            }
-        }
-        let surcharges = &self.surcharges;
-        for (name, rate) in [
-            ("per_web_search", surcharges.per_web_search),
-            ("per_tool_call", surcharges.per_tool_call),
-            ("per_agent_step", surcharges.per_agent_step),
-        ] {
-            if let Some(rate) = rate {
-                check_rate(|| format!("surcharge {name}"), rate)?;
-            }
-        }
-        let mut multipliers = BTreeSet::new();
-        for multiplier in &self.multipliers {
-            check_id("multiplier", &multiplier.name, &mut multipliers)?;
-            check_rate(
-                || format!("multiplier {}", shown(&multiplier.name)),
-                multiplier.factor,
-            )?;
-        }
-        Ok(())
     }
 
     /// The model with this id.

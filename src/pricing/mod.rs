@@ -3,15 +3,17 @@
 //! No I/O; knows nothing of proto or SQL.
 
 mod catalog;
+mod lines;
 mod price;
 mod usage;
+mod validate;
 
 pub use catalog::{
-    Catalog, CatalogError, ImageRate, Modality, Model, Multiplier, Surcharges, TokenRates, Tool,
-    VideoRate,
+    Catalog, ImageRate, Modality, Model, Multiplier, Surcharges, TokenRates, Tool, VideoRate,
 };
 pub use price::{Priced, PricingError, price};
 pub use usage::{ImageUsage, Resolution, Usage, UsageError};
+pub use validate::CatalogError;
 
 #[cfg(test)]
 pub(crate) mod hostile;

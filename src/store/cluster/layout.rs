@@ -119,6 +119,8 @@ impl Layout {
         Ok(())
     }
 
+    /// Starts the postmaster on `port` as `run_as`, tied to a thread of ours so that it stops
+    /// with us (see [`stop_with_parent`]).
     pub(super) fn spawn(
         &self,
         bin_dir: &Path,
@@ -126,6 +128,19 @@ impl Layout {
         port: u16,
         durable: bool,
     ) -> Result<Postmaster, ClusterError> {
+        let mut command = self.postmaster_command(bin_dir, port, durable)?;
+        run_as_user(&mut command, run_as);
+        stop_with_parent(&mut command);
+        spawn_watched(command, bin_dir)
+    }
+
+    /// The postgres command line: loopback TCP only, output appended to our log.
+    fn postmaster_command(
+        &self,
+        bin_dir: &Path,
+        port: u16,
+        durable: bool,
+    ) -> Result<Command, ClusterError> {
         let log = fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -163,53 +178,7 @@ impl Layout {
                 "full_page_writes=off",
             ]);
         }
-        run_as_user(&mut command, run_as);
-        let parent = std::process::id();
-        // SAFETY: the closure runs between fork and exec and calls only async-signal-safe
-        // system calls (prctl, getppid); it allocates nothing.
-        #[allow(unsafe_code)]
-        unsafe {
-            command.pre_exec(move || {
-                // Runs after setuid (which would clear it), so the signal survives.
-                nix::sys::prctl::set_pdeathsig(Signal::SIGINT).map_err(std::io::Error::from)?;
-                if nix::unistd::getppid().as_raw() != i32::try_from(parent).unwrap_or(-1) {
-                    return Err(std::io::Error::other(
-                        "parent exited before postgres started",
-                    ));
-                }
-                Ok(())
-            });
-        }
-        let (started_sender, started) = mpsc::channel();
-        let (exited_sender, exited) = mpsc::channel();
-        // The thread that spawns the child is the "parent" for the death signal, so it lives
-        // exactly as long as the child.
-        std::thread::Builder::new()
-            .name("postgres".into())
-            .spawn(move || match command.spawn() {
-                Ok(mut child) => {
-                    let _ = started_sender.send(Ok(child.id()));
-                    let _ = child.wait();
-                    let _ = exited_sender.send(());
-                }
-                Err(error) => {
-                    let _ = started_sender.send(Err(error));
-                }
-            })
-            .map_err(|error| ClusterError::Failed(format!("starting a thread: {error}")))?;
-        let pid = started
-            .recv()
-            .map_err(|_| ClusterError::Failed("postgres thread ended".into()))?
-            .map_err(|error| {
-                ClusterError::Failed(format!(
-                    "starting {}: {error}",
-                    bin_dir.join("postgres").display()
-                ))
-            })?;
-        Ok(Postmaster {
-            pid: Pid::from_raw(i32::try_from(pid).unwrap_or(i32::MAX)),
-            exited,
-        })
+        Ok(command)
     }
 
     pub(super) fn log_tail(&self) -> String {
@@ -219,6 +188,62 @@ impl Layout {
         let lines: Vec<String> = BufReader::new(file).lines().map_while(Result::ok).collect();
         lines[lines.len().saturating_sub(10)..].join("\n")
     }
+}
+
+/// Has the kernel send the postmaster SIGINT (a fast shutdown) when the thread that spawned it
+/// ends, and refuses to start it if that thread's process is already gone.
+fn stop_with_parent(command: &mut Command) {
+    let parent = std::process::id();
+    // SAFETY: the closure runs between fork and exec and calls only async-signal-safe
+    // system calls (prctl, getppid); it allocates nothing.
+    #[allow(unsafe_code)]
+    unsafe {
+        command.pre_exec(move || {
+            // Runs after setuid (which would clear it), so the signal survives.
+            nix::sys::prctl::set_pdeathsig(Signal::SIGINT).map_err(std::io::Error::from)?;
+            if nix::unistd::getppid().as_raw() != i32::try_from(parent).unwrap_or(-1) {
+                return Err(std::io::Error::other(
+                    "parent exited before postgres started",
+                ));
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Spawns `command` from a thread of its own and waits until it has started.
+///
+/// The thread that spawns the child is the "parent" for the death signal, so it lives exactly
+/// as long as the child, and says on `exited` when the child ends.
+fn spawn_watched(mut command: Command, bin_dir: &Path) -> Result<Postmaster, ClusterError> {
+    let (started_sender, started) = mpsc::channel();
+    let (exited_sender, exited) = mpsc::channel();
+    std::thread::Builder::new()
+        .name("postgres".into())
+        .spawn(move || match command.spawn() {
+            Ok(mut child) => {
+                let _ = started_sender.send(Ok(child.id()));
+                let _ = child.wait();
+                let _ = exited_sender.send(());
+            }
+            Err(error) => {
+                let _ = started_sender.send(Err(error));
+            }
+        })
+        .map_err(|error| ClusterError::Failed(format!("starting a thread: {error}")))?;
+    let pid = started
+        .recv()
+        .map_err(|_| ClusterError::Failed("postgres thread ended".into()))?
+        .map_err(|error| {
+            ClusterError::Failed(format!(
+                "starting {}: {error}",
+                bin_dir.join("postgres").display()
+            ))
+        })?;
+    Ok(Postmaster {
+        pid: Pid::from_raw(i32::try_from(pid).unwrap_or(i32::MAX)),
+        exited,
+    })
 }
 
 fn run_as_user(command: &mut Command, run_as: Option<&User>) {
