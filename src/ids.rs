@@ -3,6 +3,7 @@
 //! do not compile.
 
 use std::fmt;
+use std::str::FromStr;
 
 use postgres_types::{FromSql, ToSql};
 use uuid::Uuid;
@@ -34,6 +35,15 @@ macro_rules! typed_id {
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 self.0.fmt(f)
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = uuid::Error;
+
+            /// The id a request names, in any form [`Uuid::parse_str`] reads.
+            fn from_str(text: &str) -> Result<Self, Self::Err> {
+                Uuid::parse_str(text).map(Self)
             }
         }
     };
@@ -79,6 +89,18 @@ mod tests {
         let hold = HoldId::from_uuid(uuid);
         assert_eq!(hold.uuid(), uuid);
         assert_eq!(hold.to_string(), uuid.to_string());
+        assert_eq!(uuid.to_string().parse::<HoldId>().ok(), Some(hold));
+        assert!("not an id".parse::<HoldId>().is_err());
         assert_ne!(HoldId::now_v7(), HoldId::now_v7());
+    }
+
+    #[test]
+    fn an_id_and_an_array_of_ids_go_to_postgres_as_uuids() {
+        use postgres_types::Type;
+        assert!(<HoldId as ToSql>::accepts(&Type::UUID));
+        assert!(<TenantId as FromSql>::accepts(&Type::UUID));
+        assert!(<Vec<HoldId> as ToSql>::accepts(&Type::UUID_ARRAY));
+        assert!(<Vec<Option<GrantId>> as ToSql>::accepts(&Type::UUID_ARRAY));
+        assert!(!<Vec<AccountId> as ToSql>::accepts(&Type::TEXT_ARRAY));
     }
 }

@@ -31,7 +31,7 @@ impl CatalogApi {
 
     async fn catalog(
         &self,
-        tenant_id: uuid::Uuid,
+        tenant_id: crate::ids::TenantId,
         version: u64,
     ) -> Result<std::sync::Arc<crate::pricing::Catalog>, ServiceError> {
         match version {

@@ -2,8 +2,8 @@
 
 use chrono::{DateTime, Utc};
 use prost_types::Timestamp;
-use uuid::Uuid;
 
+use crate::ids::AccountId;
 use crate::ledger::Account;
 use crate::ledger::{
     AccountStatus, GrantSource, GrantState, HoldState, HoldStatus, RefundRecord, SettlePolicy,
@@ -96,7 +96,7 @@ pub fn account(row: &Account) -> v1::Account {
 }
 
 /// A wire hold.
-pub fn hold(account_id: Uuid, hold: &HoldState) -> v1::Hold {
+pub fn hold(account_id: AccountId, hold: &HoldState) -> v1::Hold {
     let meta = &hold.meta;
     let task_type =
         v1::TaskType::from_str_name(&meta.task_type).unwrap_or(v1::TaskType::Unspecified);
@@ -139,7 +139,7 @@ pub fn hold(account_id: Uuid, hold: &HoldState) -> v1::Hold {
 
 /// A wire settlement.
 pub fn settlement(
-    account_id: Uuid,
+    account_id: AccountId,
     catalog_version: i64,
     record: &SettlementRecord,
 ) -> v1::Settlement {
@@ -167,7 +167,7 @@ pub fn settlement(
 }
 
 /// A wire grant.
-pub fn grant(account_id: Uuid, grant: &GrantState) -> v1::Grant {
+pub fn grant(account_id: AccountId, grant: &GrantState) -> v1::Grant {
     v1::Grant {
         grant_id: grant.grant_id.to_string(),
         account_id: account_id.to_string(),
@@ -183,7 +183,7 @@ pub fn grant(account_id: Uuid, grant: &GrantState) -> v1::Grant {
 }
 
 /// A wire refund.
-pub fn refund(account_id: Uuid, record: &RefundRecord) -> v1::Refund {
+pub fn refund(account_id: AccountId, record: &RefundRecord) -> v1::Refund {
     v1::Refund {
         refund_id: record.refund_id.to_string(),
         settlement_id: record.settlement_id.to_string(),

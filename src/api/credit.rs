@@ -4,11 +4,11 @@
 use chrono::Duration;
 use prost::Message as _;
 use tonic::{Request, Response, Status};
-use uuid::Uuid;
 
 use super::pricing;
 use super::{caller, convert, parse};
 use crate::config::MoneyLimits;
+use crate::ids::HoldId;
 use crate::ledger::{RefundRecord, SettlementRecord};
 use crate::money::Credits;
 use crate::proto::v1::credit_service_server::CreditService;
@@ -62,7 +62,7 @@ fn ttl(
 /// Encodes the response of an operation that leaves a hold (Authorize, ExtendHold).
 fn hold_answer<R: prost::Message + 'static>(
     build: fn(crate::proto::v1::Hold, String) -> R,
-) -> Encoder<Uuid> {
+) -> Encoder<HoldId> {
     Box::new(move |book, hold_id| {
         let account_id = book.account().account_id;
         let hold = book

@@ -1,7 +1,6 @@
 //! Parsing request fields into domain types, once, at the edge.
 
 use prost::Message;
-use uuid::Uuid;
 
 use crate::money::{Credits, parse_amount};
 use crate::service::ServiceError;
@@ -60,9 +59,9 @@ pub fn time(
         .ok_or_else(out_of_range)
 }
 
-/// A required id.
-pub fn id(field: &'static str, text: &str) -> Result<Uuid, ServiceError> {
-    Uuid::parse_str(text).map_err(|_| ServiceError::InvalidArgument {
+/// A required id, typed (e.g. [`crate::ids::HoldId`]) by where it goes.
+pub fn id<Id: std::str::FromStr>(field: &'static str, text: &str) -> Result<Id, ServiceError> {
+    text.parse().map_err(|_| ServiceError::InvalidArgument {
         field,
         message: if text.is_empty() {
             "required".to_owned()

@@ -1,16 +1,15 @@
 //! An account's identity and settings, as every layer sees them, and a change to its settings.
 
-use chrono::{DateTime, Utc};
-use uuid::Uuid;
-
 use super::model::{AccountStatus, SettlePolicy};
+use crate::ids::AccountId;
 use crate::money::Credits;
+use chrono::{DateTime, Utc};
 
 /// An account: who it is and its settings (its money lives in grants, holds and debt).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Account {
     /// Id.
-    pub account_id: Uuid,
+    pub account_id: AccountId,
     /// The tenant's id for it.
     pub external_id: String,
     /// ORGANIZATION or USER.

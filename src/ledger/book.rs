@@ -4,28 +4,27 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use chrono::{DateTime, Utc};
-use uuid::Uuid;
-
 use super::decline::Decline;
 use super::journal::{LedgerAccount, MovementKind, Posting, Refs, movement};
 use super::model::{
     AccountState, AccountStatus, AllocationState, GrantState, HoldState, HoldStatus, RefundRecord,
     SettlementRecord,
 };
+use crate::ids::{GrantId, HoldId, SettlementId};
 use crate::money::Credits;
+use chrono::{DateTime, Utc};
 
 /// One account's state under the lock, and the changes made to it.
 #[derive(Debug, Clone)]
 pub struct AccountBook {
     pub(super) account: AccountState,
-    pub(super) grants: BTreeMap<Uuid, GrantState>,
-    pub(super) holds: BTreeMap<Uuid, HoldState>,
+    pub(super) grants: BTreeMap<GrantId, GrantState>,
+    pub(super) holds: BTreeMap<HoldId, HoldState>,
     pub(super) now: DateTime<Utc>,
     pub(super) account_changed: bool,
-    pub(super) changed_grants: BTreeSet<Uuid>,
-    pub(super) changed_holds: BTreeSet<Uuid>,
-    pub(super) created_holds: BTreeSet<Uuid>,
+    pub(super) changed_grants: BTreeSet<GrantId>,
+    pub(super) changed_holds: BTreeSet<HoldId>,
+    pub(super) created_holds: BTreeSet<HoldId>,
     pub(super) postings: Vec<Posting>,
     pub(super) settlements: Vec<SettlementRecord>,
     pub(super) refunds: Vec<RefundRecord>,
@@ -105,17 +104,17 @@ impl AccountBook {
     }
 
     /// A loaded hold.
-    pub fn hold(&self, hold_id: Uuid) -> Option<&HoldState> {
+    pub fn hold(&self, hold_id: HoldId) -> Option<&HoldState> {
         self.holds.get(&hold_id)
     }
 
     /// A loaded grant.
-    pub fn grant_state(&self, grant_id: Uuid) -> Option<&GrantState> {
+    pub fn grant_state(&self, grant_id: GrantId) -> Option<&GrantState> {
         self.grants.get(&grant_id)
     }
 
     /// Loaded grants spendable now, in consumption order.
-    pub(super) fn spendable_in_burn_order(&self) -> Vec<Uuid> {
+    pub(super) fn spendable_in_burn_order(&self) -> Vec<GrantId> {
         let mut spendable: Vec<&GrantState> = self
             .grants
             .values()
@@ -147,14 +146,14 @@ impl AccountBook {
         }
     }
 
-    pub(super) fn grant_mut(&mut self, grant_id: Uuid) -> &mut GrantState {
+    pub(super) fn grant_mut(&mut self, grant_id: GrantId) -> &mut GrantState {
         self.changed_grants.insert(grant_id);
         self.grants.get_mut(&grant_id).unwrap_or_else(|| {
             panic!("grant {grant_id} of an allocation must be loaded with its hold")
         })
     }
 
-    pub(super) fn hold_mut(&mut self, hold_id: Uuid) -> &mut HoldState {
+    pub(super) fn hold_mut(&mut self, hold_id: HoldId) -> &mut HoldState {
         self.changed_holds.insert(hold_id);
         self.holds
             .get_mut(&hold_id)
@@ -171,7 +170,7 @@ impl AccountBook {
 
     /// Expires every active hold past its expiry, returning its reservations.
     pub fn expire_due_holds(&mut self) {
-        let due: Vec<Uuid> = self
+        let due: Vec<HoldId> = self
             .holds
             .values()
             .filter(|hold| hold.is_due(self.now))
@@ -188,8 +187,8 @@ impl AccountBook {
 
     /// Returns every reservation of a hold to its grant; returns what was given back.
     /// Allocations already fully captured are skipped: their grant may be spent and unloaded.
-    pub(super) fn release_reservations(&mut self, hold_id: Uuid) -> Credits {
-        let returned: Vec<(Uuid, Credits)> = self
+    pub(super) fn release_reservations(&mut self, hold_id: HoldId) -> Credits {
+        let returned: Vec<(GrantId, Credits)> = self
             .hold_mut(hold_id)
             .allocations
             .iter_mut()
@@ -222,7 +221,7 @@ impl AccountBook {
 
     /// Reserves `amount` for `hold_id` from spendable grants in consumption order; the caller
     /// has checked it is available.
-    pub(super) fn reserve(&mut self, hold_id: Uuid, amount: Credits) {
+    pub(super) fn reserve(&mut self, hold_id: HoldId, amount: Credits) {
         let drawn = self.draw_spendable(
             amount,
             MovementKind::Hold,
@@ -260,9 +259,9 @@ impl AccountBook {
         amount: Credits,
         kind: MovementKind,
         to: LedgerAccount,
-        hold_id: Option<Uuid>,
-        settlement_id: Option<Uuid>,
-    ) -> Vec<(Uuid, Credits)> {
+        hold_id: Option<HoldId>,
+        settlement_id: Option<SettlementId>,
+    ) -> Vec<(GrantId, Credits)> {
         let mut left = amount;
         let mut drawn = Vec::new();
         for grant_id in self.spendable_in_burn_order() {
@@ -308,7 +307,7 @@ impl AccountBook {
 
     /// Posts breakage of expired grants and pays debt from spendable credits.
     pub(super) fn finish(&mut self) {
-        let expired: Vec<Uuid> = self
+        let expired: Vec<GrantId> = self
             .grants
             .values()
             .filter(|grant| grant.expired_at(self.now) && grant.remaining.is_positive())

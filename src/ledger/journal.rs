@@ -4,6 +4,7 @@
 
 use uuid::Uuid;
 
+use crate::ids::{GrantId, HoldId, SettlementId};
 use crate::money::Credits;
 
 /// A ledger account a posting lands on.
@@ -84,11 +85,11 @@ pub struct Posting {
     /// Why.
     pub kind: MovementKind,
     /// The grant (for available and held).
-    pub grant_id: Option<Uuid>,
+    pub grant_id: Option<GrantId>,
     /// The hold involved.
-    pub hold_id: Option<Uuid>,
+    pub hold_id: Option<HoldId>,
     /// The settlement involved.
-    pub settlement_id: Option<Uuid>,
+    pub settlement_id: Option<SettlementId>,
     /// The refund involved.
     pub refund_id: Option<Uuid>,
 }
@@ -97,11 +98,11 @@ pub struct Posting {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Refs {
     /// The grant.
-    pub grant_id: Option<Uuid>,
+    pub grant_id: Option<GrantId>,
     /// The hold.
-    pub hold_id: Option<Uuid>,
+    pub hold_id: Option<HoldId>,
     /// The settlement.
-    pub settlement_id: Option<Uuid>,
+    pub settlement_id: Option<SettlementId>,
     /// The refund.
     pub refund_id: Option<Uuid>,
 }

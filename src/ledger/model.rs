@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use crate::ids::{AccountId, GrantId, HoldId, SettlementId};
 use crate::money::Credits;
 
 macro_rules! stored_enum {
@@ -98,7 +99,7 @@ stored_enum!(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccountState {
     /// The account.
-    pub account_id: Uuid,
+    pub account_id: AccountId,
     /// Whether it may start runs.
     pub status: AccountStatus,
     /// Above-hold policy.
@@ -113,7 +114,7 @@ pub struct AccountState {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GrantState {
     /// The grant.
-    pub grant_id: Uuid,
+    pub grant_id: GrantId,
     /// Where it came from.
     pub source: GrantSource,
     /// Consumption priority, lower first.
@@ -146,7 +147,7 @@ impl GrantState {
     }
 
     /// Consumption order key: priority, then earliest expiry (never-expiring last), then oldest.
-    pub fn burn_key(&self) -> (i32, bool, Option<DateTime<Utc>>, DateTime<Utc>, Uuid) {
+    pub fn burn_key(&self) -> (i32, bool, Option<DateTime<Utc>>, DateTime<Utc>, GrantId) {
         (
             self.priority,
             self.expires_at.is_none(),
@@ -161,7 +162,7 @@ impl GrantState {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AllocationState {
     /// The grant.
-    pub grant_id: Uuid,
+    pub grant_id: GrantId,
     /// Still reserved.
     pub reserved: Credits,
     /// Captured from this reservation so far.
@@ -199,7 +200,7 @@ pub struct HoldMeta {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HoldState {
     /// The hold.
-    pub hold_id: Uuid,
+    pub hold_id: HoldId,
     /// Where it is in its life.
     pub status: HoldStatus,
     /// Credits authorized (raised by ExtendHold).
@@ -241,7 +242,7 @@ impl HoldState {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SettlementPart {
     /// The grant.
-    pub grant_id: Uuid,
+    pub grant_id: GrantId,
     /// Taken.
     pub amount: Credits,
     /// Refunded since.
@@ -252,9 +253,9 @@ pub struct SettlementPart {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SettlementRecord {
     /// The settlement.
-    pub settlement_id: Uuid,
+    pub settlement_id: SettlementId,
     /// Its hold.
-    pub hold_id: Uuid,
+    pub hold_id: HoldId,
     /// Metered total.
     pub total: Credits,
     /// Taken from the hold's reservations.
@@ -294,17 +295,17 @@ pub struct RefundRecord {
     /// The refund.
     pub refund_id: Uuid,
     /// The settlement refunded.
-    pub settlement_id: Uuid,
+    pub settlement_id: SettlementId,
     /// Its hold.
-    pub hold_id: Uuid,
+    pub hold_id: HoldId,
     /// Credits refunded.
     pub amount: Credits,
     /// Of which reduced the account's debt.
     pub debt_reduced: Credits,
     /// Of which went back to the grants they came from.
-    pub returned_to: Vec<(Uuid, Credits)>,
+    pub returned_to: Vec<(GrantId, Credits)>,
     /// A REFUND grant made for credits whose grant had expired.
-    pub new_grant_id: Option<Uuid>,
+    pub new_grant_id: Option<GrantId>,
     /// Why.
     pub reason: String,
     /// When.

@@ -1,14 +1,13 @@
 //! Operations on holds and grants: Authorize, ExtendHold, Release, Grant. Settlement and
 //! refund live in `settle`.
 
-use chrono::{DateTime, Utc};
-use uuid::Uuid;
-
 use super::book::AccountBook;
 use super::decline::Decline;
 use super::journal::{LedgerAccount, MovementKind, Refs};
 use super::model::{GrantState, HoldState, HoldStatus};
+use crate::ids::HoldId;
 use crate::money::Credits;
+use chrono::{DateTime, Utc};
 
 impl AccountBook {
     /// Creates an active hold of `hold.amount`, reserving from grants in consumption order.
@@ -42,7 +41,7 @@ impl AccountBook {
     /// Raises a live hold to `new_amount` and/or moves its expiry.
     pub fn extend(
         &mut self,
-        hold_id: Uuid,
+        hold_id: HoldId,
         new_amount: Option<Credits>,
         new_expires_at: Option<DateTime<Utc>>,
     ) -> Result<(), Decline> {
@@ -83,7 +82,7 @@ impl AccountBook {
     }
 
     /// Gives a live hold back; returns what was released.
-    pub fn release(&mut self, hold_id: Uuid) -> Result<Credits, Decline> {
+    pub fn release(&mut self, hold_id: HoldId) -> Result<Credits, Decline> {
         self.begin();
         let status = self.holds.get(&hold_id).map(|hold| hold.status);
         if status != Some(HoldStatus::Active) {

@@ -11,15 +11,16 @@ use super::model::{
     GrantSource, GrantState, HoldStatus, RefundRecord, SettlePolicy, SettlementPart,
     SettlementRecord,
 };
+use crate::ids::{GrantId, HoldId, SettlementId};
 use crate::money::Credits;
 
 /// A settlement to apply.
 #[derive(Debug, Clone)]
 pub struct SettleRequest {
     /// New settlement id.
-    pub settlement_id: Uuid,
+    pub settlement_id: SettlementId,
     /// The hold.
-    pub hold_id: Uuid,
+    pub hold_id: HoldId,
     /// Metered total.
     pub total: Credits,
     /// Keep the hold open.
@@ -40,7 +41,7 @@ pub struct RefundRequest {
     /// Why.
     pub reason: String,
     /// Id for a REFUND grant, if one is needed.
-    pub refund_grant_id: Uuid,
+    pub refund_grant_id: GrantId,
     /// Its expiry.
     pub refund_grant_expires_at: DateTime<Utc>,
 }
@@ -86,7 +87,7 @@ impl AccountBook {
         let mut parts: Vec<SettlementPart> = Vec::new();
         let mut left = request.total;
 
-        let reservations: Vec<(Uuid, Credits)> = hold
+        let reservations: Vec<(GrantId, Credits)> = hold
             .allocations
             .iter()
             .map(|allocation| (allocation.grant_id, allocation.reserved))
@@ -320,7 +321,7 @@ impl AccountBook {
     }
 }
 
-fn add_part(parts: &mut Vec<SettlementPart>, grant_id: Uuid, amount: Credits) {
+fn add_part(parts: &mut Vec<SettlementPart>, grant_id: GrantId, amount: Credits) {
     match parts.iter_mut().find(|part| part.grant_id == grant_id) {
         Some(part) => part.amount += amount,
         None => parts.push(SettlementPart {

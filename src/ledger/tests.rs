@@ -10,6 +10,7 @@ use rust_decimal::Decimal;
 use uuid::Uuid;
 
 use super::*;
+use crate::ids::{AccountId, GrantId, HoldId, SettlementId};
 use crate::money::Credits;
 
 // ---------------------------------------------------------------------------------------------
@@ -30,7 +31,7 @@ fn dec(mantissa: i64, scale: u32) -> Credits {
 
 fn account(policy: SettlePolicy) -> AccountState {
     AccountState {
-        account_id: Uuid::from_u128(0xacc0),
+        account_id: AccountId::from_uuid(Uuid::from_u128(0xacc0)),
         status: AccountStatus::Active,
         settle_policy: policy,
         debt: Credits::ZERO,
@@ -45,7 +46,7 @@ fn grant_of(
     expires_at: Option<DateTime<Utc>>,
 ) -> GrantState {
     GrantState {
-        grant_id: Uuid::now_v7(),
+        grant_id: GrantId::now_v7(),
         source,
         priority: source.default_priority(),
         effective_at: created_at,
@@ -60,7 +61,7 @@ fn grant_of(
 
 fn hold_of(amount: Credits, now: DateTime<Utc>, ttl: Duration) -> HoldState {
     HoldState {
-        hold_id: Uuid::now_v7(),
+        hold_id: HoldId::now_v7(),
         status: HoldStatus::Active,
         amount,
         captured: Credits::ZERO,
@@ -74,9 +75,9 @@ fn hold_of(amount: Credits, now: DateTime<Utc>, ttl: Duration) -> HoldState {
     }
 }
 
-fn settle_request(hold_id: Uuid, total: Credits, partial: bool) -> SettleRequest {
+fn settle_request(hold_id: HoldId, total: Credits, partial: bool) -> SettleRequest {
     SettleRequest {
-        settlement_id: Uuid::now_v7(),
+        settlement_id: SettlementId::now_v7(),
         hold_id,
         total,
         partial,
@@ -90,7 +91,7 @@ fn refund_request(amount: Option<Credits>, grant_expires_at: DateTime<Utc>) -> R
         refund_id: Uuid::now_v7(),
         amount,
         reason: "test".to_owned(),
-        refund_grant_id: Uuid::now_v7(),
+        refund_grant_id: GrantId::now_v7(),
         refund_grant_expires_at: grant_expires_at,
     }
 }
@@ -105,7 +106,7 @@ fn book_with(policy: SettlePolicy, grants: Vec<GrantState>, now: DateTime<Utc>) 
 }
 
 /// Authorizes a fresh hold and returns its id.
-fn authorize(book: &mut AccountBook, amount: Credits, ttl: Duration) -> Uuid {
+fn authorize(book: &mut AccountBook, amount: Credits, ttl: Duration) -> HoldId {
     let hold = hold_of(amount, book.now, ttl);
     let hold_id = hold.hold_id;
     book.authorize(hold).unwrap();
@@ -131,7 +132,7 @@ fn kind_total(postings: &[Posting], kind: MovementKind, ledger: LedgerAccount) -
         .sum()
 }
 
-fn allocations(hold: &HoldState) -> Vec<(Uuid, Credits)> {
+fn allocations(hold: &HoldState) -> Vec<(GrantId, Credits)> {
     hold.allocations
         .iter()
         .map(|allocation| (allocation.grant_id, allocation.reserved))
@@ -143,9 +144,9 @@ fn allocations(hold: &HoldState) -> Vec<(Uuid, Credits)> {
 #[derive(Debug, Clone)]
 struct Store {
     account: AccountState,
-    grants: BTreeMap<Uuid, GrantState>,
-    holds: BTreeMap<Uuid, HoldState>,
-    settlements: BTreeMap<Uuid, SettlementRecord>,
+    grants: BTreeMap<GrantId, GrantState>,
+    holds: BTreeMap<HoldId, HoldState>,
+    settlements: BTreeMap<SettlementId, SettlementRecord>,
     refunds: Vec<RefundRecord>,
     journal: Vec<Posting>,
 }
@@ -478,7 +479,9 @@ fn settle_below_hold_captures_the_total_and_releases_the_rest() {
 
 /// Free 10 and top-up 3; a hold of 8 (all on free); settle 15 → 8 from the hold, 5 from the
 /// balance (free 2, then top-up 3), 2 uncovered.
-fn settle_above_hold(policy: SettlePolicy) -> (AccountBook, SettlementRecord, Uuid, Uuid, Uuid) {
+fn settle_above_hold(
+    policy: SettlePolicy,
+) -> (AccountBook, SettlementRecord, HoldId, GrantId, GrantId) {
     let now = t0();
     let free = grant_of(
         GrantSource::FreeDaily,
@@ -594,7 +597,7 @@ fn account_in_debt_refuses_authorize_and_new_grants_pay_the_debt_first() {
     book.grant(topup);
     assert_eq!(book.account().debt, Credits::ZERO);
     assert_eq!(book.grants[&topup_id].remaining, dec(3_5, 1));
-    let repayments: Vec<(Option<Uuid>, Credits)> = book
+    let repayments: Vec<(Option<GrantId>, Credits)> = book
         .postings
         .iter()
         .filter(|posting| {
@@ -1028,7 +1031,7 @@ fn grant_expiry_posts_breakage_and_the_reservation_on_it_stays_capturable_by_its
     let mut book = store.open(now + Duration::hours(2));
     book.sweep();
     let changes = store.commit(book);
-    let breakage: Vec<(Option<Uuid>, Credits)> = changes
+    let breakage: Vec<(Option<GrantId>, Credits)> = changes
         .postings
         .iter()
         .filter(|posting| {
@@ -1350,8 +1353,8 @@ struct Sim {
     now: DateTime<Utc>,
     next_id: u128,
     max_partial: i32,
-    hold_ids: Vec<Uuid>,
-    settlements: BTreeMap<Uuid, SettlementRecord>,
+    hold_ids: Vec<HoldId>,
+    settlements: BTreeMap<SettlementId, SettlementRecord>,
     refunds: Vec<RefundRecord>,
     granted: Credits,
 }
@@ -1374,8 +1377,8 @@ impl Sim {
         Uuid::from_u128(self.next_id)
     }
 
-    fn pick_hold(&self, book: &AccountBook, pick: Pick) -> Option<Uuid> {
-        let active: Vec<Uuid> = self
+    fn pick_hold(&self, book: &AccountBook, pick: Pick) -> Option<HoldId> {
+        let active: Vec<HoldId> = self
             .hold_ids
             .iter()
             .copied()
@@ -1420,7 +1423,7 @@ fn run_op(book: &mut AccountBook, op: &Op, sim: &mut Sim) -> Step {
             amount,
         } => {
             let grant = GrantState {
-                grant_id: sim.id(),
+                grant_id: GrantId::from_uuid(sim.id()),
                 source: *source,
                 priority: priority.unwrap_or(source.default_priority()),
                 effective_at: now + Duration::minutes(*starts_in),
@@ -1441,7 +1444,7 @@ fn run_op(book: &mut AccountBook, op: &Op, sim: &mut Sim) -> Step {
             let pre = before(book);
             let available = pre.available();
             let hold = HoldState {
-                hold_id: sim.id(),
+                hold_id: HoldId::from_uuid(sim.id()),
                 ..hold_of(*amount, now, Duration::minutes(*ttl))
             };
             let hold_id = hold.hold_id;
@@ -1579,7 +1582,7 @@ fn run_op(book: &mut AccountBook, op: &Op, sim: &mut Sim) -> Step {
                 Total::Raw(total) => *total,
             };
             let request = SettleRequest {
-                settlement_id: sim.id(),
+                settlement_id: SettlementId::from_uuid(sim.id()),
                 hold_id,
                 total,
                 partial: *partial,
@@ -1722,7 +1725,7 @@ fn run_op(book: &mut AccountBook, op: &Op, sim: &mut Sim) -> Step {
                 refund_id: sim.id(),
                 amount: requested,
                 reason: "property".to_owned(),
-                refund_grant_id: sim.id(),
+                refund_grant_id: GrantId::from_uuid(sim.id()),
                 refund_grant_expires_at: now + Duration::minutes(*expires_in),
             };
             let pre = before(book);
@@ -1854,8 +1857,8 @@ const MOVEMENTS: [(MovementKind, LedgerAccount, LedgerAccount); 11] = [
 /// `normalized`: the last thing that happened was an operation that ran `finish` at `sim.now`.
 fn check_state(
     account: &AccountState,
-    grants: &BTreeMap<Uuid, GrantState>,
-    holds: &BTreeMap<Uuid, HoldState>,
+    grants: &BTreeMap<GrantId, GrantState>,
+    holds: &BTreeMap<HoldId, HoldState>,
     journal: &[Posting],
     sim: &Sim,
     normalized: bool,

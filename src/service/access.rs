@@ -16,6 +16,7 @@ use uuid::Uuid;
 use self::expiring::{Digest, ExpiringMap, Found};
 use super::ServiceError;
 use crate::auth::{ScopeSet, hash_key};
+use crate::ids::TenantId;
 use crate::store::{StoreError, tenants};
 
 /// Most valid keys remembered (about 100 bytes each).
@@ -41,7 +42,7 @@ pub const MAX_KEY_LOOKUPS_PER_LANE: usize = 2;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Caller {
     /// The tenant every query of this call is scoped to.
-    pub tenant_id: Uuid,
+    pub tenant_id: TenantId,
     /// The key used, for audit.
     pub key_id: Uuid,
     /// What the key may do.
@@ -269,7 +270,7 @@ mod tests {
 
     fn caller() -> Caller {
         Caller {
-            tenant_id: Uuid::nil(),
+            tenant_id: TenantId::from_uuid(Uuid::nil()),
             key_id: Uuid::nil(),
             scopes: ScopeSet::all(),
         }

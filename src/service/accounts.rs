@@ -1,13 +1,13 @@
 //! Billing: accounts, grants and balances.
 
 use chrono::{DateTime, Duration, Utc};
-use uuid::Uuid;
 
 use super::access::Caller;
 use super::holds::Encoder;
 use super::idempotency::Fingerprint;
 use super::locked::{OpTarget, replay_after_conflict, run_operation};
 use super::{Context, ServiceError};
+use crate::ids::{AccountId, GrantId};
 use crate::ledger::{
     Account, AccountBook, AccountStatus, AccountUpdate, Balance, GrantSource, GrantState,
     SettlePolicy, SettlementRecord,
@@ -36,7 +36,7 @@ pub struct NewAccount {
 #[derive(Debug, Clone)]
 pub struct GrantCommand {
     /// The account.
-    pub account_id: Uuid,
+    pub account_id: AccountId,
     /// Source.
     pub source: GrantSource,
     /// Credits.
@@ -85,7 +85,7 @@ pub async fn create_account(
     }
     let now = context.clock.now();
     let row = Account {
-        account_id: Uuid::now_v7(),
+        account_id: AccountId::now_v7(),
         external_id: account.external_id,
         kind: account.kind,
         status: AccountStatus::Active,
@@ -122,7 +122,7 @@ pub async fn create_account(
 pub async fn get_account(
     context: &Context,
     caller: Caller,
-    account_id: Option<Uuid>,
+    account_id: Option<AccountId>,
     external_id: Option<&str>,
 ) -> Result<Account, ServiceError> {
     let client = context.pool.get().await.map_err(StoreError::from)?;
@@ -142,7 +142,7 @@ pub async fn get_account(
 pub async fn update_account(
     context: &Context,
     caller: Caller,
-    account_id: Uuid,
+    account_id: AccountId,
     update: AccountUpdate,
     fingerprint: Fingerprint,
     encode: impl FnOnce(&Account) -> Vec<u8>,
@@ -181,10 +181,8 @@ pub async fn grant(
     encode: Encoder<GrantOutcome>,
 ) -> Result<Vec<u8>, ServiceError> {
     let target = OpTarget {
-        tenant_id: caller.tenant_id,
-        account_id: command.account_id,
         external_ref: command.external_ref.clone(),
-        ..OpTarget::default()
+        ..OpTarget::new(caller.tenant_id, command.account_id)
     };
     let operate = move |book: &mut AccountBook, _: Option<&mut SettlementRecord>| {
         // A repeated reference answers from the book as of now (holds and grants past their
@@ -212,7 +210,7 @@ pub async fn grant(
             });
         }
         let grant = GrantState {
-            grant_id: Uuid::now_v7(),
+            grant_id: GrantId::now_v7(),
             source: command.source,
             priority: command
                 .priority
@@ -244,7 +242,7 @@ pub async fn grant(
 pub async fn snapshot(
     context: &Context,
     caller: Caller,
-    account_id: Uuid,
+    account_id: AccountId,
 ) -> Result<AccountBook, ServiceError> {
     accounts::snapshot_book(
         &context.pool,
@@ -260,7 +258,7 @@ pub async fn snapshot(
 pub async fn balance(
     context: &Context,
     caller: Caller,
-    account_id: Uuid,
+    account_id: AccountId,
     expiring_within: Duration,
 ) -> Result<Balance, ServiceError> {
     Ok(snapshot(context, caller, account_id)

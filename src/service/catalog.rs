@@ -6,11 +6,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use uuid::Uuid;
 
 use super::access::Caller;
 use super::idempotency::Fingerprint;
 use super::{Context, ServiceError};
+use crate::ids::TenantId;
 use crate::pricing::{Catalog, CatalogError, PricingError};
 use crate::store::idempotency::StoredAnswer;
 use crate::store::{StoreError, catalog as store, idempotency};
@@ -32,12 +32,12 @@ pub fn default_catalog() -> Result<Catalog, ServiceError> {
 /// Catalog versions in memory.
 #[derive(Debug, Default)]
 pub struct CatalogCache {
-    versions: Mutex<HashMap<(Uuid, i64), Arc<Catalog>>>,
-    active: Mutex<HashMap<Uuid, (i64, Instant)>>,
+    versions: Mutex<HashMap<(TenantId, i64), Arc<Catalog>>>,
+    active: Mutex<HashMap<TenantId, (i64, Instant)>>,
 }
 
 impl CatalogCache {
-    fn cached_version(&self, tenant_id: Uuid, version: i64) -> Option<Arc<Catalog>> {
+    fn cached_version(&self, tenant_id: TenantId, version: i64) -> Option<Arc<Catalog>> {
         self.versions
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -45,7 +45,7 @@ impl CatalogCache {
             .cloned()
     }
 
-    fn remember(&self, tenant_id: Uuid, catalog: Arc<Catalog>) {
+    fn remember(&self, tenant_id: TenantId, catalog: Arc<Catalog>) {
         let mut versions = self.versions.lock().unwrap_or_else(PoisonError::into_inner);
         if versions.len() >= MAX_CACHED_VERSIONS {
             versions.clear();
@@ -53,7 +53,7 @@ impl CatalogCache {
         versions.insert((tenant_id, catalog.version), catalog);
     }
 
-    fn cached_active(&self, tenant_id: Uuid) -> Option<i64> {
+    fn cached_active(&self, tenant_id: TenantId) -> Option<i64> {
         let active = self.active.lock().unwrap_or_else(PoisonError::into_inner);
         active
             .get(&tenant_id)
@@ -61,7 +61,7 @@ impl CatalogCache {
             .map(|(version, _)| *version)
     }
 
-    fn remember_active(&self, tenant_id: Uuid, version: i64) {
+    fn remember_active(&self, tenant_id: TenantId, version: i64) {
         let mut active = self.active.lock().unwrap_or_else(PoisonError::into_inner);
         if active.len() >= MAX_CACHED_VERSIONS {
             active.clear();
@@ -69,7 +69,7 @@ impl CatalogCache {
         active.insert(tenant_id, (version, Instant::now()));
     }
 
-    fn forget_active(&self, tenant_id: Uuid) {
+    fn forget_active(&self, tenant_id: TenantId) {
         self.active
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -87,7 +87,7 @@ fn version_not_found(version: i64) -> ServiceError {
 /// Version `version` of the tenant's catalog.
 pub async fn version(
     context: &Context,
-    tenant_id: Uuid,
+    tenant_id: TenantId,
     version: i64,
 ) -> Result<Arc<Catalog>, ServiceError> {
     if let Some(catalog) = context.catalogs.cached_version(tenant_id, version) {
@@ -104,7 +104,7 @@ pub async fn version(
 }
 
 /// The tenant's active catalog; a tenant without one starts with the default catalog.
-pub async fn active(context: &Context, tenant_id: Uuid) -> Result<Arc<Catalog>, ServiceError> {
+pub async fn active(context: &Context, tenant_id: TenantId) -> Result<Arc<Catalog>, ServiceError> {
     if let Some(active) = context.catalogs.cached_active(tenant_id) {
         return version(context, tenant_id, active).await;
     }

@@ -6,7 +6,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, PoisonError};
 
-use uuid::Uuid;
+use crate::ids::AccountKey;
 
 /// Most operations of one account in one transaction (the rest wait for the next one).
 pub const MAX_BATCH: usize = 256;
@@ -23,8 +23,6 @@ pub const MAX_TRANSACTIONS: usize = 2;
 /// than queued behind work their callers may have stopped waiting for.
 pub const MAX_WAITING: usize = 8_192;
 
-/// A tenant and one of its accounts.
-pub type AccountKey = (Uuid, Uuid);
 /// What one transaction runs, by account.
 pub type Group<P> = Vec<(AccountKey, Vec<P>)>;
 
@@ -176,7 +174,17 @@ pub fn halves<P>(group: Group<P>, count: usize) -> (Group<P>, Group<P>) {
 
 #[cfg(test)]
 mod tests {
+    use uuid::Uuid;
+
     use super::*;
+    use crate::ids::{AccountId, TenantId};
+
+    fn key(tenant: Uuid, account: Uuid) -> AccountKey {
+        AccountKey {
+            tenant: TenantId::from_uuid(tenant),
+            account: AccountId::from_uuid(account),
+        }
+    }
 
     fn keys(groups: &[Group<u32>]) -> Vec<Vec<AccountKey>> {
         groups
@@ -188,7 +196,7 @@ mod tests {
     #[test]
     fn an_account_is_in_one_transaction_at_a_time_and_its_next_operations_wait_for_it() {
         let combiner = Combiner::default();
-        let hot = (Uuid::now_v7(), Uuid::now_v7());
+        let hot = key(Uuid::now_v7(), Uuid::now_v7());
         let started = combiner.enqueue(hot, 1).expect("room");
         assert_eq!(keys(&started), vec![vec![hot]]);
         // In flight: the next operations of the account wait, even with a slot free.
@@ -203,7 +211,7 @@ mod tests {
     #[test]
     fn accounts_waiting_for_a_slot_share_the_next_transaction() {
         let combiner = Combiner::default();
-        let accounts: Vec<AccountKey> = (0..5).map(|_| (Uuid::nil(), Uuid::now_v7())).collect();
+        let accounts: Vec<AccountKey> = (0..5).map(|_| key(Uuid::nil(), Uuid::now_v7())).collect();
         let mut started = Vec::new();
         for (item, key) in (0..).zip(&accounts) {
             started.extend(combiner.enqueue(*key, item).expect("room"));
@@ -217,7 +225,7 @@ mod tests {
     #[test]
     fn a_batch_is_bounded_and_the_rest_waits_for_the_next_transaction() {
         let combiner = Combiner::default();
-        let hot = (Uuid::nil(), Uuid::now_v7());
+        let hot = key(Uuid::nil(), Uuid::now_v7());
         let first = combiner.enqueue(hot, 0).expect("room");
         assert_eq!(first[0][0].1.len(), 1);
         let total = u32::try_from(MAX_BATCH + 10).expect("small");
@@ -233,7 +241,7 @@ mod tests {
     #[test]
     fn past_the_waiting_bound_operations_are_refused() {
         let combiner = Combiner::default();
-        let hot = (Uuid::nil(), Uuid::now_v7());
+        let hot = key(Uuid::nil(), Uuid::now_v7());
         let limit = u32::try_from(MAX_WAITING).expect("small");
         // The first starts at once; the others wait behind it.
         for item in 0..=limit {
@@ -245,9 +253,9 @@ mod tests {
     #[test]
     fn halves_keep_every_operation_once_and_in_order() {
         let (one, two, three) = (
-            (Uuid::nil(), Uuid::from_u128(1)),
-            (Uuid::nil(), Uuid::from_u128(2)),
-            (Uuid::nil(), Uuid::from_u128(3)),
+            key(Uuid::nil(), Uuid::from_u128(1)),
+            key(Uuid::nil(), Uuid::from_u128(2)),
+            key(Uuid::nil(), Uuid::from_u128(3)),
         );
         let group = vec![(one, vec![1, 2]), (two, vec![3, 4, 5]), (three, vec![6])];
         let (first, second) = halves(group.clone(), 3);

@@ -96,7 +96,7 @@ impl From<crate::ledger::Decline> for ServiceError {
 
 impl ServiceError {
     /// `NOT_FOUND` of an account.
-    pub fn account_not_found(account_id: uuid::Uuid) -> Self {
+    pub fn account_not_found(account_id: crate::ids::AccountId) -> Self {
         ServiceError::NotFound {
             reason: "ACCOUNT_NOT_FOUND",
             what: format!("account {account_id}"),

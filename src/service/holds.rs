@@ -3,13 +3,13 @@
 //! mutation runs once under the account lock.
 
 use chrono::Duration;
-use uuid::Uuid;
 
 use super::access::Caller;
 use super::idempotency::{Fingerprint, answer_result};
 use super::locked::{OpTarget, run_operation};
 use super::priced::{self, Charge, HoldPrice};
 use super::{Context, ServiceError};
+use crate::ids::{AccountId, GrantId, HoldId, SettlementId};
 use crate::ledger::{
     AccountBook, HoldMeta, HoldState, HoldStatus, RefundRequest, SettleRequest, SettlementRecord,
 };
@@ -21,7 +21,7 @@ use crate::store::{StoreError, accounts, idempotency};
 #[derive(Debug, Clone)]
 pub struct AuthorizeCommand {
     /// The account.
-    pub account_id: Uuid,
+    pub account_id: AccountId,
     /// How much to hold.
     pub price: HoldPrice,
     /// Time to live.
@@ -34,7 +34,7 @@ pub struct AuthorizeCommand {
 #[derive(Debug, Clone)]
 pub struct ExtendCommand {
     /// The hold.
-    pub hold_id: Uuid,
+    pub hold_id: HoldId,
     /// New total amount.
     pub amount: Option<Credits>,
     /// New TTL from now.
@@ -45,7 +45,7 @@ pub struct ExtendCommand {
 #[derive(Debug, Clone)]
 pub struct SettleCommand {
     /// The hold.
-    pub hold_id: Uuid,
+    pub hold_id: HoldId,
     /// What to charge.
     pub charge: Charge,
     /// Keep the hold open.
@@ -56,7 +56,7 @@ pub struct SettleCommand {
 #[derive(Debug, Clone)]
 pub struct RefundCommand {
     /// The settlement.
-    pub settlement_id: Uuid,
+    pub settlement_id: SettlementId,
     /// Credits; `None` = all that is left.
     pub amount: Option<Credits>,
     /// Why.
@@ -87,7 +87,7 @@ pub async fn authorize(
     caller: Caller,
     mut command: AuthorizeCommand,
     fingerprint: Fingerprint,
-    encode: Encoder<Uuid>,
+    encode: Encoder<HoldId>,
 ) -> Result<Vec<u8>, ServiceError> {
     let priced = priced::price_hold(
         context,
@@ -101,15 +101,11 @@ pub async fn authorize(
         Ok(amount) => amount,
         Err(error) => return replay_or(context, caller, &fingerprint, error).await,
     };
-    let target = OpTarget {
-        tenant_id: caller.tenant_id,
-        account_id: command.account_id,
-        ..OpTarget::default()
-    };
+    let target = OpTarget::new(caller.tenant_id, command.account_id);
     // The hold's id is chosen here so the server can remember how it was priced: the Settle
     // that follows then needs no lookup. (A replayed Authorize answers with its first hold; the
     // id remembered here is then never used.)
-    let hold_id = Uuid::now_v7();
+    let hold_id = HoldId::now_v7();
     let remembered = HoldRef {
         account_id: command.account_id,
         catalog_version: command.meta.catalog_version,
@@ -146,7 +142,7 @@ pub async fn authorize(
 async fn hold_ref(
     context: &Context,
     caller: Caller,
-    hold_id: Uuid,
+    hold_id: HoldId,
 ) -> Result<HoldRef, ServiceError> {
     if let Some(hold) = context.recent.hold(caller.tenant_id, hold_id) {
         return Ok(hold);
@@ -161,12 +157,10 @@ async fn hold_ref(
     Ok(hold)
 }
 
-fn hold_target(caller: Caller, hold_id: Uuid, hold: &HoldRef) -> OpTarget {
+fn hold_target(caller: Caller, hold_id: HoldId, hold: &HoldRef) -> OpTarget {
     OpTarget {
-        tenant_id: caller.tenant_id,
-        account_id: hold.account_id,
         hold_id: Some(hold_id),
-        ..OpTarget::default()
+        ..OpTarget::new(caller.tenant_id, hold.account_id)
     }
 }
 
@@ -176,7 +170,7 @@ pub async fn extend(
     caller: Caller,
     command: ExtendCommand,
     fingerprint: Fingerprint,
-    encode: Encoder<Uuid>,
+    encode: Encoder<HoldId>,
 ) -> Result<Vec<u8>, ServiceError> {
     let hold = hold_ref(context, caller, command.hold_id).await?;
     let target = hold_target(caller, command.hold_id, &hold);
@@ -206,7 +200,7 @@ pub async fn settle(
     let max_partial_captures = context.limits.max_partial_captures;
     let operate = move |book: &mut AccountBook, _: Option<&mut SettlementRecord>| {
         let request = SettleRequest {
-            settlement_id: Uuid::now_v7(),
+            settlement_id: SettlementId::now_v7(),
             hold_id: command.hold_id,
             total,
             partial: command.partial,
@@ -222,7 +216,7 @@ pub async fn settle(
 pub async fn release(
     context: &Context,
     caller: Caller,
-    hold_id: Uuid,
+    hold_id: HoldId,
     fingerprint: Fingerprint,
     encode: Encoder<Credits>,
 ) -> Result<Vec<u8>, ServiceError> {
@@ -255,11 +249,9 @@ pub async fn refund(
     // idempotency record is pruned: a late retry is refused instead of refunding twice.
     let refund_id = fingerprint.durable_id(caller.tenant_id);
     let target = OpTarget {
-        tenant_id: caller.tenant_id,
-        account_id,
         settlement_id: Some(settlement_id),
         refund_id: Some(refund_id),
-        ..OpTarget::default()
+        ..OpTarget::new(caller.tenant_id, account_id)
     };
     let refund_grant_ttl = context.limits.refund_grant_ttl;
     let operate = move |book: &mut AccountBook, settlement: Option<&mut SettlementRecord>| {
@@ -268,7 +260,7 @@ pub async fn refund(
             refund_id,
             amount: command.amount,
             reason: command.reason.clone(),
-            refund_grant_id: Uuid::now_v7(),
+            refund_grant_id: GrantId::now_v7(),
             refund_grant_expires_at: book.now() + refund_grant_ttl,
         };
         Ok(book.refund(settlement, &request)?)
@@ -280,7 +272,7 @@ pub async fn refund(
 #[derive(Debug, Clone)]
 pub struct HoldView {
     /// Its account.
-    pub account_id: Uuid,
+    pub account_id: AccountId,
     /// The hold (shown EXPIRED once past its expiry, even before the sweeper ran).
     pub hold: HoldState,
     /// Its settlements, oldest first.
@@ -292,7 +284,7 @@ pub struct HoldView {
 pub async fn get_hold(
     context: &Context,
     caller: Caller,
-    hold_id: Option<Uuid>,
+    hold_id: Option<HoldId>,
     authorize_key: Option<&str>,
 ) -> Result<HoldView, ServiceError> {
     let client = context.pool.get().await.map_err(StoreError::from)?;

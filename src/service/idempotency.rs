@@ -9,6 +9,7 @@ use sha2::{Digest as _, Sha256};
 use uuid::Uuid;
 
 use super::ServiceError;
+use crate::ids::{AccountId, TenantId};
 use crate::store::idempotency::{NewRecord, StoredAnswer, StoredRecord};
 
 /// Longest idempotency key.
@@ -61,9 +62,9 @@ impl Fingerprint {
 
     /// An id that only this key (of this RPC and tenant) yields: a row made with it remembers
     /// the key for as long as the row exists, beyond the record's retention.
-    pub fn durable_id(&self, tenant_id: Uuid) -> Uuid {
+    pub fn durable_id(&self, tenant_id: TenantId) -> Uuid {
         let mut hasher = Sha256::new();
-        hasher.update(tenant_id.as_bytes());
+        hasher.update(tenant_id.uuid().as_bytes());
         hasher.update(self.rpc.as_bytes());
         hasher.update([0]);
         hasher.update(self.key.as_bytes());
@@ -76,8 +77,8 @@ impl Fingerprint {
     /// The record to store with `answer`.
     pub fn record(
         &self,
-        tenant_id: Uuid,
-        account_id: Option<Uuid>,
+        tenant_id: TenantId,
+        account_id: Option<AccountId>,
         answer: StoredAnswer,
     ) -> NewRecord {
         NewRecord {

@@ -12,9 +12,10 @@ use std::collections::HashMap;
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
-use super::combiner::{self, AccountKey, MAX_WAITING};
+use super::combiner::{self, MAX_WAITING};
 use super::idempotency::{Fingerprint, answer_result, stored_answer};
 use super::{Context, ServiceError};
+use crate::ids::{AccountId, AccountKey, HoldId, SettlementId, TenantId};
 use crate::ledger::{AccountBook, SettlementRecord};
 use crate::store::StoreError;
 use crate::store::book::{AccountChanges, LoadedAccount, LockTarget, LockedBooks};
@@ -30,7 +31,10 @@ const RECHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 /// transaction the operation is part of: when the database refuses a shared transaction, the
 /// operations are applied again in smaller ones (see [`run_group`]).
 pub type Apply = Box<
-    dyn Fn(&mut AccountBook, &mut HashMap<Uuid, SettlementRecord>) -> Result<Vec<u8>, ServiceError>
+    dyn Fn(
+            &mut AccountBook,
+            &mut HashMap<SettlementId, SettlementRecord>,
+        ) -> Result<Vec<u8>, ServiceError>
         + Send
         + Sync,
 >;
@@ -40,9 +44,9 @@ pub struct Operation {
     /// Its idempotency key and request.
     pub fingerprint: Fingerprint,
     /// A hold it needs loaded.
-    pub hold_id: Option<Uuid>,
+    pub hold_id: Option<HoldId>,
     /// A settlement it needs loaded.
-    pub settlement_id: Option<Uuid>,
+    pub settlement_id: Option<SettlementId>,
     /// A grant external reference it needs loaded.
     pub external_ref: Option<String>,
     /// The id of the refund it makes (derived from its key), looked up so that a key whose
@@ -62,20 +66,34 @@ impl std::fmt::Debug for Operation {
 }
 
 /// Where an operation runs and what it needs loaded.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct OpTarget {
     /// The caller's tenant.
-    pub tenant_id: Uuid,
+    pub tenant_id: TenantId,
     /// The account whose lock it needs.
-    pub account_id: Uuid,
+    pub account_id: AccountId,
     /// A hold it needs loaded.
-    pub hold_id: Option<Uuid>,
+    pub hold_id: Option<HoldId>,
     /// A settlement it needs loaded.
-    pub settlement_id: Option<Uuid>,
+    pub settlement_id: Option<SettlementId>,
     /// A grant external reference it needs loaded.
     pub external_ref: Option<String>,
     /// The id of the refund it makes.
     pub refund_id: Option<Uuid>,
+}
+
+impl OpTarget {
+    /// The account's lock, with nothing else to load.
+    pub fn new(tenant_id: TenantId, account_id: AccountId) -> Self {
+        OpTarget {
+            tenant_id,
+            account_id,
+            hold_id: None,
+            settlement_id: None,
+            external_ref: None,
+            refund_id: None,
+        }
+    }
 }
 
 /// Applies `operate` to the account's book (with its settlement, when it names one) and answers
@@ -124,12 +142,15 @@ pub type Combiner = combiner::Combiner<Pending>;
 /// Runs `operation` on the account, alone or batched with others.
 pub async fn run_locked(
     context: &Context,
-    tenant_id: Uuid,
-    account_id: Uuid,
+    tenant_id: TenantId,
+    account_id: AccountId,
     operation: Operation,
 ) -> Result<Vec<u8>, ServiceError> {
     let (answer, answered) = oneshot::channel();
-    let key = (tenant_id, account_id);
+    let key = AccountKey {
+        tenant: tenant_id,
+        account: account_id,
+    };
     let groups = context.combiner.enqueue(key, (operation, answer));
     let Some(groups) = groups else {
         return Err(ServiceError::Unavailable(StoreError::Unavailable(format!(
@@ -220,12 +241,12 @@ fn refused_by_data(error: &StoreError) -> bool {
 
 fn lock_target(group: &Group) -> LockTarget {
     let mut target = LockTarget::default();
-    for ((tenant_id, account_id), batch) in group {
-        target.accounts.push((*tenant_id, *account_id));
+    for (key, batch) in group {
+        target.accounts.push(*key);
         for (operation, _) in batch {
             target
                 .idempotency_keys
-                .push((*tenant_id, operation.fingerprint.key.clone()));
+                .push((key.tenant, operation.fingerprint.key.clone()));
             target.hold_ids.extend(operation.hold_id);
             target.settlement_ids.extend(operation.settlement_id);
             target.external_refs.extend(operation.external_ref.clone());
@@ -233,7 +254,7 @@ fn lock_target(group: &Group) -> LockTarget {
             if operation.fingerprint.rpc == "Authorize" {
                 target
                     .authorize_keys
-                    .push((*tenant_id, operation.fingerprint.key.clone()));
+                    .push((key.tenant, operation.fingerprint.key.clone()));
             }
         }
     }
@@ -284,7 +305,8 @@ async fn run_group(context: &Context, group: Group) {
 /// non-retryable refusal, recorded under its idempotency key so a retry gets the same answer
 /// (and cannot refuse a later transaction again). The cause stays in the log.
 async fn answer_culprit(context: &Context, group: Group, refusal: &Refusal) {
-    for ((tenant_id, account_id), batch) in group {
+    for (key, batch) in group {
+        let (tenant_id, account_id) = (key.tenant, key.account);
         for (operation, reply) in batch {
             let fingerprint = &operation.fingerprint;
             tracing::error!(
@@ -365,23 +387,23 @@ async fn attempt(context: &Context, group: &Group) -> Attempt {
     {
         Ok(Some(locked)) => locked,
         Ok(None) => {
-            return Attempt::Answered(every_refused(group, |(_, account_id)| {
-                ServiceError::account_not_found(*account_id)
+            return Attempt::Answered(every_refused(group, |key| {
+                ServiceError::account_not_found(key.account)
             }));
         }
         Err(error) if refused_by_data(&error) => return Attempt::Refused(Refusal::Store(error)),
         Err(error) => return Attempt::Answered(every_refused(group, |_| error.clone().into())),
     };
-    let mut recorded: HashMap<(Uuid, String), StoredRecord> = HashMap::new();
+    let mut recorded: HashMap<(TenantId, String), StoredRecord> = HashMap::new();
     let mut records = Vec::new();
     let mut answers: Vec<Vec<Answer>> = Vec::with_capacity(group.len());
     let mut changes = Vec::new();
-    for ((tenant_id, account_id), batch) in group {
-        let (tenant_id, account_id) = (*tenant_id, *account_id);
+    for (key, batch) in group {
+        let (tenant_id, account_id) = (key.tenant, key.account);
         let Some(LoadedAccount {
             mut book,
             mut settlements,
-        }) = loaded.accounts.remove(&(tenant_id, account_id))
+        }) = loaded.accounts.remove(key)
         else {
             answers.push(refused(batch, || {
                 ServiceError::account_not_found(account_id)
@@ -488,7 +510,7 @@ async fn after_failed_commit(
     answers: &mut [Vec<Answer>],
     error: &StoreError,
 ) {
-    let keys: Vec<(Uuid, String)> = group
+    let keys: Vec<(TenantId, String)> = group
         .iter()
         .zip(answers.iter())
         .flat_map(|((key, batch), answers)| {
@@ -496,7 +518,7 @@ async fn after_failed_commit(
                 .iter()
                 .zip(answers)
                 .filter(|(_, answer)| answer.ran)
-                .map(move |((operation, _), _)| (key.0, operation.fingerprint.key.clone()))
+                .map(move |((operation, _), _)| (key.tenant, operation.fingerprint.key.clone()))
         })
         .collect();
     if keys.is_empty() {
@@ -510,13 +532,13 @@ async fn after_failed_commit(
         Ok(Ok(found)) => found,
         Ok(Err(_)) | Err(_) => HashMap::new(),
     };
-    for (((tenant_id, _), batch), answers) in group.iter().zip(answers.iter_mut()) {
+    for ((key, batch), answers) in group.iter().zip(answers.iter_mut()) {
         for ((operation, _), answer) in batch.iter().zip(answers.iter_mut()) {
             if !answer.ran {
                 continue;
             }
             let fingerprint = &operation.fingerprint;
-            answer.result = match found.get(&(*tenant_id, fingerprint.key.clone())) {
+            answer.result = match found.get(&(key.tenant, fingerprint.key.clone())) {
                 // A concurrent duplicate elsewhere committed first.
                 Some(stored) => fingerprint.replay(stored),
                 None => Err(ServiceError::Unavailable(StoreError::Unavailable(format!(
@@ -530,7 +552,7 @@ async fn after_failed_commit(
 /// The same key committed concurrently elsewhere (another account): answer with its record.
 pub async fn replay_after_conflict(
     context: &Context,
-    tenant_id: Uuid,
+    tenant_id: TenantId,
     fingerprint: &Fingerprint,
 ) -> Result<Vec<u8>, ServiceError> {
     let client = context.pool.get().await.map_err(StoreError::from)?;
@@ -543,13 +565,9 @@ pub async fn replay_after_conflict(
 }
 
 /// Housekeeping of one account (due holds, expired grants, debt); skips a locked account.
-pub async fn sweep_account(
-    context: &Context,
-    tenant_id: Uuid,
-    account_id: Uuid,
-) -> Result<bool, ServiceError> {
+pub async fn sweep_account(context: &Context, key: AccountKey) -> Result<bool, ServiceError> {
     let target = LockTarget {
-        accounts: vec![(tenant_id, account_id)],
+        accounts: vec![key],
         skip_locked: true,
         ..LockTarget::default()
     };
@@ -563,8 +581,7 @@ pub async fn sweep_account(
     else {
         return Ok(false);
     };
-    let Some(LoadedAccount { mut book, .. }) = loaded.accounts.remove(&(tenant_id, account_id))
-    else {
+    let Some(LoadedAccount { mut book, .. }) = loaded.accounts.remove(&key) else {
         locked.rollback().await;
         return Ok(false);
     };
@@ -575,8 +592,8 @@ pub async fn sweep_account(
         return Ok(false);
     }
     let changes = [AccountChanges {
-        tenant_id,
-        account_id,
+        tenant_id: key.tenant,
+        account_id: key.account,
         changes,
     }];
     locked.commit(&changes, &[]).await?;

@@ -1,10 +1,9 @@
 //! Turning what a worker sends into credits, before the account lock: an explicit amount, a
 //! quote, or usage priced with the catalog (the hold's version for Settle: the price lock).
 
-use uuid::Uuid;
-
 use super::access::Caller;
 use super::{Context, ServiceError, catalog};
+use crate::ids::AccountId;
 use crate::ledger::HoldMeta;
 use crate::money::{Credits, LineItem};
 use crate::pricing::{self, PricingError, Usage};
@@ -39,7 +38,7 @@ fn non_empty(text: &str) -> Option<&str> {
 pub async fn price_hold(
     context: &Context,
     caller: Caller,
-    account_id: Uuid,
+    account_id: AccountId,
     price: &HoldPrice,
     meta: &mut HoldMeta,
 ) -> Result<Credits, ServiceError> {

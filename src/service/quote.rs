@@ -8,6 +8,7 @@ use uuid::Uuid;
 use super::access::Caller;
 use super::quote_token::QuoteClaims;
 use super::{Context, ServiceError, catalog};
+use crate::ids::AccountId;
 use crate::ledger::AccountStatus;
 use crate::money::{Credits, LineItem};
 use crate::pricing::{Usage, price};
@@ -22,7 +23,7 @@ pub struct QuoteCommand {
     /// The estimate.
     pub usage: Usage,
     /// The account that would run it.
-    pub account_id: Option<Uuid>,
+    pub account_id: Option<AccountId>,
     /// Catalog version; the active one when `None`.
     pub catalog_version: Option<i64>,
 }
@@ -117,7 +118,7 @@ pub async fn quote(
 async fn eligibility(
     context: &Context,
     caller: Caller,
-    account_id: Uuid,
+    account_id: AccountId,
     quote: &QuoteClaims,
 ) -> Result<Eligibility, ServiceError> {
     let book = super::accounts::snapshot(context, caller, account_id).await?;

@@ -11,6 +11,7 @@ use rust_decimal::Decimal;
 use sha2::Sha256;
 use uuid::Uuid;
 
+use crate::ids::{AccountId, TenantId};
 use crate::money::{Credits, MAX_DECIMAL_PLACES};
 
 const VERSION: u8 = 1;
@@ -25,7 +26,7 @@ pub struct QuoteClaims {
     /// The quote's own id (recorded on the hold).
     pub quote_id: Uuid,
     /// The account it was made for, if any.
-    pub account_id: Option<Uuid>,
+    pub account_id: Option<AccountId>,
     /// Catalog version that priced it.
     pub catalog_version: i64,
     /// Tool.
@@ -56,9 +57,9 @@ impl QuoteKey {
         QuoteKey(secret)
     }
 
-    fn tag(&self, tenant_id: Uuid, payload: &[u8]) -> [u8; TAG_LENGTH] {
+    fn tag(&self, tenant_id: TenantId, payload: &[u8]) -> [u8; TAG_LENGTH] {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes any key length");
-        mac.update(tenant_id.as_bytes());
+        mac.update(tenant_id.uuid().as_bytes());
         mac.update(payload);
         let full = mac.finalize().into_bytes();
         let mut tag = [0_u8; TAG_LENGTH];
@@ -68,14 +69,14 @@ impl QuoteKey {
 
     /// The token of `claims` for `tenant_id`; `None` when it would be longer than Authorize
     /// accepts (a catalog naming a tool, model or entitlement of hundreds of bytes).
-    pub fn sign(&self, tenant_id: Uuid, claims: &QuoteClaims) -> Option<String> {
+    pub fn sign(&self, tenant_id: TenantId, claims: &QuoteClaims) -> Option<String> {
         let mut payload = Vec::with_capacity(128);
         payload.push(VERSION);
         payload.extend_from_slice(claims.quote_id.as_bytes());
         match claims.account_id {
             Some(account_id) => {
                 payload.push(1);
-                payload.extend_from_slice(account_id.as_bytes());
+                payload.extend_from_slice(account_id.uuid().as_bytes());
             }
             None => payload.push(0),
         }
@@ -105,14 +106,14 @@ impl QuoteKey {
 
     /// The claims of `token` if this key signed it for `tenant_id`; `None` for anything else
     /// (malformed, tampered with, another tenant's, another key's).
-    pub fn verify(&self, tenant_id: Uuid, token: &str) -> Option<QuoteClaims> {
+    pub fn verify(&self, tenant_id: TenantId, token: &str) -> Option<QuoteClaims> {
         if token.len() > MAX_TOKEN_LENGTH {
             return None;
         }
         let bytes = URL_SAFE_NO_PAD.decode(token).ok()?;
         let (payload, tag) = bytes.split_at_checked(bytes.len().checked_sub(TAG_LENGTH)?)?;
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).ok()?;
-        mac.update(tenant_id.as_bytes());
+        mac.update(tenant_id.uuid().as_bytes());
         mac.update(payload);
         mac.verify_truncated_left(tag).ok()?;
         Reader(payload).claims()
@@ -160,7 +161,7 @@ impl Reader<'_> {
         let quote_id = Uuid::from_bytes(self.array()?);
         let account_id = match self.byte()? {
             0 => None,
-            1 => Some(Uuid::from_bytes(self.array()?)),
+            1 => Some(AccountId::from_uuid(Uuid::from_bytes(self.array()?))),
             _ => return None,
         };
         let catalog_version = i64::from_be_bytes(self.array()?);
@@ -201,7 +202,7 @@ mod tests {
         let now = DateTime::from_timestamp_micros(1_790_000_000_123_456).expect("in range");
         QuoteClaims {
             quote_id: Uuid::now_v7(),
-            account_id: Some(Uuid::now_v7()),
+            account_id: Some(AccountId::now_v7()),
             catalog_version: 3,
             tool: "chat".to_owned(),
             model: "openai/o3-pro".to_owned(),
@@ -214,11 +215,11 @@ mod tests {
     #[test]
     fn a_signed_quote_reads_back_for_its_tenant_only() {
         let key = QuoteKey::new([7; 32]);
-        let tenant = Uuid::now_v7();
+        let tenant = TenantId::now_v7();
         let claims = claims();
         let token = key.sign(tenant, &claims).expect("short enough");
         assert_eq!(key.verify(tenant, &token), Some(claims.clone()));
-        assert_eq!(key.verify(Uuid::now_v7(), &token), None);
+        assert_eq!(key.verify(TenantId::now_v7(), &token), None);
         assert_eq!(QuoteKey::new([8; 32]).verify(tenant, &token), None);
         let bare = QuoteClaims {
             account_id: None,
@@ -233,7 +234,7 @@ mod tests {
     #[test]
     fn any_changed_byte_is_refused() {
         let key = QuoteKey::new([7; 32]);
-        let tenant = Uuid::now_v7();
+        let tenant = TenantId::now_v7();
         let token = key.sign(tenant, &claims()).expect("short enough");
         let bytes = URL_SAFE_NO_PAD.decode(&token).expect("base64url");
         for index in 0..bytes.len() {
@@ -254,13 +255,13 @@ mod tests {
             required_entitlement: Some("e".repeat(MAX_TOKEN_LENGTH)),
             ..claims()
         };
-        assert_eq!(key.sign(Uuid::now_v7(), &long), None);
+        assert_eq!(key.sign(TenantId::now_v7(), &long), None);
     }
 
     #[test]
     fn garbage_is_refused() {
         let key = QuoteKey::new([7; 32]);
-        let tenant = Uuid::now_v7();
+        let tenant = TenantId::now_v7();
         for token in [
             "",
             "not a token",
@@ -275,7 +276,7 @@ mod tests {
     #[test]
     fn a_signed_total_that_is_not_an_amount_is_refused() {
         let key = QuoteKey::new([7; 32]);
-        let tenant = Uuid::now_v7();
+        let tenant = TenantId::now_v7();
         let token = key.sign(tenant, &claims()).expect("short enough");
         let bytes = URL_SAFE_NO_PAD.decode(&token).expect("base64url");
         let payload = &bytes[..bytes.len() - TAG_LENGTH];
@@ -299,7 +300,7 @@ mod tests {
             bytes in prop::collection::vec(any::<u8>(), 0..1_200),
         ) {
             let key = QuoteKey::new([7; 32]);
-            let tenant = Uuid::now_v7();
+            let tenant = TenantId::now_v7();
             prop_assert_eq!(key.verify(tenant, &text), None);
             // Well-formed base64url of any length, up to past the longest token.
             prop_assert_eq!(key.verify(tenant, &URL_SAFE_NO_PAD.encode(&bytes)), None);

@@ -6,8 +6,7 @@ use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::{Mutex, PoisonError};
 
-use uuid::Uuid;
-
+use crate::ids::{HoldId, TenantId};
 use crate::store::accounts::HoldRef;
 
 /// Entries per map; past it the map starts over (bounded memory).
@@ -43,17 +42,17 @@ impl<K: Eq + Hash, V: Clone> Bounded<K, V> {
 /// Holds this server made, by tenant and id.
 #[derive(Debug, Default)]
 pub struct Recent {
-    holds: Bounded<(Uuid, Uuid), HoldRef>,
+    holds: Bounded<(TenantId, HoldId), HoldRef>,
 }
 
 impl Recent {
     /// A hold this server made.
-    pub fn hold(&self, tenant_id: Uuid, hold_id: Uuid) -> Option<HoldRef> {
+    pub fn hold(&self, tenant_id: TenantId, hold_id: HoldId) -> Option<HoldRef> {
         self.holds.get(&(tenant_id, hold_id))
     }
 
     /// Remembers a hold.
-    pub fn remember_hold(&self, tenant_id: Uuid, hold_id: Uuid, hold: HoldRef) {
+    pub fn remember_hold(&self, tenant_id: TenantId, hold_id: HoldId, hold: HoldRef) {
         self.holds.insert((tenant_id, hold_id), hold);
     }
 }

@@ -33,12 +33,11 @@ pub async fn sweep_once(context: &Context) -> Result<SweepReport, ServiceError> 
         accounts_swept: 0,
         records_pruned,
     };
-    for (tenant_id, account_id) in due {
+    for key in due {
+        let account_id = key.account;
         // Each account in its own task: one account's failure must not stop the others.
         let task_context = context.clone();
-        match tokio::spawn(async move { sweep_account(&task_context, tenant_id, account_id).await })
-            .await
-        {
+        match tokio::spawn(async move { sweep_account(&task_context, key).await }).await {
             Ok(Ok(true)) => report.accounts_swept += 1,
             Ok(Ok(false)) => {}
             Ok(Err(error)) => tracing::warn!(%account_id, %error, "sweeping an account failed"),

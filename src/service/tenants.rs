@@ -5,6 +5,7 @@ use uuid::Uuid;
 
 use super::ServiceError;
 use crate::auth::{NewApiKey, ScopeSet};
+use crate::ids::TenantId;
 use crate::store::StoreError;
 use crate::store::tenants::{self, TenantRow};
 
@@ -48,7 +49,7 @@ pub async fn create_tenant(
     name: &str,
 ) -> Result<TenantRow, ServiceError> {
     validate_name(name)?;
-    let tenant = match tenants::insert_tenant(client, Uuid::now_v7(), name).await {
+    let tenant = match tenants::insert_tenant(client, TenantId::now_v7(), name).await {
         Err(StoreError::UniqueViolation { .. }) => {
             return Err(ServiceError::AlreadyExists {
                 what: format!("tenant {name:?}"),
@@ -78,7 +79,7 @@ pub async fn find_tenant(
 /// Creates a key for `tenant_id` with `scopes`.
 pub async fn create_key(
     client: &impl GenericClient,
-    tenant_id: Uuid,
+    tenant_id: TenantId,
     scopes: ScopeSet,
 ) -> Result<CreatedKey, ServiceError> {
     if scopes.is_empty() {

@@ -4,11 +4,11 @@
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{GenericClient, Pool};
 use rust_decimal::Decimal;
-use uuid::Uuid;
 
 use super::StoreError;
 use super::idempotency::{INSERT_RECORD, NewRecord, RecordParams};
 use super::rows::{self, GRANT_COLUMNS, HOLD_COLUMNS, SETTLEMENT_COLUMNS};
+use crate::ids::{AccountId, AccountKey, HoldId, SettlementId, TenantId};
 use crate::ledger::{Account, AccountBook, AccountUpdate, HoldState, SettlementRecord};
 use crate::money::Credits;
 
@@ -37,7 +37,7 @@ fn account_row(row: &tokio_postgres::Row) -> Result<Account, StoreError> {
 /// a [`StoreError::UniqueViolation`] on `accounts_tenant_id_external_id_key`.
 pub async fn insert_account(
     pool: &Pool,
-    tenant_id: Uuid,
+    tenant_id: TenantId,
     account: &Account,
     record: &NewRecord,
 ) -> Result<(), StoreError> {
@@ -72,8 +72,8 @@ pub async fn insert_account(
 /// The account by id or external id, scoped by tenant.
 pub async fn find_account(
     client: &impl GenericClient,
-    tenant_id: Uuid,
-    account_id: Option<Uuid>,
+    tenant_id: TenantId,
+    account_id: Option<AccountId>,
     external_id: Option<&str>,
 ) -> Result<Option<Account>, StoreError> {
     let row = client
@@ -91,8 +91,8 @@ pub async fn find_account(
 /// account does not exist for the tenant.
 pub async fn update_account(
     pool: &Pool,
-    tenant_id: Uuid,
-    account_id: Uuid,
+    tenant_id: TenantId,
+    account_id: AccountId,
     update: &AccountUpdate,
     record: impl FnOnce(&Account) -> NewRecord,
 ) -> Result<Option<Account>, StoreError> {
@@ -148,7 +148,7 @@ pub async fn update_account(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HoldRef {
     /// Its account.
-    pub account_id: Uuid,
+    pub account_id: AccountId,
     /// Catalog version it was priced with (0 = explicit amount).
     pub catalog_version: i64,
     /// Tool of the run.
@@ -160,8 +160,8 @@ pub struct HoldRef {
 /// The account and pricing of a hold, scoped by tenant.
 pub async fn hold_ref(
     client: &impl GenericClient,
-    tenant_id: Uuid,
-    hold_id: Uuid,
+    tenant_id: TenantId,
+    hold_id: HoldId,
 ) -> Result<Option<HoldRef>, StoreError> {
     let row = client
         .query_opt(
@@ -180,9 +180,9 @@ pub async fn hold_ref(
 /// The account a settlement belongs to, scoped by tenant.
 pub async fn settlement_account(
     client: &impl GenericClient,
-    tenant_id: Uuid,
-    settlement_id: Uuid,
-) -> Result<Option<Uuid>, StoreError> {
+    tenant_id: TenantId,
+    settlement_id: SettlementId,
+) -> Result<Option<AccountId>, StoreError> {
     let row = client
         .query_opt(
             "SELECT account_id FROM settlements WHERE settlement_id = $1 AND tenant_id = $2",
@@ -195,10 +195,10 @@ pub async fn settlement_account(
 /// A hold by id or Authorize idempotency key, with its allocations and settlements.
 pub async fn find_hold(
     client: &impl GenericClient,
-    tenant_id: Uuid,
-    hold_id: Option<Uuid>,
+    tenant_id: TenantId,
+    hold_id: Option<HoldId>,
     authorize_key: Option<&str>,
-) -> Result<Option<(Uuid, HoldState, Vec<SettlementRecord>)>, StoreError> {
+) -> Result<Option<(AccountId, HoldState, Vec<SettlementRecord>)>, StoreError> {
     let Some(row) = client
         .query_opt(
             &format!(
@@ -210,7 +210,7 @@ pub async fn find_hold(
     else {
         return Ok(None);
     };
-    let account_id: Uuid = row.get("account_id");
+    let account_id: AccountId = row.get("account_id");
     let mut hold = rows::hold(&row)?;
     let allocations = client
         .query(
@@ -235,8 +235,8 @@ pub async fn find_hold(
 /// holds, read in one repeatable-read transaction.
 pub async fn snapshot_book(
     pool: &Pool,
-    tenant_id: Uuid,
-    account_id: Uuid,
+    tenant_id: TenantId,
+    account_id: AccountId,
     now: DateTime<Utc>,
 ) -> Result<Option<AccountBook>, StoreError> {
     let mut client = pool.get().await?;
@@ -296,7 +296,7 @@ pub async fn accounts_to_sweep(
     client: &impl GenericClient,
     now: DateTime<Utc>,
     limit: i64,
-) -> Result<Vec<(Uuid, Uuid)>, StoreError> {
+) -> Result<Vec<AccountKey>, StoreError> {
     let rows = client
         .query(
             "SELECT DISTINCT a.tenant_id, a.account_id FROM accounts a WHERE a.account_id IN (
@@ -306,5 +306,11 @@ pub async fn accounts_to_sweep(
             &[&now, &limit],
         )
         .await?;
-    Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
+    Ok(rows
+        .iter()
+        .map(|row| AccountKey {
+            tenant: row.get(0),
+            account: row.get(1),
+        })
+        .collect())
 }

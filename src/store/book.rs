@@ -19,6 +19,7 @@ use super::idempotency::{
 use super::read_sql::{BEGIN, CLOCK, HOLDS_BY_KEY, REFUNDS_BY_ID, read_statements};
 use super::rows;
 use super::writes::Writes;
+use crate::ids::{AccountId, AccountKey, HoldId, SettlementId, TenantId};
 use crate::ledger::{AccountBook, Changes, SettlementRecord};
 
 /// What to lock and load: the accounts, and everything the operations of one transaction
@@ -26,17 +27,17 @@ use crate::ledger::{AccountBook, Changes, SettlementRecord};
 #[derive(Debug, Clone, Default)]
 pub struct LockTarget {
     /// The accounts whose rows are locked, with their tenants (every read is scoped by them).
-    pub accounts: Vec<(Uuid, Uuid)>,
+    pub accounts: Vec<AccountKey>,
     /// Idempotency records to read, by tenant and key.
-    pub idempotency_keys: Vec<(Uuid, String)>,
+    pub idempotency_keys: Vec<(TenantId, String)>,
     /// Holds to load whatever their status.
-    pub hold_ids: Vec<Uuid>,
+    pub hold_ids: Vec<HoldId>,
     /// Settlements to load with their parts and grants.
-    pub settlement_ids: Vec<Uuid>,
+    pub settlement_ids: Vec<SettlementId>,
     /// Grant external references to load.
     pub external_refs: Vec<String>,
     /// Authorize keys (by tenant) whose holds, if any, are looked up.
-    pub authorize_keys: Vec<(Uuid, String)>,
+    pub authorize_keys: Vec<(TenantId, String)>,
     /// Refund ids (derived from Refund keys) whose refunds, if any, are looked up.
     pub refund_ids: Vec<Uuid>,
     /// Skip an account (leave it out of the books) instead of waiting when another
@@ -50,7 +51,7 @@ pub struct LoadedAccount {
     /// The account's book.
     pub book: AccountBook,
     /// The settlements asked for that belong to the account, by id.
-    pub settlements: HashMap<Uuid, SettlementRecord>,
+    pub settlements: HashMap<SettlementId, SettlementRecord>,
 }
 
 /// What was loaded under the locks.
@@ -58,11 +59,11 @@ pub struct LoadedAccount {
 pub struct Loaded {
     /// The locked accounts, by tenant and id; an account asked for that does not exist for
     /// its tenant (or was skipped) is missing.
-    pub accounts: HashMap<(Uuid, Uuid), LoadedAccount>,
+    pub accounts: HashMap<AccountKey, LoadedAccount>,
     /// Idempotency records found, by tenant and key.
-    pub records: HashMap<(Uuid, String), StoredRecord>,
+    pub records: HashMap<(TenantId, String), StoredRecord>,
     /// Authorize keys asked about that already made a hold.
-    pub authorized: std::collections::HashSet<(Uuid, String)>,
+    pub authorized: std::collections::HashSet<(TenantId, String)>,
     /// Refund ids asked about that a refund already has.
     pub refunded: std::collections::HashSet<Uuid>,
 }
@@ -71,9 +72,9 @@ pub struct Loaded {
 #[derive(Debug)]
 pub struct AccountChanges {
     /// Its tenant.
-    pub tenant_id: Uuid,
+    pub tenant_id: TenantId,
     /// The account.
-    pub account_id: Uuid,
+    pub account_id: AccountId,
     /// What changed.
     pub changes: Changes,
 }
@@ -126,12 +127,15 @@ impl LockedBooks {
         let clock_statement = client.prepare_cached(CLOCK).await?;
         let refunds_by_id = client.prepare_cached(REFUNDS_BY_ID).await?;
         let refund_ids = &target.refund_ids;
-        let (authorize_tenants, authorize_keys): (Vec<Uuid>, Vec<String>) =
+        let (authorize_tenants, authorize_keys): (Vec<TenantId>, Vec<String>) =
             target.authorize_keys.iter().cloned().unzip();
         let (authorize_tenants, authorize_keys) = (&authorize_tenants, &authorize_keys);
-        let (tenants, account_ids): (Vec<Uuid>, Vec<Uuid>) =
-            target.accounts.iter().copied().unzip();
-        let (key_tenants, keys): (Vec<Uuid>, Vec<String>) =
+        let (tenants, account_ids): (Vec<TenantId>, Vec<AccountId>) = target
+            .accounts
+            .iter()
+            .map(|key| (key.tenant, key.account))
+            .unzip();
+        let (key_tenants, keys): (Vec<TenantId>, Vec<String>) =
             target.idempotency_keys.iter().cloned().unzip();
         let mut locked = LockedBooks {
             client: Some(client),
@@ -230,10 +234,13 @@ impl LockedBooks {
         locked.accounts = results[1].len();
         let mut states = Vec::with_capacity(results[1].len());
         for row in &results[1] {
-            states.push((row.get::<_, Uuid>("tenant_id"), rows::account_state(row)?));
+            states.push((
+                row.get::<_, TenantId>("tenant_id"),
+                rows::account_state(row)?,
+            ));
         }
         let records = records_by_key(&results[6]);
-        let mut grants: HashMap<Uuid, Vec<_>> = HashMap::new();
+        let mut grants: HashMap<AccountId, Vec<_>> = HashMap::new();
         for row in &results[3] {
             grants
                 .entry(row.get("account_id"))
@@ -245,11 +252,12 @@ impl LockedBooks {
             .map(rows::hold)
             .collect::<Result<Vec<_>, _>>()?;
         rows::attach_allocations(&mut hold_list, &results[5]);
-        let mut holds: HashMap<Uuid, Vec<_>> = HashMap::new();
+        let mut holds: HashMap<AccountId, Vec<_>> = HashMap::new();
         for (row, hold) in results[4].iter().zip(hold_list) {
             holds.entry(row.get("account_id")).or_default().push(hold);
         }
-        let mut loaded_settlements: HashMap<Uuid, (Uuid, SettlementRecord)> = HashMap::new();
+        let mut loaded_settlements: HashMap<SettlementId, (AccountId, SettlementRecord)> =
+            HashMap::new();
         for row in results.get(7).map(Vec::as_slice).unwrap_or_default() {
             let settlement = rows::settlement(row);
             loaded_settlements.insert(
@@ -259,13 +267,15 @@ impl LockedBooks {
         }
         for row in results.get(8).map(Vec::as_slice).unwrap_or_default() {
             if let Some((_, settlement)) =
-                loaded_settlements.get_mut(&row.get::<_, Uuid>("settlement_id"))
+                loaded_settlements.get_mut(&row.get::<_, SettlementId>("settlement_id"))
             {
                 settlement.parts.push(rows::settlement_part(row));
             }
         }
-        let mut settlements_by_account: HashMap<Uuid, HashMap<Uuid, SettlementRecord>> =
-            HashMap::new();
+        let mut settlements_by_account: HashMap<
+            AccountId,
+            HashMap<SettlementId, SettlementRecord>,
+        > = HashMap::new();
         for (settlement_id, (account_id, settlement)) in loaded_settlements {
             settlements_by_account
                 .entry(account_id)
@@ -287,12 +297,16 @@ impl LockedBooks {
                 let settlements = settlements_by_account
                     .remove(&account_id)
                     .unwrap_or_default();
-                ((tenant_id, account_id), LoadedAccount { book, settlements })
+                let key = AccountKey {
+                    tenant: tenant_id,
+                    account: account_id,
+                };
+                (key, LoadedAccount { book, settlements })
             })
             .collect();
         let authorized = results[2]
             .iter()
-            .map(|row| (row.get::<_, Uuid>(0), row.get::<_, String>(1)))
+            .map(|row| (row.get::<_, TenantId>(0), row.get::<_, String>(1)))
             .collect();
         Ok(Some((
             locked,

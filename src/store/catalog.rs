@@ -2,10 +2,10 @@
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{GenericClient, Pool};
-use uuid::Uuid;
 
 use super::StoreError;
 use super::idempotency::{INSERT_RECORD, NewRecord, RecordParams};
+use crate::ids::TenantId;
 use crate::pricing::Catalog;
 
 /// Serializes publishing per tenant, so versions are gap-free.
@@ -30,7 +30,7 @@ fn document(catalog: &Catalog) -> Result<serde_json::Value, StoreError> {
 /// version.
 pub async fn publish(
     pool: &Pool,
-    tenant_id: Uuid,
+    tenant_id: TenantId,
     catalog: &Catalog,
     effective_at: DateTime<Utc>,
     now: DateTime<Utc>,
@@ -64,7 +64,7 @@ pub async fn publish(
 /// Stores `catalog` as version 1 when the tenant has no catalog yet (idempotent).
 pub async fn insert_default(
     client: &impl GenericClient,
-    tenant_id: Uuid,
+    tenant_id: TenantId,
     catalog: &Catalog,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
@@ -83,7 +83,7 @@ pub async fn insert_default(
 /// catalog (`Some(None)` when it has versions but none in effect yet).
 pub async fn active_version(
     client: &impl GenericClient,
-    tenant_id: Uuid,
+    tenant_id: TenantId,
     now: DateTime<Utc>,
 ) -> Result<Option<Option<i64>>, StoreError> {
     let row = client
@@ -99,7 +99,7 @@ pub async fn active_version(
 /// A version of the tenant's catalog.
 pub async fn load_version(
     client: &impl GenericClient,
-    tenant_id: Uuid,
+    tenant_id: TenantId,
     version: i64,
 ) -> Result<Option<Catalog>, StoreError> {
     let row = client

@@ -3,9 +3,9 @@
 use std::collections::HashMap;
 
 use deadpool_postgres::GenericClient;
-use uuid::Uuid;
 
 use super::StoreError;
+use crate::ids::{AccountId, TenantId};
 
 /// What a mutating call answered, as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,7 +40,7 @@ pub struct StoredRecord {
 #[derive(Debug, Clone)]
 pub struct NewRecord {
     /// Tenant.
-    pub tenant_id: Uuid,
+    pub tenant_id: TenantId,
     /// Key.
     pub key: String,
     /// RPC.
@@ -50,7 +50,7 @@ pub struct NewRecord {
     /// The encoded request.
     pub request: Vec<u8>,
     /// The account it touched.
-    pub account_id: Option<Uuid>,
+    pub account_id: Option<AccountId>,
     /// The answer.
     pub answer: StoredAnswer,
 }
@@ -103,12 +103,12 @@ pub fn stored_record(row: &tokio_postgres::Row) -> StoredRecord {
 
 /// Owned parameters of [`INSERT_RECORD`].
 pub struct RecordParams {
-    tenant_id: Uuid,
+    tenant_id: TenantId,
     key: String,
     rpc: String,
     hash: Vec<u8>,
     request: Vec<u8>,
-    account_id: Option<Uuid>,
+    account_id: Option<AccountId>,
     response: Option<Vec<u8>>,
     reason: Option<String>,
     message: Option<String>,
@@ -179,7 +179,7 @@ impl RecordParams {
 /// The record of `key`, if any.
 pub async fn find(
     client: &impl GenericClient,
-    tenant_id: Uuid,
+    tenant_id: TenantId,
     key: &str,
 ) -> Result<Option<StoredRecord>, StoreError> {
     let row = client.query_opt(SELECT_RECORD, &[&tenant_id, &key]).await?;
@@ -189,19 +189,19 @@ pub async fn find(
 /// The records of `keys` (by tenant), in one query.
 pub async fn find_many(
     client: &impl GenericClient,
-    keys: &[(Uuid, String)],
-) -> Result<HashMap<(Uuid, String), StoredRecord>, StoreError> {
-    let (tenants, keys): (Vec<Uuid>, Vec<String>) = keys.iter().cloned().unzip();
+    keys: &[(TenantId, String)],
+) -> Result<HashMap<(TenantId, String), StoredRecord>, StoreError> {
+    let (tenants, keys): (Vec<TenantId>, Vec<String>) = keys.iter().cloned().unzip();
     let rows = client.query(SELECT_RECORDS, &[&tenants, &keys]).await?;
     Ok(records_by_key(&rows))
 }
 
 /// Rows of [`SELECT_RECORDS`], by tenant and key.
-pub fn records_by_key(rows: &[tokio_postgres::Row]) -> HashMap<(Uuid, String), StoredRecord> {
+pub fn records_by_key(rows: &[tokio_postgres::Row]) -> HashMap<(TenantId, String), StoredRecord> {
     rows.iter()
         .map(|row| {
             let key = (
-                row.get::<_, Uuid>("tenant_id"),
+                row.get::<_, TenantId>("tenant_id"),
                 row.get::<_, String>("idempotency_key"),
             );
             (key, stored_record(row))
@@ -249,12 +249,12 @@ pub const INSERT_RECORDS: &str = "INSERT INTO idempotency_records (tenant_id, id
 /// Owned parameters of [`INSERT_RECORDS`].
 #[derive(Debug, Default)]
 pub struct RecordColumns {
-    tenants: Vec<Uuid>,
+    tenants: Vec<TenantId>,
     keys: Vec<String>,
     rpcs: Vec<String>,
     hashes: Vec<Vec<u8>>,
     requests: Vec<Vec<u8>>,
-    accounts: Vec<Option<Uuid>>,
+    accounts: Vec<Option<AccountId>>,
     responses: Vec<Option<Vec<u8>>>,
     reasons: Vec<Option<String>>,
     messages: Vec<Option<String>>,

@@ -2,9 +2,9 @@
 
 use rust_decimal::Decimal;
 use tokio_postgres::Row;
-use uuid::Uuid;
 
 use super::StoreError;
+use crate::ids::HoldId;
 use crate::ledger::{
     AccountState, AccountStatus, AllocationState, GrantSource, GrantState, HoldMeta, HoldState,
     HoldStatus, SettlePolicy, SettlementPart, SettlementRecord,
@@ -98,13 +98,13 @@ pub fn hold(row: &Row) -> Result<HoldState, StoreError> {
 
 /// Attaches allocation rows (`hold_id, grant_id, reserved, captured`, in position order).
 pub fn attach_allocations(holds: &mut [HoldState], rows: &[Row]) {
-    let index: std::collections::HashMap<Uuid, usize> = holds
+    let index: std::collections::HashMap<HoldId, usize> = holds
         .iter()
         .enumerate()
         .map(|(position, hold)| (hold.hold_id, position))
         .collect();
     for row in rows {
-        if let Some(&position) = index.get(&row.get::<_, Uuid>("hold_id")) {
+        if let Some(&position) = index.get(&row.get::<_, HoldId>("hold_id")) {
             holds[position].allocations.push(AllocationState {
                 grant_id: row.get("grant_id"),
                 reserved: credits(row, "reserved"),

@@ -6,12 +6,13 @@ use uuid::Uuid;
 use super::StoreError;
 use super::redacted::Redacted;
 use crate::auth::{Scope, ScopeSet};
+use crate::ids::TenantId;
 
 /// A stored tenant.
 #[derive(Debug, Clone)]
 pub struct TenantRow {
     /// The tenant's id.
-    pub tenant_id: Uuid,
+    pub tenant_id: TenantId,
     /// Its unique name.
     pub name: String,
 }
@@ -22,7 +23,7 @@ pub struct KeyGrant {
     /// The key's id.
     pub key_id: Uuid,
     /// The tenant it belongs to.
-    pub tenant_id: Uuid,
+    pub tenant_id: TenantId,
     /// Its scopes.
     pub scopes: ScopeSet,
 }
@@ -30,7 +31,7 @@ pub struct KeyGrant {
 /// Inserts a tenant; a taken name is a [`StoreError::UniqueViolation`].
 pub async fn insert_tenant(
     client: &impl GenericClient,
-    tenant_id: Uuid,
+    tenant_id: TenantId,
     name: &str,
 ) -> Result<TenantRow, StoreError> {
     client
@@ -66,7 +67,7 @@ pub async fn find_tenant_by_name(
 pub async fn insert_key(
     client: &impl GenericClient,
     key_id: Uuid,
-    tenant_id: Uuid,
+    tenant_id: TenantId,
     hash: &[u8; 32],
     display_prefix: &str,
     scopes: ScopeSet,

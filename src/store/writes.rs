@@ -15,6 +15,7 @@ use super::write_sql::{
     INSERT_HOLDS, INSERT_JOURNAL, INSERT_REFUNDS, UPDATE_ACCOUNTS, UPDATE_HOLDS,
     UPSERT_ALLOCATIONS, UPSERT_GRANTS, UPSERT_PARTS, UPSERT_SETTLEMENTS,
 };
+use crate::ids::{AccountId, HoldId, SettlementId, TenantId};
 use crate::ledger::Changes;
 
 /// Owned parameters of every write.
@@ -25,9 +26,9 @@ pub struct Writes {
     grants: GrantColumns,
     new_holds: NewHoldColumns,
     holds: HoldColumns,
-    allocations: GrantShares,
+    allocations: GrantShares<HoldId>,
     settlements: SettlementColumns,
-    parts: GrantShares,
+    parts: GrantShares<SettlementId>,
     refunds: RefundColumns,
     journal: JournalColumns,
 }
@@ -42,7 +43,7 @@ impl Writes {
     }
 
     /// Adds the parameters of `changes` on account `account_id`.
-    pub fn push(&mut self, tenant_id: Uuid, account_id: Uuid, changes: &Changes) {
+    pub fn push(&mut self, tenant_id: TenantId, account_id: AccountId, changes: &Changes) {
         amounts_check(changes);
         let writes = self;
         if let Some(account) = &changes.account {

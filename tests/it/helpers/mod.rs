@@ -65,7 +65,7 @@ pub struct TestApp {
     /// The server's clock; tests move it forward instead of sleeping.
     pub clock: Arc<ShiftedClock>,
     pub channel: Channel,
-    pub tenant_id: uuid::Uuid,
+    pub tenant_id: creditgate::ids::TenantId,
     /// A key with every scope.
     pub key: String,
     shutdown: Option<oneshot::Sender<()>>,
@@ -100,7 +100,7 @@ impl TestApp {
 
     async fn start(
         database: TestDatabase,
-        tenant_id: uuid::Uuid,
+        tenant_id: creditgate::ids::TenantId,
         key: String,
         server_clock: Option<Arc<dyn creditgate::clock::Clock>>,
     ) -> TestApp {
