@@ -120,7 +120,7 @@ impl LockedBooks {
             client.prepare_cached(&sql[6]),
         ])
         .await?;
-        try_join_all(super::write_sql::ALL_STATEMENTS.map(|sql| client.prepare_cached(sql)))
+        try_join_all(super::write_sql::all_statements().map(|sql| client.prepare_cached(sql)))
             .await?;
         client.prepare_cached(INSERT_RECORDS).await?;
         let by_key = client.prepare_cached(HOLDS_BY_KEY).await?;

@@ -14,7 +14,9 @@ pub mod secrets;
 pub mod tenants;
 pub mod verify;
 mod write_columns;
+mod write_rows;
 mod write_sql;
+mod write_table;
 mod writes;
 
 use std::time::Duration;

@@ -1,167 +1,160 @@
-//! The rows of one transaction's writes, one array per column, ready for `unnest`; every row
-//! carries its account (and tenant where the table has one), as a transaction may write
-//! several accounts.
+//! The column tables of the write statements: the rows of one transaction's writes, one array
+//! per column ready for `unnest`, in parameter order. Every row carries its account (and tenant
+//! where the table has one), as a transaction may write several accounts. A column is named
+//! here only: the statements' column lists and casts ([`super::write_sql`]) and their
+//! parameters come from these tables.
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
-use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
+use super::write_table::write_table;
 use crate::ids::{AccountId, GrantId, HoldId, SettlementId, TenantId};
 
-/// Rows of a hold's allocations or a settlement's parts: (owner, grant, position, two amounts).
-#[derive(Debug)]
-pub(super) struct GrantShares<Owner> {
-    pub(super) owners: Vec<Owner>,
-    pub(super) grants: Vec<GrantId>,
-    pub(super) positions: Vec<i32>,
-    pub(super) first: Vec<Decimal>,
-    pub(super) second: Vec<Decimal>,
-    pub(super) accounts: Vec<AccountId>,
-}
-
-impl<Owner> Default for GrantShares<Owner> {
-    fn default() -> Self {
-        GrantShares {
-            owners: Vec::new(),
-            grants: Vec::new(),
-            positions: Vec::new(),
-            first: Vec::new(),
-            second: Vec::new(),
-            accounts: Vec::new(),
-        }
+write_table! {
+    /// Accounts whose debt changed, stamped with the transaction's time.
+    AccountColumns stamped updated_at {
+        #[key] account_id: AccountId = "uuid",
+        debt: Decimal = "numeric",
     }
 }
 
-impl<Owner: ToSql + Sync> GrantShares<Owner> {
-    pub(super) fn push(
-        &mut self,
-        account: AccountId,
-        owner: Owner,
-        grant: GrantId,
-        position: i32,
-        first: Decimal,
-        second: Decimal,
-    ) {
-        self.accounts.push(account);
-        self.owners.push(owner);
-        self.grants.push(grant);
-        self.positions.push(position);
-        self.first.push(first);
-        self.second.push(second);
-    }
-
-    pub(super) fn params(&self) -> Vec<&(dyn ToSql + Sync)> {
-        vec![
-            &self.owners,
-            &self.grants,
-            &self.positions,
-            &self.first,
-            &self.second,
-            &self.accounts,
-        ]
+write_table! {
+    /// Grants created or changed.
+    GrantColumns {
+        #[key] grant_id: GrantId = "uuid",
+        source: &'static str = "text",
+        priority: i32 = "int4",
+        amount: Decimal = "numeric",
+        #[updated] remaining: Decimal = "numeric",
+        #[updated] reserved: Decimal = "numeric",
+        effective_at: DateTime<Utc> = "timestamptz",
+        expires_at: Option<DateTime<Utc>> = "timestamptz",
+        external_ref: Option<String> = "text",
+        created_at: DateTime<Utc> = "timestamptz",
+        tenant_id: TenantId = "uuid",
+        account_id: AccountId = "uuid",
     }
 }
 
-#[derive(Debug, Default)]
-pub(super) struct GrantColumns {
-    pub(super) ids: Vec<GrantId>,
-    pub(super) sources: Vec<&'static str>,
-    pub(super) priorities: Vec<i32>,
-    pub(super) amounts: Vec<Decimal>,
-    pub(super) remaining: Vec<Decimal>,
-    pub(super) reserved: Vec<Decimal>,
-    pub(super) effective_at: Vec<DateTime<Utc>>,
-    pub(super) expires_at: Vec<Option<DateTime<Utc>>>,
-    pub(super) external_refs: Vec<Option<String>>,
-    pub(super) created_at: Vec<DateTime<Utc>>,
-    pub(super) tenants: Vec<TenantId>,
-    pub(super) accounts: Vec<AccountId>,
+write_table! {
+    /// New holds; the labels of all of them travel as two shared arrays, each hold naming its
+    /// slice (1-based, inclusive; an empty slice when it has none).
+    NewHoldColumns {
+        hold_id: HoldId = "uuid",
+        status: &'static str = "text",
+        amount: Decimal = "numeric",
+        captured: Decimal = "numeric",
+        expires_at: DateTime<Utc> = "timestamptz",
+        partial_captures: i32 = "int4",
+        late_settled: bool = "bool",
+        authorize_key: String = "text",
+        catalog_version: i64 = "int8",
+        quote_id: Option<Uuid> = "uuid",
+        task_type: String = "text",
+        tool: String = "text",
+        model: String = "text",
+        project: String = "text",
+        run_id: String = "text",
+        #[slice_start] label_first: i32 = "int4",
+        created_at: DateTime<Utc> = "timestamptz",
+        resolved_at: Option<DateTime<Utc>> = "timestamptz",
+        tenant_id: TenantId = "uuid",
+        account_id: AccountId = "uuid",
+        #[shared] label_keys: String = "text",
+        #[shared] label_values: String = "text",
+        #[slice_end] label_last: i32 = "int4",
+        quote_token: Option<String> = "text",
+    }
 }
 
-/// New holds, one array per column; the labels of all of them travel as two flat arrays, each
-/// hold naming its slice (1-based, inclusive; an empty slice when it has none).
-#[derive(Debug, Default)]
-pub(super) struct NewHoldColumns {
-    pub(super) ids: Vec<HoldId>,
-    pub(super) statuses: Vec<&'static str>,
-    pub(super) amounts: Vec<Decimal>,
-    pub(super) captured: Vec<Decimal>,
-    pub(super) expires_at: Vec<DateTime<Utc>>,
-    pub(super) partial_captures: Vec<i32>,
-    pub(super) late_settled: Vec<bool>,
-    pub(super) authorize_keys: Vec<String>,
-    pub(super) catalog_versions: Vec<i64>,
-    pub(super) quote_ids: Vec<Option<Uuid>>,
-    pub(super) quote_tokens: Vec<Option<String>>,
-    pub(super) texts: [Vec<String>; 5],
-    pub(super) label_first: Vec<i32>,
-    pub(super) label_last: Vec<i32>,
-    pub(super) label_keys: Vec<String>,
-    pub(super) label_values: Vec<String>,
-    pub(super) created_at: Vec<DateTime<Utc>>,
-    pub(super) resolved_at: Vec<Option<DateTime<Utc>>>,
-    pub(super) tenants: Vec<TenantId>,
-    pub(super) accounts: Vec<AccountId>,
+write_table! {
+    /// Existing holds changed.
+    HoldColumns {
+        #[key] hold_id: HoldId = "uuid",
+        status: &'static str = "text",
+        amount: Decimal = "numeric",
+        captured: Decimal = "numeric",
+        expires_at: DateTime<Utc> = "timestamptz",
+        partial_captures: i32 = "int4",
+        late_settled: bool = "bool",
+        resolved_at: Option<DateTime<Utc>> = "timestamptz",
+    }
 }
 
-#[derive(Debug, Default)]
-pub(super) struct HoldColumns {
-    pub(super) ids: Vec<HoldId>,
-    pub(super) statuses: Vec<&'static str>,
-    pub(super) amounts: Vec<Decimal>,
-    pub(super) captured: Vec<Decimal>,
-    pub(super) expires_at: Vec<DateTime<Utc>>,
-    pub(super) partial_captures: Vec<i32>,
-    pub(super) late_settled: Vec<bool>,
-    pub(super) resolved_at: Vec<Option<DateTime<Utc>>>,
+write_table! {
+    /// The allocations of the holds written, new or changed.
+    AllocationColumns {
+        #[key] hold_id: HoldId = "uuid",
+        #[key] grant_id: GrantId = "uuid",
+        position: i32 = "int4",
+        #[updated] reserved: Decimal = "numeric",
+        #[updated] captured: Decimal = "numeric",
+        account_id: AccountId = "uuid",
+    }
 }
 
-#[derive(Debug, Default)]
-pub(super) struct SettlementColumns {
-    pub(super) ids: Vec<SettlementId>,
-    pub(super) hold_ids: Vec<HoldId>,
-    pub(super) amounts: [Vec<Decimal>; 6],
-    pub(super) late: Vec<bool>,
-    pub(super) partial: Vec<bool>,
-    pub(super) refunded: Vec<Decimal>,
-    pub(super) created_at: Vec<DateTime<Utc>>,
-    pub(super) line_items: Vec<serde_json::Value>,
-    pub(super) accounts: Vec<AccountId>,
-    pub(super) tenants: Vec<TenantId>,
+write_table! {
+    /// Settlements created or refunded from.
+    SettlementColumns {
+        #[key] settlement_id: SettlementId = "uuid",
+        hold_id: HoldId = "uuid",
+        total: Decimal = "numeric",
+        from_hold: Decimal = "numeric",
+        from_balance: Decimal = "numeric",
+        debt: Decimal = "numeric",
+        written_off: Decimal = "numeric",
+        released: Decimal = "numeric",
+        late: bool = "bool",
+        partial: bool = "bool",
+        #[updated] refunded: Decimal = "numeric",
+        created_at: DateTime<Utc> = "timestamptz",
+        line_items: serde_json::Value = "jsonb",
+        account_id: AccountId = "uuid",
+        tenant_id: TenantId = "uuid",
+    }
 }
 
-#[derive(Debug, Default)]
-pub(super) struct RefundColumns {
-    pub(super) ids: Vec<Uuid>,
-    pub(super) settlement_ids: Vec<SettlementId>,
-    pub(super) hold_ids: Vec<HoldId>,
-    pub(super) amounts: Vec<Decimal>,
-    pub(super) debt_reduced: Vec<Decimal>,
-    pub(super) new_grant_ids: Vec<Option<GrantId>>,
-    pub(super) reasons: Vec<String>,
-    pub(super) created_at: Vec<DateTime<Utc>>,
-    pub(super) accounts: Vec<AccountId>,
+write_table! {
+    /// The parts of the settlements written.
+    PartColumns {
+        #[key] settlement_id: SettlementId = "uuid",
+        #[key] grant_id: GrantId = "uuid",
+        position: i32 = "int4",
+        amount: Decimal = "numeric",
+        #[updated] refunded: Decimal = "numeric",
+        account_id: AccountId = "uuid",
+    }
 }
 
-#[derive(Debug, Default)]
-pub(super) struct JournalColumns {
-    pub(super) ids: Vec<Uuid>,
-    pub(super) ledgers: Vec<&'static str>,
-    pub(super) amounts: Vec<Decimal>,
-    pub(super) kinds: Vec<&'static str>,
-    pub(super) grant_ids: Vec<Option<GrantId>>,
-    pub(super) hold_ids: Vec<Option<HoldId>>,
-    pub(super) settlement_ids: Vec<Option<SettlementId>>,
-    pub(super) refund_ids: Vec<Option<Uuid>>,
-    pub(super) transaction_ids: Vec<Uuid>,
-    pub(super) tenants: Vec<TenantId>,
-    pub(super) accounts: Vec<AccountId>,
+write_table! {
+    /// Refunds created.
+    RefundColumns {
+        refund_id: Uuid = "uuid",
+        settlement_id: SettlementId = "uuid",
+        hold_id: HoldId = "uuid",
+        amount: Decimal = "numeric",
+        debt_reduced: Decimal = "numeric",
+        new_grant_id: Option<GrantId> = "uuid",
+        reason: String = "text",
+        created_at: DateTime<Utc> = "timestamptz",
+        account_id: AccountId = "uuid",
+    }
 }
 
-/// Accounts whose debt changed.
-#[derive(Debug, Default)]
-pub(super) struct AccountColumns {
-    pub(super) ids: Vec<AccountId>,
-    pub(super) debts: Vec<Decimal>,
+write_table! {
+    /// Journal entries, stamped with the transaction's time.
+    JournalColumns stamped created_at {
+        entry_id: Uuid = "uuid",
+        ledger_account: &'static str = "text",
+        amount: Decimal = "numeric",
+        kind: &'static str = "text",
+        grant_id: Option<GrantId> = "uuid",
+        hold_id: Option<HoldId> = "uuid",
+        settlement_id: Option<SettlementId> = "uuid",
+        refund_id: Option<Uuid> = "uuid",
+        transaction_id: Uuid = "uuid",
+        tenant_id: TenantId = "uuid",
+        account_id: AccountId = "uuid",
+    }
 }

@@ -1,75 +1,176 @@
 //! The statements of the write round trip, one per table whatever the number of rows or
 //! accounts; rows travel as arrays through `unnest`, each with its own account (and tenant).
+//! Each statement's column lists, casts and parameter numbers come from its column table
+//! ([`super::write_columns`]); the text is built once.
 
-pub(super) const UPDATE_ACCOUNTS: &str = "UPDATE accounts a SET debt = v.debt, updated_at = $3 \
-     FROM unnest($1::uuid[], $2::numeric[]) AS v(account_id, debt) WHERE a.account_id = v.account_id";
+use std::sync::LazyLock;
 
-pub(super) const UPSERT_GRANTS: &str = "INSERT INTO grants (grant_id, source, priority, amount, remaining, reserved, \
-     effective_at, expires_at, external_ref, created_at, tenant_id, account_id) \
-     SELECT * FROM unnest($1::uuid[], $2::text[], $3::int4[], $4::numeric[], \
-     $5::numeric[], $6::numeric[], $7::timestamptz[], $8::timestamptz[], $9::text[], $10::timestamptz[], \
-     $11::uuid[], $12::uuid[]) \
-     ON CONFLICT (grant_id) DO UPDATE SET remaining = EXCLUDED.remaining, reserved = EXCLUDED.reserved";
+use super::write_columns::{
+    AccountColumns, AllocationColumns, GrantColumns, HoldColumns, JournalColumns, NewHoldColumns,
+    PartColumns, RefundColumns, SettlementColumns,
+};
+use super::write_table::{Role, Table};
+
+type Sql = LazyLock<String>;
+
+pub(super) static UPDATE_ACCOUNTS: Sql =
+    LazyLock::new(|| update("accounts", "a", &AccountColumns::TABLE));
+
+pub(super) static UPSERT_GRANTS: Sql = LazyLock::new(|| insert("grants", &GrantColumns::TABLE));
 
 /// New holds, inserted in (tenant, Authorize key) order like the idempotency records: the key
 /// is unique per tenant across accounts, so two transactions inserting the same keys in
 /// different orders could otherwise each wait for the other's uncommitted key (a deadlock).
-pub(super) const INSERT_HOLDS: &str = "INSERT INTO holds (hold_id, status, amount, captured, expires_at, \
-     partial_captures, late_settled, authorize_key, catalog_version, quote_id, task_type, tool, model, project, \
-     run_id, label_keys, label_values, created_at, resolved_at, tenant_id, account_id, quote_token) \
-     SELECT h.hold_id, h.status, h.amount, h.captured, h.expires_at, h.partial_captures, h.late_settled, \
-     h.authorize_key, h.catalog_version, h.quote_id, h.task_type, h.tool, h.model, h.project, h.run_id, \
-     ($21::text[])[h.label_first:h.label_last], ($22::text[])[h.label_first:h.label_last], \
-     h.created_at, h.resolved_at, h.tenant_id, h.account_id, h.quote_token \
-     FROM unnest($1::uuid[], $2::text[], $3::numeric[], $4::numeric[], $5::timestamptz[], $6::int4[], $7::bool[], \
-     $8::text[], $9::int8[], $10::uuid[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], \
-     $16::int4[], $17::timestamptz[], $18::timestamptz[], $19::uuid[], $20::uuid[], $23::int4[], $24::text[]) AS h(hold_id, \
-     status, amount, captured, expires_at, partial_captures, late_settled, authorize_key, catalog_version, quote_id, \
-     task_type, tool, model, project, run_id, label_first, created_at, resolved_at, tenant_id, account_id, \
-     label_last, quote_token) \
-     ORDER BY h.tenant_id, h.authorize_key COLLATE \"C\"";
+pub(super) static INSERT_HOLDS: Sql = LazyLock::new(|| {
+    insert_ordered(
+        "holds",
+        "h",
+        &NewHoldColumns::TABLE,
+        "h.tenant_id, h.authorize_key COLLATE \"C\"",
+    )
+});
 
-pub(super) const UPDATE_HOLDS: &str = "UPDATE holds h SET status = v.status, amount = v.amount, captured = v.captured, \
-     expires_at = v.expires_at, partial_captures = v.partial_captures, late_settled = v.late_settled, \
-     resolved_at = v.resolved_at \
-     FROM unnest($1::uuid[], $2::text[], $3::numeric[], $4::numeric[], $5::timestamptz[], $6::int4[], \
-     $7::bool[], $8::timestamptz[]) AS v(hold_id, status, amount, captured, expires_at, partial_captures, \
-     late_settled, resolved_at) WHERE h.hold_id = v.hold_id";
+pub(super) static UPDATE_HOLDS: Sql = LazyLock::new(|| update("holds", "h", &HoldColumns::TABLE));
 
-pub(super) const UPSERT_ALLOCATIONS: &str = "INSERT INTO hold_allocations (hold_id, grant_id, position, reserved, captured, account_id) \
-     SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int4[], $4::numeric[], $5::numeric[], $6::uuid[]) \
-     ON CONFLICT (hold_id, grant_id) DO UPDATE SET reserved = EXCLUDED.reserved, captured = EXCLUDED.captured";
+pub(super) static UPSERT_ALLOCATIONS: Sql =
+    LazyLock::new(|| insert("hold_allocations", &AllocationColumns::TABLE));
 
-pub(super) const UPSERT_SETTLEMENTS: &str = "INSERT INTO settlements (settlement_id, hold_id, total, from_hold, from_balance, \
-     debt, written_off, released, late, partial, refunded, created_at, line_items, account_id, tenant_id) \
-     SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::numeric[], $4::numeric[], \
-     $5::numeric[], $6::numeric[], $7::numeric[], $8::numeric[], $9::bool[], $10::bool[], $11::numeric[], \
-     $12::timestamptz[], $13::jsonb[], $14::uuid[], $15::uuid[]) ON CONFLICT (settlement_id) DO UPDATE SET refunded = EXCLUDED.refunded";
+pub(super) static UPSERT_SETTLEMENTS: Sql =
+    LazyLock::new(|| insert("settlements", &SettlementColumns::TABLE));
 
-pub(super) const UPSERT_PARTS: &str = "INSERT INTO settlement_parts (settlement_id, grant_id, position, amount, refunded, account_id) \
-     SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int4[], $4::numeric[], $5::numeric[], $6::uuid[]) \
-     ON CONFLICT (settlement_id, grant_id) DO UPDATE SET refunded = EXCLUDED.refunded";
+pub(super) static UPSERT_PARTS: Sql =
+    LazyLock::new(|| insert("settlement_parts", &PartColumns::TABLE));
 
-pub(super) const INSERT_REFUNDS: &str = "INSERT INTO refunds (refund_id, settlement_id, hold_id, amount, debt_reduced, \
-     new_grant_id, reason, created_at, account_id) \
-     SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::numeric[], $5::numeric[], \
-     $6::uuid[], $7::text[], $8::timestamptz[], $9::uuid[])";
+pub(super) static INSERT_REFUNDS: Sql = LazyLock::new(|| insert("refunds", &RefundColumns::TABLE));
 
-pub(super) const INSERT_JOURNAL: &str = "INSERT INTO journal_entries (entry_id, ledger_account, amount, kind, grant_id, hold_id, \
-     settlement_id, refund_id, transaction_id, tenant_id, account_id, created_at) \
-     SELECT j.*, $12::timestamptz FROM unnest($1::uuid[], $2::text[], \
-     $3::numeric[], $4::text[], $5::uuid[], $6::uuid[], $7::uuid[], $8::uuid[], $9::uuid[], $10::uuid[], \
-     $11::uuid[]) AS j";
+pub(super) static INSERT_JOURNAL: Sql =
+    LazyLock::new(|| insert_stamped("journal_entries", "j", &JournalColumns::TABLE));
 
 /// Every statement a commit may send, to prepare before the lock is taken.
-pub const ALL_STATEMENTS: [&str; 9] = [
-    UPDATE_ACCOUNTS,
-    UPSERT_GRANTS,
-    INSERT_HOLDS,
-    UPDATE_HOLDS,
-    UPSERT_ALLOCATIONS,
-    UPSERT_SETTLEMENTS,
-    UPSERT_PARTS,
-    INSERT_REFUNDS,
-    INSERT_JOURNAL,
-];
+pub(super) fn all_statements() -> [&'static str; 9] {
+    [
+        &UPDATE_ACCOUNTS,
+        &UPSERT_GRANTS,
+        &INSERT_HOLDS,
+        &UPDATE_HOLDS,
+        &UPSERT_ALLOCATIONS,
+        &UPSERT_SETTLEMENTS,
+        &UPSERT_PARTS,
+        &INSERT_REFUNDS,
+        &INSERT_JOURNAL,
+    ]
+    .map(|sql| sql.as_str())
+}
+
+fn list(items: impl Iterator<Item = String>) -> String {
+    items.collect::<Vec<_>>().join(", ")
+}
+
+/// `unnest($1::type[], ...)` over the row columns.
+fn unnest(table: &Table) -> String {
+    let arrays = table
+        .row_columns()
+        .map(|(param, column)| format!("${param}::{}[]", column.pg_type));
+    format!("unnest({})", list(arrays))
+}
+
+/// The row columns' names, as `unnest`'s column aliases.
+fn row_names(table: &Table) -> String {
+    list(
+        table
+            .row_columns()
+            .map(|(_, column)| column.name.to_owned()),
+    )
+}
+
+/// `INSERT … SELECT * FROM unnest(…)`, upserting on the key columns when there are some.
+fn insert(name: &str, table: &Table) -> String {
+    let mut sql = format!(
+        "INSERT INTO {name} ({}) SELECT * FROM {}",
+        row_names(table),
+        unnest(table)
+    );
+    let keys = list(table.named(Role::Key).map(str::to_owned));
+    if !keys.is_empty() {
+        let updated = table
+            .named(Role::Updated)
+            .map(|column| format!("{column} = EXCLUDED.{column}"));
+        sql.push_str(&format!(
+            " ON CONFLICT ({keys}) DO UPDATE SET {}",
+            list(updated)
+        ));
+    }
+    sql
+}
+
+/// `INSERT … SELECT alias.*, $stamp FROM unnest(…) AS alias`.
+fn insert_stamped(name: &str, alias: &str, table: &Table) -> String {
+    let stamp = table.stamp.unwrap_or_default();
+    format!(
+        "INSERT INTO {name} ({}, {stamp}) SELECT {alias}.*, ${}::timestamptz FROM {} AS {alias}",
+        row_names(table),
+        table.stamp_param(),
+        unnest(table),
+    )
+}
+
+/// `INSERT … SELECT alias.column, … FROM unnest(…) AS alias(…) ORDER BY order_by`, each row
+/// taking its slice of the shared arrays.
+fn insert_ordered(name: &str, alias: &str, table: &Table, order_by: &str) -> String {
+    let slice = |role| table.named(role).next().unwrap_or_default();
+    let (first, last) = (slice(Role::SliceStart), slice(Role::SliceEnd));
+    let mut targets = Vec::new();
+    let mut values = Vec::new();
+    for column in table.columns {
+        match column.role {
+            Role::Value | Role::Key | Role::Updated => {
+                targets.push(column.name.to_owned());
+                values.push(format!("{alias}.{}", column.name));
+            }
+            Role::SliceStart => {
+                for (param, shared) in table.numbered().filter(|(_, c)| c.role == Role::Shared) {
+                    targets.push(shared.name.to_owned());
+                    values.push(format!(
+                        "(${param}::{}[])[{alias}.{first}:{alias}.{last}]",
+                        shared.pg_type
+                    ));
+                }
+            }
+            Role::Shared | Role::SliceEnd => {}
+        }
+    }
+    format!(
+        "INSERT INTO {name} ({}) SELECT {} FROM {} AS {alias}({}) ORDER BY {order_by}",
+        targets.join(", "),
+        values.join(", "),
+        unnest(table),
+        row_names(table),
+    )
+}
+
+/// `UPDATE … SET column = v.column, … FROM unnest(…) AS v(…) WHERE alias.key = v.key`,
+/// setting every column but the key (and the stamp).
+fn update(name: &str, alias: &str, table: &Table) -> String {
+    let mut set: Vec<String> = table
+        .row_columns()
+        .filter(|(_, column)| column.role != Role::Key)
+        .map(|(_, column)| format!("{0} = v.{0}", column.name))
+        .collect();
+    if let Some(stamp) = table.stamp {
+        set.push(format!("{stamp} = ${}", table.stamp_param()));
+    }
+    let matches = table
+        .named(Role::Key)
+        .map(|key| format!("{alias}.{key} = v.{key}"))
+        .collect::<Vec<_>>()
+        .join(" AND ");
+    format!(
+        "UPDATE {name} {alias} SET {} FROM {} AS v({}) WHERE {matches}",
+        set.join(", "),
+        unnest(table),
+        row_names(table),
+    )
+}
+
+#[cfg(test)]
+mod tests;

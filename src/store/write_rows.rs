@@ -1,0 +1,188 @@
+//! The rows each change adds to the write statements' column tables.
+
+use uuid::Uuid;
+
+use super::write_columns::{
+    AccountColumns, AllocationColumns, GrantColumns, HoldColumns, JournalColumns, NewHoldColumns,
+    PartColumns, RefundColumns, SettlementColumns,
+};
+use crate::ids::{AccountId, TenantId};
+use crate::ledger::{AccountState, GrantState, HoldState, Posting, RefundRecord, SettlementRecord};
+
+impl AccountColumns {
+    /// The account's new debt.
+    pub(super) fn push(&mut self, account_id: AccountId, account: &AccountState) {
+        self.account_id.push(account_id);
+        self.debt.push(account.debt.decimal());
+    }
+}
+
+impl GrantColumns {
+    /// A grant created or changed.
+    pub(super) fn push(&mut self, tenant_id: TenantId, account_id: AccountId, grant: &GrantState) {
+        self.tenant_id.push(tenant_id);
+        self.account_id.push(account_id);
+        self.grant_id.push(grant.grant_id);
+        self.source.push(grant.source.as_str());
+        self.priority.push(grant.priority);
+        self.amount.push(grant.amount.decimal());
+        self.remaining.push(grant.remaining.decimal());
+        self.reserved.push(grant.reserved.decimal());
+        self.effective_at.push(grant.effective_at);
+        self.expires_at.push(grant.expires_at);
+        self.external_ref.push(grant.external_ref.clone());
+        self.created_at.push(grant.created_at);
+    }
+}
+
+impl NewHoldColumns {
+    /// A new hold, with its labels.
+    pub(super) fn push(&mut self, tenant_id: TenantId, account_id: AccountId, hold: &HoldState) {
+        self.tenant_id.push(tenant_id);
+        self.account_id.push(account_id);
+        self.hold_id.push(hold.hold_id);
+        self.status.push(hold.status.as_str());
+        self.amount.push(hold.amount.decimal());
+        self.captured.push(hold.captured.decimal());
+        self.expires_at.push(hold.expires_at);
+        self.partial_captures.push(hold.partial_captures);
+        self.late_settled.push(hold.late_settled);
+        let meta = &hold.meta;
+        self.authorize_key.push(meta.authorize_key.clone());
+        self.catalog_version.push(meta.catalog_version);
+        self.quote_id.push(meta.quote_id);
+        self.quote_token.push(meta.quote_token.clone());
+        self.task_type.push(meta.task_type.clone());
+        self.tool.push(meta.tool.clone());
+        self.model.push(meta.model.clone());
+        self.project.push(meta.project.clone());
+        self.run_id.push(meta.run_id.clone());
+        self.push_labels(&meta.labels);
+        self.created_at.push(hold.created_at);
+        self.resolved_at.push(hold.resolved_at);
+    }
+
+    /// A hold's labels, appended to the shared arrays, and its slice of them.
+    fn push_labels(&mut self, labels: &[(String, String)]) {
+        // Labels are bounded per hold (32), so the positions fit in an int4.
+        let first = self.label_keys.len() + 1;
+        for (key, value) in labels {
+            self.label_keys.push(key.clone());
+            self.label_values.push(value.clone());
+        }
+        self.label_first
+            .push(i32::try_from(first).unwrap_or(i32::MAX));
+        self.label_last
+            .push(i32::try_from(self.label_keys.len()).unwrap_or(i32::MAX));
+    }
+}
+
+impl HoldColumns {
+    /// An existing hold's new state.
+    pub(super) fn push(&mut self, hold: &HoldState) {
+        self.hold_id.push(hold.hold_id);
+        self.status.push(hold.status.as_str());
+        self.amount.push(hold.amount.decimal());
+        self.captured.push(hold.captured.decimal());
+        self.expires_at.push(hold.expires_at);
+        self.partial_captures.push(hold.partial_captures);
+        self.late_settled.push(hold.late_settled);
+        self.resolved_at.push(hold.resolved_at);
+    }
+}
+
+impl AllocationColumns {
+    /// A hold's allocations, in position order.
+    pub(super) fn push(&mut self, account_id: AccountId, hold: &HoldState) {
+        for (position, allocation) in (0_i32..).zip(&hold.allocations) {
+            self.account_id.push(account_id);
+            self.hold_id.push(hold.hold_id);
+            self.grant_id.push(allocation.grant_id);
+            self.position.push(position);
+            self.reserved.push(allocation.reserved.decimal());
+            self.captured.push(allocation.captured.decimal());
+        }
+    }
+}
+
+impl SettlementColumns {
+    /// A settlement created or refunded from (its parts go to [`PartColumns`]).
+    pub(super) fn push(
+        &mut self,
+        tenant_id: TenantId,
+        account_id: AccountId,
+        settlement: &SettlementRecord,
+    ) {
+        self.account_id.push(account_id);
+        self.tenant_id.push(tenant_id);
+        self.settlement_id.push(settlement.settlement_id);
+        self.hold_id.push(settlement.hold_id);
+        self.total.push(settlement.total.decimal());
+        self.from_hold.push(settlement.from_hold.decimal());
+        self.from_balance.push(settlement.from_balance.decimal());
+        self.debt.push(settlement.debt.decimal());
+        self.written_off.push(settlement.written_off.decimal());
+        self.released.push(settlement.released.decimal());
+        self.late.push(settlement.late);
+        self.partial.push(settlement.partial);
+        self.refunded.push(settlement.refunded.decimal());
+        self.created_at.push(settlement.created_at);
+        self.line_items
+            .push(serde_json::to_value(&settlement.line_items).unwrap_or_default());
+    }
+}
+
+impl PartColumns {
+    /// A settlement's parts, in position order.
+    pub(super) fn push(&mut self, account_id: AccountId, settlement: &SettlementRecord) {
+        for (position, part) in (0_i32..).zip(&settlement.parts) {
+            self.account_id.push(account_id);
+            self.settlement_id.push(settlement.settlement_id);
+            self.grant_id.push(part.grant_id);
+            self.position.push(position);
+            self.amount.push(part.amount.decimal());
+            self.refunded.push(part.refunded.decimal());
+        }
+    }
+}
+
+impl RefundColumns {
+    /// A refund created.
+    pub(super) fn push(&mut self, account_id: AccountId, refund: &RefundRecord) {
+        self.account_id.push(account_id);
+        self.refund_id.push(refund.refund_id);
+        self.settlement_id.push(refund.settlement_id);
+        self.hold_id.push(refund.hold_id);
+        self.amount.push(refund.amount.decimal());
+        self.debt_reduced.push(refund.debt_reduced.decimal());
+        self.new_grant_id.push(refund.new_grant_id);
+        self.reason.push(refund.reason.clone());
+        self.created_at.push(refund.created_at);
+    }
+}
+
+impl JournalColumns {
+    /// An account's postings: a transaction of their own (summing to zero), even when several
+    /// accounts share a database transaction.
+    pub(super) fn push(
+        &mut self,
+        tenant_id: TenantId,
+        account_id: AccountId,
+        postings: &[Posting],
+    ) {
+        let transaction_id = Uuid::now_v7();
+        for posting in postings {
+            self.transaction_id.push(transaction_id);
+            self.tenant_id.push(tenant_id);
+            self.account_id.push(account_id);
+            self.entry_id.push(Uuid::now_v7());
+            self.ledger_account.push(posting.ledger.as_str());
+            self.amount.push(posting.amount.decimal());
+            self.kind.push(posting.kind.as_str());
+            self.grant_id.push(posting.grant_id);
+            self.hold_id.push(posting.hold_id);
+            self.settlement_id.push(posting.settlement_id);
+            self.refund_id.push(posting.refund_id);
+        }
+    }
+}
