@@ -4,20 +4,20 @@
 //! sends every write and COMMIT, pipelined. Any error leaves the connection out of the pool, so
 //! a half-finished transaction never returns to it.
 
-use std::collections::HashMap;
+mod loaded;
+mod reads;
+
+use std::collections::{HashMap, HashSet};
+use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{Object, Pool};
 use futures::future::{BoxFuture, FutureExt as _, try_join_all};
-use tokio_postgres::Row;
 use uuid::Uuid;
 
+use self::reads::{ReadRows, ReadStatements};
 use super::StoreError;
-use super::idempotency::{
-    INSERT_RECORDS, NewRecord, RecordColumns, SELECT_RECORDS, StoredRecord, records_by_key,
-};
-use super::read_sql::{BEGIN, CLOCK, HOLDS_BY_KEY, REFUNDS_BY_ID, read_statements};
-use super::rows;
+use super::idempotency::{INSERT_RECORDS, NewRecord, RecordColumns, StoredRecord};
 use super::writes::Writes;
 use crate::ids::{AccountId, AccountKey, HoldId, SettlementId, TenantId};
 use crate::ledger::{AccountBook, Changes, SettlementRecord};
@@ -63,9 +63,9 @@ pub struct Loaded {
     /// Idempotency records found, by tenant and key.
     pub records: HashMap<(TenantId, String), StoredRecord>,
     /// Authorize keys asked about that already made a hold.
-    pub authorized: std::collections::HashSet<(TenantId, String)>,
+    pub authorized: HashSet<(TenantId, String)>,
     /// Refund ids asked about that a refund already has.
-    pub refunded: std::collections::HashSet<Uuid>,
+    pub refunded: HashSet<Uuid>,
 }
 
 /// The changes of one account in a transaction.
@@ -84,12 +84,10 @@ pub struct AccountChanges {
 pub struct LockedBooks {
     client: Option<Object>,
     /// When the read round trip (which took the locks) completed.
-    locked_at: std::time::Instant,
+    locked_at: Instant,
     accounts: usize,
     now: DateTime<Utc>,
 }
-
-type RowsFuture<'a> = BoxFuture<'a, Result<Vec<Row>, tokio_postgres::Error>>;
 
 impl LockedBooks {
     /// Locks the accounts' rows and loads their books; `None` when none of them exists for its
@@ -106,217 +104,25 @@ impl LockedBooks {
         due_by: DateTime<Utc>,
         shift: chrono::Duration,
     ) -> Result<Option<(LockedBooks, Loaded)>, StoreError> {
-        let now = due_by;
         let client = pool.get().await?;
-        let sql = read_statements();
-        // Prepared (or taken from the connection's cache) before the locks are taken.
-        let statements = try_join_all([
-            client.prepare_cached(&sql[usize::from(target.skip_locked)]),
-            client.prepare_cached(SELECT_RECORDS),
-            client.prepare_cached(&sql[2]),
-            client.prepare_cached(&sql[3]),
-            client.prepare_cached(&sql[4]),
-            client.prepare_cached(&sql[5]),
-            client.prepare_cached(&sql[6]),
-        ])
-        .await?;
-        try_join_all(super::write_sql::all_statements().map(|sql| client.prepare_cached(sql)))
-            .await?;
-        client.prepare_cached(INSERT_RECORDS).await?;
-        let by_key = client.prepare_cached(HOLDS_BY_KEY).await?;
-        let clock_statement = client.prepare_cached(CLOCK).await?;
-        let refunds_by_id = client.prepare_cached(REFUNDS_BY_ID).await?;
-        let refund_ids = &target.refund_ids;
-        let (authorize_tenants, authorize_keys): (Vec<TenantId>, Vec<String>) =
-            target.authorize_keys.iter().cloned().unzip();
-        let (authorize_tenants, authorize_keys) = (&authorize_tenants, &authorize_keys);
-        let (tenants, account_ids): (Vec<TenantId>, Vec<AccountId>) = target
-            .accounts
-            .iter()
-            .map(|key| (key.tenant, key.account))
-            .unzip();
-        let (key_tenants, keys): (Vec<TenantId>, Vec<String>) =
-            target.idempotency_keys.iter().cloned().unzip();
+        let statements = ReadStatements::prepare(&client, target.skip_locked).await?;
+        // From here on an error drops the connection with its transaction (see `Drop`).
         let mut locked = LockedBooks {
             client: Some(client),
-            locked_at: std::time::Instant::now(),
+            locked_at: Instant::now(),
             accounts: 0,
-            now,
+            now: due_by,
         };
-        let client = locked.client()?;
-        let no_rows = || async { Ok::<Vec<Row>, tokio_postgres::Error>(Vec::new()) }.boxed();
-        let (holds, settlements, references) = (
-            &target.hold_ids,
-            &target.settlement_ids,
-            &target.external_refs,
-        );
-        let (tenants, account_ids, key_tenants, keys) =
-            (&tenants, &account_ids, &key_tenants, &keys);
-        let mut reads: Vec<RowsFuture<'_>> = vec![
-            async { client.simple_query(BEGIN).await.map(|_| Vec::new()) }.boxed(),
-            async { client.query(&statements[0], &[tenants, account_ids]).await }.boxed(),
-            // Holds by Authorize key before the records: a hold seen here whose record is not
-            // seen below was made by a key whose record was pruned (a record committed with its
-            // hold in between is seen below, as the statements read in order).
-            if authorize_keys.is_empty() {
-                no_rows()
-            } else {
-                async {
-                    client
-                        .query(&by_key, &[authorize_tenants, authorize_keys])
-                        .await
-                }
-                .boxed()
-            },
-            async {
-                client
-                    .query(&statements[2], &[account_ids, settlements, references])
-                    .await
-            }
-            .boxed(),
-            async {
-                client
-                    .query(&statements[3], &[account_ids, &now, holds])
-                    .await
-            }
-            .boxed(),
-            async {
-                client
-                    .query(&statements[4], &[account_ids, &now, holds])
-                    .await
-            }
-            .boxed(),
-        ];
-        // At index 6, before the settlements' reads (7 and 8, when asked).
-        reads.push(if keys.is_empty() {
-            no_rows()
-        } else {
-            async { client.query(&statements[1], &[key_tenants, keys]).await }.boxed()
-        });
-        if !settlements.is_empty() {
-            reads.push(
-                async {
-                    client
-                        .query(&statements[5], &[settlements, account_ids])
-                        .await
-                }
-                .boxed(),
-            );
-            reads.push(async { client.query(&statements[6], &[settlements]).await }.boxed());
-        }
-        // A refund committed by another account's transaction between the records' read and
-        // this one shows as a reused key, which is what its record would have said too.
-        reads.push(if refund_ids.is_empty() {
-            no_rows()
-        } else {
-            async { client.query(&refunds_by_id, &[refund_ids]).await }.boxed()
-        });
-        // Last, so it runs after the lock statement has taken the locks.
-        reads.push(async { client.query(&clock_statement, &[]).await }.boxed());
-        let mut results = try_join_all(reads).await?;
-        locked.locked_at = std::time::Instant::now();
-        let clock = results.pop().unwrap_or_default();
-        let refunded = results
-            .pop()
-            .unwrap_or_default()
-            .iter()
-            .map(|row| row.get::<_, Uuid>(0))
-            .collect();
-        let now = clock
-            .first()
-            .map(|row| row.get::<_, DateTime<Utc>>(0) + shift)
-            .ok_or_else(|| StoreError::Other("the database clock was not read".to_owned()))?;
-        locked.now = now;
-        if results[1].is_empty() {
+        let rows = ReadRows::read(locked.client()?, &statements, target, due_by).await?;
+        locked.locked_at = Instant::now();
+        locked.now = rows.database_now(shift)?;
+        if rows.accounts.is_empty() {
             locked.rollback().await;
             return Ok(None);
         }
-        locked.accounts = results[1].len();
-        let mut states = Vec::with_capacity(results[1].len());
-        for row in &results[1] {
-            states.push((
-                row.get::<_, TenantId>("tenant_id"),
-                rows::account_state(row)?,
-            ));
-        }
-        let records = records_by_key(&results[6]);
-        let mut grants: HashMap<AccountId, Vec<_>> = HashMap::new();
-        for row in &results[3] {
-            grants
-                .entry(row.get("account_id"))
-                .or_default()
-                .push(rows::grant(row)?);
-        }
-        let mut hold_list = results[4]
-            .iter()
-            .map(rows::hold)
-            .collect::<Result<Vec<_>, _>>()?;
-        rows::attach_allocations(&mut hold_list, &results[5]);
-        let mut holds: HashMap<AccountId, Vec<_>> = HashMap::new();
-        for (row, hold) in results[4].iter().zip(hold_list) {
-            holds.entry(row.get("account_id")).or_default().push(hold);
-        }
-        let mut loaded_settlements: HashMap<SettlementId, (AccountId, SettlementRecord)> =
-            HashMap::new();
-        for row in results.get(7).map(Vec::as_slice).unwrap_or_default() {
-            let settlement = rows::settlement(row);
-            loaded_settlements.insert(
-                settlement.settlement_id,
-                (row.get("account_id"), settlement),
-            );
-        }
-        for row in results.get(8).map(Vec::as_slice).unwrap_or_default() {
-            if let Some((_, settlement)) =
-                loaded_settlements.get_mut(&row.get::<_, SettlementId>("settlement_id"))
-            {
-                settlement.parts.push(rows::settlement_part(row));
-            }
-        }
-        let mut settlements_by_account: HashMap<
-            AccountId,
-            HashMap<SettlementId, SettlementRecord>,
-        > = HashMap::new();
-        for (settlement_id, (account_id, settlement)) in loaded_settlements {
-            settlements_by_account
-                .entry(account_id)
-                .or_default()
-                .insert(settlement_id, settlement);
-        }
-        // Rows of accounts that were not locked (another tenant's id, a skipped lock) are
-        // dropped here: only locked accounts get a book.
-        let accounts = states
-            .into_iter()
-            .map(|(tenant_id, state)| {
-                let account_id = state.account_id;
-                let book = AccountBook::new(
-                    state,
-                    grants.remove(&account_id).unwrap_or_default(),
-                    holds.remove(&account_id).unwrap_or_default(),
-                    now,
-                );
-                let settlements = settlements_by_account
-                    .remove(&account_id)
-                    .unwrap_or_default();
-                let key = AccountKey {
-                    tenant: tenant_id,
-                    account: account_id,
-                };
-                (key, LoadedAccount { book, settlements })
-            })
-            .collect();
-        let authorized = results[2]
-            .iter()
-            .map(|row| (row.get::<_, TenantId>(0), row.get::<_, String>(1)))
-            .collect();
-        Ok(Some((
-            locked,
-            Loaded {
-                accounts,
-                records,
-                authorized,
-                refunded,
-            },
-        )))
+        locked.accounts = rows.accounts.len();
+        let loaded = rows.into_loaded(locked.now)?;
+        Ok(Some((locked, loaded)))
     }
 
     fn client(&self) -> Result<&Object, StoreError> {

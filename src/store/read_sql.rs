@@ -1,6 +1,8 @@
 //! The statements of the read round trip, which takes the account locks: index lookups only,
 //! so a hot account's millions of rows are never walked under its lock.
 
+use std::sync::LazyLock;
+
 use super::rows::{GRANT_COLUMNS, HOLD_COLUMNS, SETTLEMENT_COLUMNS};
 
 /// Starts a locked transaction. Its statements must use their indexes whatever the statistics
@@ -22,41 +24,57 @@ pub(super) const REFUNDS_BY_ID: &str = "SELECT refund_id FROM refunds WHERE refu
 /// The database's clock when the statement runs (in the read round trip, after the locks).
 pub(super) const CLOCK: &str = "SELECT clock_timestamp()";
 
+/// Locks the accounts asked for (`$1` tenants, `$2` accounts), in account id order.
 pub(super) const LOCK_ACCOUNTS: &str = "SELECT a.tenant_id, a.account_id, a.status, a.settle_policy, a.debt, a.entitlements \
      FROM accounts a JOIN unnest($1::uuid[], $2::uuid[]) AS t(tenant_id, account_id) \
      ON a.account_id = t.account_id AND a.tenant_id = t.tenant_id ORDER BY a.account_id FOR UPDATE OF a";
 
-pub(super) fn read_statements() -> [String; 7] {
-    let skip_locked = format!("{LOCK_ACCOUNTS} SKIP LOCKED");
-    // Each read is a union of index lookups, never a walk of all of an account's rows: a hot
-    // account has millions of holds, and one OR of the conditions let the planner scan them.
-    let grants_wanted = "SELECT grant_id FROM grants WHERE account_id = ANY($1) AND live \
-         UNION SELECT grant_id FROM settlement_parts WHERE settlement_id = ANY($2) \
-         UNION SELECT grant_id FROM grants WHERE account_id = ANY($1) AND external_ref = ANY($3)";
-    let holds_wanted = "SELECT hold_id FROM holds WHERE account_id = ANY($1) AND status = 'ACTIVE' \
-         AND expires_at <= $2 UNION SELECT hold_id FROM holds WHERE hold_id = ANY($3)";
-    [
-        LOCK_ACCOUNTS.to_owned(),
-        skip_locked,
-        format!(
-            "SELECT account_id, {GRANT_COLUMNS} FROM grants \
-             WHERE grant_id IN ({grants_wanted}) AND account_id = ANY($1)"
-        ),
-        format!(
-            "SELECT account_id, {HOLD_COLUMNS} FROM holds \
-             WHERE hold_id IN ({holds_wanted}) AND account_id = ANY($1)"
-        ),
-        format!(
-            "SELECT a.hold_id, a.grant_id, a.reserved, a.captured FROM hold_allocations a \
-             JOIN holds h USING (hold_id) WHERE h.hold_id IN ({holds_wanted}) AND h.account_id = ANY($1) \
-             ORDER BY a.hold_id, a.position"
-        ),
-        format!(
-            "SELECT account_id, {SETTLEMENT_COLUMNS} FROM settlements \
-             WHERE settlement_id = ANY($1) AND account_id = ANY($2)"
-        ),
-        "SELECT settlement_id, grant_id, amount, refunded FROM settlement_parts \
-         WHERE settlement_id = ANY($1) ORDER BY settlement_id, position"
-            .to_owned(),
-    ]
-}
+/// [`LOCK_ACCOUNTS`] skipping the accounts another transaction holds.
+pub(super) static LOCK_ACCOUNTS_SKIP_LOCKED: LazyLock<String> =
+    LazyLock::new(|| format!("{LOCK_ACCOUNTS} SKIP LOCKED"));
+
+// Each read is a union of index lookups, never a walk of all of an account's rows: a hot
+// account has millions of holds, and one OR of the conditions let the planner scan them.
+const GRANTS_WANTED: &str = "SELECT grant_id FROM grants WHERE account_id = ANY($1) AND live \
+     UNION SELECT grant_id FROM settlement_parts WHERE settlement_id = ANY($2) \
+     UNION SELECT grant_id FROM grants WHERE account_id = ANY($1) AND external_ref = ANY($3)";
+const HOLDS_WANTED: &str = "SELECT hold_id FROM holds WHERE account_id = ANY($1) AND status = 'ACTIVE' \
+     AND expires_at <= $2 UNION SELECT hold_id FROM holds WHERE hold_id = ANY($3)";
+
+/// The locked accounts' live grants, those settlements' parts came from, and those with the
+/// external references asked for: `$1` accounts, `$2` settlements, `$3` references.
+pub(super) static GRANTS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT account_id, {GRANT_COLUMNS} FROM grants \
+         WHERE grant_id IN ({GRANTS_WANTED}) AND account_id = ANY($1)"
+    )
+});
+
+/// The locked accounts' holds due by `$2`, and the holds asked for (`$3`).
+pub(super) static HOLDS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT account_id, {HOLD_COLUMNS} FROM holds \
+         WHERE hold_id IN ({HOLDS_WANTED}) AND account_id = ANY($1)"
+    )
+});
+
+/// The allocations of [`HOLDS`]' holds, in position order.
+pub(super) static ALLOCATIONS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT a.hold_id, a.grant_id, a.reserved, a.captured FROM hold_allocations a \
+         JOIN holds h USING (hold_id) WHERE h.hold_id IN ({HOLDS_WANTED}) AND h.account_id = ANY($1) \
+         ORDER BY a.hold_id, a.position"
+    )
+});
+
+/// The settlements asked for (`$1`) of the locked accounts (`$2`).
+pub(super) static SETTLEMENTS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT account_id, {SETTLEMENT_COLUMNS} FROM settlements \
+         WHERE settlement_id = ANY($1) AND account_id = ANY($2)"
+    )
+});
+
+/// The parts of the settlements asked for, in position order.
+pub(super) const PARTS: &str = "SELECT settlement_id, grant_id, amount, refunded FROM settlement_parts \
+     WHERE settlement_id = ANY($1) ORDER BY settlement_id, position";

@@ -1,0 +1,226 @@
+//! The read round trip of a locked transaction: its statements, prepared before the locks are
+//! taken, and the one pipelined trip that sends BEGIN, takes the locks and reads everything
+//! the operations need, each statement's rows returned under its own name.
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::ClientWrapper;
+use futures::future::try_join_all;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, Error, Row, Statement};
+
+use super::LockTarget;
+use crate::ids::{AccountId, TenantId};
+use crate::store::StoreError;
+use crate::store::idempotency::{INSERT_RECORDS, SELECT_RECORDS};
+use crate::store::read_sql::{
+    ALLOCATIONS, BEGIN, CLOCK, GRANTS, HOLDS, HOLDS_BY_KEY, LOCK_ACCOUNTS,
+    LOCK_ACCOUNTS_SKIP_LOCKED, PARTS, REFUNDS_BY_ID, SETTLEMENTS,
+};
+use crate::store::write_sql::all_statements;
+
+/// `pipeline!(first; Rows { a, b, … })` awaits the futures named `first`, `a`, `b`, … together
+/// and gathers their outputs (but `first`'s) into `Rows`, returning the first error from the
+/// enclosing function. Each query is sent when its future is first polled, and they are polled
+/// in the order written: the statements run in that order, in one round trip.
+macro_rules! pipeline {
+    ($first:ident; $rows:ident { $($query:ident),+ $(,)? }) => {{
+        let (_, $($query,)+) = futures::try_join!($first, $($query),+)?;
+        $rows { $($query),+ }
+    }};
+}
+
+/// The read round trip's statements.
+#[derive(Debug)]
+pub(super) struct ReadStatements {
+    lock: Statement,
+    records: Statement,
+    grants: Statement,
+    holds: Statement,
+    allocations: Statement,
+    settlements: Statement,
+    parts: Statement,
+    holds_by_key: Statement,
+    clock: Statement,
+    refunds_by_id: Statement,
+}
+
+impl ReadStatements {
+    /// Prepares (or takes from the connection's cache) the reads, and the writes a commit may
+    /// send, so that none is prepared under the locks.
+    pub(super) async fn prepare(client: &ClientWrapper, skip_locked: bool) -> Result<Self, Error> {
+        let lock = if skip_locked {
+            LOCK_ACCOUNTS_SKIP_LOCKED.as_str()
+        } else {
+            LOCK_ACCOUNTS
+        };
+        let (lock, records, grants, holds, allocations, settlements, parts) = futures::try_join!(
+            client.prepare_cached(lock),
+            client.prepare_cached(SELECT_RECORDS),
+            client.prepare_cached(&GRANTS),
+            client.prepare_cached(&HOLDS),
+            client.prepare_cached(&ALLOCATIONS),
+            client.prepare_cached(&SETTLEMENTS),
+            client.prepare_cached(PARTS),
+        )?;
+        try_join_all(all_statements().map(|sql| client.prepare_cached(sql))).await?;
+        client.prepare_cached(INSERT_RECORDS).await?;
+        Ok(ReadStatements {
+            lock,
+            records,
+            grants,
+            holds,
+            allocations,
+            settlements,
+            parts,
+            holds_by_key: client.prepare_cached(HOLDS_BY_KEY).await?,
+            clock: client.prepare_cached(CLOCK).await?,
+            refunds_by_id: client.prepare_cached(REFUNDS_BY_ID).await?,
+        })
+    }
+}
+
+/// The rows of the read round trip, by statement.
+#[derive(Debug)]
+pub(super) struct ReadRows {
+    /// The locked account rows.
+    pub(super) accounts: Vec<Row>,
+    /// Holds already made by the Authorize keys asked about: `tenant_id, authorize_key`.
+    pub(super) authorized: Vec<Row>,
+    pub(super) grants: Vec<Row>,
+    pub(super) holds: Vec<Row>,
+    pub(super) allocations: Vec<Row>,
+    /// Idempotency records.
+    pub(super) records: Vec<Row>,
+    pub(super) settlements: Vec<Row>,
+    pub(super) parts: Vec<Row>,
+    /// Refunds already made with the ids asked about: `refund_id`.
+    pub(super) refunded: Vec<Row>,
+    clock: Vec<Row>,
+}
+
+impl ReadRows {
+    /// Sends BEGIN, the lock and every read in one pipelined round trip; `due_by` chooses the
+    /// holds loaded to be expired.
+    ///
+    /// The statements run in the order `pipeline!` names them. Holds by Authorize key before
+    /// the records: a hold seen there whose record is not seen was made by a key whose record
+    /// was pruned (a record committed with its hold in between is seen, as the statements read
+    /// in order). A refund committed by another account's transaction between the records'
+    /// read and the refunds' shows as a reused key, which is what its record would have said
+    /// too. The clock last, so that it is read after the lock statement has taken the locks.
+    pub(super) async fn read(
+        client: &Client,
+        statements: &ReadStatements,
+        target: &LockTarget,
+        due_by: DateTime<Utc>,
+    ) -> Result<Self, Error> {
+        let keys = TargetKeys::new(target);
+        let (account_ids, settlement_ids) = (&keys.account_ids, &target.settlement_ids);
+        let holds_wanted: [&(dyn ToSql + Sync); 3] = [account_ids, &due_by, &target.hold_ids];
+        let s = statements;
+        let begin = client.simple_query(BEGIN);
+        let accounts = rows(client, &s.lock, [&keys.tenants, account_ids]);
+        let authorized = rows_if(
+            !keys.authorize_keys.is_empty(),
+            client,
+            &s.holds_by_key,
+            [&keys.authorize_tenants, &keys.authorize_keys],
+        );
+        let grants = rows(
+            client,
+            &s.grants,
+            [account_ids, settlement_ids, &target.external_refs],
+        );
+        let holds = rows(client, &s.holds, holds_wanted);
+        let allocations = rows(client, &s.allocations, holds_wanted);
+        let records = rows_if(
+            !keys.keys.is_empty(),
+            client,
+            &s.records,
+            [&keys.key_tenants, &keys.keys],
+        );
+        let wanted = !settlement_ids.is_empty();
+        let settlements = rows_if(
+            wanted,
+            client,
+            &s.settlements,
+            [settlement_ids, account_ids],
+        );
+        let parts = rows_if(wanted, client, &s.parts, [settlement_ids]);
+        let refunded = rows_if(
+            !target.refund_ids.is_empty(),
+            client,
+            &s.refunds_by_id,
+            [&target.refund_ids],
+        );
+        let clock = rows(client, &s.clock, []);
+        Ok(pipeline!(begin; ReadRows {
+            accounts, authorized, grants, holds, allocations, records, settlements, parts,
+            refunded, clock,
+        }))
+    }
+
+    /// The database's clock read under the locks, plus `shift`.
+    pub(super) fn database_now(
+        &self,
+        shift: chrono::Duration,
+    ) -> Result<DateTime<Utc>, StoreError> {
+        self.clock
+            .first()
+            .map(|row| row.get::<_, DateTime<Utc>>(0) + shift)
+            .ok_or_else(|| StoreError::Other("the database clock was not read".to_owned()))
+    }
+}
+
+/// The target's keys as parameter columns.
+struct TargetKeys {
+    tenants: Vec<TenantId>,
+    account_ids: Vec<AccountId>,
+    key_tenants: Vec<TenantId>,
+    keys: Vec<String>,
+    authorize_tenants: Vec<TenantId>,
+    authorize_keys: Vec<String>,
+}
+
+impl TargetKeys {
+    fn new(target: &LockTarget) -> Self {
+        let (tenants, account_ids) = target
+            .accounts
+            .iter()
+            .map(|key| (key.tenant, key.account))
+            .unzip();
+        let (key_tenants, keys) = target.idempotency_keys.iter().cloned().unzip();
+        let (authorize_tenants, authorize_keys) = target.authorize_keys.iter().cloned().unzip();
+        TargetKeys {
+            tenants,
+            account_ids,
+            key_tenants,
+            keys,
+            authorize_tenants,
+            authorize_keys,
+        }
+    }
+}
+
+/// `statement`'s rows; sent when first polled.
+async fn rows<const N: usize>(
+    client: &Client,
+    statement: &Statement,
+    params: [&(dyn ToSql + Sync); N],
+) -> Result<Vec<Row>, Error> {
+    client.query(statement, &params).await
+}
+
+/// `statement`'s rows when `wanted`; none, without sending it, otherwise.
+async fn rows_if<const N: usize>(
+    wanted: bool,
+    client: &Client,
+    statement: &Statement,
+    params: [&(dyn ToSql + Sync); N],
+) -> Result<Vec<Row>, Error> {
+    if wanted {
+        rows(client, statement, params).await
+    } else {
+        Ok(Vec::new())
+    }
+}
