@@ -10,6 +10,7 @@ mod decline;
 mod journal;
 mod model;
 mod operations;
+mod reason;
 mod settle;
 
 pub use account::{Account, AccountUpdate};
@@ -21,6 +22,7 @@ pub use model::{
     AccountState, AccountStatus, AllocationState, GrantSource, GrantState, HoldMeta, HoldState,
     HoldStatus, RefundRecord, SettlePolicy, SettlementPart, SettlementRecord,
 };
+pub use reason::Reason;
 pub use settle::{RefundRequest, SettleRequest};
 #[cfg(test)]
 mod tests;

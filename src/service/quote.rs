@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::access::Caller;
 use super::quote_token::QuoteClaims;
 use super::{Context, ServiceError, catalog};
-use crate::ledger::AccountStatus;
+use crate::ledger::{AccountStatus, Reason};
 use crate::money::{Credits, LineItem};
 use crate::pricing::{Usage, price};
 
@@ -35,7 +35,7 @@ pub struct Eligibility {
     /// Not in debt, and enough available.
     pub affordable: bool,
     /// The first reason it would be refused, as Authorize would say it.
-    pub denial_reason: Option<&'static str>,
+    pub denial_reason: Option<Reason>,
     /// Spendable now.
     pub available: Credits,
 }
@@ -131,10 +131,10 @@ async fn eligibility(
     let solvent = !balance.debt.is_positive();
     let enough = balance.available >= quote.total;
     let denial_reason = [
-        (!entitled, "ENTITLEMENT_REQUIRED"),
-        (!active, "ACCOUNT_SUSPENDED"),
-        (!solvent, "ACCOUNT_IN_DEBT"),
-        (!enough, "INSUFFICIENT_CREDITS"),
+        (!entitled, Reason::EntitlementRequired),
+        (!active, Reason::AccountSuspended),
+        (!solvent, Reason::AccountInDebt),
+        (!enough, Reason::InsufficientCredits),
     ]
     .into_iter()
     .find_map(|(denied, reason)| denied.then_some(reason));
