@@ -15,7 +15,7 @@ mod settle;
 
 pub use account::{Account, AccountUpdate};
 pub use balance::{Balance, BucketBalance};
-pub use book::{AccountBook, Changes};
+pub use book::{AccountBook, Changes, HoldRefusal};
 pub use decline::Decline;
 pub use journal::{LedgerAccount, MovementKind, Posting};
 pub use model::{
