@@ -67,7 +67,7 @@ impl std::fmt::Debug for Operation {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         formatter
             .debug_struct("Operation")
-            .field("rpc", &self.fingerprint.rpc)
+            .field("rpc", &self.fingerprint.rpc.as_str())
             .finish_non_exhaustive()
     }
 }

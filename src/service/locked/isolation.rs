@@ -114,7 +114,7 @@ async fn answer_culprit(context: &Context, group: Group, refusal: &Refusal) {
             tracing::error!(
                 %tenant_id,
                 %account_id,
-                rpc = fingerprint.rpc,
+                rpc = fingerprint.rpc.as_str(),
                 %refusal,
                 "an operation failed its transaction alone; answered on its own"
             );

@@ -11,7 +11,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use super::isolation::{Refusal, refused_by_data};
 use super::{Group, Operation, Pending, RECHECK_TIMEOUT};
 use crate::ids::{AccountKey, TenantId};
-use crate::service::idempotency::stored_answer;
+use crate::service::idempotency::{Rpc, stored_answer};
 use crate::service::{Context, ServiceError};
 use crate::store::StoreError;
 use crate::store::book::{AccountChanges, Loaded, LoadedAccount, LockTarget, LockedBooks};
@@ -105,7 +105,7 @@ fn lock_target(group: &Group) -> LockTarget {
             target.settlement_ids.extend(operation.settlement_id);
             target.external_refs.extend(operation.external_ref.clone());
             target.refund_ids.extend(operation.refund_id);
-            if operation.fingerprint.rpc == "Authorize" {
+            if operation.fingerprint.rpc == Rpc::Authorize {
                 target
                     .authorize_keys
                     .push((key.tenant, operation.fingerprint.key.clone()));
@@ -205,7 +205,8 @@ fn key_used_before(
     let refunded = operation
         .refund_id
         .is_some_and(|refund_id| loaded.refunded.contains(&refund_id));
-    refunded || operation.fingerprint.rpc == "Authorize" && loaded.authorized.contains(record_key)
+    refunded
+        || operation.fingerprint.rpc == Rpc::Authorize && loaded.authorized.contains(record_key)
 }
 
 /// What a panic carried, as text.
