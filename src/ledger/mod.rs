@@ -10,6 +10,7 @@ mod decline;
 mod journal;
 mod model;
 mod operations;
+mod period;
 mod reason;
 mod settle;
 
@@ -22,6 +23,7 @@ pub use model::{
     AccountState, AccountStatus, AllocationState, GrantSource, GrantState, HoldMeta, HoldState,
     HoldStatus, RefundRecord, SettlePolicy, SettlementPart, SettlementRecord,
 };
+pub use period::{Every, Period, PeriodError, Recurrence, parse_date, parse_zone};
 pub use reason::Reason;
 pub use settle::{RefundRequest, SettleRequest};
 #[cfg(test)]
