@@ -2,9 +2,6 @@
 //! on, and one call naming a tenant's objects.
 
 use creditgate::auth::Scope;
-use creditgate::proto::v1::account_service_client::AccountServiceClient;
-use creditgate::proto::v1::catalog_service_client::CatalogServiceClient;
-use creditgate::proto::v1::credit_service_client::CreditServiceClient;
 use creditgate::proto::v1::{
     AccountKind, AuthorizeRequest, CreateAccountRequest, ExportUsageRequest, ExtendHoldRequest,
     GetAccountRequest, GetBalanceRequest, GetCatalogRequest, GetHoldRequest,
@@ -16,33 +13,16 @@ use creditgate::proto::v1::{
 use futures::future::BoxFuture;
 use tonic::Status;
 
-use crate::helpers::Authed;
-use crate::helpers::money::key;
-
-/// The three clients, all with one caller's key.
-#[derive(Clone)]
-pub struct Clients {
-    pub credit: CreditServiceClient<Authed>,
-    pub account: AccountServiceClient<Authed>,
-    pub catalog: CatalogServiceClient<Authed>,
-}
-
-/// One tenant's objects, named by the calls.
-#[derive(Clone, Debug)]
-pub struct Objects {
-    pub account_id: String,
-    pub hold_id: String,
-    pub settled_hold_id: String,
-    pub settlement_id: String,
-}
+use crate::helpers::Clients;
+use crate::helpers::money::{Objects, key};
 
 pub type Call = fn(Clients, Objects) -> BoxFuture<'static, Result<(), Status>>;
 
 /// What a row's RPC does once the caller passes authentication.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Target {
-    /// Names an account, hold or settlement: another tenant's is NOT_FOUND.
-    Object,
+    /// Names an account, hold or settlement: another tenant's is NOT_FOUND with this reason.
+    Object(&'static str),
     /// Acts on the caller's tenant as a whole (a new account, the catalog).
     Tenant,
     /// UNIMPLEMENTED today: only its authentication is checked.
@@ -64,7 +44,10 @@ const CATALOG_READ: &[Scope] = &[Scope::Reader, Scope::Worker, Scope::Billing];
 const ADMIN_ONLY: &[Scope] = &[];
 
 pub fn rows() -> Vec<Row> {
-    use Target::{Object, Tenant, Unimplemented};
+    use Target::{Tenant, Unimplemented};
+    const ACCOUNT: Target = Target::Object("ACCOUNT_NOT_FOUND");
+    const HOLD: Target = Target::Object("HOLD_NOT_FOUND");
+    const SETTLEMENT: Target = Target::Object("SETTLEMENT_NOT_FOUND");
     let row = |rpc: &'static str, accepts: &'static [Scope], target: Target, call: Call| Row {
         rpc,
         accepts,
@@ -75,7 +58,7 @@ pub fn rows() -> Vec<Row> {
         row(
             "CreditService/Quote",
             WORKER,
-            Object,
+            ACCOUNT,
             |mut clients, objects| {
                 Box::pin(async move {
                     let usage = Some(Usage {
@@ -95,7 +78,7 @@ pub fn rows() -> Vec<Row> {
         row(
             "CreditService/Authorize",
             WORKER,
-            Object,
+            ACCOUNT,
             |mut clients, objects| {
                 Box::pin(async move {
                     let price = Some(authorize_request::Price::Amount("1".into()));
@@ -112,7 +95,7 @@ pub fn rows() -> Vec<Row> {
         row(
             "CreditService/ExtendHold",
             WORKER,
-            Object,
+            HOLD,
             |mut clients, objects| {
                 Box::pin(async move {
                     let request = ExtendHoldRequest {
@@ -128,7 +111,7 @@ pub fn rows() -> Vec<Row> {
         row(
             "CreditService/Settle",
             WORKER,
-            Object,
+            HOLD,
             |mut clients, objects| {
                 Box::pin(async move {
                     let charge = Some(settle_request::Charge::Amount("0.5".into()));
@@ -145,7 +128,7 @@ pub fn rows() -> Vec<Row> {
         row(
             "CreditService/Refund",
             WORKER,
-            Object,
+            SETTLEMENT,
             |mut clients, objects| {
                 Box::pin(async move {
                     let request = RefundRequest {
@@ -161,7 +144,7 @@ pub fn rows() -> Vec<Row> {
         row(
             "CreditService/GetHold",
             WORKER,
-            Object,
+            HOLD,
             |mut clients, objects| {
                 Box::pin(async move {
                     let lookup = Some(get_hold_request::Lookup::HoldId(objects.settled_hold_id));
@@ -177,7 +160,7 @@ pub fn rows() -> Vec<Row> {
         row(
             "CreditService/Release",
             WORKER,
-            Object,
+            HOLD,
             |mut clients, objects| {
                 Box::pin(async move {
                     let request = ReleaseRequest {
@@ -208,7 +191,7 @@ pub fn rows() -> Vec<Row> {
         row(
             "AccountService/GetAccount",
             READ,
-            Object,
+            ACCOUNT,
             |mut clients, objects| {
                 Box::pin(async move {
                     let lookup = Some(get_account_request::Lookup::AccountId(objects.account_id));
@@ -223,7 +206,7 @@ pub fn rows() -> Vec<Row> {
         row(
             "AccountService/UpdateAccount",
             BILLING,
-            Object,
+            ACCOUNT,
             |mut clients, objects| {
                 Box::pin(async move {
                     let request = UpdateAccountRequest {
@@ -239,7 +222,7 @@ pub fn rows() -> Vec<Row> {
         row(
             "AccountService/Grant",
             BILLING,
-            Object,
+            ACCOUNT,
             |mut clients, objects| {
                 Box::pin(async move {
                     let request = GrantRequest {
@@ -256,7 +239,7 @@ pub fn rows() -> Vec<Row> {
         row(
             "AccountService/GetBalance",
             READ,
-            Object,
+            ACCOUNT,
             |mut clients, objects| {
                 Box::pin(async move {
                     clients
