@@ -45,15 +45,17 @@ fn holds_and_declines(results: Vec<Result<AuthorizeResponse, Status>>) -> (Vec<S
     (hold_ids, declined)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn five_hundred_concurrent_authorizes_of_one_credit_hold_exactly_the_hundred_available() {
-    let app = TestApp::spawn().await;
-    let account_id = app.funded_account("100").await;
-    let client = app.credit();
+/// Sends 500 Authorize calls of 1 credit on `account_id` (funded with 100) at once, spread over
+/// `servers`: exactly 100 are held and 400 declined, and every server reads the same balance.
+async fn five_hundred_authorizes_hold_exactly_the_hundred_available(
+    servers: &[&TestApp],
+    account_id: &str,
+) {
+    let clients: Vec<_> = servers.iter().map(|server| server.credit()).collect();
     let started = Instant::now();
-    let results = race(500, |_| {
-        let mut client = client.clone();
-        let request = authorize_request(&account_id, &key(), "1");
+    let results = race(500, |index| {
+        let mut client = clients[index % clients.len()].clone();
+        let request = authorize_request(account_id, &key(), "1");
         async move {
             client
                 .authorize(request)
@@ -65,7 +67,8 @@ async fn five_hundred_concurrent_authorizes_of_one_credit_hold_exactly_the_hundr
     let elapsed = started.elapsed();
     let (hold_ids, declined) = holds_and_declines(results);
     eprintln!(
-        "500 concurrent Authorize calls on one account: {} held, {declined} declined, in {elapsed:?}",
+        "500 concurrent Authorize calls over {} server(s): {} held, {declined} declined, in {elapsed:?}",
+        servers.len(),
         hold_ids.len()
     );
     assert_eq!(
@@ -74,8 +77,20 @@ async fn five_hundred_concurrent_authorizes_of_one_credit_hold_exactly_the_hundr
         "exactly the available credits are held"
     );
     assert_eq!(declined, 400);
-    app.assert_balance(&account_id, "0", "100").await;
-    assert_eq!(app.balance(&account_id).await.debt, "0");
+    for server in servers {
+        let balance = server.balance(account_id).await;
+        assert_eq!(
+            (&*balance.available, &*balance.held, &*balance.debt),
+            ("0", "100", "0")
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn five_hundred_concurrent_authorizes_of_one_credit_hold_exactly_the_hundred_available() {
+    let app = TestApp::spawn().await;
+    let account_id = app.funded_account("100").await;
+    five_hundred_authorizes_hold_exactly_the_hundred_available(&[&app], &account_id).await;
     app.finish().await;
 }
 
@@ -84,42 +99,8 @@ async fn authorizes_raced_across_two_replicas_on_one_database_hold_exactly_the_a
     let app = TestApp::spawn().await;
     let replica = app.replica().await;
     let account_id = app.funded_account("100").await;
-    let (first, second) = (app.credit(), replica.credit());
-    let started = Instant::now();
-    let results = race(500, |index| {
-        let mut client = if index % 2 == 0 {
-            first.clone()
-        } else {
-            second.clone()
-        };
-        let request = authorize_request(&account_id, &key(), "1");
-        async move {
-            client
-                .authorize(request)
-                .await
-                .map(tonic::Response::into_inner)
-        }
-    })
-    .await;
-    let elapsed = started.elapsed();
-    let (hold_ids, declined) = holds_and_declines(results);
-    eprintln!(
-        "500 concurrent Authorize calls over two replicas: {} held, {declined} declined, in {elapsed:?}",
-        hold_ids.len()
-    );
-    assert_eq!(
-        hold_ids.len(),
-        100,
-        "exactly the available credits are held"
-    );
-    assert_eq!(declined, 400);
-    for server in [&app, &replica] {
-        let balance = server.balance(&account_id).await;
-        assert_eq!(
-            (balance.available.as_str(), balance.held.as_str()),
-            ("0", "100")
-        );
-    }
+    five_hundred_authorizes_hold_exactly_the_hundred_available(&[&app, &replica], &account_id)
+        .await;
     replica.stop().await;
     app.finish().await;
 }
