@@ -3,18 +3,19 @@
 
 use creditgate::auth::Scope;
 use creditgate::proto::v1::{
-    AccountKind, AuthorizeRequest, CreateAccountRequest, ExportUsageRequest, ExtendHoldRequest,
-    GetAccountRequest, GetBalanceRequest, GetCatalogRequest, GetHoldRequest,
-    GetUsageSummaryRequest, GrantRequest, GrantSource, ListLedgerRequest, ListModelsRequest,
-    ListUsageRequest, PublishCatalogRequest, QuoteRequest, RefundRequest, ReleaseRequest,
-    SetAllowanceRequest, SetSpendLimitRequest, SettleRequest, UpdateAccountRequest, Usage,
-    WatchEventsRequest, authorize_request, get_account_request, get_hold_request, settle_request,
+    ExportUsageRequest, GetAccountRequest, GetBalanceRequest, GetCatalogRequest, GetHoldRequest,
+    GetUsageSummaryRequest, ListLedgerRequest, ListModelsRequest, ListUsageRequest,
+    PublishCatalogRequest, QuoteRequest, SetAllowanceRequest, SetSpendLimitRequest, SettleRequest,
+    UpdateAccountRequest, Usage, WatchEventsRequest, get_account_request, get_hold_request,
 };
 use futures::future::BoxFuture;
 use tonic::Status;
 
 use crate::helpers::Clients;
-use crate::helpers::money::{Objects, key};
+use crate::helpers::money::{
+    Objects, authorize_request, create_account_request, extend_request, grant_request, key,
+    refund_request, release_request, settle_request,
+};
 
 pub type Call = fn(Clients, Objects) -> BoxFuture<'static, Result<(), Status>>;
 
@@ -42,6 +43,34 @@ const BILLING: &[Scope] = &[Scope::Billing];
 const READ: &[Scope] = &[Scope::Reader, Scope::Billing];
 const CATALOG_READ: &[Scope] = &[Scope::Reader, Scope::Worker, Scope::Billing];
 const ADMIN_ONLY: &[Scope] = &[];
+
+/// A call of the AccountService `$method` with a `$request` naming the account (and, `with a
+/// key`, a fresh idempotency key), every other field left at its default.
+macro_rules! on_account {
+    ($method:ident($request:ident)) => {
+        |mut clients, objects| {
+            Box::pin(async move {
+                let request = $request {
+                    account_id: objects.account_id,
+                    ..$request::default()
+                };
+                clients.account.$method(request).await.map(drop)
+            })
+        }
+    };
+    ($method:ident($request:ident with a key)) => {
+        |mut clients, objects| {
+            Box::pin(async move {
+                let request = $request {
+                    account_id: objects.account_id,
+                    idempotency_key: key(),
+                    ..$request::default()
+                };
+                clients.account.$method(request).await.map(drop)
+            })
+        }
+    };
+}
 
 pub fn rows() -> Vec<Row> {
     use Target::{Tenant, Unimplemented};
@@ -81,13 +110,7 @@ pub fn rows() -> Vec<Row> {
             ACCOUNT,
             |mut clients, objects| {
                 Box::pin(async move {
-                    let price = Some(authorize_request::Price::Amount("1".into()));
-                    let request = AuthorizeRequest {
-                        account_id: objects.account_id,
-                        idempotency_key: key(),
-                        price,
-                        ..AuthorizeRequest::default()
-                    };
+                    let request = authorize_request(&objects.account_id, &key(), "1");
                     clients.credit.authorize(request).await.map(drop)
                 })
             },
@@ -98,12 +121,7 @@ pub fn rows() -> Vec<Row> {
             HOLD,
             |mut clients, objects| {
                 Box::pin(async move {
-                    let request = ExtendHoldRequest {
-                        hold_id: objects.hold_id,
-                        idempotency_key: key(),
-                        ttl_seconds: 600,
-                        ..ExtendHoldRequest::default()
-                    };
+                    let request = extend_request(&objects.hold_id, &key(), "", 600);
                     clients.credit.extend_hold(request).await.map(drop)
                 })
             },
@@ -114,12 +132,9 @@ pub fn rows() -> Vec<Row> {
             HOLD,
             |mut clients, objects| {
                 Box::pin(async move {
-                    let charge = Some(settle_request::Charge::Amount("0.5".into()));
                     let request = SettleRequest {
-                        hold_id: objects.hold_id,
-                        idempotency_key: key(),
-                        charge,
                         partial: true,
+                        ..settle_request(&objects.hold_id, &key(), "0.5")
                     };
                     clients.credit.settle(request).await.map(drop)
                 })
@@ -131,12 +146,7 @@ pub fn rows() -> Vec<Row> {
             SETTLEMENT,
             |mut clients, objects| {
                 Box::pin(async move {
-                    let request = RefundRequest {
-                        settlement_id: objects.settlement_id,
-                        idempotency_key: key(),
-                        amount: "0.01".into(),
-                        ..RefundRequest::default()
-                    };
+                    let request = refund_request(&objects.settlement_id, &key(), "0.01");
                     clients.credit.refund(request).await.map(drop)
                 })
             },
@@ -163,11 +173,7 @@ pub fn rows() -> Vec<Row> {
             HOLD,
             |mut clients, objects| {
                 Box::pin(async move {
-                    let request = ReleaseRequest {
-                        hold_id: objects.hold_id,
-                        idempotency_key: key(),
-                        ..ReleaseRequest::default()
-                    };
+                    let request = release_request(&objects.hold_id, &key(), "");
                     clients.credit.release(request).await.map(drop)
                 })
             },
@@ -178,12 +184,7 @@ pub fn rows() -> Vec<Row> {
             Tenant,
             |mut clients, _| {
                 Box::pin(async move {
-                    let request = CreateAccountRequest {
-                        idempotency_key: key(),
-                        external_id: key(),
-                        kind: AccountKind::Organization as i32,
-                        ..CreateAccountRequest::default()
-                    };
+                    let request = create_account_request(&key(), &key());
                     clients.account.create_account(request).await.map(drop)
                 })
             },
@@ -225,13 +226,7 @@ pub fn rows() -> Vec<Row> {
             ACCOUNT,
             |mut clients, objects| {
                 Box::pin(async move {
-                    let request = GrantRequest {
-                        account_id: objects.account_id,
-                        idempotency_key: key(),
-                        source: GrantSource::Purchase as i32,
-                        amount: "1".into(),
-                        ..GrantRequest::default()
-                    };
+                    let request = grant_request(&objects.account_id, &key(), "1");
                     clients.account.grant(request).await.map(drop)
                 })
             },
@@ -240,133 +235,49 @@ pub fn rows() -> Vec<Row> {
             "AccountService/GetBalance",
             READ,
             ACCOUNT,
-            |mut clients, objects| {
-                Box::pin(async move {
-                    clients
-                        .account
-                        .get_balance(GetBalanceRequest {
-                            account_id: objects.account_id,
-                            expiring_within_days: 0,
-                        })
-                        .await
-                        .map(drop)
-                })
-            },
+            on_account!(get_balance(GetBalanceRequest)),
         ),
         row(
             "AccountService/SetAllowance",
             BILLING,
             Unimplemented,
-            |mut clients, objects| {
-                Box::pin(async move {
-                    let request = SetAllowanceRequest {
-                        account_id: objects.account_id,
-                        idempotency_key: key(),
-                        ..SetAllowanceRequest::default()
-                    };
-                    clients.account.set_allowance(request).await.map(drop)
-                })
-            },
+            on_account!(set_allowance(SetAllowanceRequest with a key)),
         ),
         row(
             "AccountService/SetSpendLimit",
             BILLING,
             Unimplemented,
-            |mut clients, objects| {
-                Box::pin(async move {
-                    let request = SetSpendLimitRequest {
-                        account_id: objects.account_id,
-                        idempotency_key: key(),
-                        ..SetSpendLimitRequest::default()
-                    };
-                    clients.account.set_spend_limit(request).await.map(drop)
-                })
-            },
+            on_account!(set_spend_limit(SetSpendLimitRequest with a key)),
         ),
         row(
             "AccountService/ListLedger",
             READ,
             Unimplemented,
-            |mut clients, objects| {
-                Box::pin(async move {
-                    clients
-                        .account
-                        .list_ledger(ListLedgerRequest {
-                            account_id: objects.account_id,
-                            ..ListLedgerRequest::default()
-                        })
-                        .await
-                        .map(drop)
-                })
-            },
+            on_account!(list_ledger(ListLedgerRequest)),
         ),
         row(
             "AccountService/ListUsage",
             READ,
             Unimplemented,
-            |mut clients, objects| {
-                Box::pin(async move {
-                    clients
-                        .account
-                        .list_usage(ListUsageRequest {
-                            account_id: objects.account_id,
-                            ..ListUsageRequest::default()
-                        })
-                        .await
-                        .map(drop)
-                })
-            },
+            on_account!(list_usage(ListUsageRequest)),
         ),
         row(
             "AccountService/GetUsageSummary",
             READ,
             Unimplemented,
-            |mut clients, objects| {
-                Box::pin(async move {
-                    clients
-                        .account
-                        .get_usage_summary(GetUsageSummaryRequest {
-                            account_id: objects.account_id,
-                            ..GetUsageSummaryRequest::default()
-                        })
-                        .await
-                        .map(drop)
-                })
-            },
+            on_account!(get_usage_summary(GetUsageSummaryRequest)),
         ),
         row(
             "AccountService/ExportUsage",
             READ,
             Unimplemented,
-            |mut clients, objects| {
-                Box::pin(async move {
-                    clients
-                        .account
-                        .export_usage(ExportUsageRequest {
-                            account_id: objects.account_id,
-                            ..ExportUsageRequest::default()
-                        })
-                        .await
-                        .map(drop)
-                })
-            },
+            on_account!(export_usage(ExportUsageRequest)),
         ),
         row(
             "AccountService/WatchEvents",
             READ,
             Unimplemented,
-            |mut clients, objects| {
-                Box::pin(async move {
-                    clients
-                        .account
-                        .watch_events(WatchEventsRequest {
-                            account_id: objects.account_id,
-                            ..WatchEventsRequest::default()
-                        })
-                        .await
-                        .map(drop)
-                })
-            },
+            on_account!(watch_events(WatchEventsRequest)),
         ),
         // No catalog: the server refuses the request itself once the caller may publish.
         row(
