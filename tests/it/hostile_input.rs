@@ -466,5 +466,5 @@ async fn a_request_that_does_not_decode_is_invalid_argument() {
         crate::helpers::reason(&status).as_deref(),
         Some("INVALID_ARGUMENT")
     );
-    app.stop().await;
+    app.finish().await;
 }

@@ -512,7 +512,7 @@ async fn holds_written_together_are_inserted_in_key_order() {
     let shared = rows.iter().filter(|row| row.get::<_, i64>("holds") > 1);
     assert!(shared.clone().count() > 0, "no transaction wrote two holds");
     assert!(shared.clone().all(|row| row.get::<_, bool>("sorted")));
-    app.stop().await;
+    app.finish().await;
 }
 
 /// A server clock an hour fast: a replica whose host clock is wrong.

@@ -161,7 +161,7 @@ async fn every_rpc_answers_every_caller_as_the_contract_says_and_logs_no_key() {
     );
     let leaks = leaks(&log, &secrets);
     assert!(leaks.is_empty(), "the server log shows {leaks:?}");
-    app.stop().await;
+    app.finish().await;
 }
 
 #[test]
