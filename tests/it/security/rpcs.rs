@@ -19,6 +19,21 @@ use crate::helpers::money::{
 
 pub type Call = fn(Clients, Objects) -> BoxFuture<'static, Result<(), Status>>;
 
+/// The RPCs of the contract whose method `keep` holds for, as `Service/Method`, sorted.
+pub fn contract_rpcs(keep: impl Fn(&prost_reflect::MethodDescriptor) -> bool) -> Vec<String> {
+    let descriptors =
+        prost_reflect::DescriptorPool::decode(creditgate::proto::FILE_DESCRIPTOR_SET).unwrap();
+    let mut rpcs: Vec<String> = descriptors
+        .services()
+        .filter(|service| service.package_name() == "creditgate.v1")
+        .flat_map(|service| service.methods().collect::<Vec<_>>())
+        .filter(|method| keep(method))
+        .map(|method| format!("{}/{}", method.parent_service().name(), method.name()))
+        .collect();
+    rpcs.sort();
+    rpcs
+}
+
 /// What a row's RPC does once the caller passes authentication.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Target {
