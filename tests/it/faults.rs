@@ -9,7 +9,8 @@ use crate::helpers::books::assert_exactly_once;
 use crate::helpers::dedicated_cluster::DedicatedCluster;
 use crate::helpers::fresh_database;
 use crate::helpers::server_process::ServerProcess;
-use crate::helpers::workload::{Workload, tenant_key};
+use crate::helpers::tenant_key;
+use crate::helpers::workload::Workload;
 
 /// 16 clients on 4 accounts, about 140 operations in all.
 const LOAD: Workload = Workload {
@@ -28,7 +29,7 @@ const TERMINATION_PACE: Duration = Duration::from_millis(10);
 #[tokio::test]
 async fn a_server_killed_mid_load_loses_and_doubles_nothing() {
     let database = fresh_database().await;
-    let api_key = tenant_key(&database).await;
+    let api_key = tenant_key(&database, "faults").await;
     let mut server = ServerProcess::start(&database.url()).await;
     let running = LOAD.start(server.address, &api_key).await;
 
@@ -56,7 +57,7 @@ async fn postgres_crashed_and_restarted_mid_load_loses_and_doubles_nothing() {
 /// database that cannot be reached is UNAVAILABLE).
 pub(crate) async fn crash_postgres_under_load() -> Vec<String> {
     let (cluster, database) = DedicatedCluster::start().await;
-    let api_key = tenant_key(&database).await;
+    let api_key = tenant_key(&database, "faults").await;
     let server = ServerProcess::start(&database.url()).await;
     let running = LOAD.start(server.address, &api_key).await;
 
@@ -80,7 +81,7 @@ pub(crate) async fn crash_postgres_under_load() -> Vec<String> {
 #[tokio::test]
 async fn connections_terminated_mid_transaction_lose_and_double_nothing() {
     let database = fresh_database().await;
-    let api_key = tenant_key(&database).await;
+    let api_key = tenant_key(&database, "faults").await;
     let server = ServerProcess::start(&database.url()).await;
     let running = LOAD.start(server.address, &api_key).await;
     let (admin, driver) = database

@@ -4,7 +4,7 @@
 //! failure, and the refusal stays small.
 
 use creditgate::proto::v1::{
-    AuthorizeRequest, GrantRequest, GrantSource, ImageUsage, QuoteRequest, SettleRequest, Usage,
+    AuthorizeRequest, GrantRequest, ImageUsage, QuoteRequest, SettleRequest, Usage,
     authorize_request, settle_request,
 };
 use proptest::prelude::*;
@@ -12,7 +12,7 @@ use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use tonic::Code;
 
 use crate::helpers::TestApp;
-use crate::helpers::money::key;
+use crate::helpers::money::{authorize_request, grant_request, key, settle_request};
 
 /// Generated requests per run.
 const CASES: u32 = 64;
@@ -154,15 +154,8 @@ struct Fixture {
 impl Fixture {
     async fn new() -> Fixture {
         let app = TestApp::spawn().await;
-        let account_id = app.account().await;
-        app.grant(&account_id, GrantSource::Purchase, "1000000")
-            .await;
-        let hold = app
-            .authorize(&account_id, "10")
-            .await
-            .unwrap()
-            .hold
-            .unwrap();
+        let account_id = app.funded_account("1000000").await;
+        let hold = app.hold(&account_id, "10").await;
         Fixture {
             app,
             account_id,
@@ -183,32 +176,19 @@ impl Fixture {
     }
 
     fn authorize(&self) -> AuthorizeRequest {
-        AuthorizeRequest {
-            account_id: self.account_id.clone(),
-            idempotency_key: key(),
-            price: Some(authorize_request::Price::Amount("1".to_owned())),
-            ..AuthorizeRequest::default()
-        }
+        authorize_request(&self.account_id, &key(), "1")
     }
 
     fn settle(&self) -> SettleRequest {
         SettleRequest {
-            hold_id: self.hold_id.clone(),
-            idempotency_key: key(),
-            charge: Some(settle_request::Charge::Amount("0.5".to_owned())),
             // Partial, so the hold stays open for the next case.
             partial: true,
+            ..settle_request(&self.hold_id, &key(), "0.5")
         }
     }
 
     fn grant(&self) -> GrantRequest {
-        GrantRequest {
-            account_id: self.account_id.clone(),
-            idempotency_key: key(),
-            source: GrantSource::Purchase as i32,
-            amount: "1".to_owned(),
-            ..GrantRequest::default()
-        }
+        grant_request(&self.account_id, &key(), "1")
     }
 
     /// Sends `rpc`'s valid request after `change`.
@@ -443,10 +423,7 @@ fn hostile_fields_are_the_callers_mistake_and_refused_briefly() {
         let (answer, expected) = runtime.block_on(fixture.answer(case.clone()));
         check(&case, answer, expected)
     });
-    runtime.block_on(async {
-        fixture.app.assert_books_balance().await;
-        fixture.app.stop().await;
-    });
+    runtime.block_on(fixture.app.finish());
     outcome.unwrap();
 }
 
@@ -489,5 +466,5 @@ async fn a_request_that_does_not_decode_is_invalid_argument() {
         crate::helpers::reason(&status).as_deref(),
         Some("INVALID_ARGUMENT")
     );
-    app.stop().await;
+    app.finish().await;
 }

@@ -14,6 +14,7 @@ mod faults;
 mod faults_contract;
 mod helpers;
 mod hostile_input;
+mod idempotency;
 mod model;
 mod money_edges;
 mod money_groups;

@@ -3,13 +3,15 @@
 
 use creditgate::proto::v1::{
     AccountKind, AuthorizeRequest, CreateAccountRequest, GrantSource, ImageUsage, QuoteRequest,
-    RefundRequest, RunMetadata, SettlePolicy, SettleRequest, Usage, authorize_request,
-    settle_request,
+    RunMetadata, SettlePolicy, SettleRequest, Usage, settle_request,
 };
 use tonic::Code;
 
-use crate::helpers::money::key;
-use crate::helpers::{TestApp, reason};
+use crate::helpers::TestApp;
+use crate::helpers::money::{
+    authorize_request, create_account_request, key, refund_request, settle_request,
+};
+use crate::helpers::status::assert_refused;
 
 fn authorize_on(
     account_id: &str,
@@ -18,12 +20,9 @@ fn authorize_on(
     run: Option<RunMetadata>,
 ) -> AuthorizeRequest {
     AuthorizeRequest {
-        account_id: account_id.to_owned(),
-        idempotency_key: key(),
-        price: Some(authorize_request::Price::Amount(amount.to_owned())),
         ttl_seconds,
         run,
-        ..AuthorizeRequest::default()
+        ..authorize_request(account_id, &key(), amount)
     }
 }
 
@@ -69,8 +68,7 @@ async fn a_late_settle_under_cap_at_hold_owes_what_the_hold_authorized() {
         "only usage above the hold is written off"
     );
     assert_eq!(app.balance(&account_id).await.debt, "10");
-    app.assert_books_balance().await;
-    app.stop().await;
+    app.finish().await;
 }
 
 #[tokio::test]
@@ -87,23 +85,13 @@ async fn an_explicit_amount_for_a_gated_model_needs_the_entitlement() {
         .authorize(authorize_on(&account_id, "10", 0, Some(run.clone())))
         .await
         .unwrap_err();
-    assert_eq!(refused.code(), Code::PermissionDenied);
-    assert_eq!(reason(&refused).as_deref(), Some("ENTITLEMENT_REQUIRED"));
-    let entitled = app
-        .account_as(Some(&app.key))
-        .create_account(CreateAccountRequest {
-            idempotency_key: key(),
-            external_id: key(),
-            kind: AccountKind::User as i32,
-            entitlements: vec!["pro".to_owned()],
-            ..CreateAccountRequest::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .account
-        .unwrap()
-        .account_id;
+    assert_refused(&refused, Code::PermissionDenied, "ENTITLEMENT_REQUIRED");
+    let request = CreateAccountRequest {
+        kind: AccountKind::User as i32,
+        entitlements: vec!["pro".to_owned()],
+        ..create_account_request(&key(), &key())
+    };
+    let entitled = app.create_account_as(&app.key, request).await;
     app.grant(&entitled, GrantSource::Purchase, "50").await;
     let hold = app
         .credit()
@@ -117,8 +105,7 @@ async fn an_explicit_amount_for_a_gated_model_needs_the_entitlement() {
         hold.catalog_version, 1,
         "an explicit hold on a catalog model is price-locked too"
     );
-    app.assert_books_balance().await;
-    app.stop().await;
+    app.finish().await;
 }
 
 #[tokio::test]
@@ -141,10 +128,8 @@ async fn a_priced_total_above_the_maximum_amount_is_refused() {
     let refused = app
         .credit()
         .settle(SettleRequest {
-            hold_id: hold.hold_id,
-            idempotency_key: key(),
             charge: Some(settle_request::Charge::Usage(huge.clone())),
-            partial: false,
+            ..settle_request(&hold.hold_id, &key(), "1")
         })
         .await
         .unwrap_err();
@@ -157,8 +142,7 @@ async fn a_priced_total_above_the_maximum_amount_is_refused() {
     let refused = app.credit().quote(quote).await.unwrap_err();
     assert_eq!(refused.code(), Code::InvalidArgument);
     assert_eq!(app.balance(&account_id).await.debt, "0");
-    app.assert_books_balance().await;
-    app.stop().await;
+    app.finish().await;
 }
 
 #[tokio::test]
@@ -177,8 +161,7 @@ async fn control_characters_in_run_metadata_are_refused_without_writing() {
         .unwrap_err();
     assert_eq!(refused.code(), Code::InvalidArgument);
     assert_eq!(app.balance(&account_id).await.held, "0");
-    app.assert_books_balance().await;
-    app.stop().await;
+    app.finish().await;
 }
 
 #[tokio::test]
@@ -207,8 +190,7 @@ async fn a_retry_after_the_record_was_pruned_is_refused_not_retried_forever() {
         futures::future::join_all(others.iter().map(|other| app.authorize(other, "2")))
     );
     let refused = refused.unwrap_err();
-    assert_eq!(refused.code(), Code::AlreadyExists);
-    assert_eq!(reason(&refused).as_deref(), Some("IDEMPOTENCY_KEY_REUSED"));
+    assert_refused(&refused, Code::AlreadyExists, "IDEMPOTENCY_KEY_REUSED");
     assert_eq!(
         app.balance(&account_id).await.held,
         "1",
@@ -218,8 +200,7 @@ async fn a_retry_after_the_record_was_pruned_is_refused_not_retried_forever() {
         answer.unwrap();
         assert_eq!(app.balance(other).await.held, "2");
     }
-    app.assert_books_balance().await;
-    app.stop().await;
+    app.finish().await;
 }
 
 #[tokio::test]
@@ -229,12 +210,8 @@ async fn a_refund_retried_after_its_record_was_pruned_is_refused_and_refunds_onc
     app.grant(&account_id, GrantSource::Purchase, "10").await;
     let hold = app.authorize(&account_id, "4").await.unwrap().hold.unwrap();
     let settled = app.settle(&hold.hold_id, "4", false).await.unwrap();
-    let request = RefundRequest {
-        settlement_id: settled.settlement.unwrap().settlement_id,
-        idempotency_key: key(),
-        reason: "support".to_owned(),
-        amount: "1".to_owned(),
-    };
+    let settlement_id = settled.settlement.unwrap().settlement_id;
+    let request = refund_request(&settlement_id, &key(), "1");
     app.credit().refund(request.clone()).await.unwrap();
     let client = app.pool.get().await.unwrap();
     client
@@ -243,11 +220,9 @@ async fn a_refund_retried_after_its_record_was_pruned_is_refused_and_refunds_onc
         .unwrap();
     // The refund itself remembers its key: the late retry refunds nothing more.
     let refused = app.credit().refund(request).await.unwrap_err();
-    assert_eq!(refused.code(), Code::AlreadyExists);
-    assert_eq!(reason(&refused).as_deref(), Some("IDEMPOTENCY_KEY_REUSED"));
+    assert_refused(&refused, Code::AlreadyExists, "IDEMPOTENCY_KEY_REUSED");
     app.assert_balance(&account_id, "7", "0").await;
-    app.assert_books_balance().await;
-    app.stop().await;
+    app.finish().await;
 }
 
 #[tokio::test]

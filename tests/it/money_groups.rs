@@ -3,22 +3,22 @@
 //! that fails to commit fails only retryably.
 
 use std::collections::{HashMap, HashSet};
-use std::future::Future;
 use std::sync::Arc;
 
-use creditgate::auth::ScopeSet;
 use creditgate::proto::v1::credit_service_client::CreditServiceClient;
 use creditgate::proto::v1::{
-    AccountKind, AuthorizeRequest, AuthorizeResponse, CreateAccountRequest, GetBalanceRequest,
-    GetHoldRequest, GrantRequest, GrantSource, Hold, HoldStatus, ReleaseRequest, RunMetadata,
-    SettleRequest, authorize_request, get_hold_request, settle_request,
+    AuthorizeRequest, AuthorizeResponse, GetBalanceRequest, GetHoldRequest, GrantRequest,
+    GrantSource, Hold, HoldStatus, RunMetadata, get_hold_request,
 };
-use creditgate::service::tenants;
 use tonic::{Code, Status};
-use tonic_types::StatusExt as _;
 
-use crate::helpers::money::key;
-use crate::helpers::{Authed, TestApp, reason};
+use crate::helpers::concurrency::burst;
+use crate::helpers::money::{
+    authorize_request, create_account_request, grant_request, key, release_request, settle_request,
+};
+use crate::helpers::status::{assert_key_reused, assert_refused, metadata};
+use crate::helpers::time::timestamp;
+use crate::helpers::{Authed, TestApp};
 
 type Credit = CreditServiceClient<Authed>;
 
@@ -27,44 +27,14 @@ async fn funded_accounts(app: &TestApp, api_key: &str, count: usize, amount: &st
     let mut client = app.account_as(Some(api_key));
     let mut accounts = Vec::with_capacity(count);
     for _ in 0..count {
-        let create = CreateAccountRequest {
-            idempotency_key: key(),
-            external_id: key(),
-            kind: AccountKind::Organization as i32,
-            ..CreateAccountRequest::default()
-        };
-        let created = client.create_account(create).await.unwrap().into_inner();
-        let account_id = created.account.unwrap().account_id;
-        let grant = GrantRequest {
-            account_id: account_id.clone(),
-            idempotency_key: key(),
-            source: GrantSource::Purchase as i32,
-            amount: amount.to_owned(),
-            ..GrantRequest::default()
-        };
+        let account_id = app
+            .create_account_as(api_key, create_account_request(&key(), &key()))
+            .await;
+        let grant = grant_request(&account_id, &key(), amount);
         client.grant(grant).await.unwrap();
         accounts.push(account_id);
     }
     accounts
-}
-
-/// A second tenant; its all-scopes key.
-async fn other_tenant(app: &TestApp) -> String {
-    let client = app.pool.get().await.unwrap();
-    let tenant = tenants::create_tenant(&client, "other").await.unwrap();
-    tenants::create_key(&client, tenant.tenant_id, ScopeSet::all())
-        .await
-        .unwrap()
-        .secret
-}
-
-fn authorize_request(account_id: &str, idempotency_key: &str, amount: &str) -> AuthorizeRequest {
-    AuthorizeRequest {
-        account_id: account_id.to_owned(),
-        idempotency_key: idempotency_key.to_owned(),
-        price: Some(authorize_request::Price::Amount(amount.to_owned())),
-        ..AuthorizeRequest::default()
-    }
 }
 
 type Answer = Result<AuthorizeResponse, Status>;
@@ -88,49 +58,6 @@ async fn authorize_all(client: &Credit, requests: &[AuthorizeRequest]) -> Vec<An
         .iter()
         .map(|one| authorize(client.clone(), one.clone()));
     burst(calls.collect()).await
-}
-
-/// Runs every call in its own task, released together by a barrier; the results in order.
-async fn burst<T, F>(calls: Vec<F>) -> Vec<T>
-where
-    F: Future<Output = T> + Send + 'static,
-    T: Send + 'static,
-{
-    let barrier = Arc::new(tokio::sync::Barrier::new(calls.len()));
-    let mut tasks = Vec::with_capacity(calls.len());
-    for call in calls {
-        let barrier = Arc::clone(&barrier);
-        tasks.push(tokio::spawn(async move {
-            barrier.wait().await;
-            call.await
-        }));
-    }
-    let mut results = Vec::with_capacity(tasks.len());
-    for task in tasks {
-        results.push(task.await.unwrap());
-    }
-    results
-}
-
-#[track_caller]
-fn assert_refused(status: &Status, code: Code, expected_reason: &str) {
-    assert_eq!(
-        (status.code(), reason(status).as_deref()),
-        (code, Some(expected_reason)),
-        "unexpected refusal: {status:?}"
-    );
-}
-
-/// ALREADY_EXISTS / IDEMPOTENCY_KEY_REUSED naming `account_id` as the field that differs.
-#[track_caller]
-fn assert_key_reused_for_another_account(status: &Status) {
-    assert_refused(status, Code::AlreadyExists, "IDEMPOTENCY_KEY_REUSED");
-    let fields = status
-        .get_details_error_info()
-        .and_then(|info| info.metadata.get("fields").cloned())
-        .unwrap_or_default();
-    let named = fields.split(',').any(|field| field == "account_id");
-    assert!(named, "{status:?}");
 }
 
 /// The hold as the server has it now (`None`: it does not exist).
@@ -178,21 +105,12 @@ async fn forty_accounts_raced_at_once_each_spend_exactly_their_own_credits() {
             };
             assert_eq!(hold.account_id, account_id);
             if account % 2 == 1 {
-                let release = ReleaseRequest {
-                    hold_id: hold.hold_id,
-                    idempotency_key: key(),
-                    reason: "run failed".to_owned(),
-                };
+                let release = release_request(&hold.hold_id, &key(), "run failed");
                 let released = client.release(release).await.unwrap().into_inner();
                 assert_eq!(released.released, "2");
                 return (account, "released");
             }
-            let settle = SettleRequest {
-                hold_id: hold.hold_id,
-                idempotency_key: key(),
-                charge: Some(settle_request::Charge::Amount("2".to_owned())),
-                partial: false,
-            };
+            let settle = settle_request(&hold.hold_id, &key(), "2");
             let settled = client.settle(settle).await.unwrap().into_inner();
             assert_eq!(settled.settlement.unwrap().total, "2");
             (account, "settled")
@@ -219,8 +137,7 @@ async fn forty_accounts_raced_at_once_each_spend_exactly_their_own_credits() {
             assert_eq!(figures, ("10", "0", "0"), "account {account}");
         }
     }
-    app.assert_books_balance().await;
-    app.stop().await;
+    app.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -251,7 +168,7 @@ async fn one_key_raced_on_several_accounts_holds_once_and_its_neighbours_never_f
                     }
                     held[index] += 2;
                 }
-                Err(status) if index < SHARING => assert_key_reused_for_another_account(&status),
+                Err(status) if index < SHARING => assert_key_reused(&status, "account_id"),
                 // A transaction that lost the race for the shared key is rerun without the
                 // loser: its other operations still commit.
                 Err(status) => panic!("round {round}: a neighbour failed: {status:?}"),
@@ -268,15 +185,14 @@ async fn one_key_raced_on_several_accounts_holds_once_and_its_neighbours_never_f
         let (available, held) = ((100 - held[index]).to_string(), held[index].to_string());
         app.assert_balance(account_id, &available, &held).await;
     }
-    app.assert_books_balance().await;
-    app.stop().await;
+    app.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn another_tenant_naming_an_account_in_the_same_burst_finds_nothing_and_holds_nothing() {
     const CALLS: usize = 60;
     let app = TestApp::spawn().await;
-    let other_key = other_tenant(&app).await;
+    let other_key = app.other_tenant_key().await;
     let mine = funded_accounts(&app, &app.key, 1, "100").await.remove(0);
     let theirs = funded_accounts(&app, &other_key, 1, "100").await.remove(0);
     let (client, other) = (app.credit(), app.credit_as(Some(&other_key)));
@@ -318,8 +234,7 @@ async fn another_tenant_naming_an_account_in_the_same_burst_finds_nothing_and_ho
     assert_refused(&status, Code::NotFound, "HOLD_NOT_FOUND");
     // The other tenant's own account holds what it held, in the same bursts.
     assert_eq!(holds_where(&app, ON_ACCOUNT, &theirs).await, 60);
-    app.assert_books_balance().await;
-    app.stop().await;
+    app.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -354,8 +269,7 @@ async fn a_burst_over_many_accounts_sent_again_returns_the_same_holds_and_holds_
         app.assert_balance(account_id, "4", "6").await;
         assert_eq!(holds_where(&app, ON_ACCOUNT, account_id).await, 2);
     }
-    app.assert_books_balance().await;
-    app.stop().await;
+    app.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -392,7 +306,7 @@ async fn identical_retries_beside_a_key_raced_on_another_account_agree_on_a_hold
                     format!("hold {}", hold.hold_id)
                 }
                 Err(status) => {
-                    assert_key_reused_for_another_account(&status);
+                    assert_key_reused(&status, "account_id");
                     "reused".to_owned()
                 }
             };
@@ -416,8 +330,7 @@ async fn identical_retries_beside_a_key_raced_on_another_account_agree_on_a_hold
         let made = holds_where(&app, WITH_KEY, &shared).await;
         assert_eq!(made, 1, "round {round}: one hold has the key");
     }
-    app.assert_books_balance().await;
-    app.stop().await;
+    app.finish().await;
 }
 
 /// Holds written together keep each their own run labels (they travel as one flat array per
@@ -465,8 +378,7 @@ async fn holds_written_in_one_transaction_keep_their_own_labels() {
         assert_eq!(run.run_id, format!("run-{round}"));
         assert_eq!(run.labels, labelled(round % 4), "round {round}");
     }
-    app.assert_books_balance().await;
-    app.stop().await;
+    app.finish().await;
 }
 
 /// Makes the database refuse every hold whose run id is `poison`, as it would refuse a value
@@ -492,7 +404,7 @@ async fn an_operation_the_database_refuses_fails_alone_and_everyone_else_in_its_
     const ROUNDS: usize = 8;
     const ACCOUNTS: usize = 8;
     let app = TestApp::spawn().await;
-    let other_key = other_tenant(&app).await;
+    let other_key = app.other_tenant_key().await;
     let mine = funded_accounts(&app, &app.key, ACCOUNTS, "100").await;
     let theirs = funded_accounts(&app, &other_key, ACCOUNTS, "100").await;
     refuse_poisoned_holds(&app).await;
@@ -565,10 +477,7 @@ async fn an_operation_the_database_refuses_fails_alone_and_everyone_else_in_its_
             .unwrap_err();
         assert_refused(&status, Code::InvalidArgument, "INVALID_ARGUMENT");
         assert_eq!(
-            status
-                .get_details_error_info()
-                .and_then(|info| info.metadata.get("sqlstate").cloned())
-                .as_deref(),
+            metadata(&status).get("sqlstate").map(String::as_str),
             Some("22023")
         );
         assert_eq!(
@@ -576,8 +485,7 @@ async fn an_operation_the_database_refuses_fails_alone_and_everyone_else_in_its_
             0
         );
     }
-    app.assert_books_balance().await;
-    app.stop().await;
+    app.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -604,7 +512,7 @@ async fn holds_written_together_are_inserted_in_key_order() {
     let shared = rows.iter().filter(|row| row.get::<_, i64>("holds") > 1);
     assert!(shared.clone().count() > 0, "no transaction wrote two holds");
     assert!(shared.clone().all(|row| row.get::<_, bool>("sorted")));
-    app.stop().await;
+    app.finish().await;
 }
 
 /// A server clock an hour fast: a replica whose host clock is wrong.
@@ -623,18 +531,11 @@ async fn a_replica_with_a_fast_clock_decides_expiry_at_the_database_time() {
     let fast = app.replica_with_clock(Arc::new(HourFast)).await;
     let account_id = funded_accounts(&app, &app.key, 1, "10").await.remove(0);
     // Credits valid for half an hour, and a hold for fifteen minutes, made by the right clock.
-    use creditgate::clock::Clock as _;
-    let half_hour = app.clock.now() + chrono::Duration::minutes(30);
+    let half_hour = app.now() + chrono::Duration::minutes(30);
     let grant = GrantRequest {
-        account_id: account_id.clone(),
-        idempotency_key: key(),
         source: GrantSource::Promo as i32,
-        amount: "5".to_owned(),
-        expires_at: Some(prost_types::Timestamp {
-            seconds: half_hour.timestamp(),
-            nanos: 0,
-        }),
-        ..GrantRequest::default()
+        expires_at: Some(timestamp(half_hour)),
+        ..grant_request(&account_id, &key(), "5")
     };
     app.account_as(Some(&app.key)).grant(grant).await.unwrap();
     let hold = authorize(app.credit(), authorize_request(&account_id, &key(), "12"))
@@ -644,12 +545,7 @@ async fn a_replica_with_a_fast_clock_decides_expiry_at_the_database_time() {
         .unwrap();
     // Through the fast replica, the hold is live and settles from its reservation; the promo
     // credits are still spendable.
-    let settle = SettleRequest {
-        hold_id: hold.hold_id,
-        idempotency_key: key(),
-        charge: Some(settle_request::Charge::Amount("12".to_owned())),
-        partial: false,
-    };
+    let settle = settle_request(&hold.hold_id, &key(), "12");
     let settled = fast.credit().settle(settle).await.unwrap().into_inner();
     let settlement = settled.settlement.unwrap();
     assert!(!settlement.late, "{settlement:?}");
@@ -658,7 +554,6 @@ async fn a_replica_with_a_fast_clock_decides_expiry_at_the_database_time() {
         .await
         .unwrap();
     assert_eq!(next.available, "0");
-    app.assert_books_balance().await;
     fast.stop().await;
-    app.stop().await;
+    app.finish().await;
 }

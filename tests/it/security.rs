@@ -2,7 +2,7 @@
 //! exactly the expected code, another tenant's objects stay untouched, the server's debug log
 //! never shows a key or its digest, and a flood of bad keys takes at most a few connections.
 
-mod rpcs;
+pub mod rpcs;
 mod served;
 
 use std::sync::Arc;
@@ -10,18 +10,15 @@ use std::time::Duration;
 
 use creditgate::auth::{Scope, ScopeSet, hash_key};
 use creditgate::proto::v1::{
-    AccountKind, AuthorizeRequest, CreateAccountRequest, GetAccountRequest, GetBalanceRequest,
-    GetHoldRequest, GrantRequest, GrantSource, SettleRequest, authorize_request,
-    get_account_request, get_hold_request, settle_request,
+    GetAccountRequest, GetBalanceRequest, GetHoldRequest, get_account_request, get_hold_request,
 };
 use creditgate::service::ServiceError;
 use creditgate::service::access::{Authenticator, MAX_KEY_LOOKUPS_PER_LANE};
-use creditgate::service::tenants;
 use tonic::{Code, Status};
 
-use self::rpcs::{Clients, Objects, Row, Target, rows};
+use self::rpcs::{Row, Target, contract_rpcs, rows};
 use self::served::Served;
-use crate::helpers::money::key;
+use crate::helpers::money::Objects;
 use crate::helpers::{TestApp, reason};
 
 /// A key of the right shape that no tenant has.
@@ -47,7 +44,8 @@ enum Owner {
 enum Expect {
     Unauthenticated,
     ScopeMissing,
-    NotFound,
+    /// NOT_FOUND with this reason.
+    NotFound(&'static str),
     Unimplemented,
     /// Reached the RPC, which judged the request: OK or any code that is neither an
     /// authentication refusal, NOT_FOUND, UNIMPLEMENTED nor a failure of the server.
@@ -63,8 +61,8 @@ fn expected(row: &Row, caller: Caller, owner: Owner) -> Expect {
     }
     match (row.target, owner) {
         (Target::Unimplemented, _) => Expect::Unimplemented,
-        (Target::Object, Owner::Other) => Expect::NotFound,
-        (Target::Object | Target::Tenant, _) => Expect::Reached,
+        (Target::Object(reason), Owner::Other) => Expect::NotFound(reason),
+        (Target::Object(_) | Target::Tenant, _) => Expect::Reached,
     }
 }
 
@@ -77,7 +75,9 @@ fn matches(expect: Expect, result: &Result<(), Status>) -> bool {
     match expect {
         Expect::Unauthenticated => status.code() == Code::Unauthenticated,
         Expect::ScopeMissing => scope_missing,
-        Expect::NotFound => status.code() == Code::NotFound,
+        Expect::NotFound(expected) => {
+            status.code() == Code::NotFound && reason(status).as_deref() == Some(expected)
+        }
         Expect::Unimplemented => status.code() == Code::Unimplemented,
         Expect::Reached => {
             let refused = [
@@ -99,9 +99,9 @@ async fn every_rpc_answers_every_caller_as_the_contract_says_and_logs_no_key() {
     // Every client of `app` now talks to the separate process, whose log is captured.
     app.channel = served.channel.clone();
 
-    let own = objects_of(&app, &app.key).await;
-    let other_key = other_tenant_key(&app).await;
-    let other = objects_of(&app, &other_key).await;
+    let own = app.objects_of(&app.key).await;
+    let other_key = app.other_tenant_key().await;
+    let other = app.objects_of(&other_key).await;
     let other_before = snapshot(&app, &other_key, &other).await;
 
     let mut secrets = vec![app.key.clone(), other_key.clone(), UNKNOWN_KEY.to_owned()];
@@ -119,11 +119,7 @@ async fn every_rpc_answers_every_caller_as_the_contract_says_and_logs_no_key() {
     let mut calls = 0;
     for row in rows() {
         for (caller, caller_key) in &callers {
-            let clients = Clients {
-                credit: app.credit_as(caller_key.as_deref()),
-                account: app.account_as(caller_key.as_deref()),
-                catalog: app.catalog_as(caller_key.as_deref()),
-            };
+            let clients = app.clients_as(caller_key.as_deref());
             for (owner, objects) in [(Owner::Own, &own), (Owner::Other, &other)] {
                 let expect = expected(&row, *caller, owner);
                 let result = (row.call)(clients.clone(), objects.clone()).await;
@@ -165,27 +161,14 @@ async fn every_rpc_answers_every_caller_as_the_contract_says_and_logs_no_key() {
     );
     let leaks = leaks(&log, &secrets);
     assert!(leaks.is_empty(), "the server log shows {leaks:?}");
-    app.stop().await;
+    app.finish().await;
 }
 
 #[test]
 fn the_table_names_every_rpc_of_the_contract_once() {
-    let descriptors =
-        prost_reflect::DescriptorPool::decode(creditgate::proto::FILE_DESCRIPTOR_SET).unwrap();
-    let mut contract: Vec<String> = descriptors
-        .services()
-        .filter(|service| service.package_name() == "creditgate.v1")
-        .flat_map(|service| {
-            service
-                .methods()
-                .map(|method| format!("{}/{}", service.name(), method.name()))
-                .collect::<Vec<_>>()
-        })
-        .collect();
     let mut table: Vec<String> = rows().iter().map(|row| row.rpc.to_owned()).collect();
-    contract.sort();
     table.sort();
-    assert_eq!(table, contract);
+    assert_eq!(table, contract_rpcs(|_| true));
 }
 
 #[test]
@@ -298,80 +281,6 @@ async fn all_unknown(authenticator: &Arc<Authenticator>, keys: Vec<String>) -> b
         .await
         .iter()
         .all(|verdict| matches!(verdict, Err(ServiceError::UnknownKey)))
-}
-
-/// A second tenant with an all-scopes key.
-async fn other_tenant_key(app: &TestApp) -> String {
-    let client = app.pool.get().await.unwrap();
-    let tenant = tenants::create_tenant(&client, "other").await.unwrap();
-    tenants::create_key(&client, tenant.tenant_id, ScopeSet::all())
-        .await
-        .unwrap()
-        .secret
-}
-
-/// An account with credits, an active hold and a settled hold, made with `tenant_key`.
-async fn objects_of(app: &TestApp, tenant_key: &str) -> Objects {
-    let mut account = app.account_as(Some(tenant_key));
-    let mut credit = app.credit_as(Some(tenant_key));
-    let created = account
-        .create_account(CreateAccountRequest {
-            idempotency_key: key(),
-            external_id: key(),
-            kind: AccountKind::Organization as i32,
-            ..CreateAccountRequest::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let account_id = created.account.unwrap().account_id;
-    account
-        .grant(GrantRequest {
-            account_id: account_id.clone(),
-            idempotency_key: key(),
-            source: GrantSource::Purchase as i32,
-            amount: "1000".into(),
-            ..GrantRequest::default()
-        })
-        .await
-        .unwrap();
-    let hold = || {
-        let request = AuthorizeRequest {
-            account_id: account_id.clone(),
-            idempotency_key: key(),
-            price: Some(authorize_request::Price::Amount("10".into())),
-            ..AuthorizeRequest::default()
-        };
-        let mut credit = credit.clone();
-        async move {
-            credit
-                .authorize(request)
-                .await
-                .unwrap()
-                .into_inner()
-                .hold
-                .unwrap()
-                .hold_id
-        }
-    };
-    let hold_id = hold().await;
-    let settled_hold_id = hold().await;
-    let settled = credit
-        .settle(SettleRequest {
-            hold_id: settled_hold_id.clone(),
-            idempotency_key: key(),
-            charge: Some(settle_request::Charge::Amount("5".into())),
-            partial: false,
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    Objects {
-        account_id,
-        hold_id,
-        settled_hold_id,
-        settlement_id: settled.settlement.unwrap().settlement_id,
-    }
 }
 
 /// Everything the other tenant can read about its objects, as its own key sees it.

@@ -181,28 +181,26 @@ pub async fn assert_exactly_once(outcome: &Outcome, database: &TestDatabase) {
     assert_verify_clean(&database.url()).await;
 }
 
-/// Each row answered but not stored (lost), stored but never answered (doubled or made
-/// behind the client's back), or stored differently.
-fn compare<Row: PartialEq + std::fmt::Debug>(
+/// Each row expected (here: answered) but not stored (lost), stored but not expected (doubled
+/// or made behind the client's back), or stored differently.
+pub(super) fn compare<Row: PartialEq + std::fmt::Debug>(
     table: &str,
     stored: &BTreeMap<String, Row>,
     expected: &BTreeMap<String, Row>,
 ) -> Vec<String> {
     let mut differences = Vec::new();
-    for (id, answered) in expected {
+    for (id, wanted) in expected {
         match stored.get(id) {
-            None => differences.push(format!("{table} {id}: answered {answered:?}, not stored")),
-            Some(row) if row != answered => {
-                differences.push(format!(
-                    "{table} {id}: answered {answered:?}, stored {row:?}"
-                ));
+            None => differences.push(format!("{table} {id}: expected {wanted:?}, not stored")),
+            Some(row) if row != wanted => {
+                differences.push(format!("{table} {id}: expected {wanted:?}, stored {row:?}"));
             }
             Some(_) => {}
         }
     }
     for (id, row) in stored {
         if !expected.contains_key(id) {
-            differences.push(format!("{table} {id}: stored {row:?}, never answered"));
+            differences.push(format!("{table} {id}: stored {row:?}, not expected"));
         }
     }
     differences

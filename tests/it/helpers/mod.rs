@@ -2,11 +2,16 @@
 //! migrated template), and a server on port 0 with typed clients.
 
 pub mod books;
+pub mod concurrency;
 mod database;
 pub mod dedicated_cluster;
 pub mod money;
+pub mod mutating;
 mod retry;
 pub mod server_process;
+pub mod snapshot;
+pub mod status;
+pub mod time;
 pub mod workload;
 
 use creditgate::auth::{Scope, ScopeSet};
@@ -26,9 +31,28 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
 pub use database::{TestDatabase, fresh_database};
+pub use status::reason;
 
 /// A client type whose every call carries a bearer key.
 pub type Authed = InterceptedService<Channel, BearerKey>;
+
+/// The three clients, all with one caller's key.
+#[derive(Clone)]
+pub struct Clients {
+    pub credit: CreditServiceClient<Authed>,
+    pub account: AccountServiceClient<Authed>,
+    pub catalog: CatalogServiceClient<Authed>,
+}
+
+/// A new tenant named `name` in `database`, and a key of it with every scope.
+pub async fn tenant_key(database: &TestDatabase, name: &str) -> String {
+    let client = database.pool.get().await.unwrap();
+    let tenant = tenants::create_tenant(&client, name).await.unwrap();
+    tenants::create_key(&client, tenant.tenant_id, ScopeSet::all())
+        .await
+        .unwrap()
+        .secret
+}
 
 /// Adds `authorization: Bearer <key>` to every call.
 #[derive(Clone)]
@@ -147,6 +171,13 @@ impl TestApp {
         }
     }
 
+    /// Ends a test: checks the books (as [`TestApp::assert_books_balance`]) and stops the
+    /// server.
+    pub async fn finish(self) {
+        self.assert_books_balance().await;
+        self.stop().await;
+    }
+
     /// Runs `creditgate verify`'s checks and fails the test on any discrepancy.
     pub async fn assert_books_balance(&self) {
         let client = self.pool.get().await.unwrap();
@@ -203,6 +234,26 @@ impl TestApp {
         CatalogServiceClient::with_interceptor(self.channel.clone(), Self::bearer(key))
     }
 
+    /// The three clients with `key`.
+    pub fn clients_as(&self, key: Option<&str>) -> Clients {
+        Clients {
+            credit: self.credit_as(key),
+            account: self.account_as(key),
+            catalog: self.catalog_as(key),
+        }
+    }
+
+    /// The three clients with the all-scopes key.
+    pub fn clients(&self) -> Clients {
+        self.clients_as(Some(&self.key))
+    }
+
+    /// A key with every scope of a second tenant, new at each call.
+    pub async fn other_tenant_key(&self) -> String {
+        let name = format!("other-{}", uuid::Uuid::now_v7().simple());
+        tenant_key(&self.database, &name).await
+    }
+
     /// CreditService client with the all-scopes key.
     pub fn credit(&self) -> CreditServiceClient<Authed> {
         self.credit_as(Some(&self.key))
@@ -224,10 +275,4 @@ impl TestApp {
 struct MoneyDefaults {
     #[command(flatten)]
     money: MoneySettings,
-}
-
-/// The ErrorInfo reason of a status, if any.
-pub fn reason(status: &tonic::Status) -> Option<String> {
-    use tonic_types::StatusExt as _;
-    status.get_details_error_info().map(|info| info.reason)
 }

@@ -5,7 +5,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use creditgate::auth::ScopeSet;
 use creditgate::proto::v1::account_service_client::AccountServiceClient;
 use creditgate::proto::v1::credit_service_client::CreditServiceClient;
 use creditgate::proto::v1::{
@@ -13,7 +12,6 @@ use creditgate::proto::v1::{
     GrantRequest, GrantSource, RefundRequest, ReleaseRequest, SettleRequest, authorize_request,
     settle_request,
 };
-use creditgate::service::tenants;
 use rust_decimal::Decimal;
 use tokio::task::JoinHandle;
 use tonic::Status;
@@ -21,7 +19,7 @@ use tonic::transport::Endpoint;
 
 use super::money::key;
 use super::retry::{Progress, answered};
-use super::{Authed, BearerKey, TestDatabase, reason};
+use super::{Authed, BearerKey, reason};
 
 /// Credits each account starts with.
 const OPENING_GRANT: &str = "100";
@@ -102,16 +100,6 @@ pub struct Outcome {
     /// In the order each client got them; the opening grants first.
     pub answers: Vec<Answer>,
     pub balances: Vec<(String, GetBalanceResponse)>,
-}
-
-/// A tenant in `database` and an all-scopes key of it.
-pub async fn tenant_key(database: &TestDatabase) -> String {
-    let client = database.pool.get().await.unwrap();
-    let tenant = tenants::create_tenant(&client, "faults").await.unwrap();
-    tenants::create_key(&client, tenant.tenant_id, ScopeSet::all())
-        .await
-        .unwrap()
-        .secret
 }
 
 impl Workload {

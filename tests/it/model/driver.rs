@@ -16,6 +16,7 @@ use super::reference::{DEFAULT_TTL_SECONDS, Model, Policy};
 use super::wire::{Reply, Request};
 use crate::helpers::TestApp;
 use crate::helpers::money::key;
+use crate::helpers::time::timestamp;
 
 /// A key whose answer the server stored, with what it answered first.
 #[derive(Debug, Clone)]
@@ -40,13 +41,6 @@ pub struct Case<'a> {
     pub trace: Vec<String>,
     /// Operations that ran (skipped ones excluded).
     pub executed: usize,
-}
-
-fn timestamp(time: chrono::DateTime<chrono::Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: time.timestamp(),
-        nanos: i32::try_from(time.timestamp_subsec_nanos()).unwrap(),
-    }
 }
 
 fn percent_of(amount: Decimal, percent: u32) -> Decimal {

@@ -2,47 +2,43 @@
 //! on, and one call naming a tenant's objects.
 
 use creditgate::auth::Scope;
-use creditgate::proto::v1::account_service_client::AccountServiceClient;
-use creditgate::proto::v1::catalog_service_client::CatalogServiceClient;
-use creditgate::proto::v1::credit_service_client::CreditServiceClient;
 use creditgate::proto::v1::{
-    AccountKind, AuthorizeRequest, CreateAccountRequest, ExportUsageRequest, ExtendHoldRequest,
-    GetAccountRequest, GetBalanceRequest, GetCatalogRequest, GetHoldRequest,
-    GetUsageSummaryRequest, GrantRequest, GrantSource, ListLedgerRequest, ListModelsRequest,
-    ListUsageRequest, PublishCatalogRequest, QuoteRequest, RefundRequest, ReleaseRequest,
-    SetAllowanceRequest, SetSpendLimitRequest, SettleRequest, UpdateAccountRequest, Usage,
-    WatchEventsRequest, authorize_request, get_account_request, get_hold_request, settle_request,
+    ExportUsageRequest, GetAccountRequest, GetBalanceRequest, GetCatalogRequest, GetHoldRequest,
+    GetUsageSummaryRequest, ListLedgerRequest, ListModelsRequest, ListUsageRequest,
+    PublishCatalogRequest, QuoteRequest, SetAllowanceRequest, SetSpendLimitRequest, SettleRequest,
+    UpdateAccountRequest, Usage, WatchEventsRequest, get_account_request, get_hold_request,
 };
 use futures::future::BoxFuture;
 use tonic::Status;
 
-use crate::helpers::Authed;
-use crate::helpers::money::key;
-
-/// The three clients, all with one caller's key.
-#[derive(Clone)]
-pub struct Clients {
-    pub credit: CreditServiceClient<Authed>,
-    pub account: AccountServiceClient<Authed>,
-    pub catalog: CatalogServiceClient<Authed>,
-}
-
-/// One tenant's objects, named by the calls.
-#[derive(Clone, Debug)]
-pub struct Objects {
-    pub account_id: String,
-    pub hold_id: String,
-    pub settled_hold_id: String,
-    pub settlement_id: String,
-}
+use crate::helpers::Clients;
+use crate::helpers::money::{
+    Objects, authorize_request, create_account_request, extend_request, grant_request, key,
+    refund_request, release_request, settle_request,
+};
 
 pub type Call = fn(Clients, Objects) -> BoxFuture<'static, Result<(), Status>>;
+
+/// The RPCs of the contract whose method `keep` holds for, as `Service/Method`, sorted.
+pub fn contract_rpcs(keep: impl Fn(&prost_reflect::MethodDescriptor) -> bool) -> Vec<String> {
+    let descriptors =
+        prost_reflect::DescriptorPool::decode(creditgate::proto::FILE_DESCRIPTOR_SET).unwrap();
+    let mut rpcs: Vec<String> = descriptors
+        .services()
+        .filter(|service| service.package_name() == "creditgate.v1")
+        .flat_map(|service| service.methods().collect::<Vec<_>>())
+        .filter(|method| keep(method))
+        .map(|method| format!("{}/{}", method.parent_service().name(), method.name()))
+        .collect();
+    rpcs.sort();
+    rpcs
+}
 
 /// What a row's RPC does once the caller passes authentication.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Target {
-    /// Names an account, hold or settlement: another tenant's is NOT_FOUND.
-    Object,
+    /// Names an account, hold or settlement: another tenant's is NOT_FOUND with this reason.
+    Object(&'static str),
     /// Acts on the caller's tenant as a whole (a new account, the catalog).
     Tenant,
     /// UNIMPLEMENTED today: only its authentication is checked.
@@ -63,8 +59,39 @@ const READ: &[Scope] = &[Scope::Reader, Scope::Billing];
 const CATALOG_READ: &[Scope] = &[Scope::Reader, Scope::Worker, Scope::Billing];
 const ADMIN_ONLY: &[Scope] = &[];
 
+/// A call of the AccountService `$method` with a `$request` naming the account (and, `with a
+/// key`, a fresh idempotency key), every other field left at its default.
+macro_rules! on_account {
+    ($method:ident($request:ident)) => {
+        |mut clients, objects| {
+            Box::pin(async move {
+                let request = $request {
+                    account_id: objects.account_id,
+                    ..$request::default()
+                };
+                clients.account.$method(request).await.map(drop)
+            })
+        }
+    };
+    ($method:ident($request:ident with a key)) => {
+        |mut clients, objects| {
+            Box::pin(async move {
+                let request = $request {
+                    account_id: objects.account_id,
+                    idempotency_key: key(),
+                    ..$request::default()
+                };
+                clients.account.$method(request).await.map(drop)
+            })
+        }
+    };
+}
+
 pub fn rows() -> Vec<Row> {
-    use Target::{Object, Tenant, Unimplemented};
+    use Target::{Tenant, Unimplemented};
+    const ACCOUNT: Target = Target::Object("ACCOUNT_NOT_FOUND");
+    const HOLD: Target = Target::Object("HOLD_NOT_FOUND");
+    const SETTLEMENT: Target = Target::Object("SETTLEMENT_NOT_FOUND");
     let row = |rpc: &'static str, accepts: &'static [Scope], target: Target, call: Call| Row {
         rpc,
         accepts,
@@ -75,7 +102,7 @@ pub fn rows() -> Vec<Row> {
         row(
             "CreditService/Quote",
             WORKER,
-            Object,
+            ACCOUNT,
             |mut clients, objects| {
                 Box::pin(async move {
                     let usage = Some(Usage {
@@ -95,16 +122,10 @@ pub fn rows() -> Vec<Row> {
         row(
             "CreditService/Authorize",
             WORKER,
-            Object,
+            ACCOUNT,
             |mut clients, objects| {
                 Box::pin(async move {
-                    let price = Some(authorize_request::Price::Amount("1".into()));
-                    let request = AuthorizeRequest {
-                        account_id: objects.account_id,
-                        idempotency_key: key(),
-                        price,
-                        ..AuthorizeRequest::default()
-                    };
+                    let request = authorize_request(&objects.account_id, &key(), "1");
                     clients.credit.authorize(request).await.map(drop)
                 })
             },
@@ -112,15 +133,10 @@ pub fn rows() -> Vec<Row> {
         row(
             "CreditService/ExtendHold",
             WORKER,
-            Object,
+            HOLD,
             |mut clients, objects| {
                 Box::pin(async move {
-                    let request = ExtendHoldRequest {
-                        hold_id: objects.hold_id,
-                        idempotency_key: key(),
-                        ttl_seconds: 600,
-                        ..ExtendHoldRequest::default()
-                    };
+                    let request = extend_request(&objects.hold_id, &key(), "", 600);
                     clients.credit.extend_hold(request).await.map(drop)
                 })
             },
@@ -128,15 +144,12 @@ pub fn rows() -> Vec<Row> {
         row(
             "CreditService/Settle",
             WORKER,
-            Object,
+            HOLD,
             |mut clients, objects| {
                 Box::pin(async move {
-                    let charge = Some(settle_request::Charge::Amount("0.5".into()));
                     let request = SettleRequest {
-                        hold_id: objects.hold_id,
-                        idempotency_key: key(),
-                        charge,
                         partial: true,
+                        ..settle_request(&objects.hold_id, &key(), "0.5")
                     };
                     clients.credit.settle(request).await.map(drop)
                 })
@@ -145,15 +158,10 @@ pub fn rows() -> Vec<Row> {
         row(
             "CreditService/Refund",
             WORKER,
-            Object,
+            SETTLEMENT,
             |mut clients, objects| {
                 Box::pin(async move {
-                    let request = RefundRequest {
-                        settlement_id: objects.settlement_id,
-                        idempotency_key: key(),
-                        amount: "0.01".into(),
-                        ..RefundRequest::default()
-                    };
+                    let request = refund_request(&objects.settlement_id, &key(), "0.01");
                     clients.credit.refund(request).await.map(drop)
                 })
             },
@@ -161,7 +169,7 @@ pub fn rows() -> Vec<Row> {
         row(
             "CreditService/GetHold",
             WORKER,
-            Object,
+            HOLD,
             |mut clients, objects| {
                 Box::pin(async move {
                     let lookup = Some(get_hold_request::Lookup::HoldId(objects.settled_hold_id));
@@ -177,14 +185,10 @@ pub fn rows() -> Vec<Row> {
         row(
             "CreditService/Release",
             WORKER,
-            Object,
+            HOLD,
             |mut clients, objects| {
                 Box::pin(async move {
-                    let request = ReleaseRequest {
-                        hold_id: objects.hold_id,
-                        idempotency_key: key(),
-                        ..ReleaseRequest::default()
-                    };
+                    let request = release_request(&objects.hold_id, &key(), "");
                     clients.credit.release(request).await.map(drop)
                 })
             },
@@ -195,12 +199,7 @@ pub fn rows() -> Vec<Row> {
             Tenant,
             |mut clients, _| {
                 Box::pin(async move {
-                    let request = CreateAccountRequest {
-                        idempotency_key: key(),
-                        external_id: key(),
-                        kind: AccountKind::Organization as i32,
-                        ..CreateAccountRequest::default()
-                    };
+                    let request = create_account_request(&key(), &key());
                     clients.account.create_account(request).await.map(drop)
                 })
             },
@@ -208,7 +207,7 @@ pub fn rows() -> Vec<Row> {
         row(
             "AccountService/GetAccount",
             READ,
-            Object,
+            ACCOUNT,
             |mut clients, objects| {
                 Box::pin(async move {
                     let lookup = Some(get_account_request::Lookup::AccountId(objects.account_id));
@@ -223,7 +222,7 @@ pub fn rows() -> Vec<Row> {
         row(
             "AccountService/UpdateAccount",
             BILLING,
-            Object,
+            ACCOUNT,
             |mut clients, objects| {
                 Box::pin(async move {
                     let request = UpdateAccountRequest {
@@ -239,16 +238,10 @@ pub fn rows() -> Vec<Row> {
         row(
             "AccountService/Grant",
             BILLING,
-            Object,
+            ACCOUNT,
             |mut clients, objects| {
                 Box::pin(async move {
-                    let request = GrantRequest {
-                        account_id: objects.account_id,
-                        idempotency_key: key(),
-                        source: GrantSource::Purchase as i32,
-                        amount: "1".into(),
-                        ..GrantRequest::default()
-                    };
+                    let request = grant_request(&objects.account_id, &key(), "1");
                     clients.account.grant(request).await.map(drop)
                 })
             },
@@ -256,134 +249,50 @@ pub fn rows() -> Vec<Row> {
         row(
             "AccountService/GetBalance",
             READ,
-            Object,
-            |mut clients, objects| {
-                Box::pin(async move {
-                    clients
-                        .account
-                        .get_balance(GetBalanceRequest {
-                            account_id: objects.account_id,
-                            expiring_within_days: 0,
-                        })
-                        .await
-                        .map(drop)
-                })
-            },
+            ACCOUNT,
+            on_account!(get_balance(GetBalanceRequest)),
         ),
         row(
             "AccountService/SetAllowance",
             BILLING,
             Unimplemented,
-            |mut clients, objects| {
-                Box::pin(async move {
-                    let request = SetAllowanceRequest {
-                        account_id: objects.account_id,
-                        idempotency_key: key(),
-                        ..SetAllowanceRequest::default()
-                    };
-                    clients.account.set_allowance(request).await.map(drop)
-                })
-            },
+            on_account!(set_allowance(SetAllowanceRequest with a key)),
         ),
         row(
             "AccountService/SetSpendLimit",
             BILLING,
             Unimplemented,
-            |mut clients, objects| {
-                Box::pin(async move {
-                    let request = SetSpendLimitRequest {
-                        account_id: objects.account_id,
-                        idempotency_key: key(),
-                        ..SetSpendLimitRequest::default()
-                    };
-                    clients.account.set_spend_limit(request).await.map(drop)
-                })
-            },
+            on_account!(set_spend_limit(SetSpendLimitRequest with a key)),
         ),
         row(
             "AccountService/ListLedger",
             READ,
             Unimplemented,
-            |mut clients, objects| {
-                Box::pin(async move {
-                    clients
-                        .account
-                        .list_ledger(ListLedgerRequest {
-                            account_id: objects.account_id,
-                            ..ListLedgerRequest::default()
-                        })
-                        .await
-                        .map(drop)
-                })
-            },
+            on_account!(list_ledger(ListLedgerRequest)),
         ),
         row(
             "AccountService/ListUsage",
             READ,
             Unimplemented,
-            |mut clients, objects| {
-                Box::pin(async move {
-                    clients
-                        .account
-                        .list_usage(ListUsageRequest {
-                            account_id: objects.account_id,
-                            ..ListUsageRequest::default()
-                        })
-                        .await
-                        .map(drop)
-                })
-            },
+            on_account!(list_usage(ListUsageRequest)),
         ),
         row(
             "AccountService/GetUsageSummary",
             READ,
             Unimplemented,
-            |mut clients, objects| {
-                Box::pin(async move {
-                    clients
-                        .account
-                        .get_usage_summary(GetUsageSummaryRequest {
-                            account_id: objects.account_id,
-                            ..GetUsageSummaryRequest::default()
-                        })
-                        .await
-                        .map(drop)
-                })
-            },
+            on_account!(get_usage_summary(GetUsageSummaryRequest)),
         ),
         row(
             "AccountService/ExportUsage",
             READ,
             Unimplemented,
-            |mut clients, objects| {
-                Box::pin(async move {
-                    clients
-                        .account
-                        .export_usage(ExportUsageRequest {
-                            account_id: objects.account_id,
-                            ..ExportUsageRequest::default()
-                        })
-                        .await
-                        .map(drop)
-                })
-            },
+            on_account!(export_usage(ExportUsageRequest)),
         ),
         row(
             "AccountService/WatchEvents",
             READ,
             Unimplemented,
-            |mut clients, objects| {
-                Box::pin(async move {
-                    clients
-                        .account
-                        .watch_events(WatchEventsRequest {
-                            account_id: objects.account_id,
-                            ..WatchEventsRequest::default()
-                        })
-                        .await
-                        .map(drop)
-                })
-            },
+            on_account!(watch_events(WatchEventsRequest)),
         ),
         // No catalog: the server refuses the request itself once the caller may publish.
         row(
