@@ -13,7 +13,7 @@ use crate::clock::SystemClock;
 use crate::config::MoneyLimits;
 use crate::pricing::Catalog;
 use crate::service::access::Caller;
-use crate::service::idempotency::Fingerprint;
+use crate::service::idempotency::{Fingerprint, Rpc};
 use crate::service::{Context, catalog, demo, tenants};
 use crate::store::StoreError;
 
@@ -239,12 +239,7 @@ async fn run_catalog(command: CatalogCommand) -> anyhow::Result<()> {
                     .with_context(|| format!("reading {}", file.display()))?;
                 let catalog = Catalog::from_toml(&text)?;
                 let key = format!("cli-publish-{}", uuid::Uuid::now_v7());
-                let fingerprint = Fingerprint::new(
-                    &key,
-                    "PublishCatalog",
-                    "creditgate.v1.PublishCatalogRequest",
-                    text.into_bytes(),
-                )?;
+                let fingerprint = Fingerprint::new(&key, Rpc::PublishCatalog, text.into_bytes())?;
                 let encode = |published: &Catalog| published.version.to_be_bytes().to_vec();
                 let bytes =
                     catalog::publish(&context, caller, catalog, effective_at, fingerprint, encode)

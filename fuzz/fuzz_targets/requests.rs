@@ -7,7 +7,7 @@
 use creditgate::ledger::{Credits, parse_amount};
 use creditgate::proto::v1;
 use creditgate::service::ServiceError;
-use creditgate::service::idempotency::Fingerprint;
+use creditgate::service::idempotency::{Fingerprint, Rpc};
 use creditgate::service::quote_token::QuoteKey;
 use creditgate::store::idempotency::{StoredAnswer, StoredRecord};
 use libfuzzer_sys::fuzz_target;
@@ -32,24 +32,18 @@ fn decode<M: Message + Default + PartialEq + std::fmt::Debug>(bytes: &[u8]) -> O
 }
 
 /// The pure steps of one mutating request: key check, then replay against a stored request.
-fn check(
-    rpc: &'static str,
-    message: &'static str,
-    fields: Fields<'_>,
-    encoded: Vec<u8>,
-    stored: &[u8],
-) {
+fn check(rpc: Rpc, fields: Fields<'_>, encoded: Vec<u8>, stored: &[u8]) {
     for text in fields.amounts {
         let _ = parse_amount(text, Credits::whole(1_000_000_000), true);
     }
     if let Some(text) = fields.quote_id {
         assert_eq!(QuoteKey::new([7; 32]).verify(Uuid::nil(), text), None);
     }
-    let Ok(fingerprint) = Fingerprint::new(fields.key, rpc, message, encoded) else {
+    let Ok(fingerprint) = Fingerprint::new(fields.key, rpc, encoded) else {
         return;
     };
     let record = StoredRecord {
-        rpc: rpc.to_owned(),
+        rpc: rpc.as_str().to_owned(),
         request_hash: Vec::new(),
         request: stored.to_vec(),
         answer: StoredAnswer::Response(Vec::new()),
@@ -83,13 +77,7 @@ fuzz_target!(|input: (u8, &[u8], &[u8])| {
                     amounts,
                     quote_id,
                 };
-                check(
-                    "Authorize",
-                    "creditgate.v1.AuthorizeRequest",
-                    fields,
-                    request.encode_to_vec(),
-                    stored,
-                );
+                check(Rpc::Authorize, fields, request.encode_to_vec(), stored);
             }
         }
         2 => {
@@ -103,13 +91,7 @@ fuzz_target!(|input: (u8, &[u8], &[u8])| {
                     amounts,
                     quote_id: None,
                 };
-                check(
-                    "Settle",
-                    "creditgate.v1.SettleRequest",
-                    fields,
-                    request.encode_to_vec(),
-                    stored,
-                );
+                check(Rpc::Settle, fields, request.encode_to_vec(), stored);
             }
         }
         3 => {
@@ -119,13 +101,7 @@ fuzz_target!(|input: (u8, &[u8], &[u8])| {
                     amounts: vec![&request.amount],
                     quote_id: None,
                 };
-                check(
-                    "Grant",
-                    "creditgate.v1.GrantRequest",
-                    fields,
-                    request.encode_to_vec(),
-                    stored,
-                );
+                check(Rpc::Grant, fields, request.encode_to_vec(), stored);
             }
         }
         4 => {
@@ -135,13 +111,7 @@ fuzz_target!(|input: (u8, &[u8], &[u8])| {
                     amounts: vec![&request.amount],
                     quote_id: None,
                 };
-                check(
-                    "ExtendHold",
-                    "creditgate.v1.ExtendHoldRequest",
-                    fields,
-                    request.encode_to_vec(),
-                    stored,
-                );
+                check(Rpc::ExtendHold, fields, request.encode_to_vec(), stored);
             }
         }
         5 => {
@@ -151,13 +121,7 @@ fuzz_target!(|input: (u8, &[u8], &[u8])| {
                     amounts: vec![&request.amount],
                     quote_id: None,
                 };
-                check(
-                    "Refund",
-                    "creditgate.v1.RefundRequest",
-                    fields,
-                    request.encode_to_vec(),
-                    stored,
-                );
+                check(Rpc::Refund, fields, request.encode_to_vec(), stored);
             }
         }
         6 => {
@@ -167,13 +131,7 @@ fuzz_target!(|input: (u8, &[u8], &[u8])| {
                     amounts: Vec::new(),
                     quote_id: None,
                 };
-                check(
-                    "Release",
-                    "creditgate.v1.ReleaseRequest",
-                    fields,
-                    request.encode_to_vec(),
-                    stored,
-                );
+                check(Rpc::Release, fields, request.encode_to_vec(), stored);
             }
         }
         _ => {

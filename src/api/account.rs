@@ -22,6 +22,7 @@ use crate::proto::v1::{
 };
 use crate::service::accounts::{self, GrantCommand, GrantOutcome, NewAccount};
 use crate::service::holds::Encoder;
+use crate::service::idempotency::Rpc;
 use crate::service::{Context, ServiceError};
 
 /// A boxed server stream of `T`.
@@ -74,12 +75,8 @@ impl AccountService for AccountApi {
     ) -> Result<Response<CreateAccountResponse>, Status> {
         let caller = caller(&request)?;
         let message = request.into_inner();
-        let fingerprint = parse::fingerprint(
-            &message.idempotency_key,
-            "CreateAccount",
-            "creditgate.v1.CreateAccountRequest",
-            &message,
-        )?;
+        let fingerprint =
+            parse::fingerprint(&message.idempotency_key, Rpc::CreateAccount, &message)?;
         let kind = match v1::AccountKind::try_from(message.kind) {
             Ok(v1::AccountKind::Organization | v1::AccountKind::User) => {
                 v1::AccountKind::try_from(message.kind)
@@ -156,12 +153,8 @@ impl AccountService for AccountApi {
     ) -> Result<Response<UpdateAccountResponse>, Status> {
         let caller = caller(&request)?;
         let message = request.into_inner();
-        let fingerprint = parse::fingerprint(
-            &message.idempotency_key,
-            "UpdateAccount",
-            "creditgate.v1.UpdateAccountRequest",
-            &message,
-        )?;
+        let fingerprint =
+            parse::fingerprint(&message.idempotency_key, Rpc::UpdateAccount, &message)?;
         let account_id = parse::id("account_id", &message.account_id)?;
         let status = match message.status.map(v1::AccountStatus::try_from) {
             None => None,
@@ -221,12 +214,7 @@ impl AccountService for AccountApi {
     ) -> Result<Response<GrantResponse>, Status> {
         let caller = caller(&request)?;
         let message = request.into_inner();
-        let fingerprint = parse::fingerprint(
-            &message.idempotency_key,
-            "Grant",
-            "creditgate.v1.GrantRequest",
-            &message,
-        )?;
+        let fingerprint = parse::fingerprint(&message.idempotency_key, Rpc::Grant, &message)?;
         let source = v1::GrantSource::try_from(message.source)
             .ok()
             .and_then(convert::grant_source_from)

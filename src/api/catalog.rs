@@ -10,6 +10,7 @@ use crate::proto::v1::{
     GetCatalogRequest, GetCatalogResponse, ListModelsRequest, ListModelsResponse,
     PublishCatalogRequest, PublishCatalogResponse,
 };
+use crate::service::idempotency::Rpc;
 use crate::service::{Context, ServiceError, catalog};
 
 /// Models per page when the request names no size.
@@ -56,12 +57,8 @@ impl CatalogService for CatalogApi {
     ) -> Result<Response<PublishCatalogResponse>, Status> {
         let caller = caller(&request)?;
         let message = request.into_inner();
-        let fingerprint = parse::fingerprint(
-            &message.idempotency_key,
-            "PublishCatalog",
-            "creditgate.v1.PublishCatalogRequest",
-            &message,
-        )?;
+        let fingerprint =
+            parse::fingerprint(&message.idempotency_key, Rpc::PublishCatalog, &message)?;
         let wire = message
             .catalog
             .as_ref()

@@ -9,7 +9,7 @@ use super::pricing;
 use super::{caller, convert, parse};
 use crate::config::MoneyLimits;
 use crate::ids::HoldId;
-use crate::ledger::{RefundRecord, SettlementRecord};
+use crate::ledger::{Reason, RefundRecord, SettlementRecord};
 use crate::money::Credits;
 use crate::proto::v1::credit_service_server::CreditService;
 use crate::proto::v1::{
@@ -21,6 +21,7 @@ use crate::proto::v1::{
 use crate::service::holds::{
     self, AuthorizeCommand, Encoder, ExtendCommand, RefundCommand, SettleCommand,
 };
+use crate::service::idempotency::Rpc;
 use crate::service::priced::{Charge, HoldPrice};
 use crate::service::quote::{self, QuoteCommand};
 use crate::service::{Context, ServiceError};
@@ -118,6 +119,7 @@ impl CreditService for CreditApi {
             affordable: eligibility.is_some_and(|eligibility| eligibility.affordable),
             denial_reason: eligibility
                 .and_then(|eligibility| eligibility.denial_reason)
+                .map(Reason::as_str)
                 .unwrap_or_default()
                 .to_owned(),
             available: eligibility
@@ -132,12 +134,7 @@ impl CreditService for CreditApi {
     ) -> Result<Response<AuthorizeResponse>, Status> {
         let caller = caller(&request)?;
         let message = request.into_inner();
-        let fingerprint = parse::fingerprint(
-            &message.idempotency_key,
-            "Authorize",
-            "creditgate.v1.AuthorizeRequest",
-            &message,
-        )?;
+        let fingerprint = parse::fingerprint(&message.idempotency_key, Rpc::Authorize, &message)?;
         let limits = &self.context.limits;
         let account_id = parse::id("account_id", &message.account_id)?;
         let price = match &message.price {
@@ -186,12 +183,7 @@ impl CreditService for CreditApi {
     ) -> Result<Response<ExtendHoldResponse>, Status> {
         let caller = caller(&request)?;
         let message = request.into_inner();
-        let fingerprint = parse::fingerprint(
-            &message.idempotency_key,
-            "ExtendHold",
-            "creditgate.v1.ExtendHoldRequest",
-            &message,
-        )?;
+        let fingerprint = parse::fingerprint(&message.idempotency_key, Rpc::ExtendHold, &message)?;
         let limits = &self.context.limits;
         let command = ExtendCommand {
             hold_id: parse::id("hold_id", &message.hold_id)?,
@@ -219,12 +211,7 @@ impl CreditService for CreditApi {
     ) -> Result<Response<SettleResponse>, Status> {
         let caller = caller(&request)?;
         let message = request.into_inner();
-        let fingerprint = parse::fingerprint(
-            &message.idempotency_key,
-            "Settle",
-            "creditgate.v1.SettleRequest",
-            &message,
-        )?;
+        let fingerprint = parse::fingerprint(&message.idempotency_key, Rpc::Settle, &message)?;
         let charge = match &message.charge {
             Some(settle_request::Charge::Amount(text)) => Charge::Amount(parse::amount(
                 "amount",
@@ -266,12 +253,7 @@ impl CreditService for CreditApi {
     ) -> Result<Response<ReleaseResponse>, Status> {
         let caller = caller(&request)?;
         let message = request.into_inner();
-        let fingerprint = parse::fingerprint(
-            &message.idempotency_key,
-            "Release",
-            "creditgate.v1.ReleaseRequest",
-            &message,
-        )?;
+        let fingerprint = parse::fingerprint(&message.idempotency_key, Rpc::Release, &message)?;
         let hold_id = parse::id("hold_id", &message.hold_id)?;
         parse::text("reason", &message.reason)?;
         let encode: Encoder<Credits> = Box::new(move |book, released| {
@@ -294,12 +276,7 @@ impl CreditService for CreditApi {
     ) -> Result<Response<RefundResponse>, Status> {
         let caller = caller(&request)?;
         let message = request.into_inner();
-        let fingerprint = parse::fingerprint(
-            &message.idempotency_key,
-            "Refund",
-            "creditgate.v1.RefundRequest",
-            &message,
-        )?;
+        let fingerprint = parse::fingerprint(&message.idempotency_key, Rpc::Refund, &message)?;
         let command = RefundCommand {
             settlement_id: parse::id("settlement_id", &message.settlement_id)?,
             amount: parse::optional_amount(

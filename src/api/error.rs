@@ -5,6 +5,8 @@ use std::collections::HashMap;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt as _};
 
+use crate::ledger::Reason;
+use crate::pricing::PricingError;
 use crate::service::ServiceError;
 
 /// `ErrorInfo.domain` of every creditgate error.
@@ -33,12 +35,7 @@ fn bounded(mut text: String, max: usize) -> String {
 }
 
 /// A status with its ErrorInfo, every part bounded.
-fn status(
-    code: Code,
-    message: String,
-    reason: impl Into<String>,
-    metadata: HashMap<String, String>,
-) -> Status {
+fn status(reason: Reason, message: String, metadata: HashMap<String, String>) -> Status {
     let metadata = metadata
         .into_iter()
         .take(MAX_METADATA_ENTRIES)
@@ -50,19 +47,50 @@ fn status(
         })
         .collect::<HashMap<_, _>>();
     Status::with_error_details(
-        code,
+        code(reason),
         bounded(message, MAX_MESSAGE_BYTES),
-        ErrorDetails::with_error_info(reason, ERROR_DOMAIN, metadata),
+        ErrorDetails::with_error_info(reason.as_str(), ERROR_DOMAIN, metadata),
     )
 }
 
-/// The code of a decline reason (DESIGN §4).
-fn decline_code(reason: &str) -> Code {
+/// The status code of every reason (DESIGN §4), whichever error carries it.
+fn code(reason: Reason) -> Code {
     match reason {
-        "INVALID_AMOUNT" | "INVALID_USAGE" | "UNKNOWN_MODEL" | "UNKNOWN_TOOL"
-        | "MODEL_NOT_ALLOWED" | "INVALID_ARGUMENT" => Code::InvalidArgument,
-        "ENTITLEMENT_REQUIRED" | "SCOPE_MISSING" => Code::PermissionDenied,
-        _ => Code::FailedPrecondition,
+        Reason::InvalidAmount
+        | Reason::InvalidUsage
+        | Reason::UnknownModel
+        | Reason::UnknownTool
+        | Reason::ModelNotAllowed
+        | Reason::InvalidArgument => Code::InvalidArgument,
+        Reason::AccountNotFound
+        | Reason::HoldNotFound
+        | Reason::QuoteNotFound
+        | Reason::SettlementNotFound
+        | Reason::TenantNotFound
+        | Reason::CatalogVersionNotFound => Code::NotFound,
+        Reason::InsufficientCredits
+        | Reason::AccountInDebt
+        | Reason::AccountSuspended
+        | Reason::HoldNotActive
+        | Reason::QuoteExpired
+        | Reason::RefundExceedsCapture
+        | Reason::PartialCaptureLimit
+        | Reason::NoActiveCatalog => Code::FailedPrecondition,
+        Reason::EntitlementRequired | Reason::ScopeMissing => Code::PermissionDenied,
+        Reason::IdempotencyKeyReused | Reason::AlreadyExists => Code::AlreadyExists,
+        Reason::NotImplemented => Code::Unimplemented,
+        Reason::Unavailable => Code::Unavailable,
+        Reason::Internal => Code::Internal,
+    }
+}
+
+/// The reason of a run that cannot be priced.
+fn pricing_reason(error: &PricingError) -> Reason {
+    match error {
+        PricingError::UnknownModel(_) => Reason::UnknownModel,
+        PricingError::UnknownTool(_) => Reason::UnknownTool,
+        PricingError::ModelNotAllowed { .. } => Reason::ModelNotAllowed,
+        PricingError::InvalidUsage(_) => Reason::InvalidUsage,
     }
 }
 
@@ -70,25 +98,25 @@ impl From<ServiceError> for Status {
     fn from(error: ServiceError) -> Self {
         let message = error.to_string();
         let mut metadata = HashMap::new();
-        let (code, reason) = match &error {
+        let reason = match &error {
             ServiceError::MissingCredentials | ServiceError::UnknownKey => {
                 return Status::unauthenticated(bounded(message, MAX_MESSAGE_BYTES));
             }
             ServiceError::ScopeMissing { required } => {
                 metadata.insert("required".to_owned(), required.to_string());
-                (Code::PermissionDenied, "SCOPE_MISSING")
+                Reason::ScopeMissing
             }
             ServiceError::NotImplemented { rpc } => {
                 metadata.insert("rpc".to_owned(), (*rpc).to_owned());
-                (Code::Unimplemented, "NOT_IMPLEMENTED")
+                Reason::NotImplemented
             }
             ServiceError::InvalidArgument { field, .. } => {
                 metadata.insert("field".to_owned(), (*field).to_owned());
-                (Code::InvalidArgument, "INVALID_ARGUMENT")
+                Reason::InvalidArgument
             }
             ServiceError::InvalidAmount { field, .. } => {
                 metadata.insert("field".to_owned(), (*field).to_owned());
-                (Code::InvalidArgument, "INVALID_AMOUNT")
+                Reason::InvalidAmount
             }
             ServiceError::Declined {
                 reason,
@@ -96,25 +124,25 @@ impl From<ServiceError> for Status {
                 ..
             } => {
                 metadata.extend(pairs.iter().cloned());
-                return status(decline_code(reason), message, reason.clone(), metadata);
+                *reason
             }
-            ServiceError::Pricing(error) => (Code::InvalidArgument, error.reason()),
+            ServiceError::Pricing(error) => pricing_reason(error),
             ServiceError::IdempotencyKeyReused { fields } => {
                 metadata.insert("fields".to_owned(), fields.join(","));
-                (Code::AlreadyExists, "IDEMPOTENCY_KEY_REUSED")
+                Reason::IdempotencyKeyReused
             }
-            ServiceError::AlreadyExists { .. } => (Code::AlreadyExists, "ALREADY_EXISTS"),
-            ServiceError::NotFound { reason, .. } => (Code::NotFound, *reason),
+            ServiceError::AlreadyExists { .. } => Reason::AlreadyExists,
+            ServiceError::NotFound { reason, .. } => *reason,
             ServiceError::Unavailable(cause) => {
                 tracing::warn!(error = %cause, "database unavailable");
-                (Code::Unavailable, "UNAVAILABLE")
+                Reason::Unavailable
             }
             ServiceError::Internal(cause) => {
                 tracing::error!(error = %cause, "internal error");
-                (Code::Internal, "INTERNAL")
+                Reason::Internal
             }
         };
-        status(code, message, reason, metadata)
+        status(reason, message, metadata)
     }
 }
 
@@ -126,7 +154,7 @@ mod tests {
     fn an_error_stays_small_whatever_it_quotes() {
         let huge = "9".repeat(50_000);
         let status = Status::from(ServiceError::Declined {
-            reason: "INSUFFICIENT_CREDITS".to_owned(),
+            reason: Reason::InsufficientCredits,
             message: format!("é{huge}"),
             metadata: (0..100)
                 .map(|index| (format!("key{index}"), huge.clone()))
@@ -160,5 +188,89 @@ mod tests {
             info.metadata.get("sqlstate").map(String::as_str),
             Some("22008")
         );
+    }
+
+    /// Every reason by its wire name with the code it travels with: DESIGN §4's table, and the
+    /// reasons it leaves out.
+    const CODES: &[(&str, Code)] = &[
+        ("INVALID_AMOUNT", Code::InvalidArgument),
+        ("INVALID_USAGE", Code::InvalidArgument),
+        ("UNKNOWN_MODEL", Code::InvalidArgument),
+        ("UNKNOWN_TOOL", Code::InvalidArgument),
+        ("MODEL_NOT_ALLOWED", Code::InvalidArgument),
+        ("INVALID_ARGUMENT", Code::InvalidArgument),
+        ("ACCOUNT_NOT_FOUND", Code::NotFound),
+        ("HOLD_NOT_FOUND", Code::NotFound),
+        ("QUOTE_NOT_FOUND", Code::NotFound),
+        ("SETTLEMENT_NOT_FOUND", Code::NotFound),
+        ("TENANT_NOT_FOUND", Code::NotFound),
+        ("CATALOG_VERSION_NOT_FOUND", Code::NotFound),
+        ("INSUFFICIENT_CREDITS", Code::FailedPrecondition),
+        ("ACCOUNT_IN_DEBT", Code::FailedPrecondition),
+        ("ACCOUNT_SUSPENDED", Code::FailedPrecondition),
+        ("HOLD_NOT_ACTIVE", Code::FailedPrecondition),
+        ("QUOTE_EXPIRED", Code::FailedPrecondition),
+        ("REFUND_EXCEEDS_CAPTURE", Code::FailedPrecondition),
+        ("PARTIAL_CAPTURE_LIMIT", Code::FailedPrecondition),
+        ("NO_ACTIVE_CATALOG", Code::FailedPrecondition),
+        ("ENTITLEMENT_REQUIRED", Code::PermissionDenied),
+        ("SCOPE_MISSING", Code::PermissionDenied),
+        ("IDEMPOTENCY_KEY_REUSED", Code::AlreadyExists),
+        ("ALREADY_EXISTS", Code::AlreadyExists),
+        ("NOT_IMPLEMENTED", Code::Unimplemented),
+        ("UNAVAILABLE", Code::Unavailable),
+        ("INTERNAL", Code::Internal),
+    ];
+
+    fn error_info(status: &Status) -> tonic_types::ErrorInfo {
+        status
+            .get_error_details()
+            .error_info()
+            .cloned()
+            .expect("an ErrorInfo")
+    }
+
+    #[test]
+    fn every_reason_travels_with_its_designed_code() {
+        assert_eq!(CODES.len(), Reason::ALL.len());
+        for (name, expected) in CODES {
+            let reason = Reason::from_name(name).unwrap_or_else(|| panic!("{name} is a reason"));
+            assert_eq!(code(reason), *expected, "{name}");
+            let status = Status::from(ServiceError::Declined {
+                reason,
+                message: "refused".to_owned(),
+                metadata: Vec::new(),
+            });
+            assert_eq!(status.code(), *expected, "{name}");
+            let info = error_info(&status);
+            assert_eq!(info.reason, *name);
+            assert_eq!(info.domain, ERROR_DOMAIN);
+        }
+    }
+
+    #[test]
+    fn a_pricing_error_is_invalid_argument_with_its_own_reason() {
+        let errors = [
+            PricingError::UnknownModel("m".to_owned()),
+            PricingError::UnknownTool("t".to_owned()),
+            PricingError::ModelNotAllowed {
+                tool: "t".to_owned(),
+                model: "m".to_owned(),
+            },
+            PricingError::InvalidUsage("nothing to price".to_owned()),
+        ];
+        for error in errors {
+            let expected = error.reason();
+            let status = Status::from(ServiceError::Pricing(error));
+            assert_eq!(status.code(), Code::InvalidArgument, "{expected}");
+            assert_eq!(error_info(&status).reason, expected);
+        }
+    }
+
+    #[test]
+    fn a_missing_object_is_not_found() {
+        let hold = Status::from(ServiceError::hold_not_found("hold".to_owned()));
+        assert_eq!(hold.code(), Code::NotFound);
+        assert_eq!(error_info(&hold).reason, "HOLD_NOT_FOUND");
     }
 }

@@ -4,7 +4,7 @@ use prost::Message;
 
 use crate::money::{Credits, parse_amount};
 use crate::service::ServiceError;
-use crate::service::idempotency::Fingerprint;
+use crate::service::idempotency::{Fingerprint, Rpc};
 
 /// Longest free-text field (reasons, run metadata values, labels).
 pub const MAX_TEXT: usize = 1_024;
@@ -127,15 +127,13 @@ pub fn text(field: &'static str, value: &str) -> Result<String, ServiceError> {
     Ok(value.to_owned())
 }
 
-/// The fingerprint of a mutating request to `rpc` of `service` (e.g. `CreditService`,
-/// `Authorize`): its message is `creditgate.v1.<rpc>Request`.
+/// The fingerprint of a mutating request to `rpc`, whose message is `rpc`'s request message.
 pub fn fingerprint<M: Message>(
     key: &str,
-    rpc: &'static str,
-    message: &'static str,
+    rpc: Rpc,
     request: &M,
 ) -> Result<Fingerprint, ServiceError> {
-    Fingerprint::new(key, rpc, message, request.encode_to_vec())
+    Fingerprint::new(key, rpc, request.encode_to_vec())
 }
 
 /// Decodes a stored or fresh answer into its response message.

@@ -2,6 +2,7 @@
 //! the idempotency record, so a retry gets the same answer even after the state changed.
 
 use super::model::HoldStatus;
+use super::reason::Reason;
 use crate::money::Credits;
 
 /// Why an operation was refused by the account's state.
@@ -67,16 +68,16 @@ pub enum Decline {
 
 impl Decline {
     /// The ErrorInfo reason.
-    pub fn reason(&self) -> &'static str {
+    pub fn reason(&self) -> Reason {
         match self {
-            Decline::InsufficientCredits { .. } => "INSUFFICIENT_CREDITS",
-            Decline::AccountInDebt { .. } => "ACCOUNT_IN_DEBT",
-            Decline::AccountSuspended { .. } => "ACCOUNT_SUSPENDED",
-            Decline::HoldNotActive { .. } => "HOLD_NOT_ACTIVE",
-            Decline::RefundExceedsCapture { .. } => "REFUND_EXCEEDS_CAPTURE",
-            Decline::PartialCaptureLimit { .. } => "PARTIAL_CAPTURE_LIMIT",
-            Decline::AmountBelowHold { .. } => "INVALID_AMOUNT",
-            Decline::EntitlementRequired { .. } => "ENTITLEMENT_REQUIRED",
+            Decline::InsufficientCredits { .. } => Reason::InsufficientCredits,
+            Decline::AccountInDebt { .. } => Reason::AccountInDebt,
+            Decline::AccountSuspended { .. } => Reason::AccountSuspended,
+            Decline::HoldNotActive { .. } => Reason::HoldNotActive,
+            Decline::RefundExceedsCapture { .. } => Reason::RefundExceedsCapture,
+            Decline::PartialCaptureLimit { .. } => Reason::PartialCaptureLimit,
+            Decline::AmountBelowHold { .. } => Reason::InvalidAmount,
+            Decline::EntitlementRequired { .. } => Reason::EntitlementRequired,
         }
     }
 

@@ -10,17 +10,19 @@ mod decline;
 mod journal;
 mod model;
 mod operations;
+mod reason;
 mod settle;
 
 pub use account::{Account, AccountUpdate};
 pub use balance::{Balance, BucketBalance};
-pub use book::{AccountBook, Changes};
+pub use book::{AccountBook, Changes, HoldRefusal};
 pub use decline::Decline;
 pub use journal::{LedgerAccount, MovementKind, Posting};
 pub use model::{
     AccountState, AccountStatus, AllocationState, GrantSource, GrantState, HoldMeta, HoldState,
     HoldStatus, RefundRecord, SettlePolicy, SettlementPart, SettlementRecord,
 };
+pub use reason::Reason;
 pub use settle::{RefundRequest, SettleRequest};
 #[cfg(test)]
 mod tests;

@@ -13,20 +13,9 @@ impl AccountBook {
     /// Creates an active hold of `hold.amount`, reserving from grants in consumption order.
     pub fn authorize(&mut self, mut hold: HoldState) -> Result<(), Decline> {
         self.begin();
-        if let Some(entitlement) = &hold.meta.required_entitlement {
-            if !self.account.entitlements.contains(entitlement) {
-                return Err(Decline::EntitlementRequired {
-                    entitlement: entitlement.clone(),
-                });
-            }
-        }
-        self.check_may_reserve()?;
-        let available = self.available();
-        if available < hold.amount {
-            return Err(Decline::InsufficientCredits {
-                required: hold.amount,
-                available,
-            });
+        let refusal = self.hold_refusal(hold.meta.required_entitlement.as_deref(), hold.amount);
+        if let Some(decline) = refusal.first() {
+            return Err(decline);
         }
         hold.status = HoldStatus::Active;
         hold.allocations.clear();
@@ -62,13 +51,8 @@ impl AccountBook {
             }
             let more = requested - current;
             if more.is_positive() {
-                self.check_may_reserve()?;
-                let available = self.available();
-                if available < more {
-                    return Err(Decline::InsufficientCredits {
-                        required: more,
-                        available,
-                    });
+                if let Some(decline) = self.hold_refusal(None, more).first() {
+                    return Err(decline);
                 }
                 self.reserve(hold_id, more);
                 self.hold_mut(hold_id).amount = requested;

@@ -9,7 +9,7 @@ use super::locked::{OpTarget, replay_after_conflict, run_operation};
 use super::{Context, ServiceError};
 use crate::ids::{AccountId, GrantId};
 use crate::ledger::{
-    Account, AccountBook, AccountStatus, AccountUpdate, Balance, GrantSource, GrantState,
+    Account, AccountBook, AccountStatus, AccountUpdate, Balance, GrantSource, GrantState, Reason,
     SettlePolicy, SettlementRecord,
 };
 use crate::money::Credits;
@@ -129,7 +129,7 @@ pub async fn get_account(
     accounts::find_account(&client, caller.tenant_id, account_id, external_id)
         .await?
         .ok_or_else(|| ServiceError::NotFound {
-            reason: "ACCOUNT_NOT_FOUND",
+            reason: Reason::AccountNotFound,
             what: match (account_id, external_id) {
                 (Some(account_id), _) => format!("account {account_id}"),
                 (None, Some(external_id)) => format!("account with external_id {external_id:?}"),

@@ -11,6 +11,7 @@ use super::access::Caller;
 use super::idempotency::Fingerprint;
 use super::{Context, ServiceError};
 use crate::ids::TenantId;
+use crate::ledger::Reason;
 use crate::pricing::{Catalog, CatalogError, PricingError};
 use crate::store::idempotency::StoredAnswer;
 use crate::store::{StoreError, catalog as store, idempotency};
@@ -79,7 +80,7 @@ impl CatalogCache {
 
 fn version_not_found(version: i64) -> ServiceError {
     ServiceError::NotFound {
-        reason: "CATALOG_VERSION_NOT_FOUND",
+        reason: Reason::CatalogVersionNotFound,
         what: format!("catalog version {version}"),
     }
 }
@@ -121,7 +122,7 @@ pub async fn active(context: &Context, tenant_id: TenantId) -> Result<Arc<Catalo
     };
     drop(client);
     let active = found.ok_or_else(|| ServiceError::Declined {
-        reason: "NO_ACTIVE_CATALOG".to_owned(),
+        reason: Reason::NoActiveCatalog,
         message: "no catalog version is in effect yet".to_owned(),
         metadata: Vec::new(),
     })?;

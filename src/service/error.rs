@@ -1,6 +1,7 @@
 //! The one error type of the use-case layer.
 
 use crate::auth::ScopeSet;
+use crate::ledger::Reason;
 use crate::store::StoreError;
 
 /// Why a use case failed. Each variant maps to one gRPC code and ErrorInfo reason in
@@ -47,7 +48,7 @@ pub enum ServiceError {
     #[error("{message}")]
     Declined {
         /// ErrorInfo reason, e.g. INSUFFICIENT_CREDITS.
-        reason: String,
+        reason: Reason,
         /// What happened.
         message: String,
         /// The figures behind it.
@@ -72,7 +73,7 @@ pub enum ServiceError {
     #[error("{what} not found")]
     NotFound {
         /// ErrorInfo reason, e.g. ACCOUNT_NOT_FOUND.
-        reason: &'static str,
+        reason: Reason,
         /// What was looked for.
         what: String,
     },
@@ -87,7 +88,7 @@ pub enum ServiceError {
 impl From<crate::ledger::Decline> for ServiceError {
     fn from(decline: crate::ledger::Decline) -> Self {
         ServiceError::Declined {
-            reason: decline.reason().to_owned(),
+            reason: decline.reason(),
             message: decline.to_string(),
             metadata: decline.metadata(),
         }
@@ -98,7 +99,7 @@ impl ServiceError {
     /// `NOT_FOUND` of an account.
     pub fn account_not_found(account_id: crate::ids::AccountId) -> Self {
         ServiceError::NotFound {
-            reason: "ACCOUNT_NOT_FOUND",
+            reason: Reason::AccountNotFound,
             what: format!("account {account_id}"),
         }
     }
@@ -107,7 +108,7 @@ impl ServiceError {
     /// same request fails the same way. Its cause is logged; only the SQLSTATE is sent.
     pub fn refused_by_store(sqlstate: Option<&str>) -> Self {
         ServiceError::Declined {
-            reason: "INVALID_ARGUMENT".to_owned(),
+            reason: Reason::InvalidArgument,
             message: "the database refused a value of this request; nothing was written, and this idempotency key keeps this answer"
                 .to_owned(),
             metadata: vec![(
@@ -120,7 +121,7 @@ impl ServiceError {
     /// `NOT_FOUND` of a hold.
     pub fn hold_not_found(what: String) -> Self {
         ServiceError::NotFound {
-            reason: "HOLD_NOT_FOUND",
+            reason: Reason::HoldNotFound,
             what,
         }
     }

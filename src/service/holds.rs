@@ -5,13 +5,14 @@
 use chrono::Duration;
 
 use super::access::Caller;
-use super::idempotency::{Fingerprint, answer_result};
+use super::idempotency::{Fingerprint, Rpc, answer_result};
 use super::locked::{OpTarget, run_operation};
 use super::priced::{self, Charge, HoldPrice};
 use super::{Context, ServiceError};
 use crate::ids::{AccountId, GrantId, HoldId, SettlementId};
 use crate::ledger::{
-    AccountBook, HoldMeta, HoldState, HoldStatus, RefundRequest, SettleRequest, SettlementRecord,
+    AccountBook, HoldMeta, HoldState, HoldStatus, Reason, RefundRequest, SettleRequest,
+    SettlementRecord,
 };
 use crate::money::Credits;
 use crate::store::accounts::HoldRef;
@@ -237,7 +238,7 @@ pub async fn refund(
 ) -> Result<Vec<u8>, ServiceError> {
     let settlement_id = command.settlement_id;
     let not_found = move || ServiceError::NotFound {
-        reason: "SETTLEMENT_NOT_FOUND",
+        reason: Reason::SettlementNotFound,
         what: format!("settlement {settlement_id}"),
     };
     let client = context.pool.get().await.map_err(StoreError::from)?;
@@ -302,7 +303,7 @@ pub async fn get_hold(
     }
     if let Some(key) = authorize_key {
         if let Some(stored) = idempotency::find(&client, caller.tenant_id, key).await? {
-            if stored.rpc == "Authorize" {
+            if Rpc::from_name(&stored.rpc) == Some(Rpc::Authorize) {
                 answer_result(stored.answer)?;
             }
         }

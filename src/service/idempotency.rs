@@ -10,32 +10,94 @@ use uuid::Uuid;
 
 use super::ServiceError;
 use crate::ids::{AccountId, TenantId};
+use crate::ledger::Reason;
+use crate::store::StoreError;
 use crate::store::idempotency::{NewRecord, StoredAnswer, StoredRecord};
 
 /// Longest idempotency key.
 pub const MAX_KEY_LENGTH: usize = 255;
+
+/// An RPC that takes an idempotency key: every call that changes state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Rpc {
+    /// `CreditService/Authorize`.
+    Authorize,
+    /// `CreditService/ExtendHold`.
+    ExtendHold,
+    /// `CreditService/Settle`.
+    Settle,
+    /// `CreditService/Release`.
+    Release,
+    /// `CreditService/Refund`.
+    Refund,
+    /// `AccountService/CreateAccount`.
+    CreateAccount,
+    /// `AccountService/UpdateAccount`.
+    UpdateAccount,
+    /// `AccountService/Grant`.
+    Grant,
+    /// `CatalogService/PublishCatalog`.
+    PublishCatalog,
+}
+
+impl Rpc {
+    /// Every RPC.
+    pub const ALL: [Rpc; 9] = [
+        Rpc::Authorize,
+        Rpc::ExtendHold,
+        Rpc::Settle,
+        Rpc::Release,
+        Rpc::Refund,
+        Rpc::CreateAccount,
+        Rpc::UpdateAccount,
+        Rpc::Grant,
+        Rpc::PublishCatalog,
+    ];
+
+    /// Its method name, as stored with its idempotency records and hashed into them.
+    pub fn as_str(self) -> &'static str {
+        self.names().0
+    }
+
+    /// Full proto name of its request message, e.g. `creditgate.v1.AuthorizeRequest`.
+    pub fn request_message(self) -> &'static str {
+        self.names().1
+    }
+
+    fn names(self) -> (&'static str, &'static str) {
+        match self {
+            Rpc::Authorize => ("Authorize", "creditgate.v1.AuthorizeRequest"),
+            Rpc::ExtendHold => ("ExtendHold", "creditgate.v1.ExtendHoldRequest"),
+            Rpc::Settle => ("Settle", "creditgate.v1.SettleRequest"),
+            Rpc::Release => ("Release", "creditgate.v1.ReleaseRequest"),
+            Rpc::Refund => ("Refund", "creditgate.v1.RefundRequest"),
+            Rpc::CreateAccount => ("CreateAccount", "creditgate.v1.CreateAccountRequest"),
+            Rpc::UpdateAccount => ("UpdateAccount", "creditgate.v1.UpdateAccountRequest"),
+            Rpc::Grant => ("Grant", "creditgate.v1.GrantRequest"),
+            Rpc::PublishCatalog => ("PublishCatalog", "creditgate.v1.PublishCatalogRequest"),
+        }
+    }
+
+    /// The RPC of a stored record's name; `None` for a name no RPC has.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Rpc::ALL.into_iter().find(|rpc| rpc.as_str() == name)
+    }
+}
 
 /// A mutating request as received.
 #[derive(Debug, Clone)]
 pub struct Fingerprint {
     /// Its idempotency key.
     pub key: String,
-    /// The RPC, e.g. `Authorize`.
-    pub rpc: &'static str,
-    /// Full proto name of the request message, e.g. `creditgate.v1.AuthorizeRequest`.
-    pub message: &'static str,
+    /// The RPC.
+    pub rpc: Rpc,
     /// The encoded request (prost encodes deterministically; maps are sorted).
     pub request: Vec<u8>,
 }
 
 impl Fingerprint {
     /// Checks the key and fingerprints the request.
-    pub fn new(
-        key: &str,
-        rpc: &'static str,
-        message: &'static str,
-        request: Vec<u8>,
-    ) -> Result<Self, ServiceError> {
+    pub fn new(key: &str, rpc: Rpc, request: Vec<u8>) -> Result<Self, ServiceError> {
         if key.is_empty() || key.len() > MAX_KEY_LENGTH || key.chars().any(char::is_control) {
             return Err(ServiceError::InvalidArgument {
                 field: "idempotency_key",
@@ -47,14 +109,13 @@ impl Fingerprint {
         Ok(Fingerprint {
             key: key.to_owned(),
             rpc,
-            message,
             request,
         })
     }
 
     fn hash(&self) -> [u8; 32] {
         let mut hasher = Sha256::new();
-        hasher.update(self.rpc.as_bytes());
+        hasher.update(self.rpc.as_str().as_bytes());
         hasher.update([0]);
         hasher.update(&self.request);
         hasher.finalize().into()
@@ -65,7 +126,7 @@ impl Fingerprint {
     pub fn durable_id(&self, tenant_id: TenantId) -> Uuid {
         let mut hasher = Sha256::new();
         hasher.update(tenant_id.uuid().as_bytes());
-        hasher.update(self.rpc.as_bytes());
+        hasher.update(self.rpc.as_str().as_bytes());
         hasher.update([0]);
         hasher.update(self.key.as_bytes());
         let digest: [u8; 32] = hasher.finalize().into();
@@ -84,7 +145,7 @@ impl Fingerprint {
         NewRecord {
             tenant_id,
             key: self.key.clone(),
-            rpc: self.rpc,
+            rpc: self.rpc.as_str(),
             request_hash: self.hash(),
             request: self.request.clone(),
             account_id,
@@ -94,21 +155,27 @@ impl Fingerprint {
 
     /// What a retry gets: the stored answer when the request is the same.
     pub fn replay(&self, stored: &StoredRecord) -> Result<Vec<u8>, ServiceError> {
-        if stored.rpc != self.rpc {
+        if Rpc::from_name(&stored.rpc) != Some(self.rpc) {
             return Err(ServiceError::IdempotencyKeyReused {
                 fields: vec!["rpc".to_owned()],
             });
         }
         if stored.request_hash != self.hash() {
             return Err(ServiceError::IdempotencyKeyReused {
-                fields: differing_fields(self.message, &stored.request, &self.request),
+                fields: differing_fields(
+                    self.rpc.request_message(),
+                    &stored.request,
+                    &self.request,
+                ),
             });
         }
         answer_result(stored.answer.clone())
     }
 }
 
-/// A stored answer as a use-case result.
+/// A stored answer as a use-case result. A decline whose stored reason names no [`Reason`]
+/// (only a record written by another version could) is not replayed under a status code
+/// guessed for it: it answers `Internal`, the log naming the reason.
 pub fn answer_result(answer: StoredAnswer) -> Result<Vec<u8>, ServiceError> {
     match answer {
         StoredAnswer::Response(bytes) => Ok(bytes),
@@ -116,10 +183,15 @@ pub fn answer_result(answer: StoredAnswer) -> Result<Vec<u8>, ServiceError> {
             reason,
             message,
             metadata,
-        } => Err(ServiceError::Declined {
-            reason,
-            message,
-            metadata,
+        } => Err(match Reason::from_name(&reason) {
+            Some(reason) => ServiceError::Declined {
+                reason,
+                message,
+                metadata,
+            },
+            None => ServiceError::Internal(StoreError::Other(format!(
+                "an idempotency record declines with unknown reason {reason:?}"
+            ))),
         }),
     }
 }
@@ -133,7 +205,7 @@ pub fn stored_answer(result: &Result<Vec<u8>, ServiceError>) -> Option<StoredAns
             message,
             metadata,
         }) => Some(StoredAnswer::Declined {
-            reason: reason.clone(),
+            reason: reason.as_str().to_owned(),
             message: message.clone(),
             metadata: metadata.clone(),
         }),
@@ -168,5 +240,89 @@ fn differing_fields(message: &str, stored: &[u8], received: &[u8]) -> Vec<String
         vec!["request".to_owned()]
     } else {
         fields
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_rpc_round_trips_through_its_name_and_names_its_request_message() {
+        for (position, rpc) in Rpc::ALL.into_iter().enumerate() {
+            // Exhaustive: an RPC added to the enum is not compiled until it is in `ALL`.
+            let listed = match rpc {
+                Rpc::Authorize => 0,
+                Rpc::ExtendHold => 1,
+                Rpc::Settle => 2,
+                Rpc::Release => 3,
+                Rpc::Refund => 4,
+                Rpc::CreateAccount => 5,
+                Rpc::UpdateAccount => 6,
+                Rpc::Grant => 7,
+                Rpc::PublishCatalog => 8,
+            };
+            assert_eq!(listed, position, "{rpc:?}");
+            assert_eq!(Rpc::from_name(rpc.as_str()), Some(rpc));
+            assert_eq!(
+                rpc.request_message(),
+                format!("creditgate.v1.{}Request", rpc.as_str())
+            );
+            assert!(
+                descriptors()
+                    .and_then(|pool| pool.get_message_by_name(rpc.request_message()))
+                    .is_some(),
+                "{rpc:?}"
+            );
+        }
+        assert_eq!(Rpc::from_name("Quote"), None);
+        assert_eq!(Rpc::from_name("authorize"), None);
+    }
+
+    #[test]
+    fn a_stored_decline_replays_as_the_same_decline() {
+        for reason in Reason::ALL {
+            let declined: Result<Vec<u8>, ServiceError> = Err(ServiceError::Declined {
+                reason: *reason,
+                message: "refused".to_owned(),
+                metadata: vec![("required".to_owned(), "5".to_owned())],
+            });
+            let stored = stored_answer(&declined).expect("a decline is stored");
+            assert_eq!(
+                stored,
+                StoredAnswer::Declined {
+                    reason: reason.as_str().to_owned(),
+                    message: "refused".to_owned(),
+                    metadata: vec![("required".to_owned(), "5".to_owned())],
+                }
+            );
+            match answer_result(stored) {
+                Err(ServiceError::Declined {
+                    reason: replayed,
+                    message,
+                    metadata,
+                }) => {
+                    assert_eq!(replayed, *reason);
+                    assert_eq!(message, "refused");
+                    assert_eq!(metadata, vec![("required".to_owned(), "5".to_owned())]);
+                }
+                other => panic!("{reason:?} replayed as {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_stored_decline_of_an_unknown_reason_replays_as_internal_naming_it() {
+        let answer = answer_result(StoredAnswer::Declined {
+            reason: "SPEND_LIMIT_REACHED".to_owned(),
+            message: "refused".to_owned(),
+            metadata: Vec::new(),
+        });
+        match answer {
+            Err(ServiceError::Internal(StoreError::Other(cause))) => {
+                assert!(cause.contains("\"SPEND_LIMIT_REACHED\""), "{cause}");
+            }
+            other => panic!("replayed as {other:?}"),
+        }
     }
 }

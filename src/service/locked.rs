@@ -13,7 +13,7 @@ use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use super::combiner::{self, MAX_WAITING};
-use super::idempotency::{Fingerprint, answer_result, stored_answer};
+use super::idempotency::{Fingerprint, Rpc, answer_result, stored_answer};
 use super::{Context, ServiceError};
 use crate::ids::{AccountId, AccountKey, HoldId, SettlementId, TenantId};
 use crate::ledger::{AccountBook, SettlementRecord};
@@ -60,7 +60,7 @@ impl std::fmt::Debug for Operation {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         formatter
             .debug_struct("Operation")
-            .field("rpc", &self.fingerprint.rpc)
+            .field("rpc", &self.fingerprint.rpc.as_str())
             .finish_non_exhaustive()
     }
 }
@@ -251,7 +251,7 @@ fn lock_target(group: &Group) -> LockTarget {
             target.settlement_ids.extend(operation.settlement_id);
             target.external_refs.extend(operation.external_ref.clone());
             target.refund_ids.extend(operation.refund_id);
-            if operation.fingerprint.rpc == "Authorize" {
+            if operation.fingerprint.rpc == Rpc::Authorize {
                 target
                     .authorize_keys
                     .push((key.tenant, operation.fingerprint.key.clone()));
@@ -312,7 +312,7 @@ async fn answer_culprit(context: &Context, group: Group, refusal: &Refusal) {
             tracing::error!(
                 %tenant_id,
                 %account_id,
-                rpc = fingerprint.rpc,
+                rpc = fingerprint.rpc.as_str(),
                 %refusal,
                 "an operation failed its transaction alone; answered on its own"
             );
@@ -433,7 +433,7 @@ async fn attempt(context: &Context, group: &Group) -> Attempt {
             let refunded = operation
                 .refund_id
                 .is_some_and(|refund_id| loaded.refunded.contains(&refund_id));
-            if refunded || fingerprint.rpc == "Authorize" && loaded.authorized.contains(&key) {
+            if refunded || fingerprint.rpc == Rpc::Authorize && loaded.authorized.contains(&key) {
                 // The key made a hold or a refund whose idempotency record has been pruned since.
                 account_answers.push(Answer {
                     result: Err(ServiceError::IdempotencyKeyReused {

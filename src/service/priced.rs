@@ -4,7 +4,7 @@
 use super::access::Caller;
 use super::{Context, ServiceError, catalog};
 use crate::ids::AccountId;
-use crate::ledger::HoldMeta;
+use crate::ledger::{HoldMeta, Reason};
 use crate::money::{Credits, LineItem};
 use crate::pricing::{self, PricingError, Usage};
 use crate::store::accounts::HoldRef;
@@ -53,7 +53,7 @@ pub async fn price_hold(
                 .await?
                 .verify(caller.tenant_id, token)
                 .ok_or_else(|| ServiceError::NotFound {
-                    reason: "QUOTE_NOT_FOUND",
+                    reason: Reason::QuoteNotFound,
                     what: "the quote named by quote_id (a quote_id is what Quote returned, \
                            unchanged, to the same tenant)"
                         .to_owned(),
@@ -69,7 +69,7 @@ pub async fn price_hold(
             }
             if quote.expires_at <= context.clock.now() {
                 return Err(ServiceError::Declined {
-                    reason: "QUOTE_EXPIRED".to_owned(),
+                    reason: Reason::QuoteExpired,
                     message: format!(
                         "the quote expired at {}; quote again",
                         quote.expires_at.to_rfc3339()

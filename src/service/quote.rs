@@ -9,7 +9,7 @@ use super::access::Caller;
 use super::quote_token::QuoteClaims;
 use super::{Context, ServiceError, catalog};
 use crate::ids::AccountId;
-use crate::ledger::AccountStatus;
+use crate::ledger::{AccountBook, Reason};
 use crate::money::{Credits, LineItem};
 use crate::pricing::{Usage, price};
 
@@ -36,7 +36,7 @@ pub struct Eligibility {
     /// Not in debt, and enough available.
     pub affordable: bool,
     /// The first reason it would be refused, as Authorize would say it.
-    pub denial_reason: Option<&'static str>,
+    pub denial_reason: Option<Reason>,
     /// Spendable now.
     pub available: Credits,
 }
@@ -122,27 +122,209 @@ async fn eligibility(
     quote: &QuoteClaims,
 ) -> Result<Eligibility, ServiceError> {
     let book = super::accounts::snapshot(context, caller, account_id).await?;
-    let balance = book.balance(Duration::zero());
-    let account = book.account();
-    let entitled = quote
-        .required_entitlement
-        .as_ref()
-        .is_none_or(|entitlement| account.entitlements.contains(entitlement));
-    let active = account.status == AccountStatus::Active;
-    let solvent = !balance.debt.is_positive();
-    let enough = balance.available >= quote.total;
-    let denial_reason = [
-        (!entitled, "ENTITLEMENT_REQUIRED"),
-        (!active, "ACCOUNT_SUSPENDED"),
-        (!solvent, "ACCOUNT_IN_DEBT"),
-        (!enough, "INSUFFICIENT_CREDITS"),
-    ]
-    .into_iter()
-    .find_map(|(denied, reason)| denied.then_some(reason));
-    Ok(Eligibility {
-        allowed: entitled && active,
-        affordable: solvent && enough,
-        denial_reason,
-        available: balance.available,
-    })
+    Ok(eligibility_of(
+        book,
+        quote.required_entitlement.as_deref(),
+        quote.total,
+    ))
+}
+
+/// What the account's book says of a run that needs `required_entitlement` and costs `total`:
+/// Authorize's own refusal, on the state Authorize would decide on (the book brought up to now).
+fn eligibility_of(
+    mut book: AccountBook,
+    required_entitlement: Option<&str>,
+    total: Credits,
+) -> Eligibility {
+    let available = book.balance(Duration::zero()).available;
+    book.sweep();
+    let refusal = book.hold_refusal(required_entitlement, total);
+    Eligibility {
+        allowed: refusal.run.is_none(),
+        affordable: refusal.funding.is_none(),
+        denial_reason: refusal.first().map(|decline| decline.reason()),
+        available,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{DateTime, TimeZone as _, Utc};
+    use proptest::prelude::*;
+    use rust_decimal::Decimal;
+
+    use super::*;
+    use crate::ledger::{
+        AccountState, AccountStatus, AllocationState, GrantSource, GrantState, HoldMeta, HoldState,
+        HoldStatus, SettlePolicy,
+    };
+
+    const ENTITLEMENTS: [&str; 2] = ["pro", "video"];
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2025, 3, 1, 12, 0, 0)
+            .single()
+            .expect("a time")
+    }
+
+    fn cents(value: i64) -> Credits {
+        Credits::from_decimal(Decimal::new(value, 2))
+    }
+
+    /// A grant of `remaining` spendable credits and `reserved` held by a hold due (or not)
+    /// at `now`; `start` and `end` place it before, around or after now (in hours).
+    #[derive(Debug, Clone)]
+    struct GrantShape {
+        remaining: i64,
+        reserved: i64,
+        start: i64,
+        end: Option<i64>,
+        hold_due: bool,
+    }
+
+    fn grant_shape() -> impl Strategy<Value = GrantShape> {
+        (
+            0_i64..5_000,
+            prop_oneof![Just(0_i64), 1_i64..3_000],
+            prop_oneof![Just(-48_i64), Just(1_i64)],
+            prop_oneof![
+                Just(None),
+                Just(Some(-1_i64)),
+                Just(Some(0_i64)),
+                Just(Some(24))
+            ],
+            any::<bool>(),
+        )
+            .prop_map(|(remaining, reserved, start, end, hold_due)| GrantShape {
+                remaining,
+                reserved,
+                start,
+                end,
+                hold_due,
+            })
+    }
+
+    fn book(
+        status: AccountStatus,
+        held: [bool; 2],
+        debt: i64,
+        shapes: &[GrantShape],
+    ) -> AccountBook {
+        let now = now();
+        let account = AccountState {
+            account_id: crate::ids::AccountId::from_uuid(uuid::Uuid::from_u128(1)),
+            status,
+            settle_policy: SettlePolicy::Debt,
+            debt: cents(debt),
+            entitlements: ENTITLEMENTS
+                .iter()
+                .zip(held)
+                .filter(|(_, held)| *held)
+                .map(|(entitlement, _)| (*entitlement).to_owned())
+                .collect(),
+        };
+        let mut grants = Vec::new();
+        let mut holds = Vec::new();
+        for (index, shape) in (0_u128..).zip(shapes) {
+            let grant_id = crate::ids::GrantId::from_uuid(uuid::Uuid::from_u128(100 + index));
+            let created_at = now + chrono::Duration::hours(shape.start);
+            grants.push(GrantState {
+                grant_id,
+                source: GrantSource::Purchase,
+                priority: GrantSource::Purchase.default_priority(),
+                effective_at: created_at,
+                expires_at: shape.end.map(|end| now + chrono::Duration::hours(end)),
+                created_at,
+                amount: cents(shape.remaining + shape.reserved),
+                remaining: cents(shape.remaining),
+                reserved: cents(shape.reserved),
+                external_ref: None,
+            });
+            if shape.reserved > 0 {
+                let ttl = if shape.hold_due { -1 } else { 1 };
+                holds.push(HoldState {
+                    hold_id: crate::ids::HoldId::from_uuid(uuid::Uuid::from_u128(200 + index)),
+                    status: HoldStatus::Active,
+                    amount: cents(shape.reserved),
+                    captured: Credits::ZERO,
+                    expires_at: now + chrono::Duration::hours(ttl),
+                    allocations: vec![AllocationState {
+                        grant_id,
+                        reserved: cents(shape.reserved),
+                        captured: Credits::ZERO,
+                    }],
+                    partial_captures: 0,
+                    late_settled: false,
+                    created_at: now - chrono::Duration::hours(2),
+                    resolved_at: None,
+                    meta: HoldMeta::default(),
+                });
+            }
+        }
+        AccountBook::new(account, grants, holds, now)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// Quote says what Authorize answers on the same account, and its `allowed` and
+        /// `affordable` keep their definitions over the balance GetBalance reports.
+        #[test]
+        fn quote_and_authorize_agree(
+            status in prop_oneof![
+                Just(AccountStatus::Active),
+                Just(AccountStatus::Suspended),
+                Just(AccountStatus::Closed),
+            ],
+            held in any::<[bool; 2]>(),
+            debt in prop_oneof![Just(0_i64), 1_i64..4_000],
+            shapes in prop::collection::vec(grant_shape(), 0..4),
+            required in prop_oneof![Just(None), Just(Some(0_usize)), Just(Some(1_usize))],
+            total in 1_i64..10_000,
+        ) {
+            let book = book(status, held, debt, &shapes);
+            let required = required.map(|index| ENTITLEMENTS[index]);
+            let total = cents(total);
+            let quoted = eligibility_of(book.clone(), required, total);
+
+            let mut authorized = book.clone();
+            let hold = HoldState {
+                hold_id: crate::ids::HoldId::from_uuid(uuid::Uuid::from_u128(999)),
+                status: HoldStatus::Active,
+                amount: total,
+                captured: Credits::ZERO,
+                expires_at: now() + chrono::Duration::hours(1),
+                allocations: Vec::new(),
+                partial_captures: 0,
+                late_settled: false,
+                created_at: now(),
+                resolved_at: None,
+                meta: HoldMeta {
+                    required_entitlement: required.map(str::to_owned),
+                    ..HoldMeta::default()
+                },
+            };
+            let answered = authorized.authorize(hold).err().map(|decline| decline.reason());
+            prop_assert_eq!(quoted.denial_reason, answered);
+
+            let balance = book.balance(Duration::zero());
+            let entitled = required
+                .is_none_or(|entitlement| book.account().entitlements.iter().any(|held| held == entitlement));
+            let active = book.account().status == AccountStatus::Active;
+            let solvent = !balance.debt.is_positive();
+            let enough = balance.available >= total;
+            prop_assert_eq!(quoted.allowed, entitled && active);
+            prop_assert_eq!(quoted.affordable, solvent && enough);
+            prop_assert_eq!(quoted.available, balance.available);
+            let first = [
+                (!entitled, Reason::EntitlementRequired),
+                (!active, Reason::AccountSuspended),
+                (!solvent, Reason::AccountInDebt),
+                (!enough, Reason::InsufficientCredits),
+            ]
+            .into_iter()
+            .find_map(|(denied, reason)| denied.then_some(reason));
+            prop_assert_eq!(quoted.denial_reason, first);
+        }
+    }
 }

@@ -6,6 +6,7 @@ use uuid::Uuid;
 use super::ServiceError;
 use crate::auth::{NewApiKey, ScopeSet};
 use crate::ids::TenantId;
+use crate::ledger::Reason;
 use crate::store::StoreError;
 use crate::store::tenants::{self, TenantRow};
 
@@ -71,7 +72,7 @@ pub async fn find_tenant(
     tenants::find_tenant_by_name(client, name)
         .await?
         .ok_or_else(|| ServiceError::NotFound {
-            reason: "TENANT_NOT_FOUND",
+            reason: Reason::TenantNotFound,
             what: format!("tenant {name:?}"),
         })
 }
