@@ -2,7 +2,7 @@
 //! amount is within the bounds and prints back to itself; a refusal is a short `AmountError`.
 #![no_main]
 
-use creditgate::ledger::{AmountError, Credits, parse_amount};
+use creditgate::money::{AmountError, Credits, parse_amount};
 use libfuzzer_sys::fuzz_target;
 
 /// Longest refusal message: the template plus at most 64 characters of input, escaped.

@@ -6,7 +6,8 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use creditgate::ledger::Credits;
+use creditgate::ids::{AccountId, TenantId};
+use creditgate::money::Credits;
 use creditgate::service::quote_token::{QuoteClaims, QuoteKey};
 use hmac::{Hmac, Mac as _};
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
@@ -16,7 +17,8 @@ use sha2::Sha256;
 use uuid::Uuid;
 
 const SECRET: [u8; 32] = [7; 32];
-const TENANT: Uuid = Uuid::from_u128(0x0190_a3c2_0000_7000_8000_0000_0000_0001);
+const TENANT: TenantId =
+    TenantId::from_uuid(Uuid::from_u128(0x0190_a3c2_0000_7000_8000_0000_0000_0001));
 /// Bytes of the signature a token carries.
 const TAG_LENGTH: usize = 16;
 
@@ -45,7 +47,7 @@ enum Input {
 
 fn signed(payload: &[u8]) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(&SECRET).expect("any key length");
-    mac.update(TENANT.as_bytes());
+    mac.update(TENANT.uuid().as_bytes());
     mac.update(payload);
     let tag = mac.finalize().into_bytes();
     let mut token = payload.to_vec();
@@ -79,7 +81,9 @@ fuzz_target!(|input: Input| {
             );
             let claims = QuoteClaims {
                 quote_id: Uuid::from_u128(claims.quote_id),
-                account_id: claims.account_id.map(Uuid::from_u128),
+                account_id: claims
+                    .account_id
+                    .map(|id| AccountId::from_uuid(Uuid::from_u128(id))),
                 catalog_version: claims.catalog_version,
                 tool: claims.tool,
                 model: claims.model,
@@ -89,7 +93,7 @@ fuzz_target!(|input: Input| {
             };
             if let Some(token) = key.sign(TENANT, &claims) {
                 assert_eq!(key.verify(TENANT, &token), Some(claims.clone()));
-                assert_eq!(key.verify(Uuid::nil(), &token), None);
+                assert_eq!(key.verify(TenantId::from_uuid(Uuid::nil()), &token), None);
             }
         }
     }

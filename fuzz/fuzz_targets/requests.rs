@@ -4,7 +4,7 @@
 //! `api::pricing`) are private to the crate, so they are reached through the gRPC tests instead.
 #![no_main]
 
-use creditgate::ledger::{Credits, parse_amount};
+use creditgate::money::{Credits, parse_amount};
 use creditgate::proto::v1;
 use creditgate::service::ServiceError;
 use creditgate::service::idempotency::{Fingerprint, Rpc};
@@ -37,7 +37,7 @@ fn check(rpc: Rpc, fields: Fields<'_>, encoded: Vec<u8>, stored: &[u8]) {
         let _ = parse_amount(text, Credits::whole(1_000_000_000), true);
     }
     if let Some(text) = fields.quote_id {
-        assert_eq!(QuoteKey::new([7; 32]).verify(Uuid::nil(), text), None);
+        assert_eq!(QuoteKey::new([7; 32]).verify(creditgate::ids::TenantId::from_uuid(Uuid::nil()), text), None);
     }
     let Ok(fingerprint) = Fingerprint::new(fields.key, rpc, encoded) else {
         return;

@@ -7,7 +7,7 @@
 use std::str::FromStr as _;
 use std::sync::OnceLock;
 
-use creditgate::ledger::Credits;
+use creditgate::money::Credits;
 use creditgate::pricing::{Catalog, ImageUsage, Resolution, Usage, price};
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;

@@ -47,44 +47,7 @@ pub async fn price_hold(
             lock_explicit_hold(context, caller, meta).await?;
             return Ok(*amount);
         }
-        HoldPrice::Quote(token) => {
-            let quote = context
-                .quote_key()
-                .await?
-                .verify(caller.tenant_id, token)
-                .ok_or_else(|| ServiceError::NotFound {
-                    reason: Reason::QuoteNotFound,
-                    what: "the quote named by quote_id (a quote_id is what Quote returned, \
-                           unchanged, to the same tenant)"
-                        .to_owned(),
-                })?;
-            if quote
-                .account_id
-                .is_some_and(|quoted_for| quoted_for != account_id)
-            {
-                return Err(ServiceError::InvalidArgument {
-                    field: "quote_id",
-                    message: "the quote was made for another account".to_owned(),
-                });
-            }
-            if quote.expires_at <= context.clock.now() {
-                return Err(ServiceError::Declined {
-                    reason: Reason::QuoteExpired,
-                    message: format!(
-                        "the quote expired at {}; quote again",
-                        quote.expires_at.to_rfc3339()
-                    ),
-                    metadata: vec![("expired_at".to_owned(), quote.expires_at.to_rfc3339())],
-                });
-            }
-            meta.catalog_version = quote.catalog_version;
-            meta.quote_id = Some(quote.quote_id);
-            meta.quote_token = Some(token.clone());
-            meta.tool = quote.tool;
-            meta.model = quote.model;
-            meta.required_entitlement = quote.required_entitlement;
-            quote.total
-        }
+        HoldPrice::Quote(token) => quoted_hold(context, caller, account_id, token, meta).await?,
         HoldPrice::Usage(usage) => {
             let catalog = catalog::active(context, caller.tenant_id).await?;
             let priced = pricing::price(
@@ -107,6 +70,53 @@ pub async fn price_hold(
         .into());
     }
     within_limit(context, total)
+}
+
+/// A quote's total, checked against the caller, the account and the clock; records the quote,
+/// its catalog version, tool, model and required entitlement on the hold.
+async fn quoted_hold(
+    context: &Context,
+    caller: Caller,
+    account_id: AccountId,
+    token: &str,
+    meta: &mut HoldMeta,
+) -> Result<Credits, ServiceError> {
+    let quote = context
+        .quote_key()
+        .await?
+        .verify(caller.tenant_id, token)
+        .ok_or_else(|| ServiceError::NotFound {
+            reason: Reason::QuoteNotFound,
+            what: "the quote named by quote_id (a quote_id is what Quote returned, \
+                   unchanged, to the same tenant)"
+                .to_owned(),
+        })?;
+    if quote
+        .account_id
+        .is_some_and(|quoted_for| quoted_for != account_id)
+    {
+        return Err(ServiceError::InvalidArgument {
+            field: "quote_id",
+            message: "the quote was made for another account".to_owned(),
+        });
+    }
+    if quote.expires_at <= context.clock.now() {
+        return Err(ServiceError::Declined {
+            reason: Reason::QuoteExpired,
+            message: format!(
+                "the quote expired at {}; quote again",
+                quote.expires_at.to_rfc3339()
+            ),
+            metadata: vec![("expired_at".to_owned(), quote.expires_at.to_rfc3339())],
+        });
+    }
+    meta.catalog_version = quote.catalog_version;
+    meta.quote_id = Some(quote.quote_id);
+    meta.quote_token = Some(token.to_owned());
+    meta.tool = quote.tool;
+    meta.model = quote.model;
+    meta.required_entitlement = quote.required_entitlement;
+    Ok(quote.total)
 }
 
 /// An explicit amount for a run whose tool or model the catalog knows still takes that model's

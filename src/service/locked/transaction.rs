@@ -1,0 +1,318 @@
+//! One attempt at a group's transaction: lock every account of the group, apply each
+//! operation to its account's book, commit the books and the idempotency records together.
+//! A refusal caused by one operation's data (or a panic) is handed back untouched, so that
+//! [`super::isolation`] can find the operation; any other failure is explained to each
+//! operation here.
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use super::isolation::{Refusal, refused_by_data};
+use super::{Group, Operation, Pending, RECHECK_TIMEOUT};
+use crate::ids::{AccountKey, TenantId};
+use crate::service::idempotency::{Rpc, stored_answer};
+use crate::service::{Context, ServiceError};
+use crate::store::StoreError;
+use crate::store::book::{AccountChanges, Loaded, LoadedAccount, LockTarget, LockedBooks};
+use crate::store::idempotency::{self, NewRecord, StoredRecord};
+
+/// The answer to one operation of a transaction.
+pub(super) struct Answer {
+    pub(super) result: Result<Vec<u8>, ServiceError>,
+    /// Not answered from a committed record, so a failed commit must be explained to it.
+    ran: bool,
+}
+
+/// What one attempt at a group's transaction came to.
+pub(super) enum Attempt {
+    /// Every operation has its answer, in the group's order (committed, or explained).
+    Answered(Vec<Vec<Answer>>),
+    /// Something one operation carried failed the transaction: nothing was committed, and no
+    /// operation has been answered.
+    Refused(Refusal),
+}
+
+/// What a transaction writes, gathered as its operations are applied.
+#[derive(Debug, Default)]
+struct Staged {
+    /// The records of this transaction's operations, by key, for duplicates within it.
+    recorded: HashMap<(TenantId, String), StoredRecord>,
+    /// The idempotency records to insert.
+    records: Vec<NewRecord>,
+    /// Each changed account's changes.
+    changes: Vec<AccountChanges>,
+}
+
+/// One transaction over the group's accounts: lock, apply every operation, commit.
+pub(super) async fn attempt(context: &Context, group: &Group) -> Attempt {
+    let (locked, mut loaded) = match lock_group(context, group).await {
+        Ok(locked) => locked,
+        Err(attempt) => return attempt,
+    };
+    let mut staged = Staged::default();
+    let mut answers: Vec<Vec<Answer>> = Vec::with_capacity(group.len());
+    for (key, batch) in group {
+        match apply_batch(&mut staged, &mut loaded, *key, batch) {
+            Ok(batch_answers) => answers.push(batch_answers),
+            Err(refusal) => {
+                locked.rollback().await;
+                return Attempt::Refused(refusal);
+            }
+        }
+    }
+    staged.sort_records();
+    match staged.commit(locked).await {
+        Ok(()) => {}
+        Err(error) if refused_by_data(&error) => return Attempt::Refused(Refusal::Store(error)),
+        Err(error) => after_failed_commit(context, group, &mut answers, &error).await,
+    }
+    Attempt::Answered(answers)
+}
+
+/// Locks the group's accounts and loads what its operations need; when that fails, what the
+/// attempt came to.
+async fn lock_group(context: &Context, group: &Group) -> Result<(LockedBooks, Loaded), Attempt> {
+    let target = lock_target(group);
+    match LockedBooks::lock(
+        &context.pool,
+        &target,
+        context.clock.now(),
+        context.clock.shift(),
+    )
+    .await
+    {
+        Ok(Some(locked)) => Ok(locked),
+        Ok(None) => Err(Attempt::Answered(every_refused(group, |key| {
+            ServiceError::account_not_found(key.account)
+        }))),
+        Err(error) if refused_by_data(&error) => Err(Attempt::Refused(Refusal::Store(error))),
+        Err(error) => Err(Attempt::Answered(every_refused(group, |_| {
+            error.clone().into()
+        }))),
+    }
+}
+
+fn lock_target(group: &Group) -> LockTarget {
+    let mut target = LockTarget::default();
+    for (key, batch) in group {
+        target.accounts.push(*key);
+        for (operation, _) in batch {
+            target
+                .idempotency_keys
+                .push((key.tenant, operation.fingerprint.key.clone()));
+            target.hold_ids.extend(operation.hold_id);
+            target.settlement_ids.extend(operation.settlement_id);
+            target.external_refs.extend(operation.external_ref.clone());
+            target.refund_ids.extend(operation.refund_id);
+            if operation.fingerprint.rpc == Rpc::Authorize {
+                target
+                    .authorize_keys
+                    .push((key.tenant, operation.fingerprint.key.clone()));
+            }
+        }
+    }
+    target
+}
+
+/// Applies the operations of one account's batch to its book, in order, and stages the
+/// account's changes; the answers, or the refusal of an operation that panicked.
+fn apply_batch(
+    staged: &mut Staged,
+    loaded: &mut Loaded,
+    key: AccountKey,
+    batch: &[Pending],
+) -> Result<Vec<Answer>, Refusal> {
+    let Some(mut account) = loaded.accounts.remove(&key) else {
+        return Ok(refused(batch, || {
+            ServiceError::account_not_found(key.account)
+        }));
+    };
+    let mut answers = Vec::with_capacity(batch.len());
+    for (operation, _) in batch {
+        answers.push(apply_operation(
+            staged,
+            loaded,
+            &mut account,
+            key,
+            operation,
+        )?);
+    }
+    let changes = account.book.into_changes();
+    if !changes.is_empty() {
+        staged.changes.push(AccountChanges {
+            tenant_id: key.tenant,
+            account_id: key.account,
+            changes,
+        });
+    }
+    Ok(answers)
+}
+
+/// One operation's answer: replayed from its committed record or from a duplicate earlier in
+/// this transaction, refused when its key was already used, or applied to the book (and its
+/// record staged).
+fn apply_operation(
+    staged: &mut Staged,
+    loaded: &Loaded,
+    account: &mut LoadedAccount,
+    key: AccountKey,
+    operation: &Operation,
+) -> Result<Answer, Refusal> {
+    let fingerprint = &operation.fingerprint;
+    let record_key = (key.tenant, fingerprint.key.clone());
+    if let Some(previous) = loaded.records.get(&record_key) {
+        return Ok(Answer {
+            result: fingerprint.replay(previous),
+            ran: false,
+        });
+    }
+    if let Some(previous) = staged.recorded.get(&record_key) {
+        // A duplicate of an operation of this transaction: its answer stands only if the
+        // transaction commits, so it is rechecked like the operation's own.
+        return Ok(Answer {
+            result: fingerprint.replay(previous),
+            ran: true,
+        });
+    }
+    if key_used_before(loaded, operation, &record_key) {
+        // The key made a hold or a refund whose idempotency record has been pruned since.
+        return Ok(Answer {
+            result: Err(ServiceError::IdempotencyKeyReused {
+                fields: vec!["idempotency_key".to_owned()],
+            }),
+            ran: false,
+        });
+    }
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        (operation.apply)(&mut account.book, &mut account.settlements)
+    }))
+    .map_err(|panic| Refusal::Panic(panic_message(&*panic)))?;
+    // Input refused under the lock is not kept: nothing happened.
+    if let Some(answer) = stored_answer(&result) {
+        let record = fingerprint.record(key.tenant, Some(key.account), answer);
+        staged.record(record_key, record);
+    }
+    Ok(Answer { result, ran: true })
+}
+
+/// Whether the operation's key already made a refund or a hold.
+fn key_used_before(
+    loaded: &Loaded,
+    operation: &Operation,
+    record_key: &(TenantId, String),
+) -> bool {
+    let refunded = operation
+        .refund_id
+        .is_some_and(|refund_id| loaded.refunded.contains(&refund_id));
+    refunded
+        || operation.fingerprint.rpc == Rpc::Authorize && loaded.authorized.contains(record_key)
+}
+
+/// What a panic carried, as text.
+fn panic_message(panic: &(dyn Any + Send)) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|text| (*text).to_owned()))
+        .unwrap_or_default()
+}
+
+impl Staged {
+    /// Stages `record`, and remembers it under `key` for duplicates later in the transaction.
+    fn record(&mut self, key: (TenantId, String), record: NewRecord) {
+        self.recorded.insert(
+            key,
+            StoredRecord {
+                rpc: record.rpc.to_owned(),
+                request_hash: record.request_hash.to_vec(),
+                request: record.request.clone(),
+                answer: record.answer.clone(),
+            },
+        );
+        self.records.push(record);
+    }
+
+    /// Inserted in key order, so two transactions sharing keys cannot deadlock on them.
+    fn sort_records(&mut self) {
+        self.records.sort_by(|first, second| {
+            (first.tenant_id, &first.key).cmp(&(second.tenant_id, &second.key))
+        });
+    }
+
+    /// Commits the staged writes, or rolls back when there are none.
+    async fn commit(self, locked: LockedBooks) -> Result<(), StoreError> {
+        if self.records.is_empty() && self.changes.is_empty() {
+            locked.rollback().await;
+            Ok(())
+        } else {
+            locked.commit(&self.changes, &self.records).await
+        }
+    }
+}
+
+/// Every operation of `batch` answered with `error` (nothing ran).
+fn refused<P>(batch: &[P], error: impl Fn() -> ServiceError) -> Vec<Answer> {
+    batch
+        .iter()
+        .map(|_| Answer {
+            result: Err(error()),
+            ran: false,
+        })
+        .collect()
+}
+
+/// Every operation of `group` answered with the error of its account.
+fn every_refused(group: &Group, error: impl Fn(&AccountKey) -> ServiceError) -> Vec<Vec<Answer>> {
+    group
+        .iter()
+        .map(|(key, batch)| refused(batch, || error(key)))
+        .collect()
+}
+
+/// Nothing of the transaction was committed: tell each operation that ran what is true of
+/// its key now (the answer a concurrent duplicate committed, or retry), with one bounded query.
+async fn after_failed_commit(
+    context: &Context,
+    group: &Group,
+    answers: &mut [Vec<Answer>],
+    error: &StoreError,
+) {
+    let keys: Vec<(TenantId, String)> = group
+        .iter()
+        .zip(answers.iter())
+        .flat_map(|((key, batch), answers)| {
+            batch
+                .iter()
+                .zip(answers)
+                .filter(|(_, answer)| answer.ran)
+                .map(move |((operation, _), _)| (key.tenant, operation.fingerprint.key.clone()))
+        })
+        .collect();
+    if keys.is_empty() {
+        return;
+    }
+    let lookup = async {
+        let client = context.pool.get().await.map_err(StoreError::from)?;
+        idempotency::find_many(&client, &keys).await
+    };
+    let found = match tokio::time::timeout(RECHECK_TIMEOUT, lookup).await {
+        Ok(Ok(found)) => found,
+        Ok(Err(_)) | Err(_) => HashMap::new(),
+    };
+    for ((key, batch), answers) in group.iter().zip(answers.iter_mut()) {
+        for ((operation, _), answer) in batch.iter().zip(answers.iter_mut()) {
+            if !answer.ran {
+                continue;
+            }
+            let fingerprint = &operation.fingerprint;
+            answer.result = match found.get(&(key.tenant, fingerprint.key.clone())) {
+                // A concurrent duplicate elsewhere committed first.
+                Some(stored) => fingerprint.replay(stored),
+                None => Err(ServiceError::Unavailable(StoreError::Unavailable(format!(
+                    "the transaction did not commit ({error}); retry with the same idempotency key"
+                )))),
+            };
+        }
+    }
+}
