@@ -12,11 +12,12 @@ mod model;
 mod operations;
 mod period;
 mod reason;
+mod refusal;
 mod settle;
 
 pub use account::{Account, AccountUpdate};
 pub use balance::{Balance, BucketBalance};
-pub use book::{AccountBook, Changes, HoldRefusal};
+pub use book::{AccountBook, Changes};
 pub use decline::Decline;
 pub use journal::{LedgerAccount, MovementKind, Posting};
 pub use model::{
@@ -25,6 +26,7 @@ pub use model::{
 };
 pub use period::{Every, Period, PeriodError, Recurrence, parse_date, parse_zone};
 pub use reason::Reason;
+pub use refusal::HoldRefusal;
 pub use settle::{RefundRequest, SettleRequest};
 #[cfg(test)]
 mod tests;

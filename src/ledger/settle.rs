@@ -1,16 +1,14 @@
 //! Settlement and refund: the arithmetic of capturing a hold (from its reservations, then
 //! further grants, then debt or write-off) and of giving charged credits back.
 
-use chrono::{DateTime, Utc};
-use uuid::Uuid;
+mod refund;
+
+pub use refund::RefundRequest;
 
 use super::book::AccountBook;
 use super::decline::Decline;
 use super::journal::{LedgerAccount, MovementKind, Refs};
-use super::model::{
-    GrantSource, GrantState, HoldStatus, RefundRecord, SettlePolicy, SettlementPart,
-    SettlementRecord,
-};
+use super::model::{HoldState, HoldStatus, SettlePolicy, SettlementPart, SettlementRecord};
 use crate::ids::{GrantId, HoldId, SettlementId};
 use crate::money::Credits;
 
@@ -31,19 +29,24 @@ pub struct SettleRequest {
     pub line_items: Vec<crate::money::LineItem>,
 }
 
-/// A refund to apply.
-#[derive(Debug, Clone)]
-pub struct RefundRequest {
-    /// New refund id.
-    pub refund_id: Uuid,
-    /// Credits to refund; `None` = all that is left.
-    pub amount: Option<Credits>,
-    /// Why.
-    pub reason: String,
-    /// Id for a REFUND grant, if one is needed.
-    pub refund_grant_id: GrantId,
-    /// Its expiry.
-    pub refund_grant_expires_at: DateTime<Utc>,
+/// What a hold allows a settlement, once [`AccountBook::check_settle`] has accepted it.
+struct Settleable {
+    /// The hold has expired: this is its one final, late settlement.
+    late: bool,
+    /// What the hold authorized and nothing captured yet.
+    authorized_left: Credits,
+}
+
+/// How much of a settlement's total the grants covered so far, and from which.
+struct Coverage {
+    /// Not covered yet.
+    left: Credits,
+    /// Taken from the hold's reservations.
+    from_hold: Credits,
+    /// Taken from further spendable grants.
+    from_balance: Credits,
+    /// Grants taken from, in order of first take.
+    parts: Vec<SettlementPart>,
 }
 
 impl AccountBook {
@@ -53,11 +56,72 @@ impl AccountBook {
     /// balance.
     pub fn settle(&mut self, request: &SettleRequest) -> Result<SettlementRecord, Decline> {
         self.begin();
-        let hold_id = request.hold_id;
-        let hold = self
-            .holds
+        let Settleable {
+            late,
+            authorized_left,
+        } = self.check_settle(request)?;
+        let mut coverage = Coverage {
+            left: request.total,
+            from_hold: Credits::ZERO,
+            from_balance: Credits::ZERO,
+            parts: Vec::new(),
+        };
+        self.capture_reservations(request, &mut coverage);
+        self.capture_from_balance(request, &mut coverage);
+        let (debt, written_off) = owed_and_written_off(
+            self.account.settle_policy,
+            request.total,
+            authorized_left,
+            &coverage,
+        );
+        self.charge_uncovered(request, debt, written_off);
+        let released = if request.partial {
+            Credits::ZERO
+        } else {
+            self.release_reservations(request.hold_id)
+        };
+        self.close_hold(
+            request,
+            late,
+            coverage.from_hold + coverage.from_balance + debt,
+        );
+        let record = SettlementRecord {
+            settlement_id: request.settlement_id,
+            hold_id: request.hold_id,
+            total: request.total,
+            from_hold: coverage.from_hold,
+            from_balance: coverage.from_balance,
+            debt,
+            written_off,
+            released,
+            late,
+            partial: request.partial,
+            refunded: Credits::ZERO,
+            parts: coverage.parts,
+            line_items: request.line_items.clone(),
+            created_at: self.now,
+        };
+        assert_eq!(
+            record.from_hold + record.from_balance + record.debt + record.written_off,
+            record.total,
+            "settlement invariant: from_hold + from_balance + debt + written_off must equal total"
+        );
+        self.settlements.push(record.clone());
+        self.finish();
+        Ok(record)
+    }
+
+    /// The loaded hold a settlement is for; the caller loads it before settling.
+    fn settled_hold(&self, hold_id: HoldId) -> &HoldState {
+        self.holds
             .get(&hold_id)
-            .unwrap_or_else(|| panic!("hold {hold_id} must be loaded"));
+            .unwrap_or_else(|| panic!("hold {hold_id} must be loaded"))
+    }
+
+    /// Declines a settlement the hold no longer takes: one that is not active (bar the one final
+    /// late settle of an expired hold), then a partial capture over the limit.
+    fn check_settle(&self, request: &SettleRequest) -> Result<Settleable, Decline> {
+        let hold = self.settled_hold(request.hold_id);
         // An expired hold takes one final late settle: a partial one would leave a lapsed hold
         // open to more captures with nothing reserved behind them.
         let late = match hold.status {
@@ -77,29 +141,28 @@ impl AccountBook {
                 limit: request.max_partial_captures,
             });
         }
-        let settlement_id = request.settlement_id;
-        let refs = |grant_id| Refs {
-            grant_id: Some(grant_id),
-            hold_id: Some(hold_id),
-            settlement_id: Some(settlement_id),
-            refund_id: None,
-        };
-        let mut parts: Vec<SettlementPart> = Vec::new();
-        let mut left = request.total;
+        Ok(Settleable {
+            late,
+            authorized_left,
+        })
+    }
 
-        let reservations: Vec<(GrantId, Credits)> = hold
+    /// Captures from the hold's own reservations, in allocation order, as much as is left.
+    fn capture_reservations(&mut self, request: &SettleRequest, coverage: &mut Coverage) {
+        let hold_id = request.hold_id;
+        let reservations: Vec<(GrantId, Credits)> = self
+            .settled_hold(hold_id)
             .allocations
             .iter()
             .map(|allocation| (allocation.grant_id, allocation.reserved))
             .collect();
-        let mut from_hold = Credits::ZERO;
         for (grant_id, reserved) in reservations {
-            let take = reserved.min(left);
+            let take = reserved.min(coverage.left);
             if !take.is_positive() {
                 continue;
             }
-            left -= take;
-            from_hold += take;
+            coverage.left -= take;
+            coverage.from_hold += take;
             let hold = self.hold_mut(hold_id);
             if let Some(allocation) = hold
                 .allocations
@@ -115,43 +178,31 @@ impl AccountBook {
                 LedgerAccount::Held,
                 LedgerAccount::Revenue,
                 take,
-                refs(grant_id),
+                settlement_refs(request, Some(grant_id)),
             );
-            add_part(&mut parts, grant_id, take);
+            add_part(&mut coverage.parts, grant_id, take);
         }
+    }
 
-        let mut from_balance = Credits::ZERO;
+    /// Captures what the reservations did not cover from further spendable grants, in
+    /// consumption order.
+    fn capture_from_balance(&mut self, request: &SettleRequest, coverage: &mut Coverage) {
         let drawn = self.draw_spendable(
-            left,
+            coverage.left,
             MovementKind::Capture,
             LedgerAccount::Revenue,
-            Some(hold_id),
-            Some(settlement_id),
+            Some(request.hold_id),
+            Some(request.settlement_id),
         );
         for (grant_id, take) in drawn {
-            left -= take;
-            from_balance += take;
-            add_part(&mut parts, grant_id, take);
+            coverage.left -= take;
+            coverage.from_balance += take;
+            add_part(&mut coverage.parts, grant_id, take);
         }
+    }
 
-        let uncovered = left;
-        let covered = from_hold + from_balance;
-        let within_hold = request.total.min(authorized_left);
-        let uncovered_within_hold = if within_hold > covered {
-            within_hold - covered
-        } else {
-            Credits::ZERO
-        };
-        let settlement_refs = Refs {
-            hold_id: Some(hold_id),
-            settlement_id: Some(settlement_id),
-            ..Refs::default()
-        };
-        // Only usage above the hold follows the policy; what the hold authorized is owed.
-        let (debt, written_off) = match self.account.settle_policy {
-            SettlePolicy::Debt => (uncovered, Credits::ZERO),
-            SettlePolicy::CapAtHold => (uncovered_within_hold, uncovered - uncovered_within_hold),
-        };
+    /// Books what no grant covered: the debt onto the account, then the write-off.
+    fn charge_uncovered(&mut self, request: &SettleRequest, debt: Credits, written_off: Credits) {
         if debt.is_positive() {
             self.account.debt += debt;
             self.account_changed = true;
@@ -160,7 +211,7 @@ impl AccountBook {
                 LedgerAccount::Debt,
                 LedgerAccount::Revenue,
                 debt,
-                settlement_refs,
+                settlement_refs(request, None),
             );
         }
         self.post(
@@ -168,17 +219,16 @@ impl AccountBook {
             LedgerAccount::WrittenOff,
             LedgerAccount::Revenue,
             written_off,
-            settlement_refs,
+            settlement_refs(request, None),
         );
+    }
 
-        let released = if request.partial {
-            Credits::ZERO
-        } else {
-            self.release_reservations(hold_id)
-        };
+    /// Adds `captured` to the hold and moves it on: a partial capture counts one more, a late
+    /// settle marks the expired hold late-settled, a final one settles it.
+    fn close_hold(&mut self, request: &SettleRequest, late: bool, captured: Credits) {
         let now = self.now;
-        let hold = self.hold_mut(hold_id);
-        hold.captured += from_hold + from_balance + debt;
+        let hold = self.hold_mut(request.hold_id);
+        hold.captured += captured;
         if request.partial {
             hold.partial_captures += 1;
         } else if late {
@@ -187,140 +237,42 @@ impl AccountBook {
             hold.status = HoldStatus::Settled;
             hold.resolved_at = Some(now);
         }
-        let record = SettlementRecord {
-            settlement_id,
-            hold_id,
-            total: request.total,
-            from_hold,
-            from_balance,
-            debt,
-            written_off,
-            released,
-            late,
-            partial: request.partial,
-            refunded: Credits::ZERO,
-            parts,
-            line_items: request.line_items.clone(),
-            created_at: now,
-        };
-        debug_assert_eq!(from_hold + from_balance + debt + written_off, request.total);
-        self.settlements.push(record.clone());
-        self.finish();
-        Ok(record)
-    }
-
-    /// Refunds (part of) a settlement: the account's debt is reduced first, then credits go
-    /// back to the grants they came from (one part per grant, at its first take; the last part
-    /// first); credits whose grant has expired,
-    /// or that were charged as debt since repaid, come back as a new REFUND grant.
-    pub fn refund(
-        &mut self,
-        settlement: &mut SettlementRecord,
-        request: &RefundRequest,
-    ) -> Result<RefundRecord, Decline> {
-        self.begin();
-        let refundable = settlement.charged() - settlement.refunded;
-        let amount = request.amount.unwrap_or(refundable);
-        if amount > refundable || !amount.is_positive() {
-            return Err(Decline::RefundExceedsCapture {
-                requested: amount,
-                refundable,
-            });
-        }
-        let refs = |grant_id| Refs {
-            grant_id,
-            hold_id: Some(settlement.hold_id),
-            settlement_id: Some(settlement.settlement_id),
-            refund_id: Some(request.refund_id),
-        };
-        let debt_reduced = amount.min(self.account.debt);
-        if debt_reduced.is_positive() {
-            self.account.debt -= debt_reduced;
-            self.account_changed = true;
-            self.post(
-                MovementKind::Refund,
-                LedgerAccount::Revenue,
-                LedgerAccount::Debt,
-                debt_reduced,
-                refs(None),
-            );
-        }
-        let mut left = amount - debt_reduced;
-        let mut returned_to = Vec::new();
-        let mut to_new_grant = Credits::ZERO;
-        for part in settlement.parts.iter_mut().rev() {
-            let take = (part.amount - part.refunded).min(left);
-            if !take.is_positive() {
-                continue;
-            }
-            part.refunded += take;
-            left -= take;
-            let usable = self
-                .grants
-                .get(&part.grant_id)
-                .is_some_and(|grant| !grant.expired_at(self.now));
-            if usable {
-                self.grant_mut(part.grant_id).remaining += take;
-                self.post(
-                    MovementKind::Refund,
-                    LedgerAccount::Revenue,
-                    LedgerAccount::Available,
-                    take,
-                    refs(Some(part.grant_id)),
-                );
-                returned_to.push((part.grant_id, take));
-            } else {
-                to_new_grant += take;
-            }
-        }
-        to_new_grant += left;
-        let new_grant_id = to_new_grant
-            .is_positive()
-            .then_some(request.refund_grant_id);
-        if let Some(grant_id) = new_grant_id {
-            self.grants.insert(
-                grant_id,
-                GrantState {
-                    grant_id,
-                    source: GrantSource::Refund,
-                    priority: GrantSource::Refund.default_priority(),
-                    effective_at: self.now,
-                    expires_at: Some(request.refund_grant_expires_at),
-                    created_at: self.now,
-                    amount: to_new_grant,
-                    remaining: to_new_grant,
-                    reserved: Credits::ZERO,
-                    external_ref: None,
-                },
-            );
-            self.changed_grants.insert(grant_id);
-            self.post(
-                MovementKind::Refund,
-                LedgerAccount::Revenue,
-                LedgerAccount::Available,
-                to_new_grant,
-                refs(Some(grant_id)),
-            );
-        }
-        settlement.refunded += amount;
-        let record = RefundRecord {
-            refund_id: request.refund_id,
-            settlement_id: settlement.settlement_id,
-            hold_id: settlement.hold_id,
-            amount,
-            debt_reduced,
-            returned_to,
-            new_grant_id,
-            reason: request.reason.clone(),
-            created_at: self.now,
-        };
-        self.settlements.push(settlement.clone());
-        self.refunds.push(record.clone());
-        self.finish();
-        Ok(record)
     }
 }
 
+/// Splits what no grant covered into (debt, written off). Usage within what the hold
+/// authorized is always owed; only usage above it follows the account's policy.
+fn owed_and_written_off(
+    policy: SettlePolicy,
+    total: Credits,
+    authorized_left: Credits,
+    coverage: &Coverage,
+) -> (Credits, Credits) {
+    let uncovered = coverage.left;
+    let covered = coverage.from_hold + coverage.from_balance;
+    let within_hold = total.min(authorized_left);
+    let uncovered_within_hold = if within_hold > covered {
+        within_hold - covered
+    } else {
+        Credits::ZERO
+    };
+    match policy {
+        SettlePolicy::Debt => (uncovered, Credits::ZERO),
+        SettlePolicy::CapAtHold => (uncovered_within_hold, uncovered - uncovered_within_hold),
+    }
+}
+
+/// The references of a settlement's postings, on `grant_id` when it moves a grant's credits.
+fn settlement_refs(request: &SettleRequest, grant_id: Option<GrantId>) -> Refs {
+    Refs {
+        grant_id,
+        hold_id: Some(request.hold_id),
+        settlement_id: Some(request.settlement_id),
+        refund_id: None,
+    }
+}
+
+/// Adds a take to the part of its grant, or a new part at the end.
 fn add_part(parts: &mut Vec<SettlementPart>, grant_id: GrantId, amount: Credits) {
     match parts.iter_mut().find(|part| part.grant_id == grant_id) {
         Some(part) => part.amount += amount,

@@ -1,0 +1,231 @@
+#![allow(clippy::unwrap_used)]
+//! Tests of the money domain: one example per rule, then properties over random sequences of
+//! operations checked against the journal after every step.
+
+mod authorize;
+mod burn_order;
+mod expiry;
+mod hold;
+mod properties;
+mod refund;
+mod settle;
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use proptest::prelude::*;
+use rust_decimal::Decimal;
+use uuid::Uuid;
+
+use super::*;
+use crate::ids::{AccountId, GrantId, HoldId, SettlementId};
+use crate::money::Credits;
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------------
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2025, 3, 1, 12, 0, 0).unwrap()
+}
+
+fn c(value: i64) -> Credits {
+    Credits::whole(value)
+}
+
+fn dec(mantissa: i64, scale: u32) -> Credits {
+    Credits::from_decimal(Decimal::new(mantissa, scale))
+}
+
+fn account(policy: SettlePolicy) -> AccountState {
+    AccountState {
+        account_id: AccountId::from_uuid(Uuid::from_u128(0xacc0)),
+        status: AccountStatus::Active,
+        settle_policy: policy,
+        debt: Credits::ZERO,
+        entitlements: Vec::new(),
+    }
+}
+
+fn grant_of(
+    source: GrantSource,
+    amount: Credits,
+    created_at: DateTime<Utc>,
+    expires_at: Option<DateTime<Utc>>,
+) -> GrantState {
+    GrantState {
+        grant_id: GrantId::now_v7(),
+        source,
+        priority: source.default_priority(),
+        effective_at: created_at,
+        expires_at,
+        created_at,
+        amount,
+        remaining: amount,
+        reserved: Credits::ZERO,
+        external_ref: None,
+    }
+}
+
+fn hold_of(amount: Credits, now: DateTime<Utc>, ttl: Duration) -> HoldState {
+    HoldState {
+        hold_id: HoldId::now_v7(),
+        status: HoldStatus::Active,
+        amount,
+        captured: Credits::ZERO,
+        expires_at: now + ttl,
+        allocations: Vec::new(),
+        partial_captures: 0,
+        late_settled: false,
+        created_at: now,
+        resolved_at: None,
+        meta: HoldMeta::default(),
+    }
+}
+
+fn settle_request(hold_id: HoldId, total: Credits, partial: bool) -> SettleRequest {
+    SettleRequest {
+        settlement_id: SettlementId::now_v7(),
+        hold_id,
+        total,
+        partial,
+        max_partial_captures: 3,
+        line_items: Vec::new(),
+    }
+}
+
+fn refund_request(amount: Option<Credits>, grant_expires_at: DateTime<Utc>) -> RefundRequest {
+    RefundRequest {
+        refund_id: Uuid::now_v7(),
+        amount,
+        reason: "test".to_owned(),
+        refund_grant_id: GrantId::now_v7(),
+        refund_grant_expires_at: grant_expires_at,
+    }
+}
+
+/// A book whose grants were all made through `grant`, so the journal explains them.
+fn book_with(policy: SettlePolicy, grants: Vec<GrantState>, now: DateTime<Utc>) -> AccountBook {
+    let mut book = AccountBook::new(account(policy), Vec::new(), Vec::new(), now);
+    for grant in grants {
+        book.grant(grant);
+    }
+    book
+}
+
+/// Authorizes a fresh hold and returns its id.
+fn authorize(book: &mut AccountBook, amount: Credits, ttl: Duration) -> HoldId {
+    let hold = hold_of(amount, book.now, ttl);
+    let hold_id = hold.hold_id;
+    book.authorize(hold).unwrap();
+    hold_id
+}
+
+fn sum_postings<'a>(
+    postings: impl IntoIterator<Item = &'a Posting>,
+    ledger: LedgerAccount,
+) -> Credits {
+    postings
+        .into_iter()
+        .filter(|posting| posting.ledger == ledger)
+        .map(|posting| posting.amount)
+        .sum()
+}
+
+fn kind_total(postings: &[Posting], kind: MovementKind, ledger: LedgerAccount) -> Credits {
+    postings
+        .iter()
+        .filter(|posting| posting.kind == kind && posting.ledger == ledger)
+        .map(|posting| posting.amount)
+        .sum()
+}
+
+fn allocations(hold: &HoldState) -> Vec<(GrantId, Credits)> {
+    hold.allocations
+        .iter()
+        .map(|allocation| (allocation.grant_id, allocation.reserved))
+        .collect()
+}
+
+/// Persisted state, as the store would keep it: each operation opens a fresh book over it at
+/// some `now` and the book's `into_changes` is merged back.
+#[derive(Debug, Clone)]
+struct Store {
+    account: AccountState,
+    grants: BTreeMap<GrantId, GrantState>,
+    holds: BTreeMap<HoldId, HoldState>,
+    settlements: BTreeMap<SettlementId, SettlementRecord>,
+    refunds: Vec<RefundRecord>,
+    journal: Vec<Posting>,
+}
+
+impl Store {
+    fn new(account: AccountState) -> Store {
+        Store {
+            account,
+            grants: BTreeMap::new(),
+            holds: BTreeMap::new(),
+            settlements: BTreeMap::new(),
+            refunds: Vec::new(),
+            journal: Vec::new(),
+        }
+    }
+
+    fn open(&self, now: DateTime<Utc>) -> AccountBook {
+        AccountBook::new(
+            self.account.clone(),
+            self.grants.values().cloned().collect(),
+            self.holds.values().cloned().collect(),
+            now,
+        )
+    }
+
+    /// Merges what the book changed, and checks that the changes say everything that changed.
+    fn commit(&mut self, book: AccountBook) -> Changes {
+        let (account, grants, holds) = (
+            book.account.clone(),
+            book.grants.clone(),
+            book.holds.clone(),
+        );
+        let changes = book.into_changes();
+        if let Some(account) = &changes.account {
+            self.account = account.clone();
+        }
+        for grant in &changes.grants {
+            self.grants.insert(grant.grant_id, grant.clone());
+        }
+        for hold in &changes.new_holds {
+            assert!(
+                !self.holds.contains_key(&hold.hold_id),
+                "a new hold was already stored"
+            );
+            self.holds.insert(hold.hold_id, hold.clone());
+        }
+        for hold in &changes.holds {
+            assert!(
+                self.holds.contains_key(&hold.hold_id),
+                "a changed hold was never stored"
+            );
+            self.holds.insert(hold.hold_id, hold.clone());
+        }
+        for settlement in &changes.settlements {
+            self.settlements
+                .insert(settlement.settlement_id, settlement.clone());
+        }
+        self.refunds.extend(changes.refunds.iter().cloned());
+        self.journal.extend(changes.postings.iter().cloned());
+        assert_eq!(
+            self.account, account,
+            "a change to the account is missing from the changes"
+        );
+        assert_eq!(
+            self.grants, grants,
+            "a changed grant is missing from the changes"
+        );
+        assert_eq!(
+            self.holds, holds,
+            "a changed hold is missing from the changes"
+        );
+        changes
+    }
+}
