@@ -69,6 +69,10 @@ typed_id!(
     /// A settlement (one capture of a hold, partial or final).
     SettlementId
 );
+typed_id!(
+    /// An allowance (a recurring grant rule of an account).
+    AllowanceId
+);
 
 /// An account named with its tenant: the key of every lock and batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

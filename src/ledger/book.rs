@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::allowance::{AllowanceGrant, AllowanceState};
 use super::journal::{LedgerAccount, MovementKind, Posting, Refs, movement};
 use super::model::{
     AccountState, AllocationState, GrantState, HoldState, HoldStatus, RefundRecord,
@@ -27,6 +28,8 @@ pub struct AccountBook {
     pub(super) postings: Vec<Posting>,
     pub(super) settlements: Vec<SettlementRecord>,
     pub(super) refunds: Vec<RefundRecord>,
+    pub(super) allowances: Vec<AllowanceState>,
+    pub(super) allowance_grants: Vec<AllowanceGrant>,
 }
 
 /// What an operation changed, for the store to write.
@@ -46,6 +49,10 @@ pub struct Changes {
     pub refunds: Vec<RefundRecord>,
     /// Journal lines, summing to zero.
     pub postings: Vec<Posting>,
+    /// Allowances that granted a period (with the period they granted last).
+    pub allowances: Vec<AllowanceState>,
+    /// The periods granted, one row each.
+    pub allowance_grants: Vec<AllowanceGrant>,
 }
 
 impl Changes {
@@ -56,6 +63,7 @@ impl Changes {
             && self.new_holds.is_empty()
             && self.holds.is_empty()
             && self.postings.is_empty()
+            && self.allowance_grants.is_empty()
     }
 }
 
@@ -82,6 +90,8 @@ impl AccountBook {
             postings: Vec::new(),
             settlements: Vec::new(),
             refunds: Vec::new(),
+            allowances: Vec::new(),
+            allowance_grants: Vec::new(),
         }
     }
 
@@ -164,6 +174,7 @@ impl AccountBook {
     /// decision (e.g. "in debt") rests on state the clock has already changed.
     pub(super) fn begin(&mut self) {
         self.expire_due_holds();
+        self.grant_due_periods();
         self.finish();
     }
 
@@ -368,6 +379,16 @@ impl AccountBook {
             },
             refunds: self.refunds,
             postings: self.postings,
+            allowances: self
+                .allowances
+                .into_iter()
+                .filter(|allowance| {
+                    self.allowance_grants
+                        .iter()
+                        .any(|granted| granted.allowance_id == allowance.allowance_id)
+                })
+                .collect(),
+            allowance_grants: self.allowance_grants,
         }
     }
 }

@@ -4,6 +4,7 @@
 //! changed.
 
 mod account;
+mod allowance;
 mod balance;
 mod book;
 mod decline;
@@ -16,6 +17,7 @@ mod refusal;
 mod settle;
 
 pub use account::{Account, AccountUpdate};
+pub use allowance::{AllowanceGrant, AllowanceState};
 pub use balance::{Balance, BucketBalance};
 pub use book::{AccountBook, Changes};
 pub use decline::Decline;

@@ -2,6 +2,7 @@
 //! Tests of the money domain: one example per rule, then properties over random sequences of
 //! operations checked against the journal after every step.
 
+mod allowance;
 mod authorize;
 mod burn_order;
 mod expiry;

@@ -1,0 +1,149 @@
+//! Allowances: `N credits every DAY | MONTH`, each period's credits one grant that expires
+//! when the period ends (no rollover). A period's grant is made the first time the account's
+//! book is opened in that period (no cron), at most once: the rule remembers the last period it
+//! granted, under the account lock. Idle periods are not back-filled; only the current one is
+//! granted.
+
+use chrono::{DateTime, Utc};
+
+use super::book::AccountBook;
+use super::journal::{LedgerAccount, MovementKind, Refs};
+use super::model::{GrantSource, GrantState};
+use super::period::{Period, Recurrence};
+use crate::ids::{AllowanceId, GrantId};
+use crate::money::Credits;
+
+/// A recurring grant rule, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AllowanceState {
+    /// The rule.
+    pub allowance_id: AllowanceId,
+    /// Its name, unique per account.
+    pub name: String,
+    /// The source of its grants (their consumption priority follows it).
+    pub source: GrantSource,
+    /// Credits per period.
+    pub amount: Credits,
+    /// Its periods.
+    pub recurrence: Recurrence,
+    /// False pauses it: no new period is granted.
+    pub enabled: bool,
+    /// Periods that start before this belong to the rule it replaced (or to no rule).
+    pub effective_from: DateTime<Utc>,
+    /// Start of the last period it granted.
+    pub granted_period: Option<DateTime<Utc>>,
+    /// When it was first set.
+    pub created_at: DateTime<Utc>,
+}
+
+/// The grant an allowance made for one period: the row that makes a period granted once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AllowanceGrant {
+    /// The rule.
+    pub allowance_id: AllowanceId,
+    /// The period's first instant.
+    pub period_start: DateTime<Utc>,
+    /// The grant made.
+    pub grant_id: GrantId,
+}
+
+impl AllowanceState {
+    /// The period to grant at `now`, if one is owed: the rule is enabled, the current period
+    /// is its own (not its predecessor's) and not granted yet.
+    pub fn due_period(&self, now: DateTime<Utc>) -> Option<Period> {
+        if !self.enabled {
+            return None;
+        }
+        let period = self.recurrence.period_at(now)?;
+        let granted = self
+            .granted_period
+            .is_some_and(|granted| granted >= period.start);
+        (period.start >= self.effective_from && !granted).then_some(period)
+    }
+
+    /// When a rule set at `now` over `previous` (the rule of the same name, if any) starts
+    /// granting: a new rule with the period under way, a replacement (or a resumed pause) with
+    /// the next period, so no period is granted twice nor changed once it started.
+    pub fn effective_from_when_set(
+        previous: Option<&AllowanceState>,
+        recurrence: &Recurrence,
+        now: DateTime<Utc>,
+    ) -> DateTime<Utc> {
+        match previous {
+            None => recurrence
+                .period_at(now)
+                .map_or(DateTime::<Utc>::MIN_UTC, |period| period.start),
+            Some(previous) => {
+                let current_end = previous.recurrence.period_at(now).map(|period| period.end);
+                // A previous rule not yet in effect still leaves its predecessor's period.
+                current_end.map_or(previous.effective_from, |end| {
+                    end.max(previous.effective_from)
+                })
+            }
+        }
+    }
+
+    /// The grant for `period`: its credits count from the period's start and expire at its end.
+    fn grant_for(&self, period: &Period, grant_id: GrantId) -> GrantState {
+        GrantState {
+            grant_id,
+            source: self.source,
+            priority: self.source.default_priority(),
+            effective_at: period.start,
+            expires_at: Some(period.end),
+            created_at: period.start,
+            amount: self.amount,
+            remaining: self.amount,
+            reserved: Credits::ZERO,
+            external_ref: None,
+        }
+    }
+}
+
+impl AccountBook {
+    /// The book with the account's allowances, granted on the next operation.
+    pub fn with_allowances(mut self, allowances: Vec<AllowanceState>) -> Self {
+        self.allowances = allowances;
+        self
+    }
+
+    /// The account's allowances.
+    pub fn allowances(&self) -> &[AllowanceState] {
+        &self.allowances
+    }
+
+    /// Grants every period owed at the book's `now`, posted like any grant.
+    pub(super) fn grant_due_periods(&mut self) {
+        let now = self.now;
+        let due: Vec<(usize, Period)> = self
+            .allowances
+            .iter()
+            .enumerate()
+            .filter_map(|(index, allowance)| allowance.due_period(now).map(|due| (index, due)))
+            .collect();
+        for (index, period) in due {
+            let grant_id = GrantId::now_v7();
+            let allowance = &mut self.allowances[index];
+            let grant = allowance.grant_for(&period, grant_id);
+            allowance.granted_period = Some(period.start);
+            self.allowance_grants.push(AllowanceGrant {
+                allowance_id: allowance.allowance_id,
+                period_start: period.start,
+                grant_id,
+            });
+            let amount = grant.amount;
+            self.grants.insert(grant_id, grant);
+            self.changed_grants.insert(grant_id);
+            self.post(
+                MovementKind::Grant,
+                LedgerAccount::Issued,
+                LedgerAccount::Available,
+                amount,
+                Refs {
+                    grant_id: Some(grant_id),
+                    ..Refs::default()
+                },
+            );
+        }
+    }
+}
