@@ -15,6 +15,7 @@ mod period;
 mod reason;
 mod refusal;
 mod settle;
+mod spend_limit;
 
 pub use account::{Account, AccountUpdate};
 pub use allowance::{AllowanceGrant, AllowanceState};
@@ -30,5 +31,6 @@ pub use period::{Every, Period, PeriodError, Recurrence, parse_date, parse_zone}
 pub use reason::Reason;
 pub use refusal::HoldRefusal;
 pub use settle::{RefundRequest, SettleRequest};
+pub use spend_limit::{LimitPeriod, LimitReached, ScopeKind, SpendLimitState, SpendScope};
 #[cfg(test)]
 mod tests;
