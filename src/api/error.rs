@@ -75,7 +75,8 @@ fn code(reason: Reason) -> Code {
         | Reason::QuoteExpired
         | Reason::RefundExceedsCapture
         | Reason::PartialCaptureLimit
-        | Reason::NoActiveCatalog => Code::FailedPrecondition,
+        | Reason::NoActiveCatalog
+        | Reason::SpendLimitReached => Code::FailedPrecondition,
         Reason::EntitlementRequired | Reason::ScopeMissing => Code::PermissionDenied,
         Reason::IdempotencyKeyReused | Reason::AlreadyExists => Code::AlreadyExists,
         Reason::NotImplemented => Code::Unimplemented,
@@ -213,6 +214,7 @@ mod tests {
         ("REFUND_EXCEEDS_CAPTURE", Code::FailedPrecondition),
         ("PARTIAL_CAPTURE_LIMIT", Code::FailedPrecondition),
         ("NO_ACTIVE_CATALOG", Code::FailedPrecondition),
+        ("SPEND_LIMIT_REACHED", Code::FailedPrecondition),
         ("ENTITLEMENT_REQUIRED", Code::PermissionDenied),
         ("SCOPE_MISSING", Code::PermissionDenied),
         ("IDEMPOTENCY_KEY_REUSED", Code::AlreadyExists),

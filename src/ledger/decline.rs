@@ -3,6 +3,7 @@
 
 use super::model::HoldStatus;
 use super::reason::Reason;
+use super::spend_limit::LimitReached;
 use crate::money::Credits;
 
 /// Why an operation was refused by the account's state.
@@ -64,6 +65,12 @@ pub enum Decline {
         /// The hold's amount.
         current: Credits,
     },
+    /// A spend limit of the hold's scope would be passed.
+    #[error(
+        "the {} spend limit of {} {:?} is {}: {} spent and {} reserved this period",
+        .0.period.as_str(), .0.scope.kind.as_str(), .0.scope.id, .0.limit, .0.spent, .0.reserved
+    )]
+    SpendLimitReached(LimitReached),
 }
 
 impl Decline {
@@ -78,6 +85,7 @@ impl Decline {
             Decline::PartialCaptureLimit { .. } => Reason::PartialCaptureLimit,
             Decline::AmountBelowHold { .. } => Reason::InvalidAmount,
             Decline::EntitlementRequired { .. } => Reason::EntitlementRequired,
+            Decline::SpendLimitReached(_) => Reason::SpendLimitReached,
         }
     }
 
@@ -113,6 +121,14 @@ impl Decline {
                     ("current", current.to_string()),
                 ]
             }
+            Decline::SpendLimitReached(reached) => vec![
+                ("scope", reached.scope.kind.as_str().to_owned()),
+                ("scope_id", reached.scope.id.clone()),
+                ("period", reached.period.as_str().to_owned()),
+                ("limit", reached.limit.to_string()),
+                ("spent", reached.spent.to_string()),
+                ("reserved", reached.reserved.to_string()),
+            ],
         };
         pairs
             .into_iter()

@@ -68,6 +68,8 @@ reasons!(
         PartialCaptureLimit => "PARTIAL_CAPTURE_LIMIT",
         /// No catalog version is in effect yet.
         NoActiveCatalog => "NO_ACTIVE_CATALOG",
+        /// A spend limit of the hold's member, API key or project would be passed.
+        SpendLimitReached => "SPEND_LIMIT_REACHED",
         /// The model needs an entitlement the account lacks.
         EntitlementRequired => "ENTITLEMENT_REQUIRED",
         /// The API key lacks the scope the call needs.
@@ -109,7 +111,7 @@ mod tests {
 
     #[test]
     fn a_name_creditgate_never_sends_is_no_reason() {
-        for name in ["", "insufficient_credits", "SPEND_LIMIT_REACHED", "UNKNOWN"] {
+        for name in ["", "insufficient_credits", "LIMIT_REACHED", "UNKNOWN"] {
             assert_eq!(Reason::from_name(name), None, "{name:?}");
         }
     }

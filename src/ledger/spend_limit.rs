@@ -25,6 +25,17 @@ pub enum ScopeKind {
     Project,
 }
 
+impl ScopeKind {
+    /// Its name in ErrorInfo metadata.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScopeKind::Member => "MEMBER",
+            ScopeKind::ApiKey => "API_KEY",
+            ScopeKind::Project => "PROJECT",
+        }
+    }
+}
+
 /// One member, key or project.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SpendScope {
@@ -46,6 +57,15 @@ pub enum LimitPeriod {
 }
 
 impl LimitPeriod {
+    /// Its name in ErrorInfo metadata.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LimitPeriod::Day => "DAY",
+            LimitPeriod::Month => "MONTH",
+            LimitPeriod::Total => "TOTAL",
+        }
+    }
+
     /// The first instant of the period that contains `at`.
     pub fn start_at(self, at: DateTime<Utc>) -> DateTime<Utc> {
         let date = at.date_naive();
@@ -208,6 +228,27 @@ mod tests {
             limit.check(Credits::whole(2)).is_err(),
             "a captured one is not"
         );
+    }
+
+    #[test]
+    fn the_decline_names_the_scope_period_and_figures() {
+        let now = at("2025-03-10T12:00:00Z");
+        let mut limit = SpendLimitState::new(member(), LimitPeriod::Day, Credits::whole(3), now);
+        limit.reserve(Credits::whole(3));
+        let decline =
+            super::super::Decline::SpendLimitReached(limit.check(Credits::whole(1)).unwrap_err());
+        assert_eq!(decline.reason().as_str(), "SPEND_LIMIT_REACHED");
+        assert_eq!(
+            decline.to_string(),
+            "the DAY spend limit of MEMBER \"alice\" is 3: 0 spent and 3 reserved this period"
+        );
+        let metadata: Vec<(String, String)> = decline.metadata();
+        let keys: Vec<&str> = metadata.iter().map(|(key, _)| key.as_str()).collect();
+        assert_eq!(
+            keys,
+            ["scope", "scope_id", "period", "limit", "spent", "reserved"]
+        );
+        assert_eq!(metadata[1].1, "alice");
     }
 
     #[test]

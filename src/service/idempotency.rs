@@ -314,13 +314,13 @@ mod tests {
     #[test]
     fn a_stored_decline_of_an_unknown_reason_replays_as_internal_naming_it() {
         let answer = answer_result(StoredAnswer::Declined {
-            reason: "SPEND_LIMIT_REACHED".to_owned(),
+            reason: "LIMIT_REACHED".to_owned(),
             message: "refused".to_owned(),
             metadata: Vec::new(),
         });
         match answer {
             Err(ServiceError::Internal(StoreError::Other(cause))) => {
-                assert!(cause.contains("\"SPEND_LIMIT_REACHED\""), "{cause}");
+                assert!(cause.contains("\"LIMIT_REACHED\""), "{cause}");
             }
             other => panic!("replayed as {other:?}"),
         }
