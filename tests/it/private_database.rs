@@ -4,67 +4,30 @@
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
 use creditgate::proto::v1::credit_service_client::CreditServiceClient;
 use creditgate::proto::v1::{QuoteRequest, Usage};
-use tokio::io::{AsyncBufReadExt as _, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
-/// Bound on a start, so a broken build fails instead of hanging.
+use crate::helpers::server_process::{Running, Serve};
+
+/// Bound on a start and a stop (a first start initialises a cluster), so a broken build fails
+/// instead of hanging.
 const START_LIMIT: Duration = Duration::from_secs(120);
 
-struct Served {
-    child: Child,
-    address: String,
-    stdout: Vec<String>,
-}
-
-async fn start_serve(data_dir: &Path) -> Served {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_creditgate"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data_dir)
-        .env_remove("DATABASE_URL")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut stdout = Vec::new();
-    let address = tokio::time::timeout(START_LIMIT, async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            stdout.push(line.clone());
-            if let Some(address) = line.strip_prefix("creditgate listening on ") {
-                return address.to_owned();
-            }
-        }
-        panic!("serve exited before listening; it printed {stdout:?}");
-    })
-    .await
-    .expect("serve did not start in time");
-    Served {
-        child,
-        address,
-        stdout,
-    }
-}
-
-async fn stop_serve(mut served: Served) {
-    let pid = nix::unistd::Pid::from_raw(i32::try_from(served.child.id().unwrap()).unwrap());
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
-    let status = tokio::time::timeout(START_LIMIT, served.child.wait())
+async fn start_serve(data_dir: &Path) -> Running {
+    Serve::listen("127.0.0.1:0")
+        .data_dir(data_dir)
+        .limit(START_LIMIT)
+        .start()
         .await
-        .unwrap()
-        .unwrap();
-    assert!(status.success(), "serve exited with {status}");
 }
 
-async fn assert_answers(address: &str, key: &str) {
+async fn assert_answers(address: std::net::SocketAddr, key: &str) {
     let channel = tonic::transport::Channel::from_shared(format!("http://{address}"))
         .unwrap()
         .connect()
@@ -124,8 +87,8 @@ async fn serve_runs_a_private_postgres_and_reuses_it_on_restart() {
     let key = std::fs::read_to_string(data_dir.join("demo-api-key")).unwrap();
     let key = key.trim().to_owned();
     assert!(first.stdout.iter().any(|line| line.contains(&key)));
-    assert_answers(&first.address, &key).await;
-    stop_serve(first).await;
+    assert_answers(first.address, &key).await;
+    first.stop().await;
     assert!(
         !data_dir.join("pgdata/postmaster.pid").exists(),
         "postgres must be stopped when serve exits"
@@ -146,8 +109,8 @@ async fn serve_runs_a_private_postgres_and_reuses_it_on_restart() {
             .trim(),
         key
     );
-    assert_answers(&second.address, &key).await;
-    stop_serve(second).await;
+    assert_answers(second.address, &key).await;
+    second.stop().await;
 }
 
 #[tokio::test]
