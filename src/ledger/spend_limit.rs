@@ -10,7 +10,10 @@
 //! reservations of holds still active carry over, so a limit is never passed by holds that
 //! straddle a period boundary.
 
-use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
+use chrono_tz::Tz;
+
+use super::period::{Every, Recurrence};
 
 use crate::money::Credits;
 
@@ -66,20 +69,23 @@ impl LimitPeriod {
         }
     }
 
-    /// The first instant of the period that contains `at`.
+    /// The first instant of the period that contains `at`: the allowances' calendar
+    /// ([`Recurrence`]) in UTC, counted from the first day the API accepts.
     pub fn start_at(self, at: DateTime<Utc>) -> DateTime<Utc> {
-        let date = at.date_naive();
-        let first = match self {
-            LimitPeriod::Day => date,
-            LimitPeriod::Month => date.with_day(1).unwrap_or(date),
+        let every = match self {
+            LimitPeriod::Day => Every::Day,
+            LimitPeriod::Month => Every::Month,
             LimitPeriod::Total => return DateTime::<Utc>::MIN_UTC,
         };
-        midnight(first)
+        let calendar = Recurrence {
+            every,
+            anchor: NaiveDate::from_ymd_opt(1, 1, 1).unwrap_or(NaiveDate::MIN),
+            zone: Tz::UTC,
+        };
+        calendar
+            .period_at(at)
+            .map_or(DateTime::<Utc>::MIN_UTC, |period| period.start)
     }
-}
-
-fn midnight(date: NaiveDate) -> DateTime<Utc> {
-    Utc.from_utc_datetime(&date.and_time(chrono::NaiveTime::MIN))
 }
 
 /// A limit and its counters for the current period.
