@@ -73,6 +73,10 @@ typed_id!(
     /// An allowance (a recurring grant rule of an account).
     AllowanceId
 );
+typed_id!(
+    /// A spend limit (a cap on one member, API key or project of an account, per period).
+    SpendLimitId
+);
 
 /// An account named with its tenant: the key of every lock and batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -1,5 +1,6 @@
 //! AccountService: Billing: accounts, grants, allowances, spend limits, balances, ledger and usage.
-//! Every RPC is authenticated by `RequireKey`; unserved ones answer UNIMPLEMENTED.
+//! Every RPC is authenticated by `RequireKey`; unserved ones answer UNIMPLEMENTED. Allowances
+//! and spend limits are parsed and shown in [`super::plans`].
 
 use std::pin::Pin;
 
@@ -7,7 +8,7 @@ use futures::Stream;
 use prost::Message as _;
 use tonic::{Request, Response, Status};
 
-use super::{caller, convert, parse};
+use super::{caller, convert, parse, plans};
 use crate::ledger::{Account, AccountStatus, AccountUpdate, SettlePolicy};
 use crate::proto::v1;
 use crate::proto::v1::account_service_server::AccountService;
@@ -142,8 +143,20 @@ impl AccountService for AccountApi {
                 .into());
             }
         };
+        let account_id = row.account.account_id;
         Ok(Response::new(GetAccountResponse {
-            account: Some(convert::account(&row)),
+            account: Some(convert::account(&row.account)),
+            allowances: row
+                .allowances
+                .iter()
+                .map(|allowance| plans::allowance_of(account_id, allowance, row.now))
+                .collect(),
+            spend_limits: row
+                .spend_limits
+                .iter()
+                .map(|limit| plans::spend_limit_of(account_id, limit, false))
+                .collect(),
+            spend_limits_truncated: row.spend_limits_truncated,
         }))
     }
 
@@ -312,14 +325,18 @@ impl AccountService for AccountApi {
         &self,
         request: Request<SetAllowanceRequest>,
     ) -> Result<Response<SetAllowanceResponse>, Status> {
-        crate::api::not_implemented(&request, "creditgate.v1.AccountService/SetAllowance")
+        let caller = caller(&request)?;
+        let response = plans::set_allowance(&self.context, caller, request.get_ref()).await?;
+        Ok(Response::new(response))
     }
 
     async fn set_spend_limit(
         &self,
         request: Request<SetSpendLimitRequest>,
     ) -> Result<Response<SetSpendLimitResponse>, Status> {
-        crate::api::not_implemented(&request, "creditgate.v1.AccountService/SetSpendLimit")
+        let caller = caller(&request)?;
+        let response = plans::set_spend_limit(&self.context, caller, request.get_ref()).await?;
+        Ok(Response::new(response))
     }
 
     async fn list_ledger(

@@ -130,7 +130,7 @@ pub fn hold(account_id: AccountId, hold: &HoldState) -> v1::Hold {
             run_id: meta.run_id.clone(),
             labels: meta.labels.iter().cloned().collect(),
         }),
-        spend_scope: None,
+        spend_scope: meta.spend_scope.as_ref().map(super::plans::scope_of),
         partial_captures: u32::try_from(hold.partial_captures).unwrap_or(0),
         created_at: Some(timestamp(hold.created_at)),
         resolved_at: timestamp_opt(hold.resolved_at),

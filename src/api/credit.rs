@@ -6,7 +6,7 @@ use prost::Message as _;
 use tonic::{Request, Response, Status};
 
 use super::pricing;
-use super::{caller, convert, parse};
+use super::{caller, convert, parse, plans};
 use crate::config::MoneyLimits;
 use crate::ids::HoldId;
 use crate::ledger::{Reason, RefundRecord, SettlementRecord};
@@ -86,7 +86,16 @@ impl CreditService for CreditApi {
             let text = parse::text(field, text)?;
             Ok((!text.is_empty()).then_some(text))
         };
+        let spend_scope = plans::scope("spend_scope", message.spend_scope.as_ref(), false)?;
+        if spend_scope.is_some() && message.account_id.is_empty() {
+            return Err(ServiceError::InvalidArgument {
+                field: "spend_scope",
+                message: "a spend scope needs account_id".to_owned(),
+            }
+            .into());
+        }
         let command = QuoteCommand {
+            spend_scope,
             tool: non_empty("tool", &message.tool)?,
             model: non_empty("model", &message.model)?,
             usage: pricing::usage(&message.usage.unwrap_or_default())?,
@@ -162,7 +171,8 @@ impl CreditService for CreditApi {
             Some(limits.default_hold_ttl),
         )?
         .unwrap_or(limits.default_hold_ttl);
-        let meta = parse::run_meta(&message.idempotency_key, message.run.as_ref())?;
+        let mut meta = parse::run_meta(&message.idempotency_key, message.run.as_ref())?;
+        meta.spend_scope = plans::scope("spend_scope", message.spend_scope.as_ref(), false)?;
         let command = AuthorizeCommand {
             account_id,
             price,

@@ -8,6 +8,7 @@ mod convert;
 pub mod credit;
 pub mod error;
 mod parse;
+mod plans;
 mod pricing;
 
 use tonic::Request;

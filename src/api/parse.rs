@@ -237,5 +237,6 @@ pub fn run_meta(
         run_id: text("run.run_id", &run.run_id)?,
         labels,
         required_entitlement: None,
+        spend_scope: None,
     })
 }

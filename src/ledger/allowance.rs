@@ -100,7 +100,61 @@ impl AllowanceState {
     }
 }
 
+/// A SetAllowance: the rule named `name`, created or replacing the one of that name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AllowanceRule {
+    /// The id a new rule gets (a replaced one keeps its own).
+    pub new_id: AllowanceId,
+    /// Its name, unique per account.
+    pub name: String,
+    /// The source of its grants.
+    pub source: GrantSource,
+    /// Credits per period.
+    pub amount: Credits,
+    /// Its periods.
+    pub recurrence: Recurrence,
+    /// False pauses it.
+    pub enabled: bool,
+}
+
 impl AccountBook {
+    /// Creates the rule, or replaces the one of the same name; returns it as stored. The
+    /// current period is granted first under the old rule (if it is owed one), so a replacement
+    /// takes effect from the next period; a new rule grants the current period at once.
+    pub fn set_allowance(&mut self, rule: &AllowanceRule) -> AllowanceState {
+        self.begin();
+        let now = self.now;
+        let index = self
+            .allowances
+            .iter()
+            .position(|allowance| allowance.name == rule.name);
+        let previous = index.map(|index| &self.allowances[index]);
+        let effective_from = AllowanceState::effective_from_when_set(previous, &rule.recurrence, now);
+        let state = AllowanceState {
+            allowance_id: previous.map_or(rule.new_id, |previous| previous.allowance_id),
+            name: rule.name.clone(),
+            source: rule.source,
+            amount: rule.amount,
+            recurrence: rule.recurrence,
+            enabled: rule.enabled,
+            effective_from,
+            granted_period: previous.and_then(|previous| previous.granted_period),
+            created_at: previous.map_or(now, |previous| previous.created_at),
+        };
+        self.changed_allowances.insert(state.allowance_id);
+        match index {
+            Some(index) => self.allowances[index] = state.clone(),
+            None => self.allowances.push(state.clone()),
+        }
+        self.grant_due_periods();
+        self.finish();
+        self.allowances
+            .iter()
+            .find(|allowance| allowance.allowance_id == state.allowance_id)
+            .cloned()
+            .unwrap_or(state)
+    }
+
     /// The book with the account's allowances, granted on the next operation.
     pub fn with_allowances(mut self, allowances: Vec<AllowanceState>) -> Self {
         self.allowances = allowances;
@@ -126,6 +180,7 @@ impl AccountBook {
             let allowance = &mut self.allowances[index];
             let grant = allowance.grant_for(&period, grant_id);
             allowance.granted_period = Some(period.start);
+            self.changed_allowances.insert(allowance.allowance_id);
             self.allowance_grants.push(AllowanceGrant {
                 allowance_id: allowance.allowance_id,
                 period_start: period.start,

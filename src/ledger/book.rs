@@ -1,6 +1,7 @@
 //! [`AccountBook`]: one account's loaded state and the operations on it. Every operation
 //! first expires due holds, then acts, then posts breakage of expired grants and pays debt from
-//! any spendable credits, so the state it leaves is always normalized.
+//! any spendable credits, so the state it leaves is always normalized. What an operation
+//! changed is in [`super::changes`].
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -10,7 +11,8 @@ use super::model::{
     AccountState, AllocationState, GrantState, HoldState, HoldStatus, RefundRecord,
     SettlementRecord,
 };
-use crate::ids::{GrantId, HoldId, SettlementId};
+use super::scope_limits::ScopeLimits;
+use crate::ids::{AllowanceId, GrantId, HoldId, SettlementId};
 use crate::money::Credits;
 use chrono::{DateTime, Utc};
 
@@ -29,42 +31,9 @@ pub struct AccountBook {
     pub(super) settlements: Vec<SettlementRecord>,
     pub(super) refunds: Vec<RefundRecord>,
     pub(super) allowances: Vec<AllowanceState>,
+    pub(super) changed_allowances: BTreeSet<AllowanceId>,
     pub(super) allowance_grants: Vec<AllowanceGrant>,
-}
-
-/// What an operation changed, for the store to write.
-#[derive(Debug, Clone, Default)]
-pub struct Changes {
-    /// The account row, when its debt changed.
-    pub account: Option<AccountState>,
-    /// Grants created or changed.
-    pub grants: Vec<GrantState>,
-    /// Holds created by this operation.
-    pub new_holds: Vec<HoldState>,
-    /// Existing holds changed (with all their allocations).
-    pub holds: Vec<HoldState>,
-    /// Settlements created or refunded from.
-    pub settlements: Vec<SettlementRecord>,
-    /// Refunds created.
-    pub refunds: Vec<RefundRecord>,
-    /// Journal lines, summing to zero.
-    pub postings: Vec<Posting>,
-    /// Allowances that granted a period (with the period they granted last).
-    pub allowances: Vec<AllowanceState>,
-    /// The periods granted, one row each.
-    pub allowance_grants: Vec<AllowanceGrant>,
-}
-
-impl Changes {
-    /// Whether nothing changed.
-    pub fn is_empty(&self) -> bool {
-        self.account.is_none()
-            && self.grants.is_empty()
-            && self.new_holds.is_empty()
-            && self.holds.is_empty()
-            && self.postings.is_empty()
-            && self.allowance_grants.is_empty()
-    }
+    pub(super) limits: ScopeLimits,
 }
 
 impl AccountBook {
@@ -75,6 +44,7 @@ impl AccountBook {
         holds: Vec<HoldState>,
         now: DateTime<Utc>,
     ) -> Self {
+        let limits = ScopeLimits::with_holds(&holds);
         AccountBook {
             account,
             grants: grants
@@ -91,7 +61,9 @@ impl AccountBook {
             settlements: Vec::new(),
             refunds: Vec::new(),
             allowances: Vec::new(),
+            changed_allowances: BTreeSet::new(),
             allowance_grants: Vec::new(),
+            limits,
         }
     }
 
@@ -338,57 +310,6 @@ impl AccountBook {
                 self.account.debt -= repaid;
                 self.account_changed = true;
             }
-        }
-    }
-
-    /// What the operations changed.
-    pub fn into_changes(self) -> Changes {
-        let postings_sum: Credits = self.postings.iter().map(|posting| posting.amount).sum();
-        assert!(postings_sum.is_zero(), "journal postings must sum to zero");
-        Changes {
-            account: self.account_changed.then(|| self.account.clone()),
-            grants: self
-                .changed_grants
-                .iter()
-                .filter_map(|id| self.grants.get(id).cloned())
-                .collect(),
-            new_holds: self
-                .created_holds
-                .iter()
-                .filter_map(|id| self.holds.get(id).cloned())
-                .collect(),
-            holds: self
-                .changed_holds
-                .iter()
-                .filter(|id| !self.created_holds.contains(id))
-                .filter_map(|id| self.holds.get(id).cloned())
-                .collect(),
-            // A settlement refunded twice in one transaction is written once, as it ends.
-            settlements: {
-                let mut latest: Vec<SettlementRecord> = Vec::new();
-                for settlement in self.settlements.into_iter().rev() {
-                    if !latest
-                        .iter()
-                        .any(|kept| kept.settlement_id == settlement.settlement_id)
-                    {
-                        latest.push(settlement);
-                    }
-                }
-                latest.reverse();
-                latest
-            },
-            refunds: self.refunds,
-            postings: self.postings,
-            allowances: self
-                .allowances
-                .into_iter()
-                .filter(|allowance| {
-                    self.allowance_grants
-                        .iter()
-                        .any(|granted| granted.allowance_id == allowance.allowance_id)
-                })
-                .collect(),
-            allowance_grants: self.allowance_grants,
         }
     }
 }

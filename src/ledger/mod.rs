@@ -7,6 +7,7 @@ mod account;
 mod allowance;
 mod balance;
 mod book;
+mod changes;
 mod decline;
 mod journal;
 mod model;
@@ -14,13 +15,15 @@ mod operations;
 mod period;
 mod reason;
 mod refusal;
+mod scope_limits;
 mod settle;
 mod spend_limit;
 
 pub use account::{Account, AccountUpdate};
-pub use allowance::{AllowanceGrant, AllowanceState};
+pub use allowance::{AllowanceGrant, AllowanceRule, AllowanceState};
 pub use balance::{Balance, BucketBalance};
-pub use book::{AccountBook, Changes};
+pub use book::AccountBook;
+pub use changes::Changes;
 pub use decline::Decline;
 pub use journal::{LedgerAccount, MovementKind, Posting};
 pub use model::{
@@ -31,6 +34,7 @@ pub use period::{Every, Period, PeriodError, Recurrence, parse_date, parse_zone}
 pub use reason::Reason;
 pub use refusal::HoldRefusal;
 pub use settle::{RefundRequest, SettleRequest};
+pub use scope_limits::{LimitChange, ScopeUsage};
 pub use spend_limit::{LimitPeriod, LimitReached, ScopeKind, SpendLimitState, SpendScope};
 #[cfg(test)]
 mod tests;

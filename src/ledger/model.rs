@@ -194,6 +194,8 @@ pub struct HoldMeta {
     pub labels: Vec<(String, String)>,
     /// Entitlement the priced model requires (checked at Authorize; not stored).
     pub required_entitlement: Option<String>,
+    /// Member, API key or project whose spend limits it counts against.
+    pub spend_scope: Option<super::SpendScope>,
 }
 
 /// A hold and its allocations.

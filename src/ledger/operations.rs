@@ -13,7 +13,11 @@ impl AccountBook {
     /// Creates an active hold of `hold.amount`, reserving from grants in consumption order.
     pub fn authorize(&mut self, mut hold: HoldState) -> Result<(), Decline> {
         self.begin();
-        let refusal = self.hold_refusal(hold.meta.required_entitlement.as_deref(), hold.amount);
+        let refusal = self.hold_refusal(
+            hold.meta.required_entitlement.as_deref(),
+            hold.meta.spend_scope.as_ref(),
+            hold.amount,
+        );
         if let Some(decline) = refusal.first() {
             return Err(decline);
         }
@@ -51,7 +55,11 @@ impl AccountBook {
             }
             let more = requested - current;
             if more.is_positive() {
-                if let Some(decline) = self.hold_refusal(None, more).first() {
+                let scope = self
+                    .holds
+                    .get(&hold_id)
+                    .and_then(|hold| hold.meta.spend_scope.as_ref());
+                if let Some(decline) = self.hold_refusal(None, scope, more).first() {
                     return Err(decline);
                 }
                 self.reserve(hold_id, more);

@@ -19,6 +19,23 @@ pub enum Every {
     Month,
 }
 
+impl Every {
+    /// Its stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Every::Day => "DAY",
+            Every::Month => "MONTH",
+        }
+    }
+
+    /// The value stored as `name`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Every::Day, Every::Month]
+            .into_iter()
+            .find(|every| every.as_str() == name)
+    }
+}
+
 /// A recurrence: periods of one length from an anchor date, in a time zone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Recurrence {

@@ -15,6 +15,7 @@ use chrono_tz::Tz;
 
 use super::period::{Every, Recurrence};
 
+use crate::ids::SpendLimitId;
 use crate::money::Credits;
 
 /// What a limit caps.
@@ -36,6 +37,13 @@ impl ScopeKind {
             ScopeKind::ApiKey => "API_KEY",
             ScopeKind::Project => "PROJECT",
         }
+    }
+
+    /// The kind named `name` (as [`as_str`](Self::as_str) spells it).
+    pub fn from_name(name: &str) -> Option<Self> {
+        [ScopeKind::Member, ScopeKind::ApiKey, ScopeKind::Project]
+            .into_iter()
+            .find(|kind| kind.as_str() == name)
     }
 }
 
@@ -69,6 +77,13 @@ impl LimitPeriod {
         }
     }
 
+    /// The period named `name` (as [`as_str`](Self::as_str) spells it).
+    pub fn from_name(name: &str) -> Option<Self> {
+        [LimitPeriod::Day, LimitPeriod::Month, LimitPeriod::Total]
+            .into_iter()
+            .find(|period| period.as_str() == name)
+    }
+
     /// The first instant of the period that contains `at`: the allowances' calendar
     /// ([`Recurrence`]) in UTC, counted from the first day the API accepts.
     pub fn start_at(self, at: DateTime<Utc>) -> DateTime<Utc> {
@@ -91,6 +106,8 @@ impl LimitPeriod {
 /// A limit and its counters for the current period.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SpendLimitState {
+    /// The limit.
+    pub spend_limit_id: SpendLimitId,
     /// What it caps.
     pub scope: SpendScope,
     /// How often it resets.
@@ -122,8 +139,15 @@ pub struct LimitReached {
 
 impl SpendLimitState {
     /// A limit set at `now`, with nothing spent or reserved yet.
-    pub fn new(scope: SpendScope, period: LimitPeriod, limit: Credits, now: DateTime<Utc>) -> Self {
+    pub fn new(
+        spend_limit_id: SpendLimitId,
+        scope: SpendScope,
+        period: LimitPeriod,
+        limit: Credits,
+        now: DateTime<Utc>,
+    ) -> Self {
         SpendLimitState {
+            spend_limit_id,
             scope,
             period,
             limit,
@@ -214,7 +238,7 @@ mod tests {
     #[test]
     fn a_fourth_credit_passes_a_limit_of_three() {
         let now = at("2025-03-10T12:00:00Z");
-        let mut limit = SpendLimitState::new(member(), LimitPeriod::Day, Credits::whole(3), now);
+        let mut limit = SpendLimitState::new(SpendLimitId::from_uuid(uuid::Uuid::nil()), member(), LimitPeriod::Day, Credits::whole(3), now);
         for _ in 0..3 {
             limit.check(Credits::whole(1)).unwrap();
             limit.reserve(Credits::whole(1));
@@ -239,7 +263,7 @@ mod tests {
     #[test]
     fn the_decline_names_the_scope_period_and_figures() {
         let now = at("2025-03-10T12:00:00Z");
-        let mut limit = SpendLimitState::new(member(), LimitPeriod::Day, Credits::whole(3), now);
+        let mut limit = SpendLimitState::new(SpendLimitId::from_uuid(uuid::Uuid::nil()), member(), LimitPeriod::Day, Credits::whole(3), now);
         limit.reserve(Credits::whole(3));
         let decline =
             super::super::Decline::SpendLimitReached(limit.check(Credits::whole(1)).unwrap_err());
@@ -260,7 +284,7 @@ mod tests {
     #[test]
     fn a_new_day_clears_spent_and_keeps_reservations_of_holds_still_running() {
         let now = at("2025-03-10T23:00:00Z");
-        let mut limit = SpendLimitState::new(member(), LimitPeriod::Day, Credits::whole(3), now);
+        let mut limit = SpendLimitState::new(SpendLimitId::from_uuid(uuid::Uuid::nil()), member(), LimitPeriod::Day, Credits::whole(3), now);
         limit.reserve(Credits::whole(2));
         limit.capture(Credits::whole(1), Credits::whole(1));
         limit.roll(now + Duration::hours(2));
@@ -275,7 +299,7 @@ mod tests {
     #[test]
     fn above_hold_usage_counts_and_a_refund_counts_only_in_its_own_period() {
         let now = at("2025-03-10T12:00:00Z");
-        let mut limit = SpendLimitState::new(member(), LimitPeriod::Month, Credits::whole(10), now);
+        let mut limit = SpendLimitState::new(SpendLimitId::from_uuid(uuid::Uuid::nil()), member(), LimitPeriod::Month, Credits::whole(10), now);
         limit.reserve(Credits::whole(2));
         limit.capture(Credits::whole(2), Credits::whole(5));
         assert_eq!(
@@ -301,7 +325,7 @@ mod tests {
             steps in prop::collection::vec((0_u8..4, 1_i64..5, 0_i64..8 * 3600), 1..200),
         ) {
             let mut now = at("2025-03-10T20:00:00Z");
-            let mut limit = SpendLimitState::new(member(), LimitPeriod::Day, Credits::whole(7), now);
+            let mut limit = SpendLimitState::new(SpendLimitId::from_uuid(uuid::Uuid::nil()), member(), LimitPeriod::Day, Credits::whole(7), now);
             let mut holds: Vec<Credits> = Vec::new();
             for (action, amount, later) in steps {
                 now += Duration::seconds(later);

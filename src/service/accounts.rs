@@ -9,11 +9,11 @@ use super::locked::{OpTarget, replay_after_conflict, run_operation};
 use super::{Context, ServiceError};
 use crate::ids::{AccountId, GrantId};
 use crate::ledger::{
-    Account, AccountBook, AccountStatus, AccountUpdate, Balance, GrantSource, GrantState, Reason,
-    SettlePolicy, SettlementRecord,
+    Account, AccountBook, AccountStatus, AccountUpdate, AllowanceState, Balance, GrantSource,
+    GrantState, Reason, SettlePolicy, SettlementRecord, SpendLimitState,
 };
 use crate::money::Credits;
-use crate::store::accounts;
+use crate::store::accounts::{self, MAX_LISTED_LIMITS, SnapshotLimits};
 use crate::store::idempotency::StoredAnswer;
 use crate::store::{StoreError, idempotency};
 
@@ -118,15 +118,30 @@ pub async fn create_account(
     }
 }
 
-/// An account by id or external id.
+/// An account with its plan as of now.
+#[derive(Debug, Clone)]
+pub struct AccountDetails {
+    /// The account.
+    pub account: Account,
+    /// Its allowances (periods due now counted as granted).
+    pub allowances: Vec<AllowanceState>,
+    /// Its spend limits, rolled to now, due holds released.
+    pub spend_limits: Vec<SpendLimitState>,
+    /// Whether it has more limits than listed.
+    pub spend_limits_truncated: bool,
+    /// When this was read (the server clock).
+    pub now: DateTime<Utc>,
+}
+
+/// An account by id or external id, with its allowances and spend limits.
 pub async fn get_account(
     context: &Context,
     caller: Caller,
     account_id: Option<AccountId>,
     external_id: Option<&str>,
-) -> Result<Account, ServiceError> {
+) -> Result<AccountDetails, ServiceError> {
     let client = context.pool.get().await.map_err(StoreError::from)?;
-    accounts::find_account(&client, caller.tenant_id, account_id, external_id)
+    let account = accounts::find_account(&client, caller.tenant_id, account_id, external_id)
         .await?
         .ok_or_else(|| ServiceError::NotFound {
             reason: Reason::AccountNotFound,
@@ -135,7 +150,18 @@ pub async fn get_account(
                 (None, Some(external_id)) => format!("account with external_id {external_id:?}"),
                 (None, None) => "account".to_owned(),
             },
-        })
+        })?;
+    drop(client);
+    let mut book = snapshot(context, caller, account.account_id, SnapshotLimits::All).await?;
+    book.sweep();
+    let spend_limits = book.spend_limits();
+    Ok(AccountDetails {
+        account,
+        allowances: book.allowances().to_vec(),
+        spend_limits_truncated: spend_limits.len() >= usize::try_from(MAX_LISTED_LIMITS).unwrap_or(usize::MAX),
+        spend_limits,
+        now: book.now(),
+    })
 }
 
 /// Changes an account's settings.
@@ -238,17 +264,20 @@ pub async fn grant(
     run_operation(context, target, fingerprint, operate, encode).await
 }
 
-/// A consistent read of the account's book now, without its lock.
+/// A consistent read of the account's book now, without its lock, with the spend limits
+/// asked for.
 pub async fn snapshot(
     context: &Context,
     caller: Caller,
     account_id: AccountId,
+    limits: SnapshotLimits<'_>,
 ) -> Result<AccountBook, ServiceError> {
     accounts::snapshot_book(
         &context.pool,
         caller.tenant_id,
         account_id,
         context.clock.now(),
+        limits,
     )
     .await?
     .ok_or_else(|| ServiceError::account_not_found(account_id))
@@ -261,7 +290,7 @@ pub async fn balance(
     account_id: AccountId,
     expiring_within: Duration,
 ) -> Result<Balance, ServiceError> {
-    Ok(snapshot(context, caller, account_id)
+    Ok(snapshot(context, caller, account_id, SnapshotLimits::Scope(None))
         .await?
         .balance(expiring_within))
 }

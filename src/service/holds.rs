@@ -102,7 +102,10 @@ pub async fn authorize(
         Ok(amount) => amount,
         Err(error) => return replay_or(context, caller, &fingerprint, error).await,
     };
-    let target = OpTarget::new(caller.tenant_id, command.account_id);
+    let target = OpTarget {
+        spend_scope: command.meta.spend_scope.clone(),
+        ..OpTarget::new(caller.tenant_id, command.account_id)
+    };
     // The hold's id is chosen here so the server can remember how it was priced: the Settle
     // that follows then needs no lookup. (A replayed Authorize answers with its first hold; the
     // id remembered here is then never used.)
@@ -242,15 +245,18 @@ pub async fn refund(
         what: format!("settlement {settlement_id}"),
     };
     let client = context.pool.get().await.map_err(StoreError::from)?;
-    let account_id = accounts::settlement_account(&client, caller.tenant_id, settlement_id)
-        .await?
-        .ok_or_else(not_found)?;
+    let (account_id, hold_id) =
+        accounts::settlement_account(&client, caller.tenant_id, settlement_id)
+            .await?
+            .ok_or_else(not_found)?;
     drop(client);
     // The refund's id comes from its key, so the refund itself remembers the key after the
     // idempotency record is pruned: a late retry is refused instead of refunding twice.
     let refund_id = fingerprint.durable_id(caller.tenant_id);
+    // The hold is loaded for its spend scope: a refund lowers the scope's spend.
     let target = OpTarget {
         settlement_id: Some(settlement_id),
+        hold_id: Some(hold_id),
         refund_id: Some(refund_id),
         ..OpTarget::new(caller.tenant_id, account_id)
     };

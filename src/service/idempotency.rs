@@ -36,13 +36,17 @@ pub enum Rpc {
     UpdateAccount,
     /// `AccountService/Grant`.
     Grant,
+    /// `AccountService/SetAllowance`.
+    SetAllowance,
+    /// `AccountService/SetSpendLimit`.
+    SetSpendLimit,
     /// `CatalogService/PublishCatalog`.
     PublishCatalog,
 }
 
 impl Rpc {
     /// Every RPC.
-    pub const ALL: [Rpc; 9] = [
+    pub const ALL: [Rpc; 11] = [
         Rpc::Authorize,
         Rpc::ExtendHold,
         Rpc::Settle,
@@ -51,6 +55,8 @@ impl Rpc {
         Rpc::CreateAccount,
         Rpc::UpdateAccount,
         Rpc::Grant,
+        Rpc::SetAllowance,
+        Rpc::SetSpendLimit,
         Rpc::PublishCatalog,
     ];
 
@@ -74,6 +80,8 @@ impl Rpc {
             Rpc::CreateAccount => ("CreateAccount", "creditgate.v1.CreateAccountRequest"),
             Rpc::UpdateAccount => ("UpdateAccount", "creditgate.v1.UpdateAccountRequest"),
             Rpc::Grant => ("Grant", "creditgate.v1.GrantRequest"),
+            Rpc::SetAllowance => ("SetAllowance", "creditgate.v1.SetAllowanceRequest"),
+            Rpc::SetSpendLimit => ("SetSpendLimit", "creditgate.v1.SetSpendLimitRequest"),
             Rpc::PublishCatalog => ("PublishCatalog", "creditgate.v1.PublishCatalogRequest"),
         }
     }
@@ -260,7 +268,9 @@ mod tests {
                 Rpc::CreateAccount => 5,
                 Rpc::UpdateAccount => 6,
                 Rpc::Grant => 7,
-                Rpc::PublishCatalog => 8,
+                Rpc::SetAllowance => 8,
+                Rpc::SetSpendLimit => 9,
+                Rpc::PublishCatalog => 10,
             };
             assert_eq!(listed, position, "{rpc:?}");
             assert_eq!(Rpc::from_name(rpc.as_str()), Some(rpc));

@@ -20,7 +20,7 @@ use super::combiner::{self, MAX_WAITING};
 use super::idempotency::Fingerprint;
 use super::{Context, ServiceError};
 use crate::ids::{AccountId, AccountKey, HoldId, SettlementId, TenantId};
-use crate::ledger::{AccountBook, SettlementRecord};
+use crate::ledger::{AccountBook, SettlementRecord, SpendScope};
 use crate::store::StoreError;
 use crate::store::book::{AccountChanges, LoadedAccount, LockTarget, LockedBooks};
 use crate::store::idempotency;
@@ -59,6 +59,10 @@ pub struct Operation {
     /// The id of the refund it makes (derived from its key), looked up so that a key whose
     /// record was pruned never refunds twice.
     pub refund_id: Option<Uuid>,
+    /// A scope whose spend limits it needs loaded.
+    pub spend_scope: Option<SpendScope>,
+    /// Whether the scope's history is read too (to set a limit on it).
+    pub scope_usage: bool,
     /// What it does.
     pub apply: Apply,
 }
@@ -87,6 +91,10 @@ pub struct OpTarget {
     pub external_ref: Option<String>,
     /// The id of the refund it makes.
     pub refund_id: Option<Uuid>,
+    /// A scope whose spend limits it needs loaded.
+    pub spend_scope: Option<SpendScope>,
+    /// Whether the scope's history is read too (to set a limit on it).
+    pub scope_usage: bool,
 }
 
 impl OpTarget {
@@ -99,6 +107,8 @@ impl OpTarget {
             settlement_id: None,
             external_ref: None,
             refund_id: None,
+            spend_scope: None,
+            scope_usage: false,
         }
     }
 }
@@ -127,6 +137,8 @@ where
         settlement_id,
         external_ref: target.external_ref,
         refund_id: target.refund_id,
+        spend_scope: target.spend_scope,
+        scope_usage: target.scope_usage,
         apply: Box::new(move |book, settlements| {
             // The hold was found before the lock (or in this server's memory of recent holds)
             // but not under it: answered as missing, never applied to a book without it.

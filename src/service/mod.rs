@@ -11,6 +11,7 @@ pub mod error;
 pub mod holds;
 pub mod idempotency;
 mod locked;
+pub mod plans;
 pub mod priced;
 pub mod quote;
 pub mod quote_token;

@@ -9,9 +9,10 @@ use super::access::Caller;
 use super::quote_token::QuoteClaims;
 use super::{Context, ServiceError, catalog};
 use crate::ids::AccountId;
-use crate::ledger::{AccountBook, Reason};
+use crate::ledger::{AccountBook, Reason, SpendScope};
 use crate::money::{Credits, LineItem};
 use crate::pricing::{Usage, price};
+use crate::store::accounts::SnapshotLimits;
 
 /// What to quote.
 #[derive(Debug, Clone)]
@@ -24,6 +25,8 @@ pub struct QuoteCommand {
     pub usage: Usage,
     /// The account that would run it.
     pub account_id: Option<AccountId>,
+    /// The member, key or project whose spend limits are checked (with `account_id`).
+    pub spend_scope: Option<SpendScope>,
     /// Catalog version; the active one when `None`.
     pub catalog_version: Option<i64>,
 }
@@ -94,7 +97,16 @@ pub async fn quote(
         expires_at: now + context.limits.quote_ttl,
     };
     let eligibility = match command.account_id {
-        Some(account_id) => Some(eligibility(context, caller, account_id, &quote).await?),
+        Some(account_id) => Some(
+            eligibility(
+                context,
+                caller,
+                account_id,
+                command.spend_scope.as_ref(),
+                &quote,
+            )
+            .await?,
+        ),
         None => None,
     };
     let token = context
@@ -119,12 +131,16 @@ async fn eligibility(
     context: &Context,
     caller: Caller,
     account_id: AccountId,
+    scope: Option<&SpendScope>,
     quote: &QuoteClaims,
 ) -> Result<Eligibility, ServiceError> {
-    let book = super::accounts::snapshot(context, caller, account_id).await?;
+    let book =
+        super::accounts::snapshot(context, caller, account_id, SnapshotLimits::Scope(scope))
+            .await?;
     Ok(eligibility_of(
         book,
         quote.required_entitlement.as_deref(),
+        scope,
         quote.total,
     ))
 }
@@ -134,11 +150,12 @@ async fn eligibility(
 fn eligibility_of(
     mut book: AccountBook,
     required_entitlement: Option<&str>,
+    scope: Option<&SpendScope>,
     total: Credits,
 ) -> Eligibility {
     let available = book.balance(Duration::zero()).available;
     book.sweep();
-    let refusal = book.hold_refusal(required_entitlement, total);
+    let refusal = book.hold_refusal(required_entitlement, scope, total);
     Eligibility {
         allowed: refusal.run.is_none(),
         affordable: refusal.funding.is_none(),
@@ -285,7 +302,7 @@ mod tests {
             let book = book(status, held, debt, &shapes);
             let required = required.map(|index| ENTITLEMENTS[index]);
             let total = cents(total);
-            let quoted = eligibility_of(book.clone(), required, total);
+            let quoted = eligibility_of(book.clone(), required, None, total);
 
             let mut authorized = book.clone();
             let hold = HoldState {

@@ -7,9 +7,13 @@ use rust_decimal::Decimal;
 
 use super::StoreError;
 use super::idempotency::{INSERT_RECORD, NewRecord, RecordParams};
-use super::rows::{self, GRANT_COLUMNS, HOLD_COLUMNS, SETTLEMENT_COLUMNS};
+use super::read_sql::{ALLOWANCES, SPEND_LIMITS};
+use super::rows::{self, GRANT_COLUMNS, HOLD_COLUMNS, SETTLEMENT_COLUMNS, SPEND_LIMIT_COLUMNS};
 use crate::ids::{AccountId, AccountKey, HoldId, SettlementId, TenantId};
-use crate::ledger::{Account, AccountBook, AccountUpdate, HoldState, SettlementRecord};
+use crate::ledger::{
+    Account, AccountBook, AccountUpdate, AllowanceState, HoldState, SettlementRecord,
+    SpendLimitState, SpendScope,
+};
 use crate::money::Credits;
 
 const ACCOUNT_COLUMNS: &str = "account_id, external_id, kind, status, settle_policy, entitlements, \
@@ -182,14 +186,14 @@ pub async fn settlement_account(
     client: &impl GenericClient,
     tenant_id: TenantId,
     settlement_id: SettlementId,
-) -> Result<Option<AccountId>, StoreError> {
+) -> Result<Option<(AccountId, HoldId)>, StoreError> {
     let row = client
         .query_opt(
-            "SELECT account_id FROM settlements WHERE settlement_id = $1 AND tenant_id = $2",
+            "SELECT account_id, hold_id FROM settlements WHERE settlement_id = $1 AND tenant_id = $2",
             &[&settlement_id, &tenant_id],
         )
         .await?;
-    Ok(row.map(|row| row.get(0)))
+    Ok(row.map(|row| (row.get(0), row.get(1))))
 }
 
 /// A hold by id or Authorize idempotency key, with its allocations and settlements.
@@ -231,13 +235,26 @@ pub async fn find_hold(
     Ok(Some((account_id, hold, settlements)))
 }
 
-/// A consistent snapshot of an account's book (no lock) at `now`: live grants and active
-/// holds, read in one repeatable-read transaction.
+/// Most spend limits a snapshot of every limit reads (GetAccount lists them).
+pub const MAX_LISTED_LIMITS: i64 = 1_000;
+
+/// The spend limits a snapshot reads, besides those of the holds it expires.
+#[derive(Debug, Clone, Copy)]
+pub enum SnapshotLimits<'a> {
+    /// Those of one scope, or none.
+    Scope(Option<&'a SpendScope>),
+    /// All of them (up to [`MAX_LISTED_LIMITS`], in scope order).
+    All,
+}
+
+/// A consistent snapshot of an account's book (no lock) at `now`: live grants, due holds,
+/// allowances and `limits`, read in one repeatable-read transaction.
 pub async fn snapshot_book(
     pool: &Pool,
     tenant_id: TenantId,
     account_id: AccountId,
     now: DateTime<Utc>,
+    limits: SnapshotLimits<'_>,
 ) -> Result<Option<AccountBook>, StoreError> {
     let mut client = pool.get().await?;
     let transaction = client
@@ -286,8 +303,68 @@ pub async fn snapshot_book(
         )
         .await?;
     rows::attach_allocations(&mut holds, &allocations);
+    let (allowances, spend_limits) = plans(&transaction, account_id, now, limits).await?;
     transaction.commit().await?;
-    Ok(Some(AccountBook::new(account, grants, holds, now)))
+    Ok(Some(
+        AccountBook::new(account, grants, holds, now)
+            .with_allowances(allowances)
+            .with_spend_limits(spend_limits, Vec::new()),
+    ))
+}
+
+/// The account's allowances and the spend limits asked for (and those of its due holds).
+async fn plans(
+    client: &impl GenericClient,
+    account_id: AccountId,
+    now: DateTime<Utc>,
+    limits: SnapshotLimits<'_>,
+) -> Result<(Vec<AllowanceState>, Vec<SpendLimitState>), StoreError> {
+    let accounts = [account_id];
+    let allowances = client
+        .query(ALLOWANCES.as_str(), &[&accounts.as_slice()])
+        .await?
+        .iter()
+        .map(rows::allowance)
+        .collect::<Result<Vec<_>, _>>()?;
+    let limit_rows = match limits {
+        SnapshotLimits::All => {
+            client
+                .query(
+                    &format!(
+                        "SELECT {SPEND_LIMIT_COLUMNS} FROM spend_limits WHERE account_id = $1 \
+                         ORDER BY scope_kind, scope_id, period LIMIT $2"
+                    ),
+                    &[&account_id, &MAX_LISTED_LIMITS],
+                )
+                .await?
+        }
+        SnapshotLimits::Scope(scope) => {
+            let (kinds, ids): (Vec<&str>, Vec<&str>) = scope
+                .map(|scope| (scope.kind.as_str(), scope.id.as_str()))
+                .into_iter()
+                .unzip();
+            let scope_accounts: Vec<AccountId> = kinds.iter().map(|_| account_id).collect();
+            let no_holds: Vec<HoldId> = Vec::new();
+            client
+                .query(
+                    SPEND_LIMITS.as_str(),
+                    &[
+                        &accounts.as_slice(),
+                        &now,
+                        &no_holds,
+                        &scope_accounts,
+                        &kinds,
+                        &ids,
+                    ],
+                )
+                .await?
+        }
+    };
+    let spend_limits = limit_rows
+        .iter()
+        .map(rows::spend_limit)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((allowances, spend_limits))
 }
 
 /// Accounts with work for the sweeper at `now`: due holds or expired grants with credits

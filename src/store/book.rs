@@ -20,7 +20,7 @@ use super::StoreError;
 use super::idempotency::{INSERT_RECORDS, NewRecord, RecordColumns, StoredRecord};
 use super::writes::Writes;
 use crate::ids::{AccountId, AccountKey, HoldId, SettlementId, TenantId};
-use crate::ledger::{AccountBook, Changes, SettlementRecord};
+use crate::ledger::{AccountBook, Changes, SettlementRecord, SpendScope};
 
 /// What to lock and load: the accounts, and everything the operations of one transaction
 /// need (several operations, of one account or of several, may share a transaction).
@@ -40,6 +40,10 @@ pub struct LockTarget {
     pub authorize_keys: Vec<(TenantId, String)>,
     /// Refund ids (derived from Refund keys) whose refunds, if any, are looked up.
     pub refund_ids: Vec<Uuid>,
+    /// Scopes whose spend limits are loaded (besides those of the holds loaded).
+    pub spend_scopes: Vec<(AccountId, SpendScope)>,
+    /// Scopes whose history is read, for limits to be set on them.
+    pub scope_usage: Vec<(AccountId, SpendScope)>,
     /// Skip an account (leave it out of the books) instead of waiting when another
     /// transaction holds its lock.
     pub skip_locked: bool,
@@ -121,7 +125,7 @@ impl LockedBooks {
             return Ok(None);
         }
         locked.accounts = rows.accounts.len();
-        let loaded = rows.into_loaded(locked.now)?;
+        let loaded = rows.into_loaded(locked.now, &target.scope_usage)?;
         Ok(Some((locked, loaded)))
     }
 

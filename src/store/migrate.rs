@@ -53,6 +53,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "ledger_references_in_verify",
         sql: include_str!("../../migrations/0007_ledger_references_in_verify.sql"),
     },
+    Migration {
+        version: 8,
+        name: "allowances_and_spend_limits",
+        sql: include_str!("../../migrations/0008_allowances_and_spend_limits.sql"),
+    },
 ];
 
 fn checksum(sql: &str) -> String {

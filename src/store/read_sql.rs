@@ -3,7 +3,9 @@
 
 use std::sync::LazyLock;
 
-use super::rows::{GRANT_COLUMNS, HOLD_COLUMNS, SETTLEMENT_COLUMNS};
+use super::rows::{
+    ALLOWANCE_COLUMNS, GRANT_COLUMNS, HOLD_COLUMNS, SETTLEMENT_COLUMNS, SPEND_LIMIT_COLUMNS,
+};
 
 /// Starts a locked transaction. Its statements must use their indexes whatever the statistics
 /// say: planned with statistics taken while the tables were small, they scanned whole tables
@@ -78,3 +80,46 @@ pub(super) static SETTLEMENTS: LazyLock<String> = LazyLock::new(|| {
 /// The parts of the settlements asked for, in position order.
 pub(super) const PARTS: &str = "SELECT settlement_id, grant_id, amount, refunded FROM settlement_parts \
      WHERE settlement_id = ANY($1) ORDER BY settlement_id, position";
+
+/// The locked accounts' allowances (`$1`).
+pub(super) static ALLOWANCES: LazyLock<String> = LazyLock::new(|| {
+    format!("SELECT account_id, {ALLOWANCE_COLUMNS} FROM allowances WHERE account_id = ANY($1)")
+});
+
+/// The spend limits of the scopes of [`HOLDS`]' holds (`$1` to `$3` as there), and of the
+/// scopes asked for (`$4` accounts, `$5` kinds, `$6` ids): every limit an operation may move.
+pub(super) static SPEND_LIMITS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT account_id, {SPEND_LIMIT_COLUMNS} FROM spend_limits \
+         WHERE account_id = ANY($1) AND (account_id, scope_kind, scope_id) IN ( \
+         SELECT account_id, spend_scope_kind, spend_scope_id FROM holds \
+         WHERE hold_id IN ({HOLDS_WANTED}) AND account_id = ANY($1) AND spend_scope_id IS NOT NULL \
+         UNION SELECT * FROM unnest($4::uuid[], $5::text[], $6::text[]))"
+    )
+});
+
+/// The scopes asked for (`$1` accounts, `$2` kinds, `$3` ids) joined to their holds.
+const SCOPE_HOLDS: &str = "unnest($1::uuid[], $2::text[], $3::text[]) AS t(account_id, scope_kind, scope_id) \
+     JOIN holds h ON h.account_id = t.account_id AND h.spend_scope_kind = t.scope_kind \
+     AND h.spend_scope_id = t.scope_id";
+
+/// What the active holds of each scope asked for reserve (a scope without any has no row).
+pub(super) static SCOPE_RESERVED: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT t.account_id, t.scope_kind, t.scope_id, sum(a.reserved) AS amount FROM {SCOPE_HOLDS} \
+         JOIN hold_allocations a ON a.hold_id = h.hold_id WHERE h.status = 'ACTIVE' GROUP BY 1, 2, 3"
+    )
+});
+
+/// What the settlements of each scope asked for charged, less refunds, by UTC day.
+pub(super) static SCOPE_CHARGED: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT t.account_id, t.scope_kind, t.scope_id, date_trunc('day', s.created_at, 'UTC') AS day, \
+         sum(s.from_hold + s.from_balance + s.debt - s.refunded) AS amount FROM {SCOPE_HOLDS} \
+         JOIN settlements s ON s.hold_id = h.hold_id GROUP BY 1, 2, 3, 4"
+    )
+});
+
+/// How many spend limits each account (`$1`) has.
+pub(super) const LIMIT_COUNTS: &str =
+    "SELECT account_id, count(*) FROM spend_limits WHERE account_id = ANY($1) GROUP BY 1";

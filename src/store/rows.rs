@@ -6,8 +6,9 @@ use tokio_postgres::Row;
 use super::StoreError;
 use crate::ids::HoldId;
 use crate::ledger::{
-    AccountState, AccountStatus, AllocationState, GrantSource, GrantState, HoldMeta, HoldState,
-    HoldStatus, SettlePolicy, SettlementPart, SettlementRecord,
+    AccountState, AccountStatus, AllocationState, AllowanceState, Every, GrantSource, GrantState,
+    HoldMeta, HoldState, HoldStatus, LimitPeriod, Recurrence, ScopeKind, SettlePolicy,
+    SettlementPart, SettlementRecord, SpendLimitState, SpendScope, parse_zone,
 };
 use crate::money::Credits;
 
@@ -16,7 +17,13 @@ pub const GRANT_COLUMNS: &str = "grant_id, source, priority, effective_at, expir
 /// Columns of `holds` read by [`hold`].
 pub const HOLD_COLUMNS: &str = "hold_id, status, amount, captured, expires_at, partial_captures, late_settled, \
      created_at, resolved_at, authorize_key, catalog_version, quote_id, quote_token, task_type, tool, model, project, run_id, \
-     label_keys, label_values";
+     label_keys, label_values, spend_scope_kind, spend_scope_id";
+/// Columns of `allowances` read by [`allowance`].
+pub const ALLOWANCE_COLUMNS: &str = "allowance_id, name, source, amount, period, anchor_date, time_zone, enabled, \
+     effective_from, granted_period, created_at";
+/// Columns of `spend_limits` read by [`spend_limit`].
+pub const SPEND_LIMIT_COLUMNS: &str =
+    "spend_limit_id, scope_kind, scope_id, period, limit_amount, spent, reserved, period_start";
 /// Columns of `settlements` read by [`settlement`].
 pub const SETTLEMENT_COLUMNS: &str = "settlement_id, hold_id, total, from_hold, from_balance, debt, written_off, \
      released, late, partial, refunded, created_at, line_items";
@@ -92,7 +99,57 @@ pub fn hold(row: &Row) -> Result<HoldState, StoreError> {
             run_id: row.get("run_id"),
             labels: keys.into_iter().zip(values).collect(),
             required_entitlement: None,
+            spend_scope: spend_scope(row, "spend_scope_kind", "spend_scope_id")?,
         },
+    })
+}
+
+/// The scope in columns `kind` and `id`, when set.
+fn spend_scope(row: &Row, kind: &str, id: &str) -> Result<Option<SpendScope>, StoreError> {
+    let (Some(kind), Some(id)) = (
+        row.get::<_, Option<&str>>(kind),
+        row.get::<_, Option<String>>(id),
+    ) else {
+        return Ok(None);
+    };
+    Ok(Some(SpendScope {
+        kind: parse(kind, ScopeKind::from_name, "spend scope kind")?,
+        id,
+    }))
+}
+
+/// An allowance.
+pub fn allowance(row: &Row) -> Result<AllowanceState, StoreError> {
+    let zone: &str = row.get("time_zone");
+    Ok(AllowanceState {
+        allowance_id: row.get("allowance_id"),
+        name: row.get("name"),
+        source: parse(row.get("source"), GrantSource::from_name, "grant source")?,
+        amount: credits(row, "amount"),
+        recurrence: Recurrence {
+            every: parse(row.get("period"), Every::from_name, "allowance period")?,
+            anchor: row.get("anchor_date"),
+            zone: parse(zone, |zone| parse_zone(zone).ok(), "time zone")?,
+        },
+        enabled: row.get("enabled"),
+        effective_from: row.get("effective_from"),
+        granted_period: row.get("granted_period"),
+        created_at: row.get("created_at"),
+    })
+}
+
+/// A spend limit.
+pub fn spend_limit(row: &Row) -> Result<SpendLimitState, StoreError> {
+    let scope = spend_scope(row, "scope_kind", "scope_id")?
+        .ok_or_else(|| StoreError::Other("a spend limit without a scope".to_owned()))?;
+    Ok(SpendLimitState {
+        spend_limit_id: row.get("spend_limit_id"),
+        scope,
+        period: parse(row.get("period"), LimitPeriod::from_name, "limit period")?,
+        limit: credits(row, "limit_amount"),
+        spent: credits(row, "spent"),
+        reserved: credits(row, "reserved"),
+        period_start: row.get("period_start"),
     })
 }
 

@@ -19,7 +19,7 @@ pub struct Discrepancy {
 /// Most discrepancies one check reports.
 const MAX_PER_CHECK: i64 = 100;
 
-const CHECKS: [(&str, &str); 16] = [
+const CHECKS: [(&str, &str); 19] = [
     (
         "every ledger row refers to rows that exist, of its own account",
         "SELECT 'allocation ' || a.hold_id || ' / ' || a.grant_id, 'its hold or grant is missing or of another account'
@@ -142,6 +142,45 @@ const CHECKS: [(&str, &str); 16] = [
          LEFT JOIN (SELECT settlement_id, sum(amount) AS total FROM journal_entries WHERE ledger_account = 'REVENUE'
          AND kind = 'REFUND' GROUP BY settlement_id) j USING (settlement_id)
          WHERE s.refunded <> coalesce(r.total, 0) OR s.refunded <> coalesce(-j.total, 0)",
+    ),
+    (
+        "every allowance period was granted once, by a grant of its own account",
+        "SELECT 'allowance grant ' || ag.allowance_id || ' / ' || ag.period_start,
+         'its grant or allowance is missing or of another account'
+         FROM allowance_grants ag LEFT JOIN grants g ON g.grant_id = ag.grant_id
+         LEFT JOIN allowances al ON al.allowance_id = ag.allowance_id
+         WHERE g.grant_id IS NULL OR al.allowance_id IS NULL OR g.account_id <> ag.account_id
+         OR al.account_id <> ag.account_id OR g.effective_at <> ag.period_start
+         UNION ALL
+         SELECT 'allowance ' || al.allowance_id, 'granted period ' || coalesce(al.granted_period::text, 'none')
+         || ', last period granted ' || coalesce(m.last::text, 'none')
+         FROM allowances al LEFT JOIN (SELECT allowance_id, max(period_start) AS last FROM allowance_grants
+         GROUP BY allowance_id) m USING (allowance_id) WHERE al.granted_period IS DISTINCT FROM m.last
+         UNION ALL
+         SELECT 'allowance ' || al.allowance_id, 'its account is missing or of another tenant'
+         FROM allowances al LEFT JOIN accounts a ON a.account_id = al.account_id
+         WHERE a.account_id IS NULL OR a.tenant_id <> al.tenant_id
+         UNION ALL
+         SELECT 'spend limit ' || l.spend_limit_id, 'its account is missing or of another tenant'
+         FROM spend_limits l LEFT JOIN accounts a ON a.account_id = l.account_id
+         WHERE a.account_id IS NULL OR a.tenant_id <> l.tenant_id",
+    ),
+    (
+        "spend limit reserved equals what its scope's active holds reserve",
+        "SELECT l.spend_limit_id::text, 'reserved ' || l.reserved || ', active holds ' || coalesce(h.total, 0)
+         FROM spend_limits l LEFT JOIN LATERAL (SELECT sum(a.reserved) AS total FROM holds h
+         JOIN hold_allocations a ON a.hold_id = h.hold_id WHERE h.account_id = l.account_id
+         AND h.spend_scope_kind = l.scope_kind AND h.spend_scope_id = l.scope_id AND h.status = 'ACTIVE') h ON true
+         WHERE l.reserved <> coalesce(h.total, 0)",
+    ),
+    (
+        "spend limit spent equals what its scope's settlements charged this period, less refunds",
+        "SELECT l.spend_limit_id::text, 'spent ' || l.spent || ', settlements ' || coalesce(s.total, 0)
+         FROM spend_limits l LEFT JOIN LATERAL (SELECT sum(s.from_hold + s.from_balance + s.debt - s.refunded) AS total
+         FROM holds h JOIN settlements s ON s.hold_id = h.hold_id WHERE h.account_id = l.account_id
+         AND h.spend_scope_kind = l.scope_kind AND h.spend_scope_id = l.scope_id
+         AND s.created_at >= l.period_start) s ON true
+         WHERE l.spent <> coalesce(s.total, 0)",
     ),
 ];
 

@@ -4,12 +4,12 @@
 //! here only: the statements' column lists and casts ([`super::write_sql`]) and their
 //! parameters come from these tables.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
 use super::write_table::write_table;
-use crate::ids::{AccountId, GrantId, HoldId, SettlementId, TenantId};
+use crate::ids::{AccountId, AllowanceId, GrantId, HoldId, SettlementId, SpendLimitId, TenantId};
 
 write_table! {
     /// Accounts whose debt changed, stamped with the transaction's time.
@@ -65,6 +65,8 @@ write_table! {
         #[shared] label_values: String = "text",
         #[slice_end] label_last: i32 = "int4",
         quote_token: Option<String> = "text",
+        spend_scope_kind: Option<&'static str> = "text",
+        spend_scope_id: Option<String> = "text",
     }
 }
 
@@ -155,6 +157,60 @@ write_table! {
         refund_id: Option<Uuid> = "uuid",
         transaction_id: Uuid = "uuid",
         tenant_id: TenantId = "uuid",
+        account_id: AccountId = "uuid",
+    }
+}
+
+write_table! {
+    /// Allowances set, or that granted a period.
+    AllowanceColumns {
+        #[key] allowance_id: AllowanceId = "uuid",
+        name: String = "text",
+        #[updated] source: &'static str = "text",
+        #[updated] amount: Decimal = "numeric",
+        #[updated] period: &'static str = "text",
+        #[updated] anchor_date: NaiveDate = "date",
+        #[updated] time_zone: &'static str = "text",
+        #[updated] enabled: bool = "bool",
+        #[updated] effective_from: DateTime<Utc> = "timestamptz",
+        #[updated] granted_period: Option<DateTime<Utc>> = "timestamptz",
+        created_at: DateTime<Utc> = "timestamptz",
+        tenant_id: TenantId = "uuid",
+        account_id: AccountId = "uuid",
+    }
+}
+
+write_table! {
+    /// The periods allowances granted: inserted, never upserted, so that a period granted
+    /// twice fails the transaction instead of crediting twice.
+    AllowanceGrantColumns {
+        allowance_id: AllowanceId = "uuid",
+        period_start: DateTime<Utc> = "timestamptz",
+        grant_id: GrantId = "uuid",
+        account_id: AccountId = "uuid",
+    }
+}
+
+write_table! {
+    /// Spend limits set, or whose counters moved.
+    SpendLimitColumns {
+        #[key] spend_limit_id: SpendLimitId = "uuid",
+        scope_kind: &'static str = "text",
+        scope_id: String = "text",
+        period: &'static str = "text",
+        #[updated] limit_amount: Decimal = "numeric",
+        #[updated] spent: Decimal = "numeric",
+        #[updated] reserved: Decimal = "numeric",
+        #[updated] period_start: DateTime<Utc> = "timestamptz",
+        tenant_id: TenantId = "uuid",
+        account_id: AccountId = "uuid",
+    }
+}
+
+write_table! {
+    /// Spend limits removed.
+    RemovedLimitColumns {
+        #[key] spend_limit_id: SpendLimitId = "uuid",
         account_id: AccountId = "uuid",
     }
 }

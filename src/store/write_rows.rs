@@ -3,11 +3,15 @@
 use uuid::Uuid;
 
 use super::write_columns::{
-    AccountColumns, AllocationColumns, GrantColumns, HoldColumns, JournalColumns, NewHoldColumns,
-    PartColumns, RefundColumns, SettlementColumns,
+    AccountColumns, AllocationColumns, AllowanceColumns, AllowanceGrantColumns, GrantColumns,
+    HoldColumns, JournalColumns, NewHoldColumns, PartColumns, RefundColumns, RemovedLimitColumns,
+    SettlementColumns, SpendLimitColumns,
 };
-use crate::ids::{AccountId, TenantId};
-use crate::ledger::{AccountState, GrantState, HoldState, Posting, RefundRecord, SettlementRecord};
+use crate::ids::{AccountId, SpendLimitId, TenantId};
+use crate::ledger::{
+    AccountState, AllowanceGrant, AllowanceState, GrantState, HoldState, Posting, RefundRecord,
+    SettlementRecord, SpendLimitState,
+};
 
 impl AccountColumns {
     /// The account's new debt.
@@ -58,6 +62,9 @@ impl NewHoldColumns {
         self.project.push(meta.project.clone());
         self.run_id.push(meta.run_id.clone());
         self.push_labels(&meta.labels);
+        let scope = meta.spend_scope.as_ref();
+        self.spend_scope_kind.push(scope.map(|scope| scope.kind.as_str()));
+        self.spend_scope_id.push(scope.map(|scope| scope.id.clone()));
         self.created_at.push(hold.created_at);
         self.resolved_at.push(hold.resolved_at);
     }
@@ -158,6 +165,69 @@ impl RefundColumns {
         self.new_grant_id.push(refund.new_grant_id);
         self.reason.push(refund.reason.clone());
         self.created_at.push(refund.created_at);
+    }
+}
+
+impl AllowanceColumns {
+    /// An allowance set, or that granted a period.
+    pub(super) fn push(
+        &mut self,
+        tenant_id: TenantId,
+        account_id: AccountId,
+        allowance: &AllowanceState,
+    ) {
+        self.tenant_id.push(tenant_id);
+        self.account_id.push(account_id);
+        self.allowance_id.push(allowance.allowance_id);
+        self.name.push(allowance.name.clone());
+        self.source.push(allowance.source.as_str());
+        self.amount.push(allowance.amount.decimal());
+        self.period.push(allowance.recurrence.every.as_str());
+        self.anchor_date.push(allowance.recurrence.anchor);
+        self.time_zone.push(allowance.recurrence.zone.name());
+        self.enabled.push(allowance.enabled);
+        self.effective_from.push(allowance.effective_from);
+        self.granted_period.push(allowance.granted_period);
+        self.created_at.push(allowance.created_at);
+    }
+}
+
+impl AllowanceGrantColumns {
+    /// A period an allowance granted.
+    pub(super) fn push(&mut self, account_id: AccountId, granted: &AllowanceGrant) {
+        self.account_id.push(account_id);
+        self.allowance_id.push(granted.allowance_id);
+        self.period_start.push(granted.period_start);
+        self.grant_id.push(granted.grant_id);
+    }
+}
+
+impl SpendLimitColumns {
+    /// A limit set, or whose counters moved.
+    pub(super) fn push(
+        &mut self,
+        tenant_id: TenantId,
+        account_id: AccountId,
+        limit: &SpendLimitState,
+    ) {
+        self.tenant_id.push(tenant_id);
+        self.account_id.push(account_id);
+        self.spend_limit_id.push(limit.spend_limit_id);
+        self.scope_kind.push(limit.scope.kind.as_str());
+        self.scope_id.push(limit.scope.id.clone());
+        self.period.push(limit.period.as_str());
+        self.limit_amount.push(limit.limit.decimal());
+        self.spent.push(limit.spent.decimal());
+        self.reserved.push(limit.reserved.decimal());
+        self.period_start.push(limit.period_start);
+    }
+}
+
+impl RemovedLimitColumns {
+    /// A limit removed.
+    pub(super) fn push(&mut self, account_id: AccountId, spend_limit_id: SpendLimitId) {
+        self.account_id.push(account_id);
+        self.spend_limit_id.push(spend_limit_id);
     }
 }
 

@@ -6,8 +6,9 @@
 use std::sync::LazyLock;
 
 use super::write_columns::{
-    AccountColumns, AllocationColumns, GrantColumns, HoldColumns, JournalColumns, NewHoldColumns,
-    PartColumns, RefundColumns, SettlementColumns,
+    AccountColumns, AllocationColumns, AllowanceColumns, AllowanceGrantColumns, GrantColumns,
+    HoldColumns, JournalColumns, NewHoldColumns, PartColumns, RefundColumns, RemovedLimitColumns,
+    SettlementColumns, SpendLimitColumns,
 };
 use super::write_table::{Role, Table};
 
@@ -43,11 +44,23 @@ pub(super) static UPSERT_PARTS: Sql =
 
 pub(super) static INSERT_REFUNDS: Sql = LazyLock::new(|| insert("refunds", &RefundColumns::TABLE));
 
+pub(super) static UPSERT_ALLOWANCES: Sql =
+    LazyLock::new(|| insert("allowances", &AllowanceColumns::TABLE));
+
+pub(super) static INSERT_ALLOWANCE_GRANTS: Sql =
+    LazyLock::new(|| insert("allowance_grants", &AllowanceGrantColumns::TABLE));
+
+pub(super) static UPSERT_SPEND_LIMITS: Sql =
+    LazyLock::new(|| insert("spend_limits", &SpendLimitColumns::TABLE));
+
+pub(super) static DELETE_SPEND_LIMITS: Sql =
+    LazyLock::new(|| delete("spend_limits", "l", &RemovedLimitColumns::TABLE));
+
 pub(super) static INSERT_JOURNAL: Sql =
     LazyLock::new(|| insert_stamped("journal_entries", "j", &JournalColumns::TABLE));
 
 /// Every statement a commit may send, to prepare before the lock is taken.
-pub(super) fn all_statements() -> [&'static str; 9] {
+pub(super) fn all_statements() -> [&'static str; 13] {
     [
         &UPDATE_ACCOUNTS,
         &UPSERT_GRANTS,
@@ -57,6 +70,10 @@ pub(super) fn all_statements() -> [&'static str; 9] {
         &UPSERT_SETTLEMENTS,
         &UPSERT_PARTS,
         &INSERT_REFUNDS,
+        &UPSERT_ALLOWANCES,
+        &INSERT_ALLOWANCE_GRANTS,
+        &UPSERT_SPEND_LIMITS,
+        &DELETE_SPEND_LIMITS,
         &INSERT_JOURNAL,
     ]
     .map(|sql| sql.as_str())
@@ -167,6 +184,21 @@ fn update(name: &str, alias: &str, table: &Table) -> String {
     format!(
         "UPDATE {name} {alias} SET {} FROM {} AS v({}) WHERE {matches}",
         set.join(", "),
+        unnest(table),
+        row_names(table),
+    )
+}
+
+/// `DELETE FROM … USING unnest(…) AS v(…) WHERE alias.key = v.key AND alias.column = v.column`
+/// for every column (the account too, so a row is only removed from its own account).
+fn delete(name: &str, alias: &str, table: &Table) -> String {
+    let matches = table
+        .row_columns()
+        .map(|(_, column)| format!("{alias}.{0} = v.{0}", column.name))
+        .collect::<Vec<_>>()
+        .join(" AND ");
+    format!(
+        "DELETE FROM {name} {alias} USING {} AS v({}) WHERE {matches}",
         unnest(table),
         row_names(table),
     )

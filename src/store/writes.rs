@@ -7,12 +7,14 @@ use rust_decimal::Decimal;
 use tokio_postgres::types::ToSql;
 
 use super::write_columns::{
-    AccountColumns, AllocationColumns, GrantColumns, HoldColumns, JournalColumns, NewHoldColumns,
-    PartColumns, RefundColumns, SettlementColumns,
+    AccountColumns, AllocationColumns, AllowanceColumns, AllowanceGrantColumns, GrantColumns,
+    HoldColumns, JournalColumns, NewHoldColumns, PartColumns, RefundColumns, RemovedLimitColumns,
+    SettlementColumns, SpendLimitColumns,
 };
 use super::write_sql::{
-    INSERT_HOLDS, INSERT_JOURNAL, INSERT_REFUNDS, UPDATE_ACCOUNTS, UPDATE_HOLDS,
-    UPSERT_ALLOCATIONS, UPSERT_GRANTS, UPSERT_PARTS, UPSERT_SETTLEMENTS,
+    DELETE_SPEND_LIMITS, INSERT_ALLOWANCE_GRANTS, INSERT_HOLDS, INSERT_JOURNAL, INSERT_REFUNDS,
+    UPDATE_ACCOUNTS, UPDATE_HOLDS, UPSERT_ALLOCATIONS, UPSERT_ALLOWANCES, UPSERT_GRANTS,
+    UPSERT_PARTS, UPSERT_SETTLEMENTS, UPSERT_SPEND_LIMITS,
 };
 use super::write_table::WriteRows;
 use crate::ids::{AccountId, TenantId};
@@ -33,6 +35,10 @@ pub struct Writes {
     settlements: SettlementColumns,
     parts: PartColumns,
     refunds: RefundColumns,
+    allowances: AllowanceColumns,
+    allowance_grants: AllowanceGrantColumns,
+    spend_limits: SpendLimitColumns,
+    removed_limits: RemovedLimitColumns,
     journal: JournalColumns,
 }
 
@@ -70,12 +76,24 @@ impl Writes {
         for refund in &changes.refunds {
             self.refunds.push(account_id, refund);
         }
+        for allowance in &changes.allowances {
+            self.allowances.push(tenant_id, account_id, allowance);
+        }
+        for granted in &changes.allowance_grants {
+            self.allowance_grants.push(account_id, granted);
+        }
+        for limit in &changes.spend_limits {
+            self.spend_limits.push(tenant_id, account_id, limit);
+        }
+        for spend_limit_id in &changes.removed_spend_limits {
+            self.removed_limits.push(account_id, *spend_limit_id);
+        }
         self.journal.push(tenant_id, account_id, &changes.postings);
     }
 
     /// The statements to send, with their parameters, skipping tables with nothing to write.
     pub fn statements(&self) -> Vec<Statement<'_>> {
-        let tables: [(&'static str, &dyn WriteRows); 9] = [
+        let tables: [(&'static str, &dyn WriteRows); 13] = [
             (UPDATE_ACCOUNTS.as_str(), &self.accounts),
             (UPSERT_GRANTS.as_str(), &self.grants),
             (INSERT_HOLDS.as_str(), &self.new_holds),
@@ -84,6 +102,10 @@ impl Writes {
             (UPSERT_SETTLEMENTS.as_str(), &self.settlements),
             (UPSERT_PARTS.as_str(), &self.parts),
             (INSERT_REFUNDS.as_str(), &self.refunds),
+            (UPSERT_ALLOWANCES.as_str(), &self.allowances),
+            (INSERT_ALLOWANCE_GRANTS.as_str(), &self.allowance_grants),
+            (UPSERT_SPEND_LIMITS.as_str(), &self.spend_limits),
+            (DELETE_SPEND_LIMITS.as_str(), &self.removed_limits),
             (INSERT_JOURNAL.as_str(), &self.journal),
         ];
         tables

@@ -43,6 +43,7 @@ impl AccountBook {
             self.refund_to_parts(settlement, request, amount - debt_reduced);
         let new_grant_id = self.refund_to_new_grant(settlement, request, to_new_grant);
         settlement.refunded += amount;
+        self.count_limit_refund(settlement.hold_id, amount, settlement.created_at);
         let record = RefundRecord {
             refund_id: request.refund_id,
             settlement_id: settlement.settlement_id,

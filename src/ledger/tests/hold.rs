@@ -42,12 +42,12 @@ fn a_new_hold_is_refused_for_entitlement_then_status_then_debt_then_credits() {
     let entitlement = Decline::EntitlementRequired {
         entitlement: "pro".to_owned(),
     };
-    let refusal = book.hold_refusal(Some("pro"), c(6));
+    let refusal = book.hold_refusal(Some("pro"), None, c(6));
     assert_eq!(refusal.run, Some(entitlement.clone()));
     assert_eq!(refusal.funding, Some(Decline::AccountInDebt { debt: c(1) }));
     assert_eq!(refusal.first(), Some(entitlement));
     assert_eq!(
-        book.hold_refusal(None, c(6)).first(),
+        book.hold_refusal(None, None, c(6)).first(),
         Some(suspended.clone())
     );
     // ExtendHold raising a hold asks the same, without an entitlement.
@@ -59,7 +59,7 @@ fn a_new_hold_is_refused_for_entitlement_then_status_then_debt_then_credits() {
     book.account.status = AccountStatus::Active;
     book.account.debt = Credits::ZERO;
     book.account.entitlements.push("pro".to_owned());
-    let refusal = book.hold_refusal(Some("pro"), c(6));
+    let refusal = book.hold_refusal(Some("pro"), None, c(6));
     assert_eq!(refusal.run, None);
     assert_eq!(
         refusal.first(),
@@ -68,7 +68,7 @@ fn a_new_hold_is_refused_for_entitlement_then_status_then_debt_then_credits() {
             available: c(5)
         })
     );
-    assert_eq!(book.hold_refusal(Some("pro"), c(5)).first(), None);
+    assert_eq!(book.hold_refusal(Some("pro"), None, c(5)).first(), None);
 }
 
 #[test]

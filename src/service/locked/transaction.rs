@@ -105,6 +105,12 @@ fn lock_target(group: &Group) -> LockTarget {
             target.settlement_ids.extend(operation.settlement_id);
             target.external_refs.extend(operation.external_ref.clone());
             target.refund_ids.extend(operation.refund_id);
+            if let Some(scope) = &operation.spend_scope {
+                target.spend_scopes.push((key.account, scope.clone()));
+                if operation.scope_usage {
+                    target.scope_usage.push((key.account, scope.clone()));
+                }
+            }
             if operation.fingerprint.rpc == Rpc::Authorize {
                 target
                     .authorize_keys

@@ -9,19 +9,31 @@ use uuid::Uuid;
 use super::reads::ReadRows;
 use super::{Loaded, LoadedAccount};
 use crate::ids::{AccountId, AccountKey, SettlementId, TenantId};
-use crate::ledger::{AccountBook, AccountState, GrantState, HoldState, SettlementRecord};
+use rust_decimal::Decimal;
+
+use crate::ledger::{
+    AccountBook, AccountState, GrantState, HoldState, ScopeUsage, SettlementRecord, SpendScope,
+};
+use crate::money::Credits;
 use crate::store::StoreError;
 use crate::store::idempotency::records_by_key;
 use crate::store::rows;
 
 impl ReadRows {
     /// What was loaded, each book deciding at `now`.
-    pub(super) fn into_loaded(self, now: DateTime<Utc>) -> Result<Loaded, StoreError> {
+    pub(super) fn into_loaded(
+        self,
+        now: DateTime<Utc>,
+        usage_asked: &[(AccountId, SpendScope)],
+    ) -> Result<Loaded, StoreError> {
         let states = account_states(&self.accounts)?;
         let records = records_by_key(&self.records);
         let mut grants = grants_by_account(&self.grants)?;
         let mut holds = holds_by_account(&self.holds, &self.allocations)?;
         let mut settlements = settlements_by_account(&self.settlements, &self.parts);
+        let mut allowances = by_account(&self.allowances, rows::allowance)?;
+        let mut limits = by_account(&self.spend_limits, rows::spend_limit)?;
+        let mut usage = self.usage_by_account(usage_asked);
         // Rows of accounts that were not locked (another tenant's id, a skipped lock) are
         // dropped here: only locked accounts get a book.
         let accounts = states
@@ -33,6 +45,11 @@ impl ReadRows {
                     grants.remove(&account).unwrap_or_default(),
                     holds.remove(&account).unwrap_or_default(),
                     now,
+                )
+                .with_allowances(allowances.remove(&account).unwrap_or_default())
+                .with_spend_limits(
+                    limits.remove(&account).unwrap_or_default(),
+                    usage.remove(&account).unwrap_or_default(),
                 );
                 let settlements = settlements.remove(&account).unwrap_or_default();
                 let key = AccountKey { tenant, account };
@@ -48,6 +65,63 @@ impl ReadRows {
     }
 }
 
+impl ReadRows {
+    /// The history of each scope asked about, by account (zero for a scope without any).
+    fn usage_by_account(
+        &self,
+        asked: &[(AccountId, SpendScope)],
+    ) -> HashMap<AccountId, Vec<ScopeUsage>> {
+        let key = |row: &Row| -> (AccountId, String, String) {
+            (row.get(0), row.get::<_, String>(1), row.get::<_, String>(2))
+        };
+        let counts: HashMap<AccountId, i64> = self
+            .limit_counts
+            .iter()
+            .map(|row| (row.get(0), row.get(1)))
+            .collect();
+        let mut by_account: HashMap<AccountId, Vec<ScopeUsage>> = HashMap::new();
+        for (account_id, scope) in asked {
+            let asked_key = (*account_id, scope.kind.as_str().to_owned(), scope.id.clone());
+            let amount = |row: &Row| Credits::from_decimal(row.get::<_, Decimal>("amount"));
+            let reserved = self
+                .scope_reserved
+                .iter()
+                .filter(|row| key(row) == asked_key)
+                .map(amount)
+                .sum();
+            let charged_by_day = self
+                .scope_charged
+                .iter()
+                .filter(|row| key(row) == asked_key)
+                .map(|row| (row.get::<_, DateTime<Utc>>("day"), amount(row)))
+                .collect();
+            let account_limits = counts.get(account_id).copied().unwrap_or_default();
+            by_account.entry(*account_id).or_default().push(ScopeUsage {
+                scope: scope.clone(),
+                reserved,
+                charged_by_day,
+                account_limits: usize::try_from(account_limits).unwrap_or(usize::MAX),
+            });
+        }
+        by_account
+    }
+}
+
+/// Rows carrying `account_id`, mapped, by account.
+fn by_account<T>(
+    rows: &[Row],
+    map: impl Fn(&Row) -> Result<T, StoreError>,
+) -> Result<HashMap<AccountId, Vec<T>>, StoreError> {
+    let mut by_account: HashMap<AccountId, Vec<T>> = HashMap::new();
+    for row in rows {
+        by_account
+            .entry(row.get("account_id"))
+            .or_default()
+            .push(map(row)?);
+    }
+    Ok(by_account)
+}
+
 /// The locked accounts' states, with their tenants.
 fn account_states(accounts: &[Row]) -> Result<Vec<(TenantId, AccountState)>, StoreError> {
     let mut states = Vec::with_capacity(accounts.len());
@@ -61,14 +135,7 @@ fn account_states(accounts: &[Row]) -> Result<Vec<(TenantId, AccountState)>, Sto
 }
 
 fn grants_by_account(grants: &[Row]) -> Result<HashMap<AccountId, Vec<GrantState>>, StoreError> {
-    let mut by_account: HashMap<AccountId, Vec<_>> = HashMap::new();
-    for row in grants {
-        by_account
-            .entry(row.get("account_id"))
-            .or_default()
-            .push(rows::grant(row)?);
-    }
-    Ok(by_account)
+    by_account(grants, rows::grant)
 }
 
 /// The holds with their allocations, by account.

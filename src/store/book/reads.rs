@@ -10,11 +10,13 @@ use tokio_postgres::{Client, Error, Row, Statement};
 
 use super::LockTarget;
 use crate::ids::{AccountId, TenantId};
+use crate::ledger::SpendScope;
 use crate::store::StoreError;
 use crate::store::idempotency::{INSERT_RECORDS, SELECT_RECORDS};
 use crate::store::read_sql::{
-    ALLOCATIONS, BEGIN, CLOCK, GRANTS, HOLDS, HOLDS_BY_KEY, LOCK_ACCOUNTS,
-    LOCK_ACCOUNTS_SKIP_LOCKED, PARTS, REFUNDS_BY_ID, SETTLEMENTS,
+    ALLOCATIONS, ALLOWANCES, BEGIN, CLOCK, GRANTS, HOLDS, HOLDS_BY_KEY, LIMIT_COUNTS, LOCK_ACCOUNTS,
+    LOCK_ACCOUNTS_SKIP_LOCKED, PARTS, REFUNDS_BY_ID, SCOPE_CHARGED, SCOPE_RESERVED, SETTLEMENTS,
+    SPEND_LIMITS,
 };
 use crate::store::write_sql::all_statements;
 
@@ -42,6 +44,11 @@ pub(super) struct ReadStatements {
     holds_by_key: Statement,
     clock: Statement,
     refunds_by_id: Statement,
+    allowances: Statement,
+    spend_limits: Statement,
+    scope_reserved: Statement,
+    scope_charged: Statement,
+    limit_counts: Statement,
 }
 
 impl ReadStatements {
@@ -75,6 +82,11 @@ impl ReadStatements {
             holds_by_key: client.prepare_cached(HOLDS_BY_KEY).await?,
             clock: client.prepare_cached(CLOCK).await?,
             refunds_by_id: client.prepare_cached(REFUNDS_BY_ID).await?,
+            allowances: client.prepare_cached(&ALLOWANCES).await?,
+            spend_limits: client.prepare_cached(&SPEND_LIMITS).await?,
+            scope_reserved: client.prepare_cached(&SCOPE_RESERVED).await?,
+            scope_charged: client.prepare_cached(&SCOPE_CHARGED).await?,
+            limit_counts: client.prepare_cached(LIMIT_COUNTS).await?,
         })
     }
 }
@@ -95,6 +107,14 @@ pub(super) struct ReadRows {
     pub(super) parts: Vec<Row>,
     /// Refunds already made with the ids asked about: `refund_id`.
     pub(super) refunded: Vec<Row>,
+    pub(super) allowances: Vec<Row>,
+    pub(super) spend_limits: Vec<Row>,
+    /// Scopes' reservations: `account_id, scope_kind, scope_id, amount`.
+    pub(super) scope_reserved: Vec<Row>,
+    /// Scopes' charges by day: `account_id, scope_kind, scope_id, day, amount`.
+    pub(super) scope_charged: Vec<Row>,
+    /// Accounts' numbers of limits: `account_id, count`.
+    pub(super) limit_counts: Vec<Row>,
     clock: Vec<Row>,
 }
 
@@ -153,10 +173,30 @@ impl ReadRows {
             &s.refunds_by_id,
             [&target.refund_ids],
         );
+        let allowances = rows(client, &s.allowances, [account_ids]);
+        let (scopes, usage) = (&keys.scopes, &keys.usage);
+        let spend_limits = rows(
+            client,
+            &s.spend_limits,
+            [
+                account_ids,
+                &due_by,
+                &target.hold_ids,
+                &scopes.accounts,
+                &scopes.kinds,
+                &scopes.ids,
+            ],
+        );
+        let usage_wanted = !usage.accounts.is_empty();
+        let usage_params: [&(dyn ToSql + Sync); 3] = [&usage.accounts, &usage.kinds, &usage.ids];
+        let scope_reserved = rows_if(usage_wanted, client, &s.scope_reserved, usage_params);
+        let scope_charged = rows_if(usage_wanted, client, &s.scope_charged, usage_params);
+        let limit_counts = rows_if(usage_wanted, client, &s.limit_counts, [&usage.accounts]);
         let clock = rows(client, &s.clock, []);
         Ok(pipeline!(begin; ReadRows {
             accounts, authorized, grants, holds, allocations, records, settlements, parts,
-            refunded, clock,
+            refunded, allowances, spend_limits, scope_reserved, scope_charged, limit_counts,
+            clock,
         }))
     }
 
@@ -180,6 +220,28 @@ struct TargetKeys {
     keys: Vec<String>,
     authorize_tenants: Vec<TenantId>,
     authorize_keys: Vec<String>,
+    scopes: ScopeColumns,
+    usage: ScopeColumns,
+}
+
+/// Scopes of accounts as parameter columns.
+#[derive(Default)]
+struct ScopeColumns {
+    accounts: Vec<AccountId>,
+    kinds: Vec<&'static str>,
+    ids: Vec<String>,
+}
+
+impl ScopeColumns {
+    fn new(scopes: &[(AccountId, SpendScope)]) -> Self {
+        let mut columns = ScopeColumns::default();
+        for (account_id, scope) in scopes {
+            columns.accounts.push(*account_id);
+            columns.kinds.push(scope.kind.as_str());
+            columns.ids.push(scope.id.clone());
+        }
+        columns
+    }
 }
 
 impl TargetKeys {
@@ -198,6 +260,8 @@ impl TargetKeys {
             keys,
             authorize_tenants,
             authorize_keys,
+            scopes: ScopeColumns::new(&target.spend_scopes),
+            usage: ScopeColumns::new(&target.scope_usage),
         }
     }
 }

@@ -15,17 +15,18 @@ const UPSERT_GRANTS_TEXT: &str = "INSERT INTO grants (grant_id, source, priority
 
 const INSERT_HOLDS_TEXT: &str = "INSERT INTO holds (hold_id, status, amount, captured, expires_at, \
      partial_captures, late_settled, authorize_key, catalog_version, quote_id, task_type, tool, model, project, \
-     run_id, label_keys, label_values, created_at, resolved_at, tenant_id, account_id, quote_token) \
+     run_id, label_keys, label_values, created_at, resolved_at, tenant_id, account_id, quote_token, \
+     spend_scope_kind, spend_scope_id) \
      SELECT h.hold_id, h.status, h.amount, h.captured, h.expires_at, h.partial_captures, h.late_settled, \
      h.authorize_key, h.catalog_version, h.quote_id, h.task_type, h.tool, h.model, h.project, h.run_id, \
      ($21::text[])[h.label_first:h.label_last], ($22::text[])[h.label_first:h.label_last], \
-     h.created_at, h.resolved_at, h.tenant_id, h.account_id, h.quote_token \
+     h.created_at, h.resolved_at, h.tenant_id, h.account_id, h.quote_token, h.spend_scope_kind, h.spend_scope_id \
      FROM unnest($1::uuid[], $2::text[], $3::numeric[], $4::numeric[], $5::timestamptz[], $6::int4[], $7::bool[], \
      $8::text[], $9::int8[], $10::uuid[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], \
-     $16::int4[], $17::timestamptz[], $18::timestamptz[], $19::uuid[], $20::uuid[], $23::int4[], $24::text[]) AS h(hold_id, \
+     $16::int4[], $17::timestamptz[], $18::timestamptz[], $19::uuid[], $20::uuid[], $23::int4[], $24::text[], $25::text[], $26::text[]) AS h(hold_id, \
      status, amount, captured, expires_at, partial_captures, late_settled, authorize_key, catalog_version, quote_id, \
      task_type, tool, model, project, run_id, label_first, created_at, resolved_at, tenant_id, account_id, \
-     label_last, quote_token) \
+     label_last, quote_token, spend_scope_kind, spend_scope_id) \
      ORDER BY h.tenant_id, h.authorize_key COLLATE \"C\"";
 
 const UPDATE_HOLDS_TEXT: &str = "UPDATE holds h SET status = v.status, amount = v.amount, captured = v.captured, \
@@ -60,6 +61,11 @@ const INSERT_JOURNAL_TEXT: &str = "INSERT INTO journal_entries (entry_id, ledger
      $3::numeric[], $4::text[], $5::uuid[], $6::uuid[], $7::uuid[], $8::uuid[], $9::uuid[], $10::uuid[], \
      $11::uuid[]) AS j";
 
+const DELETE_SPEND_LIMITS_TEXT: &str = "DELETE FROM spend_limits l USING unnest($1::uuid[], $2::uuid[]) \
+     AS v(spend_limit_id, account_id) WHERE l.spend_limit_id = v.spend_limit_id AND l.account_id = v.account_id";
+const INSERT_ALLOWANCE_GRANTS_TEXT: &str = "INSERT INTO allowance_grants (allowance_id, period_start, grant_id, account_id) \
+     SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::uuid[], $4::uuid[])";
+
 #[test]
 fn generated_statements_are_the_written_ones() {
     let pairs = [
@@ -72,6 +78,8 @@ fn generated_statements_are_the_written_ones() {
         (&UPSERT_PARTS, UPSERT_PARTS_TEXT),
         (&INSERT_REFUNDS, INSERT_REFUNDS_TEXT),
         (&INSERT_JOURNAL, INSERT_JOURNAL_TEXT),
+        (&DELETE_SPEND_LIMITS, DELETE_SPEND_LIMITS_TEXT),
+        (&INSERT_ALLOWANCE_GRANTS, INSERT_ALLOWANCE_GRANTS_TEXT),
     ];
     for (generated, written) in pairs {
         assert_eq!(generated.as_str(), written);
@@ -82,6 +90,6 @@ fn generated_statements_are_the_written_ones() {
 fn every_statement_is_prepared() {
     let all = all_statements();
     assert_eq!(all[0], UPDATE_ACCOUNTS_TEXT);
-    assert_eq!(all[8], INSERT_JOURNAL_TEXT);
-    assert_eq!(all.len(), 9);
+    assert_eq!(all[12], INSERT_JOURNAL_TEXT);
+    assert_eq!(all.len(), 13);
 }
