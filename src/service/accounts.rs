@@ -155,9 +155,12 @@ pub async fn get_account(
     let mut book = snapshot(context, caller, account.account_id, SnapshotLimits::All).await?;
     book.sweep();
     let spend_limits = book.spend_limits();
+    // By name, as documented, whatever order the rows were read in.
+    let mut allowances = book.allowances().to_vec();
+    allowances.sort_by(|left, right| left.name.cmp(&right.name));
     Ok(AccountDetails {
         account,
-        allowances: book.allowances().to_vec(),
+        allowances,
         spend_limits_truncated: spend_limits.len() >= usize::try_from(MAX_LISTED_LIMITS).unwrap_or(usize::MAX),
         spend_limits,
         now: book.now(),
