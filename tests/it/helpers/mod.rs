@@ -7,6 +7,7 @@ mod database;
 pub mod dedicated_cluster;
 pub mod money;
 pub mod mutating;
+pub mod plans;
 mod retry;
 pub mod server_process;
 pub mod snapshot;
