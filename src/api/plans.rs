@@ -99,12 +99,7 @@ pub async fn set_allowance(
         account_id: parse::id("account_id", &message.account_id)?,
         name: name("name", &message.name)?,
         source,
-        amount: parse::amount(
-            "amount",
-            &message.amount,
-            context.limits.max_amount,
-            false,
-        )?,
+        amount: parse::amount("amount", &message.amount, context.limits.max_amount, false)?,
         every,
         anchor: match message.anchor_date.as_str() {
             "" => None,
@@ -164,11 +159,7 @@ pub async fn set_spend_limit(
     let removed = command.limit.is_none();
     let encode: Encoder<SpendLimitState> = Box::new(move |book, limit| {
         v1::SetSpendLimitResponse {
-            spend_limit: Some(spend_limit_of(
-                book.account().account_id,
-                &limit,
-                removed,
-            )),
+            spend_limit: Some(spend_limit_of(book.account().account_id, &limit, removed)),
         }
         .encode_to_vec()
     });
