@@ -193,8 +193,7 @@ pub fn allowance_of(
         enabled: allowance.enabled,
         created_at: Some(convert::timestamp(allowance.created_at)),
         next_reset_at: next_reset.map(convert::timestamp),
-        effective_from: (allowance.effective_from > DateTime::<Utc>::MIN_UTC)
-            .then(|| convert::timestamp(allowance.effective_from)),
+        effective_from: Some(convert::timestamp(allowance.effective_from)),
     }
 }
 
@@ -220,7 +219,8 @@ pub fn spend_limit_of(
         },
         spent: limit.spent.to_string(),
         reserved: limit.reserved.to_string(),
-        period_start: (limit.period_start > DateTime::<Utc>::MIN_UTC)
+        // A TOTAL limit has one period, without a start worth showing.
+        period_start: (limit.period != LimitPeriod::Total)
             .then(|| convert::timestamp(limit.period_start)),
     }
 }

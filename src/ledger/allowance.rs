@@ -70,9 +70,12 @@ impl AllowanceState {
         now: DateTime<Utc>,
     ) -> DateTime<Utc> {
         match previous {
+            // A rule whose anchor is still ahead starts with its first period.
             None => recurrence
                 .period_at(now)
-                .map_or(DateTime::<Utc>::MIN_UTC, |period| period.start),
+                .map(|period| period.start)
+                .or_else(|| recurrence.start_of(0))
+                .unwrap_or(now),
             Some(previous) => {
                 let current_end = previous.recurrence.period_at(now).map(|period| period.end);
                 // A previous rule not yet in effect still leaves its predecessor's period.

@@ -85,22 +85,34 @@ impl LimitPeriod {
     }
 
     /// The first instant of the period that contains `at`: the allowances' calendar
-    /// ([`Recurrence`]) in UTC, counted from the first day the API accepts.
+    /// ([`Recurrence`]) in UTC, counted from [`FIRST_DAY`], where TOTAL starts.
     pub fn start_at(self, at: DateTime<Utc>) -> DateTime<Utc> {
         let every = match self {
             LimitPeriod::Day => Every::Day,
             LimitPeriod::Month => Every::Month,
-            LimitPeriod::Total => return DateTime::<Utc>::MIN_UTC,
+            LimitPeriod::Total => return first_instant(),
         };
         let calendar = Recurrence {
             every,
-            anchor: NaiveDate::from_ymd_opt(1, 1, 1).unwrap_or(NaiveDate::MIN),
+            anchor: FIRST_DAY,
             zone: Tz::UTC,
         };
         calendar
             .period_at(at)
-            .map_or(DateTime::<Utc>::MIN_UTC, |period| period.start)
+            .map_or_else(first_instant, |period| period.start)
     }
+}
+
+/// The first day the API accepts (year 1), where a TOTAL period starts: unlike the earliest
+/// time the date type holds, a time the database stores.
+pub const FIRST_DAY: NaiveDate = match NaiveDate::from_ymd_opt(1, 1, 1) {
+    Some(day) => day,
+    None => NaiveDate::MIN,
+};
+
+/// Midnight UTC of [`FIRST_DAY`].
+pub fn first_instant() -> DateTime<Utc> {
+    FIRST_DAY.and_time(chrono::NaiveTime::MIN).and_utc()
 }
 
 /// A limit and its counters for the current period.
@@ -232,7 +244,7 @@ mod tests {
         let now = at("2025-02-28T23:59:59Z");
         assert_eq!(LimitPeriod::Day.start_at(now), at("2025-02-28T00:00:00Z"));
         assert_eq!(LimitPeriod::Month.start_at(now), at("2025-02-01T00:00:00Z"));
-        assert_eq!(LimitPeriod::Total.start_at(now), DateTime::<Utc>::MIN_UTC);
+        assert_eq!(LimitPeriod::Total.start_at(now), first_instant());
     }
 
     #[test]
