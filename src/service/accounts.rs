@@ -154,15 +154,18 @@ pub async fn get_account(
     drop(client);
     let mut book = snapshot(context, caller, account.account_id, SnapshotLimits::All).await?;
     book.sweep();
-    let spend_limits = book.spend_limits();
+    let mut spend_limits = book.spend_limits();
+    let listed = usize::try_from(MAX_LISTED_LIMITS).unwrap_or(usize::MAX);
+    let spend_limits_truncated = spend_limits.len() > listed;
+    spend_limits.truncate(listed);
     // By name, as documented, whatever order the rows were read in.
     let mut allowances = book.allowances().to_vec();
     allowances.sort_by(|left, right| left.name.cmp(&right.name));
     Ok(AccountDetails {
         account,
         allowances,
-        spend_limits_truncated: spend_limits.len() >= usize::try_from(MAX_LISTED_LIMITS).unwrap_or(usize::MAX),
         spend_limits,
+        spend_limits_truncated,
         now: book.now(),
     })
 }
@@ -293,7 +296,9 @@ pub async fn balance(
     account_id: AccountId,
     expiring_within: Duration,
 ) -> Result<Balance, ServiceError> {
-    Ok(snapshot(context, caller, account_id, SnapshotLimits::Scope(None))
-        .await?
-        .balance(expiring_within))
+    Ok(
+        snapshot(context, caller, account_id, SnapshotLimits::Scope(None))
+            .await?
+            .balance(expiring_within),
+    )
 }
