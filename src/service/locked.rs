@@ -238,7 +238,7 @@ pub async fn sweep_account(context: &Context, key: AccountKey) -> Result<bool, S
         &context.pool,
         &target,
         context.clock.now(),
-        context.clock.shift(),
+        context.clock.as_ref(),
     )
     .await?
     else {

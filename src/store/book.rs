@@ -19,6 +19,7 @@ use self::reads::{ReadRows, ReadStatements};
 use super::StoreError;
 use super::idempotency::{INSERT_RECORDS, NewRecord, RecordColumns, StoredRecord};
 use super::writes::Writes;
+use crate::clock::Clock;
 use crate::ids::{AccountId, AccountKey, HoldId, SettlementId, TenantId};
 use crate::ledger::{AccountBook, Changes, SettlementRecord, SpendScope};
 
@@ -97,16 +98,16 @@ impl LockedBooks {
     /// Locks the accounts' rows and loads their books; `None` when none of them exists for its
     /// tenant (or all were locked and `skip_locked` was asked).
     ///
-    /// The books decide at the database's clock read once the locks are held, plus `shift`
-    /// (see [`crate::clock::Clock::shift`]): not at a time taken before a lock wait, nor at one
-    /// replica's clock, which may be skewed from another's. `due_by` (the caller's clock) only
-    /// chooses which holds are loaded to be expired: one that falls due between the two times
-    /// stays reserved until a later transaction expires it.
+    /// The books decide at the database's clock read once the locks are held, plus the shift
+    /// of `clock` read then too (see [`Clock::shift`]): not at a time taken before a lock wait,
+    /// nor at one replica's clock, which may be skewed from another's. `due_by` (the caller's
+    /// clock) only chooses which holds are loaded to be expired: one that falls due between the
+    /// two times stays reserved until a later transaction expires it.
     pub async fn lock(
         pool: &Pool,
         target: &LockTarget,
         due_by: DateTime<Utc>,
-        shift: chrono::Duration,
+        clock: &dyn Clock,
     ) -> Result<Option<(LockedBooks, Loaded)>, StoreError> {
         let client = pool.get().await?;
         let statements = ReadStatements::prepare(&client, target.skip_locked).await?;
@@ -119,7 +120,9 @@ impl LockedBooks {
         };
         let rows = ReadRows::read(locked.client()?, &statements, target, due_by).await?;
         locked.locked_at = Instant::now();
-        locked.now = rows.database_now(shift)?;
+        // A shift read before the wait would let a test that moves the clock meanwhile see this
+        // transaction decide before one that committed ahead of it.
+        locked.now = rows.database_now(clock.shift())?;
         if rows.accounts.is_empty() {
             locked.rollback().await;
             return Ok(None);

@@ -78,7 +78,7 @@ async fn lock_group(context: &Context, group: &Group) -> Result<(LockedBooks, Lo
         &context.pool,
         &target,
         context.clock.now(),
-        context.clock.shift(),
+        context.clock.as_ref(),
     )
     .await
     {
