@@ -33,7 +33,8 @@ CREATE TABLE allowance_grants (
 );
 
 -- A limit and its counters for the period starting at `period_start`: `spent` is what the
--- scope's settlements captured in it (less refunds), `reserved` what its active holds reserve.
+-- scope's settlements charged in it since `counted_from` (when the limit was set), less
+-- refunds; `reserved` what its active holds reserve.
 CREATE TABLE spend_limits (
     spend_limit_id  uuid PRIMARY KEY,
     tenant_id       uuid NOT NULL,
@@ -45,6 +46,7 @@ CREATE TABLE spend_limits (
     spent           numeric(30, 9) NOT NULL CHECK (spent >= 0),
     reserved        numeric(30, 9) NOT NULL CHECK (reserved >= 0),
     period_start    timestamptz NOT NULL,
+    counted_from    timestamptz NOT NULL,
     UNIQUE (account_id, scope_kind, scope_id, period)
 );
 
@@ -53,6 +55,7 @@ CREATE TABLE spend_limits (
 ALTER TABLE holds ADD COLUMN spend_scope_kind text, ADD COLUMN spend_scope_id text;
 ALTER TABLE holds ADD CONSTRAINT holds_spend_scope_check
     CHECK ((spend_scope_kind IS NULL) = (spend_scope_id IS NULL)) NOT VALID;
--- A limit set on a scope with history counts its active holds and this period's captures.
-CREATE INDEX holds_spend_scope_idx ON holds (account_id, spend_scope_kind, spend_scope_id)
-    WHERE spend_scope_id IS NOT NULL;
+-- A limit set on a scope counts what its active holds reserve: found without walking the
+-- scope's (or the account's) past holds under the lock.
+CREATE INDEX holds_active_scope_idx ON holds (account_id, spend_scope_kind, spend_scope_id)
+    WHERE status = 'ACTIVE' AND spend_scope_id IS NOT NULL;

@@ -1,6 +1,7 @@
 //! An account's plan: SetAllowance and SetSpendLimit, each applied under the account lock like
 //! any balance operation (a new allowance's current period is granted in the same
-//! transaction; a new limit counts the scope's active holds and this period's captures).
+//! transaction; a new limit counts what the scope's active holds reserve, and its captures
+//! from then on).
 
 use chrono::NaiveDate;
 use chrono_tz::Tz;
@@ -21,7 +22,7 @@ use crate::money::Credits;
 pub const MAX_ALLOWANCES: usize = 32;
 /// Most spend limits an account may have (its members, keys and projects times periods); an
 /// operation loads only those of the scopes it touches.
-pub const MAX_SPEND_LIMITS: usize = 100_000;
+pub const MAX_SPEND_LIMITS: usize = crate::store::book::MAX_SPEND_LIMITS;
 
 /// SetAllowance.
 #[derive(Debug, Clone)]

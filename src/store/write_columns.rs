@@ -202,6 +202,7 @@ write_table! {
         #[updated] spent: Decimal = "numeric",
         #[updated] reserved: Decimal = "numeric",
         #[updated] period_start: DateTime<Utc> = "timestamptz",
+        counted_from: DateTime<Utc> = "timestamptz",
         tenant_id: TenantId = "uuid",
         account_id: AccountId = "uuid",
     }

@@ -222,6 +222,7 @@ impl SpendLimitColumns {
         self.spent.push(limit.spent.decimal());
         self.reserved.push(limit.reserved.decimal());
         self.period_start.push(limit.period_start);
+        self.counted_from.push(limit.counted_from);
     }
 }
 
