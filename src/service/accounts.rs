@@ -158,7 +158,8 @@ pub async fn get_account(
     Ok(AccountDetails {
         account,
         allowances: book.allowances().to_vec(),
-        spend_limits_truncated: spend_limits.len() >= usize::try_from(MAX_LISTED_LIMITS).unwrap_or(usize::MAX),
+        spend_limits_truncated: spend_limits.len()
+            >= usize::try_from(MAX_LISTED_LIMITS).unwrap_or(usize::MAX),
         spend_limits,
         now: book.now(),
     })
@@ -290,7 +291,9 @@ pub async fn balance(
     account_id: AccountId,
     expiring_within: Duration,
 ) -> Result<Balance, ServiceError> {
-    Ok(snapshot(context, caller, account_id, SnapshotLimits::Scope(None))
-        .await?
-        .balance(expiring_within))
+    Ok(
+        snapshot(context, caller, account_id, SnapshotLimits::Scope(None))
+            .await?
+            .balance(expiring_within),
+    )
 }
