@@ -4,7 +4,8 @@
 
 -- A rule: `amount` credits every `period` (DAY or MONTH) from `anchor_date` in `time_zone`.
 -- `effective_from`: periods starting before it belong to the rule it replaced (or to none).
--- `granted_period`: the start of the last period it granted.
+-- `granted_period`: the start of the last period it granted; `granted_until`: the end of the
+-- last period granted under its name (no later period may start before it).
 CREATE TABLE allowances (
     allowance_id    uuid PRIMARY KEY,
     tenant_id       uuid NOT NULL,
@@ -18,6 +19,7 @@ CREATE TABLE allowances (
     enabled         boolean NOT NULL,
     effective_from  timestamptz NOT NULL,
     granted_period  timestamptz,
+    granted_until   timestamptz,
     created_at      timestamptz NOT NULL,
     UNIQUE (account_id, name)
 );

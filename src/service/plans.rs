@@ -37,7 +37,8 @@ pub struct SetAllowanceCommand {
     pub amount: Credits,
     /// Day or month.
     pub every: Every,
-    /// First period's local date; `None` = today in `zone`.
+    /// First period's local date; `None` = the replaced rule's anchor when it recurs the same
+    /// way (a changed amount keeps its renewal day), else today in `zone`.
     pub anchor: Option<NaiveDate>,
     /// Where midnight is.
     pub zone: Tz,
@@ -81,6 +82,12 @@ pub async fn set_allowance(
             });
         }
         let today = book.now().with_timezone(&command.zone).date_naive();
+        let kept_anchor = book
+            .allowances()
+            .iter()
+            .find(|allowance| allowance.name == command.name)
+            .filter(|previous| previous.recurrence.every == command.every)
+            .map(|previous| previous.recurrence.anchor);
         let rule = AllowanceRule {
             new_id: AllowanceId::now_v7(),
             name: command.name.clone(),
@@ -88,7 +95,7 @@ pub async fn set_allowance(
             amount: command.amount,
             recurrence: Recurrence {
                 every: command.every,
-                anchor: command.anchor.unwrap_or(today),
+                anchor: command.anchor.or(kept_anchor).unwrap_or(today),
                 zone: command.zone,
             },
             enabled: command.enabled,

@@ -20,7 +20,7 @@ pub const HOLD_COLUMNS: &str = "hold_id, status, amount, captured, expires_at, p
      label_keys, label_values, spend_scope_kind, spend_scope_id";
 /// Columns of `allowances` read by [`allowance`].
 pub const ALLOWANCE_COLUMNS: &str = "allowance_id, name, source, amount, period, anchor_date, time_zone, enabled, \
-     effective_from, granted_period, created_at";
+     effective_from, granted_period, granted_until, created_at";
 /// Columns of `spend_limits` read by [`spend_limit`].
 pub const SPEND_LIMIT_COLUMNS: &str = "spend_limit_id, scope_kind, scope_id, period, limit_amount, spent, reserved, period_start, counted_from";
 /// Columns of `settlements` read by [`settlement`].
@@ -133,6 +133,7 @@ pub fn allowance(row: &Row) -> Result<AllowanceState, StoreError> {
         enabled: row.get("enabled"),
         effective_from: row.get("effective_from"),
         granted_period: row.get("granted_period"),
+        granted_until: row.get("granted_until"),
         created_at: row.get("created_at"),
     })
 }

@@ -190,6 +190,7 @@ impl AllowanceColumns {
         self.enabled.push(allowance.enabled);
         self.effective_from.push(allowance.effective_from);
         self.granted_period.push(allowance.granted_period);
+        self.granted_until.push(allowance.granted_until);
         self.created_at.push(allowance.created_at);
     }
 }
