@@ -6,6 +6,7 @@
 mod bad_input;
 mod counters;
 mod history;
+mod listing;
 mod periods;
 mod race;
 mod refusal;
