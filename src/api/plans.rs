@@ -229,7 +229,7 @@ pub fn spend_limit_of(
         },
         spent: limit.spent.to_string(),
         reserved: limit.reserved.to_string(),
-        period_start: (limit.period_start > DateTime::<Utc>::MIN_UTC)
+        period_start: (limit.period != LimitPeriod::Total)
             .then(|| convert::timestamp(limit.period_start)),
     }
 }

@@ -10,7 +10,7 @@
 //! reservations of holds still active carry over, so a limit is never passed by holds that
 //! straddle a period boundary.
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use chrono_tz::Tz;
 
 use super::period::{Every, Recurrence};
@@ -85,21 +85,24 @@ impl LimitPeriod {
     }
 
     /// The first instant of the period that contains `at`: the allowances' calendar
-    /// ([`Recurrence`]) in UTC, counted from the first day the API accepts.
+    /// ([`Recurrence`]) in UTC, counted from the first day the API accepts, whose midnight is
+    /// also where TOTAL starts (stored: Postgres refuses `DateTime::MIN_UTC`, SQLSTATE 22008).
     pub fn start_at(self, at: DateTime<Utc>) -> DateTime<Utc> {
+        let first_day = NaiveDate::from_ymd_opt(1, 1, 1).unwrap_or(NaiveDate::MIN);
+        let beginning = first_day.and_time(NaiveTime::MIN).and_utc();
         let every = match self {
             LimitPeriod::Day => Every::Day,
             LimitPeriod::Month => Every::Month,
-            LimitPeriod::Total => return DateTime::<Utc>::MIN_UTC,
+            LimitPeriod::Total => return beginning,
         };
         let calendar = Recurrence {
             every,
-            anchor: NaiveDate::from_ymd_opt(1, 1, 1).unwrap_or(NaiveDate::MIN),
+            anchor: first_day,
             zone: Tz::UTC,
         };
         calendar
             .period_at(at)
-            .map_or(DateTime::<Utc>::MIN_UTC, |period| period.start)
+            .map_or(beginning, |period| period.start)
     }
 }
 
@@ -232,7 +235,7 @@ mod tests {
         let now = at("2025-02-28T23:59:59Z");
         assert_eq!(LimitPeriod::Day.start_at(now), at("2025-02-28T00:00:00Z"));
         assert_eq!(LimitPeriod::Month.start_at(now), at("2025-02-01T00:00:00Z"));
-        assert_eq!(LimitPeriod::Total.start_at(now), DateTime::<Utc>::MIN_UTC);
+        assert_eq!(LimitPeriod::Total.start_at(now), at("0001-01-01T00:00:00Z"));
     }
 
     #[test]
