@@ -61,6 +61,9 @@ pub(super) struct ScopeLimits {
     base: Vec<SpendLimitState>,
     /// Limits set in the book (written even when their counters did not move).
     set: BTreeSet<SpendLimitId>,
+    /// Limits loaded from an earlier period: written in the new one, or a refund of the old
+    /// period's captures would leave the stored spent of that period stale for `verify`.
+    rolled: BTreeSet<SpendLimitId>,
     /// Limits removed in the book.
     pub(super) removed: Vec<SpendLimitId>,
     /// The loaded holds with a scope: (outstanding, captured) as loaded.
@@ -94,7 +97,11 @@ impl AccountBook {
         usage: Vec<ScopeUsage>,
     ) -> Self {
         for limit in &mut limits {
+            let loaded_start = limit.period_start;
             limit.roll(self.now);
+            if limit.period_start != loaded_start {
+                self.limits.rolled.insert(limit.spend_limit_id);
+            }
         }
         self.limits.base = limits;
         self.limits.usage = usage;
@@ -235,14 +242,17 @@ impl AccountBook {
         state
     }
 
-    /// The limits to write: those set, and those whose counters moved.
+    /// The limits to write: those set, rolled to a new period, or whose counters moved.
     pub(super) fn changed_limits(&self) -> Vec<SpendLimitState> {
         self.limits
             .base
             .iter()
             .filter_map(|base| {
                 let (limit, moved) = self.limit_now(base);
-                (moved || self.limits.set.contains(&base.spend_limit_id)).then_some(limit)
+                let id = &base.spend_limit_id;
+                let write =
+                    moved || self.limits.set.contains(id) || self.limits.rolled.contains(id);
+                write.then_some(limit)
             })
             .collect()
     }
