@@ -154,11 +154,15 @@ pub async fn get_account(
     drop(client);
     let mut book = snapshot(context, caller, account.account_id, SnapshotLimits::All).await?;
     book.sweep();
-    let spend_limits = book.spend_limits();
+    let mut spend_limits = book.spend_limits();
+    // The snapshot reads one limit more than is listed: its presence says there are more.
+    let listed = usize::try_from(MAX_LISTED_LIMITS).unwrap_or(usize::MAX);
+    let spend_limits_truncated = spend_limits.len() > listed;
+    spend_limits.truncate(listed);
     Ok(AccountDetails {
         account,
         allowances: book.allowances().to_vec(),
-        spend_limits_truncated: spend_limits.len() >= usize::try_from(MAX_LISTED_LIMITS).unwrap_or(usize::MAX),
+        spend_limits_truncated,
         spend_limits,
         now: book.now(),
     })
