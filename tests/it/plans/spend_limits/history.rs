@@ -3,7 +3,7 @@
 //! keeps its counters; removing one lets holds through; setting it again starts from history.
 
 use chrono::Duration;
-use creditgate::proto::v1::LimitPeriod;
+use creditgate::proto::v1::{HoldStatus, LimitPeriod};
 
 use crate::helpers::TestApp;
 use crate::helpers::limits::{assert_limit_reached, figures, member, next_month};
@@ -36,10 +36,7 @@ async fn a_limit_set_on_a_scope_with_history_starts_from_it() {
     assert_eq!(figures(&month), ("100", "5.5", "1"));
     let total = app.limit(&account, &alice, LimitPeriod::Total, "100").await;
     assert_eq!(figures(&total), ("100", "5.5", "1"));
-    assert_eq!(
-        app.hold_status(&lapsed.hold_id).await,
-        creditgate::proto::v1::HoldStatus::Expired
-    );
+    assert_eq!(app.hold_status(&lapsed.hold_id).await, HoldStatus::Expired);
     app.assert_books_balance().await;
     app.finish().await;
 }

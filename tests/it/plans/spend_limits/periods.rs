@@ -15,6 +15,7 @@ const ACROSS_MIDNIGHT_SECONDS: u32 = 10_800;
 #[tokio::test]
 async fn a_new_utc_day_clears_spent_and_keeps_the_reservations_of_active_holds() {
     let app = TestApp::spawn().await;
+    // The midnight after next: an hour before it is always ahead of the clock.
     let midnight = next_day(app.now()) + Duration::days(1);
     app.advance_to(midnight - Duration::hours(1));
     let account = app.funded_account("1000").await;
