@@ -5,6 +5,7 @@
 #
 #   bench/compare.sh                      # defaults below
 #   WORKERS=64 SPREAD_ACCOUNTS=10000 DURATION=10 PRICING=quote bench/compare.sh
+#   PLANS=1 bench/compare.sh              # every account with an allowance and a member limit
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +13,7 @@ WORKERS=${WORKERS:-64}
 SPREAD_ACCOUNTS=${SPREAD_ACCOUNTS:-10000}
 DURATION=${DURATION:-10}
 PRICING=${PRICING:-quote}
+PLANS=${PLANS:-}
 PORT=${PORT:-50551}
 BIN=${BIN:-target/release/creditgate}
 
@@ -54,7 +56,7 @@ SQL
 }
 ours() {  # accounts → the bench's JSON line
   "$BIN" bench --address "127.0.0.1:$PORT" --key-file "$KEY_FILE" --data-dir "$WORK/data" --workers "$WORKERS" \
-    --accounts "$1" --duration-seconds "$DURATION" --pricing "$PRICING" 2>"$WORK/bench.err" | tee "$WORK/bench.out" >&2
+    --accounts "$1" --duration-seconds "$DURATION" --pricing "$PRICING" ${PLANS:+--plans} 2>"$WORK/bench.err" | tee "$WORK/bench.out" >&2
   tail -n 1 "$WORK/bench.out"
 }
 runs_per_second() { python3 -c 'import json,sys; print(round(json.loads(sys.stdin.read())["runs_per_second"], 1))'; }
@@ -65,10 +67,10 @@ checkpoint() {
   "$PG_BIN/psql" -q -d naive -c "VACUUM ANALYZE" 2>/dev/null || true
   "$PG_BIN/psql" -q -d creditgate -c "VACUUM ANALYZE" -c "CHECKPOINT"
 }
-echo "== hot: 1 account, $WORKERS workers, ${DURATION}s, pricing $PRICING"
+echo "== hot: 1 account, $WORKERS workers, ${DURATION}s, pricing $PRICING${PLANS:+, with plans}"
 checkpoint; NAIVE_HOT=$(naive 1)
 checkpoint; OURS_HOT=$(ours 1 | runs_per_second)
-echo "== spread: $SPREAD_ACCOUNTS accounts, $WORKERS workers, ${DURATION}s, pricing $PRICING"
+echo "== spread: $SPREAD_ACCOUNTS accounts, $WORKERS workers, ${DURATION}s, pricing $PRICING${PLANS:+, with plans}"
 checkpoint; NAIVE_SPREAD=$(naive "$SPREAD_ACCOUNTS")
 checkpoint; OURS_SPREAD=$(ours "$SPREAD_ACCOUNTS" | runs_per_second)
 

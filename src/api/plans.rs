@@ -99,12 +99,7 @@ pub async fn set_allowance(
         account_id: parse::id("account_id", &message.account_id)?,
         name: name("name", &message.name)?,
         source,
-        amount: parse::amount(
-            "amount",
-            &message.amount,
-            context.limits.max_amount,
-            false,
-        )?,
+        amount: parse::amount("amount", &message.amount, context.limits.max_amount, false)?,
         every,
         anchor: match message.anchor_date.as_str() {
             "" => None,
@@ -164,11 +159,7 @@ pub async fn set_spend_limit(
     let removed = command.limit.is_none();
     let encode: Encoder<SpendLimitState> = Box::new(move |book, limit| {
         v1::SetSpendLimitResponse {
-            spend_limit: Some(spend_limit_of(
-                book.account().account_id,
-                &limit,
-                removed,
-            )),
+            spend_limit: Some(spend_limit_of(book.account().account_id, &limit, removed)),
         }
         .encode_to_vec()
     });
@@ -202,8 +193,7 @@ pub fn allowance_of(
         enabled: allowance.enabled,
         created_at: Some(convert::timestamp(allowance.created_at)),
         next_reset_at: next_reset.map(convert::timestamp),
-        effective_from: (allowance.effective_from > DateTime::<Utc>::MIN_UTC)
-            .then(|| convert::timestamp(allowance.effective_from)),
+        effective_from: Some(convert::timestamp(allowance.effective_from)),
     }
 }
 
@@ -229,6 +219,7 @@ pub fn spend_limit_of(
         },
         spent: limit.spent.to_string(),
         reserved: limit.reserved.to_string(),
+        // A TOTAL limit has one period, without a start worth showing.
         period_start: (limit.period != LimitPeriod::Total)
             .then(|| convert::timestamp(limit.period_start)),
     }

@@ -75,6 +75,12 @@ pub struct BenchSettings {
     /// Skip the `verify` check at the end.
     #[arg(long)]
     pub no_verify: bool,
+    /// Give every account a daily free allowance and a daily spend limit for one member, and
+    /// count every run against that member: the allowance and the limit are then read and
+    /// written under the account lock on the hot path (the limit is high enough never to
+    /// refuse).
+    #[arg(long)]
+    pub plans: bool,
     /// Skip the `ANALYZE` after funding. By default the database's statistics are refreshed
     /// once the accounts are funded (as a reference whose tables were just loaded would be),
     /// so the run does not measure plans made for empty tables.
@@ -157,7 +163,7 @@ async fn load(
     database: Option<&crate::app::Database>,
 ) -> anyhow::Result<report::Report> {
     eprintln!("bench: funding {} account(s)", settings.accounts);
-    let accounts = setup::fund_accounts(clients, settings.accounts).await?;
+    let accounts = setup::fund_accounts(clients, settings.accounts, settings.plans).await?;
     let client = match database {
         Some(database) => Some(
             database

@@ -59,10 +59,11 @@ impl Report {
         let mut text = String::new();
         let _ = writeln!(
             text,
-            "bench: {} workers, {} account(s), pricing {:?}, {:.1} s: {} runs, {:.0} runs/s",
+            "bench: {} workers, {} account(s), pricing {:?}{}, {:.1} s: {} runs, {:.0} runs/s",
             settings.workers,
             settings.accounts,
             settings.pricing,
+            if settings.plans { ", with plans" } else { "" },
             self.elapsed.as_secs_f64(),
             self.runs,
             self.runs_per_second()
@@ -108,6 +109,7 @@ impl Report {
             "workers": settings.workers,
             "accounts": settings.accounts,
             "pricing": format!("{:?}", settings.pricing).to_lowercase(),
+            "plans": settings.plans,
             "duration_s": self.elapsed.as_secs_f64(),
             "runs": self.runs,
             "runs_per_second": self.runs_per_second(),

@@ -11,11 +11,11 @@ use tonic::Status;
 use tonic_types::StatusExt as _;
 
 use super::report::{Report, Samples};
-use super::setup::Clients;
+use super::setup::{Clients, PLAN_MEMBER};
 use super::{BenchSettings, Pricing};
 use crate::proto::v1::{
-    AuthorizeRequest, QuoteRequest, ReleaseRequest, RunMetadata, SettleRequest, TaskType, Usage,
-    authorize_request, settle_request,
+    AuthorizeRequest, QuoteRequest, ReleaseRequest, RunMetadata, SettleRequest, SpendScope,
+    SpendScopeKind, TaskType, Usage, authorize_request, settle_request,
 };
 
 /// Latency samples kept per worker and RPC (memory bound).
@@ -87,6 +87,8 @@ struct Worker {
     pricing: Pricing,
     release_percent: u8,
     above_percent: u8,
+    /// Count every run against the accounts' member limit ([`PLAN_MEMBER`]).
+    plans: bool,
     rng: StdRng,
     outcome: WorkerOutcome,
 }
@@ -177,6 +179,10 @@ impl Worker {
                 model: MODEL.to_owned(),
                 ..RunMetadata::default()
             }),
+            spend_scope: self.plans.then(|| SpendScope {
+                kind: SpendScopeKind::Member as i32,
+                scope_id: PLAN_MEMBER.to_owned(),
+            }),
             ..AuthorizeRequest::default()
         }
     }
@@ -215,6 +221,7 @@ pub async fn run(clients: &Clients, accounts: &[String], settings: &BenchSetting
             pricing: settings.pricing,
             release_percent: settings.release_percent,
             above_percent: settings.above_percent,
+            plans: settings.plans,
             rng: StdRng::seed_from_u64(
                 settings
                     .seed

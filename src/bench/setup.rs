@@ -10,12 +10,21 @@ use tonic::transport::Channel;
 
 use crate::proto::v1::account_service_client::AccountServiceClient;
 use crate::proto::v1::credit_service_client::CreditServiceClient;
-use crate::proto::v1::{AccountKind, CreateAccountRequest, GrantRequest, GrantSource};
+use crate::proto::v1::{
+    AccountKind, AllowancePeriod, CreateAccountRequest, GrantRequest, GrantSource, LimitPeriod,
+    SetAllowanceRequest, SetSpendLimitRequest, SpendScope, SpendScopeKind,
+};
 
 /// Accounts created at once during setup.
 const SETUP_CONCURRENCY: usize = 32;
 /// Credits each bench account starts with: enough never to run out.
 const FUNDING: &str = "1000000000";
+/// The member every run counts against with `--plans`.
+pub const PLAN_MEMBER: &str = "bench-member";
+/// The daily free allowance of each account with `--plans`.
+const PLAN_ALLOWANCE: &str = "100";
+/// The member's daily limit with `--plans`: as much as the account holds, so it never refuses.
+const PLAN_LIMIT: &str = FUNDING;
 
 /// Adds the bearer key to every call.
 #[derive(Debug, Clone)]
@@ -81,8 +90,13 @@ impl Clients {
     }
 }
 
-/// Creates `count` accounts, each funded with plenty of credits; returns their ids.
-pub async fn fund_accounts(clients: &Clients, count: usize) -> anyhow::Result<Vec<String>> {
+/// Creates `count` accounts, each funded with plenty of credits (and, with `plans`, an
+/// allowance and a member limit); returns their ids.
+pub async fn fund_accounts(
+    clients: &Clients,
+    count: usize,
+    plans: bool,
+) -> anyhow::Result<Vec<String>> {
     let run = uuid::Uuid::now_v7().simple().to_string();
     futures::stream::iter(0..count)
         .map(|index| {
@@ -112,10 +126,51 @@ pub async fn fund_accounts(clients: &Clients, count: usize) -> anyhow::Result<Ve
                     })
                     .await
                     .context("funding a bench account")?;
+                if plans {
+                    add_plans(clients, index, &run, &account.account_id).await?;
+                }
                 anyhow::Ok(account.account_id)
             }
         })
         .buffered(SETUP_CONCURRENCY)
         .try_collect()
         .await
+}
+
+/// A daily free allowance and a daily limit for [`PLAN_MEMBER`] on the account.
+async fn add_plans(
+    clients: &Clients,
+    index: usize,
+    run: &str,
+    account_id: &str,
+) -> anyhow::Result<()> {
+    clients
+        .account(index)
+        .set_allowance(SetAllowanceRequest {
+            account_id: account_id.to_owned(),
+            idempotency_key: format!("bench-{run}-allowance-{index}"),
+            name: "bench-daily".to_owned(),
+            source: GrantSource::FreeDaily as i32,
+            amount: PLAN_ALLOWANCE.to_owned(),
+            period: AllowancePeriod::Day as i32,
+            enabled: true,
+            ..SetAllowanceRequest::default()
+        })
+        .await
+        .context("setting a bench allowance")?;
+    clients
+        .account(index)
+        .set_spend_limit(SetSpendLimitRequest {
+            account_id: account_id.to_owned(),
+            idempotency_key: format!("bench-{run}-limit-{index}"),
+            scope: Some(SpendScope {
+                kind: SpendScopeKind::Member as i32,
+                scope_id: PLAN_MEMBER.to_owned(),
+            }),
+            period: LimitPeriod::Day as i32,
+            limit: PLAN_LIMIT.to_owned(),
+        })
+        .await
+        .context("setting a bench spend limit")?;
+    Ok(())
 }

@@ -70,9 +70,12 @@ impl AllowanceState {
         now: DateTime<Utc>,
     ) -> DateTime<Utc> {
         match previous {
+            // A rule whose anchor is still ahead starts with its first period.
             None => recurrence
                 .period_at(now)
-                .map_or(DateTime::<Utc>::MIN_UTC, |period| period.start),
+                .map(|period| period.start)
+                .or_else(|| recurrence.start_of(0))
+                .unwrap_or(now),
             Some(previous) => {
                 let current_end = previous.recurrence.period_at(now).map(|period| period.end);
                 // A previous rule not yet in effect still leaves its predecessor's period.
@@ -83,15 +86,16 @@ impl AllowanceState {
         }
     }
 
-    /// The grant for `period`: its credits count from the period's start and expire at its end.
-    fn grant_for(&self, period: &Period, grant_id: GrantId) -> GrantState {
+    /// The grant for `period`, made at `now`: its credits count from the period's start and
+    /// expire at its end.
+    fn grant_for(&self, period: &Period, grant_id: GrantId, now: DateTime<Utc>) -> GrantState {
         GrantState {
             grant_id,
             source: self.source,
             priority: self.source.default_priority(),
             effective_at: period.start,
             expires_at: Some(period.end),
-            created_at: period.start,
+            created_at: now,
             amount: self.amount,
             remaining: self.amount,
             reserved: Credits::ZERO,
@@ -129,7 +133,8 @@ impl AccountBook {
             .iter()
             .position(|allowance| allowance.name == rule.name);
         let previous = index.map(|index| &self.allowances[index]);
-        let effective_from = AllowanceState::effective_from_when_set(previous, &rule.recurrence, now);
+        let effective_from =
+            AllowanceState::effective_from_when_set(previous, &rule.recurrence, now);
         let state = AllowanceState {
             allowance_id: previous.map_or(rule.new_id, |previous| previous.allowance_id),
             name: rule.name.clone(),
@@ -178,7 +183,7 @@ impl AccountBook {
         for (index, period) in due {
             let grant_id = GrantId::now_v7();
             let allowance = &mut self.allowances[index];
-            let grant = allowance.grant_for(&period, grant_id);
+            let grant = allowance.grant_for(&period, grant_id, now);
             allowance.granted_period = Some(period.start);
             self.changed_allowances.insert(allowance.allowance_id);
             self.allowance_grants.push(AllowanceGrant {

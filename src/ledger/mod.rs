@@ -33,8 +33,8 @@ pub use model::{
 pub use period::{Every, Period, PeriodError, Recurrence, parse_date, parse_zone};
 pub use reason::Reason;
 pub use refusal::HoldRefusal;
-pub use settle::{RefundRequest, SettleRequest};
 pub use scope_limits::{LimitChange, ScopeUsage};
+pub use settle::{RefundRequest, SettleRequest};
 pub use spend_limit::{LimitPeriod, LimitReached, ScopeKind, SpendLimitState, SpendScope};
 #[cfg(test)]
 mod tests;

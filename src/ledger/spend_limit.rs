@@ -10,7 +10,7 @@
 //! reservations of holds still active carry over, so a limit is never passed by holds that
 //! straddle a period boundary.
 
-use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 
 use super::period::{Every, Recurrence};
@@ -85,25 +85,34 @@ impl LimitPeriod {
     }
 
     /// The first instant of the period that contains `at`: the allowances' calendar
-    /// ([`Recurrence`]) in UTC, counted from the first day the API accepts, whose midnight is
-    /// also where TOTAL starts (stored: Postgres refuses `DateTime::MIN_UTC`, SQLSTATE 22008).
+    /// ([`Recurrence`]) in UTC, counted from [`FIRST_DAY`], where TOTAL starts.
     pub fn start_at(self, at: DateTime<Utc>) -> DateTime<Utc> {
-        let first_day = NaiveDate::from_ymd_opt(1, 1, 1).unwrap_or(NaiveDate::MIN);
-        let beginning = first_day.and_time(NaiveTime::MIN).and_utc();
         let every = match self {
             LimitPeriod::Day => Every::Day,
             LimitPeriod::Month => Every::Month,
-            LimitPeriod::Total => return beginning,
+            LimitPeriod::Total => return first_instant(),
         };
         let calendar = Recurrence {
             every,
-            anchor: first_day,
+            anchor: FIRST_DAY,
             zone: Tz::UTC,
         };
         calendar
             .period_at(at)
-            .map_or(beginning, |period| period.start)
+            .map_or_else(first_instant, |period| period.start)
     }
+}
+
+/// The first day the API accepts (year 1), where a TOTAL period starts: unlike the earliest
+/// time the date type holds, a time the database stores.
+pub const FIRST_DAY: NaiveDate = match NaiveDate::from_ymd_opt(1, 1, 1) {
+    Some(day) => day,
+    None => NaiveDate::MIN,
+};
+
+/// Midnight UTC of [`FIRST_DAY`].
+pub fn first_instant() -> DateTime<Utc> {
+    FIRST_DAY.and_time(chrono::NaiveTime::MIN).and_utc()
 }
 
 /// A limit and its counters for the current period.
@@ -235,13 +244,19 @@ mod tests {
         let now = at("2025-02-28T23:59:59Z");
         assert_eq!(LimitPeriod::Day.start_at(now), at("2025-02-28T00:00:00Z"));
         assert_eq!(LimitPeriod::Month.start_at(now), at("2025-02-01T00:00:00Z"));
-        assert_eq!(LimitPeriod::Total.start_at(now), at("0001-01-01T00:00:00Z"));
+        assert_eq!(LimitPeriod::Total.start_at(now), first_instant());
     }
 
     #[test]
     fn a_fourth_credit_passes_a_limit_of_three() {
         let now = at("2025-03-10T12:00:00Z");
-        let mut limit = SpendLimitState::new(SpendLimitId::from_uuid(uuid::Uuid::nil()), member(), LimitPeriod::Day, Credits::whole(3), now);
+        let mut limit = SpendLimitState::new(
+            SpendLimitId::from_uuid(uuid::Uuid::nil()),
+            member(),
+            LimitPeriod::Day,
+            Credits::whole(3),
+            now,
+        );
         for _ in 0..3 {
             limit.check(Credits::whole(1)).unwrap();
             limit.reserve(Credits::whole(1));
@@ -266,7 +281,13 @@ mod tests {
     #[test]
     fn the_decline_names_the_scope_period_and_figures() {
         let now = at("2025-03-10T12:00:00Z");
-        let mut limit = SpendLimitState::new(SpendLimitId::from_uuid(uuid::Uuid::nil()), member(), LimitPeriod::Day, Credits::whole(3), now);
+        let mut limit = SpendLimitState::new(
+            SpendLimitId::from_uuid(uuid::Uuid::nil()),
+            member(),
+            LimitPeriod::Day,
+            Credits::whole(3),
+            now,
+        );
         limit.reserve(Credits::whole(3));
         let decline =
             super::super::Decline::SpendLimitReached(limit.check(Credits::whole(1)).unwrap_err());
@@ -287,7 +308,13 @@ mod tests {
     #[test]
     fn a_new_day_clears_spent_and_keeps_reservations_of_holds_still_running() {
         let now = at("2025-03-10T23:00:00Z");
-        let mut limit = SpendLimitState::new(SpendLimitId::from_uuid(uuid::Uuid::nil()), member(), LimitPeriod::Day, Credits::whole(3), now);
+        let mut limit = SpendLimitState::new(
+            SpendLimitId::from_uuid(uuid::Uuid::nil()),
+            member(),
+            LimitPeriod::Day,
+            Credits::whole(3),
+            now,
+        );
         limit.reserve(Credits::whole(2));
         limit.capture(Credits::whole(1), Credits::whole(1));
         limit.roll(now + Duration::hours(2));
@@ -302,7 +329,13 @@ mod tests {
     #[test]
     fn above_hold_usage_counts_and_a_refund_counts_only_in_its_own_period() {
         let now = at("2025-03-10T12:00:00Z");
-        let mut limit = SpendLimitState::new(SpendLimitId::from_uuid(uuid::Uuid::nil()), member(), LimitPeriod::Month, Credits::whole(10), now);
+        let mut limit = SpendLimitState::new(
+            SpendLimitId::from_uuid(uuid::Uuid::nil()),
+            member(),
+            LimitPeriod::Month,
+            Credits::whole(10),
+            now,
+        );
         limit.reserve(Credits::whole(2));
         limit.capture(Credits::whole(2), Credits::whole(5));
         assert_eq!(

@@ -155,15 +155,14 @@ pub async fn get_account(
     let mut book = snapshot(context, caller, account.account_id, SnapshotLimits::All).await?;
     book.sweep();
     let mut spend_limits = book.spend_limits();
-    // The snapshot reads one limit more than is listed: its presence says there are more.
     let listed = usize::try_from(MAX_LISTED_LIMITS).unwrap_or(usize::MAX);
     let spend_limits_truncated = spend_limits.len() > listed;
     spend_limits.truncate(listed);
     Ok(AccountDetails {
         account,
         allowances: book.allowances().to_vec(),
-        spend_limits_truncated,
         spend_limits,
+        spend_limits_truncated,
         now: book.now(),
     })
 }
@@ -294,7 +293,9 @@ pub async fn balance(
     account_id: AccountId,
     expiring_within: Duration,
 ) -> Result<Balance, ServiceError> {
-    Ok(snapshot(context, caller, account_id, SnapshotLimits::Scope(None))
-        .await?
-        .balance(expiring_within))
+    Ok(
+        snapshot(context, caller, account_id, SnapshotLimits::Scope(None))
+            .await?
+            .balance(expiring_within),
+    )
 }

@@ -134,9 +134,8 @@ async fn eligibility(
     scope: Option<&SpendScope>,
     quote: &QuoteClaims,
 ) -> Result<Eligibility, ServiceError> {
-    let book =
-        super::accounts::snapshot(context, caller, account_id, SnapshotLimits::Scope(scope))
-            .await?;
+    let book = super::accounts::snapshot(context, caller, account_id, SnapshotLimits::Scope(scope))
+        .await?;
     Ok(eligibility_of(
         book,
         quote.required_entitlement.as_deref(),

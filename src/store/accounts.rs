@@ -243,8 +243,7 @@ pub const MAX_LISTED_LIMITS: i64 = 1_000;
 pub enum SnapshotLimits<'a> {
     /// Those of one scope, or none.
     Scope(Option<&'a SpendScope>),
-    /// All of them in scope order, up to one more than [`MAX_LISTED_LIMITS`] (which tells
-    /// whether there are more than are listed).
+    /// All of them (up to one more than [`MAX_LISTED_LIMITS`], in scope order).
     All,
 }
 
@@ -335,6 +334,7 @@ async fn plans(
                         "SELECT {SPEND_LIMIT_COLUMNS} FROM spend_limits WHERE account_id = $1 \
                          ORDER BY scope_kind, scope_id, period LIMIT $2"
                     ),
+                    // One more than listed, to tell whether there are more.
                     &[&account_id, &(MAX_LISTED_LIMITS + 1)],
                 )
                 .await?

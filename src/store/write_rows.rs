@@ -63,8 +63,10 @@ impl NewHoldColumns {
         self.run_id.push(meta.run_id.clone());
         self.push_labels(&meta.labels);
         let scope = meta.spend_scope.as_ref();
-        self.spend_scope_kind.push(scope.map(|scope| scope.kind.as_str()));
-        self.spend_scope_id.push(scope.map(|scope| scope.id.clone()));
+        self.spend_scope_kind
+            .push(scope.map(|scope| scope.kind.as_str()));
+        self.spend_scope_id
+            .push(scope.map(|scope| scope.id.clone()));
         self.created_at.push(hold.created_at);
         self.resolved_at.push(hold.resolved_at);
     }

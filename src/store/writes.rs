@@ -104,8 +104,10 @@ impl Writes {
             (INSERT_REFUNDS.as_str(), &self.refunds),
             (UPSERT_ALLOWANCES.as_str(), &self.allowances),
             (INSERT_ALLOWANCE_GRANTS.as_str(), &self.allowance_grants),
-            (UPSERT_SPEND_LIMITS.as_str(), &self.spend_limits),
+            // Removed before upserted: a limit removed and set again in one transaction is a
+            // new row with the old one's scope and period.
             (DELETE_SPEND_LIMITS.as_str(), &self.removed_limits),
+            (UPSERT_SPEND_LIMITS.as_str(), &self.spend_limits),
             (INSERT_JOURNAL.as_str(), &self.journal),
         ];
         tables

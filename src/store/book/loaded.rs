@@ -81,7 +81,11 @@ impl ReadRows {
             .collect();
         let mut by_account: HashMap<AccountId, Vec<ScopeUsage>> = HashMap::new();
         for (account_id, scope) in asked {
-            let asked_key = (*account_id, scope.kind.as_str().to_owned(), scope.id.clone());
+            let asked_key = (
+                *account_id,
+                scope.kind.as_str().to_owned(),
+                scope.id.clone(),
+            );
             let amount = |row: &Row| Credits::from_decimal(row.get::<_, Decimal>("amount"));
             let reserved = self
                 .scope_reserved
