@@ -20,6 +20,7 @@ mod money_edges;
 mod money_groups;
 mod money_guarantees;
 mod money_semantics;
+mod plans;
 mod pricing;
 mod private_database;
 mod security;
