@@ -4,7 +4,8 @@
 
 -- A rule: `amount` credits every `period` (DAY or MONTH) from `anchor_date` in `time_zone`.
 -- `effective_from`: periods starting before it belong to the rule it replaced (or to none).
--- `granted_period`: the start of the last period it granted.
+-- `granted_period`: the start of the last period it granted; `granted_until`: the end of the
+-- last period granted under its name (no later period may start before it).
 CREATE TABLE allowances (
     allowance_id    uuid PRIMARY KEY,
     tenant_id       uuid NOT NULL,
@@ -18,6 +19,7 @@ CREATE TABLE allowances (
     enabled         boolean NOT NULL,
     effective_from  timestamptz NOT NULL,
     granted_period  timestamptz,
+    granted_until   timestamptz,
     created_at      timestamptz NOT NULL,
     UNIQUE (account_id, name)
 );
@@ -33,7 +35,8 @@ CREATE TABLE allowance_grants (
 );
 
 -- A limit and its counters for the period starting at `period_start`: `spent` is what the
--- scope's settlements captured in it (less refunds), `reserved` what its active holds reserve.
+-- scope's settlements charged in it since `counted_from` (when the limit was set), less
+-- refunds; `reserved` what its active holds reserve.
 CREATE TABLE spend_limits (
     spend_limit_id  uuid PRIMARY KEY,
     tenant_id       uuid NOT NULL,
@@ -45,6 +48,7 @@ CREATE TABLE spend_limits (
     spent           numeric(30, 9) NOT NULL CHECK (spent >= 0),
     reserved        numeric(30, 9) NOT NULL CHECK (reserved >= 0),
     period_start    timestamptz NOT NULL,
+    counted_from    timestamptz NOT NULL,
     UNIQUE (account_id, scope_kind, scope_id, period)
 );
 
@@ -53,6 +57,7 @@ CREATE TABLE spend_limits (
 ALTER TABLE holds ADD COLUMN spend_scope_kind text, ADD COLUMN spend_scope_id text;
 ALTER TABLE holds ADD CONSTRAINT holds_spend_scope_check
     CHECK ((spend_scope_kind IS NULL) = (spend_scope_id IS NULL)) NOT VALID;
--- A limit set on a scope with history counts its active holds and this period's captures.
-CREATE INDEX holds_spend_scope_idx ON holds (account_id, spend_scope_kind, spend_scope_id)
-    WHERE spend_scope_id IS NOT NULL;
+-- A limit set on a scope counts what its active holds reserve: found without walking the
+-- scope's (or the account's) past holds under the lock.
+CREATE INDEX holds_active_scope_idx ON holds (account_id, spend_scope_kind, spend_scope_id)
+    WHERE status = 'ACTIVE' AND spend_scope_id IS NOT NULL;

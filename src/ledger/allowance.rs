@@ -32,6 +32,9 @@ pub struct AllowanceState {
     pub effective_from: DateTime<Utc>,
     /// Start of the last period it granted.
     pub granted_period: Option<DateTime<Utc>>,
+    /// End of the last period it (or a rule it replaced) granted: no later rule of this name
+    /// grants a period starting before it.
+    pub granted_until: Option<DateTime<Utc>>,
     /// When it was first set.
     pub created_at: DateTime<Utc>,
 }
@@ -49,7 +52,7 @@ pub struct AllowanceGrant {
 
 impl AllowanceState {
     /// The period to grant at `now`, if one is owed: the rule is enabled, the current period
-    /// is its own (not its predecessor's) and not granted yet.
+    /// starts at or after `effective_from` and after every period granted under the name.
     pub fn due_period(&self, now: DateTime<Utc>) -> Option<Period> {
         if !self.enabled {
             return None;
@@ -58,32 +61,28 @@ impl AllowanceState {
         let granted = self
             .granted_period
             .is_some_and(|granted| granted >= period.start);
-        (period.start >= self.effective_from && !granted).then_some(period)
+        let after_granted = self.granted_until.is_none_or(|until| period.start >= until);
+        (period.start >= self.effective_from && !granted && after_granted).then_some(period)
     }
 
     /// When a rule set at `now` over `previous` (the rule of the same name, if any) starts
-    /// granting: a new rule with the period under way, a replacement (or a resumed pause) with
-    /// the next period, so no period is granted twice nor changed once it started.
+    /// granting: after the last period granted under the name, if any (a replacement set while
+    /// its predecessor's period is under way, and granted, takes effect from the next one); else
+    /// with the period under way (or its first, when its anchor is ahead). So no time is
+    /// granted twice, a period once granted is never changed, and nothing granted is skipped.
     pub fn effective_from_when_set(
         previous: Option<&AllowanceState>,
         recurrence: &Recurrence,
         now: DateTime<Utc>,
     ) -> DateTime<Utc> {
-        match previous {
-            // A rule whose anchor is still ahead starts with its first period.
-            None => recurrence
-                .period_at(now)
-                .map(|period| period.start)
-                .or_else(|| recurrence.start_of(0))
-                .unwrap_or(now),
-            Some(previous) => {
-                let current_end = previous.recurrence.period_at(now).map(|period| period.end);
-                // A previous rule not yet in effect still leaves its predecessor's period.
-                current_end.map_or(previous.effective_from, |end| {
-                    end.max(previous.effective_from)
-                })
-            }
+        if let Some(until) = previous.and_then(|previous| previous.granted_until) {
+            return until;
         }
+        recurrence
+            .period_at(now)
+            .map(|period| period.start)
+            .or_else(|| recurrence.start_of(0))
+            .unwrap_or(now)
     }
 
     /// The grant for `period`, made at `now`: its credits count from the period's start and
@@ -124,7 +123,8 @@ pub struct AllowanceRule {
 impl AccountBook {
     /// Creates the rule, or replaces the one of the same name; returns it as stored. The
     /// current period is granted first under the old rule (if it is owed one), so a replacement
-    /// takes effect from the next period; a new rule grants the current period at once.
+    /// takes effect from the next period; a new rule (or a paused one resumed, if nothing was
+    /// granted for the period under way) grants the current period at once.
     pub fn set_allowance(&mut self, rule: &AllowanceRule) -> AllowanceState {
         self.begin();
         let now = self.now;
@@ -144,6 +144,7 @@ impl AccountBook {
             enabled: rule.enabled,
             effective_from,
             granted_period: previous.and_then(|previous| previous.granted_period),
+            granted_until: previous.and_then(|previous| previous.granted_until),
             created_at: previous.map_or(now, |previous| previous.created_at),
         };
         self.changed_allowances.insert(state.allowance_id);
@@ -185,6 +186,7 @@ impl AccountBook {
             let allowance = &mut self.allowances[index];
             let grant = allowance.grant_for(&period, grant_id, now);
             allowance.granted_period = Some(period.start);
+            allowance.granted_until = Some(period.end);
             self.changed_allowances.insert(allowance.allowance_id);
             self.allowance_grants.push(AllowanceGrant {
                 allowance_id: allowance.allowance_id,

@@ -15,29 +15,16 @@ use super::spend_limit::{LimitPeriod, SpendLimitState, SpendScope};
 use crate::ids::{HoldId, SpendLimitId};
 use crate::money::Credits;
 
-/// What a scope has reserved and spent, read from its holds and settlements (for a limit set
-/// on a scope that already has history).
+/// What a scope's active holds reserve, read for a limit to be set on it: a new limit counts
+/// them (their settlements and releases will move it), and the captures from then on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScopeUsage {
     /// The scope.
     pub scope: SpendScope,
     /// Credits its active holds reserve.
     pub reserved: Credits,
-    /// What its settlements charged, less refunds, by UTC day (each day's first instant).
-    pub charged_by_day: Vec<(DateTime<Utc>, Credits)>,
-    /// How many limits the account has.
+    /// How many limits the account has (counted up to a bound).
     pub account_limits: usize,
-}
-
-impl ScopeUsage {
-    /// What was charged from `start` on.
-    pub fn charged_since(&self, start: DateTime<Utc>) -> Credits {
-        self.charged_by_day
-            .iter()
-            .filter(|(day, _)| *day >= start)
-            .map(|(_, charged)| *charged)
-            .sum()
-    }
 }
 
 /// A SetSpendLimit: the limit of a scope and period, or its removal.
@@ -59,7 +46,8 @@ pub(super) struct ScopeLimits {
     /// The limits loaded (rolled to the book's clock) or set in the book, before its holds'
     /// changes are counted.
     base: Vec<SpendLimitState>,
-    /// Limits set in the book (written even when their counters did not move).
+    /// Limits set in the book, or whose period rolled (written even when their counters did
+    /// not move: a stored limit must say which period its `spent` counts).
     set: BTreeSet<SpendLimitId>,
     /// Limits removed in the book.
     pub(super) removed: Vec<SpendLimitId>,
@@ -94,7 +82,11 @@ impl AccountBook {
         usage: Vec<ScopeUsage>,
     ) -> Self {
         for limit in &mut limits {
+            let period_start = limit.period_start;
             limit.roll(self.now);
+            if limit.period_start != period_start {
+                self.limits.set.insert(limit.spend_limit_id);
+            }
         }
         self.limits.base = limits;
         self.limits.usage = usage;
@@ -186,11 +178,12 @@ impl AccountBook {
     }
 
     /// Sets, changes or removes the limit of a scope and period; returns it as of now (with
-    /// its last counters when removed). A new limit starts from the scope's history, which must
-    /// have been loaded ([`with_spend_limits`](Self::with_spend_limits)).
+    /// its last counters when removed). A new limit counts what the scope's active holds
+    /// reserve, which must have been loaded ([`with_spend_limits`](Self::with_spend_limits)),
+    /// and the captures from now on.
     ///
     /// # Panics
-    /// When a new limit's scope history was not loaded.
+    /// When a new limit's scope usage was not loaded.
     pub fn set_spend_limit(&mut self, change: &LimitChange) -> SpendLimitState {
         self.begin();
         let existing = self
@@ -213,7 +206,7 @@ impl AccountBook {
             }
             (None, limit) => {
                 let usage = self.scope_usage(&change.scope).unwrap_or_else(|| {
-                    panic!("the history of a scope must be loaded before a limit is set on it")
+                    panic!("a scope's usage must be loaded before a limit is set on it")
                 });
                 let mut state = SpendLimitState::new(
                     change.new_id,
@@ -223,7 +216,6 @@ impl AccountBook {
                     self.now,
                 );
                 state.reserved = usage.reserved;
-                state.spent = usage.charged_since(state.period_start);
                 if limit.is_some() {
                     self.limits.set.insert(state.spend_limit_id);
                     self.limits.base.push(state.clone());

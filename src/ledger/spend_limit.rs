@@ -132,6 +132,8 @@ pub struct SpendLimitState {
     pub reserved: Credits,
     /// Start of the period `spent` counts.
     pub period_start: DateTime<Utc>,
+    /// When the limit was set: captures before it are not counted.
+    pub counted_from: DateTime<Utc>,
 }
 
 /// A hold refused by a limit, with the figures behind it.
@@ -166,6 +168,7 @@ impl SpendLimitState {
             spent: Credits::ZERO,
             reserved: Credits::ZERO,
             period_start: period.start_at(now),
+            counted_from: now,
         }
     }
 
@@ -210,9 +213,10 @@ impl SpendLimitState {
     }
 
     /// A refund of `amount` of a capture made at `captured_at`: taken off spent when that capture
-    /// counted in the current period (an earlier period's spend is closed).
+    /// counted in the current period (an earlier period's spend is closed, and a capture made
+    /// before the limit was set never counted).
     pub fn refund(&mut self, amount: Credits, captured_at: DateTime<Utc>) {
-        if captured_at >= self.period_start {
+        if captured_at >= self.period_start && captured_at >= self.counted_from {
             self.spent = (self.spent - amount).max(Credits::ZERO);
         }
     }

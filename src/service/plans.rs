@@ -1,6 +1,7 @@
 //! An account's plan: SetAllowance and SetSpendLimit, each applied under the account lock like
 //! any balance operation (a new allowance's current period is granted in the same
-//! transaction; a new limit counts the scope's active holds and this period's captures).
+//! transaction; a new limit counts what the scope's active holds reserve, and its captures
+//! from then on).
 
 use chrono::NaiveDate;
 use chrono_tz::Tz;
@@ -21,7 +22,7 @@ use crate::money::Credits;
 pub const MAX_ALLOWANCES: usize = 32;
 /// Most spend limits an account may have (its members, keys and projects times periods); an
 /// operation loads only those of the scopes it touches.
-pub const MAX_SPEND_LIMITS: usize = 100_000;
+pub const MAX_SPEND_LIMITS: usize = crate::store::book::MAX_SPEND_LIMITS;
 
 /// SetAllowance.
 #[derive(Debug, Clone)]
@@ -36,7 +37,8 @@ pub struct SetAllowanceCommand {
     pub amount: Credits,
     /// Day or month.
     pub every: Every,
-    /// First period's local date; `None` = today in `zone`.
+    /// First period's local date; `None` = the replaced rule's anchor when it recurs the same
+    /// way (a changed amount keeps its renewal day), else today in `zone`.
     pub anchor: Option<NaiveDate>,
     /// Where midnight is.
     pub zone: Tz,
@@ -80,6 +82,12 @@ pub async fn set_allowance(
             });
         }
         let today = book.now().with_timezone(&command.zone).date_naive();
+        let kept_anchor = book
+            .allowances()
+            .iter()
+            .find(|allowance| allowance.name == command.name)
+            .filter(|previous| previous.recurrence.every == command.every)
+            .map(|previous| previous.recurrence.anchor);
         let rule = AllowanceRule {
             new_id: AllowanceId::now_v7(),
             name: command.name.clone(),
@@ -87,7 +95,7 @@ pub async fn set_allowance(
             amount: command.amount,
             recurrence: Recurrence {
                 every: command.every,
-                anchor: command.anchor.unwrap_or(today),
+                anchor: command.anchor.or(kept_anchor).unwrap_or(today),
                 zone: command.zone,
             },
             enabled: command.enabled,

@@ -23,6 +23,10 @@ use crate::clock::Clock;
 use crate::ids::{AccountId, AccountKey, HoldId, SettlementId, TenantId};
 use crate::ledger::{AccountBook, Changes, SettlementRecord, SpendScope};
 
+/// Most spend limits an account may have: setting one counts the account's limits up to this
+/// many, under its lock.
+pub const MAX_SPEND_LIMITS: usize = 100_000;
+
 /// What to lock and load: the accounts, and everything the operations of one transaction
 /// need (several operations, of one account or of several, may share a transaction).
 #[derive(Debug, Clone, Default)]

@@ -3,6 +3,7 @@
 
 use std::sync::LazyLock;
 
+use super::book::MAX_SPEND_LIMITS;
 use super::rows::{
     ALLOWANCE_COLUMNS, GRANT_COLUMNS, HOLD_COLUMNS, SETTLEMENT_COLUMNS, SPEND_LIMIT_COLUMNS,
 };
@@ -88,38 +89,36 @@ pub(super) static ALLOWANCES: LazyLock<String> = LazyLock::new(|| {
 
 /// The spend limits of the scopes of [`HOLDS`]' holds (`$1` to `$3` as there), and of the
 /// scopes asked for (`$4` accounts, `$5` kinds, `$6` ids): every limit an operation may move.
+/// Each scope is one lookup of the limits' key, never a walk of all of an account's limits.
 pub(super) static SPEND_LIMITS: LazyLock<String> = LazyLock::new(|| {
+    let columns = SPEND_LIMIT_COLUMNS
+        .split(", ")
+        .map(|column| format!("l.{column}"))
+        .collect::<Vec<_>>()
+        .join(", ");
     format!(
-        "SELECT account_id, {SPEND_LIMIT_COLUMNS} FROM spend_limits \
-         WHERE account_id = ANY($1) AND (account_id, scope_kind, scope_id) IN ( \
+        "SELECT l.account_id, {columns} FROM ( \
          SELECT account_id, spend_scope_kind, spend_scope_id FROM holds \
          WHERE hold_id IN ({HOLDS_WANTED}) AND account_id = ANY($1) AND spend_scope_id IS NOT NULL \
-         UNION SELECT * FROM unnest($4::uuid[], $5::text[], $6::text[]))"
+         UNION SELECT * FROM unnest($4::uuid[], $5::text[], $6::text[])) AS s(account_id, scope_kind, scope_id) \
+         JOIN spend_limits l ON l.account_id = s.account_id AND l.scope_kind = s.scope_kind \
+         AND l.scope_id = s.scope_id"
     )
 });
 
-/// The scopes asked for (`$1` accounts, `$2` kinds, `$3` ids) joined to their holds.
-const SCOPE_HOLDS: &str = "unnest($1::uuid[], $2::text[], $3::text[]) AS t(account_id, scope_kind, scope_id) \
+/// What the active holds of each scope asked for (`$1` accounts, `$2` kinds, `$3` ids) reserve;
+/// a scope without any has no row. The active holds of a scope, by their own index.
+pub(super) const SCOPE_RESERVED: &str = "SELECT t.account_id, t.scope_kind, t.scope_id, sum(a.reserved) AS amount \
+     FROM (SELECT DISTINCT * FROM unnest($1::uuid[], $2::text[], $3::text[])) AS t(account_id, scope_kind, scope_id) \
      JOIN holds h ON h.account_id = t.account_id AND h.spend_scope_kind = t.scope_kind \
-     AND h.spend_scope_id = t.scope_id";
+     AND h.spend_scope_id = t.scope_id AND h.status = 'ACTIVE' \
+     JOIN hold_allocations a ON a.hold_id = h.hold_id GROUP BY 1, 2, 3";
 
-/// What the active holds of each scope asked for reserve (a scope without any has no row).
-pub(super) static SCOPE_RESERVED: LazyLock<String> = LazyLock::new(|| {
+/// How many spend limits each account (`$1`) has, counted up to [`MAX_SPEND_LIMITS`].
+pub(super) static LIMIT_COUNTS: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "SELECT t.account_id, t.scope_kind, t.scope_id, sum(a.reserved) AS amount FROM {SCOPE_HOLDS} \
-         JOIN hold_allocations a ON a.hold_id = h.hold_id WHERE h.status = 'ACTIVE' GROUP BY 1, 2, 3"
+        "SELECT t.account_id, (SELECT count(*) FROM (SELECT 1 FROM spend_limits l \
+         WHERE l.account_id = t.account_id LIMIT {MAX_SPEND_LIMITS}) c) \
+         FROM (SELECT DISTINCT * FROM unnest($1::uuid[])) AS t(account_id)"
     )
 });
-
-/// What the settlements of each scope asked for charged, less refunds, by UTC day.
-pub(super) static SCOPE_CHARGED: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "SELECT t.account_id, t.scope_kind, t.scope_id, date_trunc('day', s.created_at, 'UTC') AS day, \
-         sum(s.from_hold + s.from_balance + s.debt - s.refunded) AS amount FROM {SCOPE_HOLDS} \
-         JOIN settlements s ON s.hold_id = h.hold_id GROUP BY 1, 2, 3, 4"
-    )
-});
-
-/// How many spend limits each account (`$1`) has.
-pub(super) const LIMIT_COUNTS: &str =
-    "SELECT account_id, count(*) FROM spend_limits WHERE account_id = ANY($1) GROUP BY 1";

@@ -20,10 +20,9 @@ pub const HOLD_COLUMNS: &str = "hold_id, status, amount, captured, expires_at, p
      label_keys, label_values, spend_scope_kind, spend_scope_id";
 /// Columns of `allowances` read by [`allowance`].
 pub const ALLOWANCE_COLUMNS: &str = "allowance_id, name, source, amount, period, anchor_date, time_zone, enabled, \
-     effective_from, granted_period, created_at";
+     effective_from, granted_period, granted_until, created_at";
 /// Columns of `spend_limits` read by [`spend_limit`].
-pub const SPEND_LIMIT_COLUMNS: &str =
-    "spend_limit_id, scope_kind, scope_id, period, limit_amount, spent, reserved, period_start";
+pub const SPEND_LIMIT_COLUMNS: &str = "spend_limit_id, scope_kind, scope_id, period, limit_amount, spent, reserved, period_start, counted_from";
 /// Columns of `settlements` read by [`settlement`].
 pub const SETTLEMENT_COLUMNS: &str = "settlement_id, hold_id, total, from_hold, from_balance, debt, written_off, \
      released, late, partial, refunded, created_at, line_items";
@@ -134,6 +133,7 @@ pub fn allowance(row: &Row) -> Result<AllowanceState, StoreError> {
         enabled: row.get("enabled"),
         effective_from: row.get("effective_from"),
         granted_period: row.get("granted_period"),
+        granted_until: row.get("granted_until"),
         created_at: row.get("created_at"),
     })
 }
@@ -150,6 +150,7 @@ pub fn spend_limit(row: &Row) -> Result<SpendLimitState, StoreError> {
         spent: credits(row, "spent"),
         reserved: credits(row, "reserved"),
         period_start: row.get("period_start"),
+        counted_from: row.get("counted_from"),
     })
 }
 

@@ -174,12 +174,12 @@ const CHECKS: [(&str, &str); 19] = [
          WHERE l.reserved <> coalesce(h.total, 0)",
     ),
     (
-        "spend limit spent equals what its scope's settlements charged this period, less refunds",
+        "spend limit spent equals what its scope's settlements charged this period since it was set, less refunds",
         "SELECT l.spend_limit_id::text, 'spent ' || l.spent || ', settlements ' || coalesce(s.total, 0)
          FROM spend_limits l LEFT JOIN LATERAL (SELECT sum(s.from_hold + s.from_balance + s.debt - s.refunded) AS total
          FROM holds h JOIN settlements s ON s.hold_id = h.hold_id WHERE h.account_id = l.account_id
          AND h.spend_scope_kind = l.scope_kind AND h.spend_scope_id = l.scope_id
-         AND s.created_at >= l.period_start) s ON true
+         AND s.created_at >= greatest(l.period_start, l.counted_from)) s ON true
          WHERE l.spent <> coalesce(s.total, 0)",
     ),
 ];

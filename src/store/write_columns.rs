@@ -174,6 +174,7 @@ write_table! {
         #[updated] enabled: bool = "bool",
         #[updated] effective_from: DateTime<Utc> = "timestamptz",
         #[updated] granted_period: Option<DateTime<Utc>> = "timestamptz",
+        #[updated] granted_until: Option<DateTime<Utc>> = "timestamptz",
         created_at: DateTime<Utc> = "timestamptz",
         tenant_id: TenantId = "uuid",
         account_id: AccountId = "uuid",
@@ -202,6 +203,7 @@ write_table! {
         #[updated] spent: Decimal = "numeric",
         #[updated] reserved: Decimal = "numeric",
         #[updated] period_start: DateTime<Utc> = "timestamptz",
+        counted_from: DateTime<Utc> = "timestamptz",
         tenant_id: TenantId = "uuid",
         account_id: AccountId = "uuid",
     }

@@ -190,6 +190,7 @@ impl AllowanceColumns {
         self.enabled.push(allowance.enabled);
         self.effective_from.push(allowance.effective_from);
         self.granted_period.push(allowance.granted_period);
+        self.granted_until.push(allowance.granted_until);
         self.created_at.push(allowance.created_at);
     }
 }
@@ -222,6 +223,7 @@ impl SpendLimitColumns {
         self.spent.push(limit.spent.decimal());
         self.reserved.push(limit.reserved.decimal());
         self.period_start.push(limit.period_start);
+        self.counted_from.push(limit.counted_from);
     }
 }
 

@@ -1,8 +1,10 @@
 //! Allowances: one grant per period, made when the book is first opened in it, expiring at the
-//! period's end; nothing back-filled; paused and replaced rules wait for the next period.
+//! period's end; nothing back-filled; a replaced rule waits for the next period, a resumed one
+//! grants a period nothing was granted for.
 
 use super::*;
 use crate::ids::AllowanceId;
+use crate::ledger::AllowanceRule;
 
 fn at(text: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(text)
@@ -35,6 +37,7 @@ fn rule(
         recurrence,
         enabled: true,
         granted_period: None,
+        granted_until: None,
         created_at: at("2025-01-01T00:00:00Z"),
     }
 }
@@ -152,7 +155,7 @@ fn a_book_opened_twice_in_a_period_grants_nothing_the_second_time() {
 }
 
 #[test]
-fn a_paused_rule_grants_nothing_and_a_resumed_one_waits_for_the_next_period() {
+fn a_paused_rule_grants_nothing_and_a_resumed_one_grants_an_owed_period_once() {
     let mut paused = daily_free();
     paused.enabled = false;
     let now = at("2025-03-10T12:00:00Z");
@@ -160,18 +163,49 @@ fn a_paused_rule_grants_nothing_and_a_resumed_one_waits_for_the_next_period() {
     book.sweep();
     assert!(book.into_changes().is_empty());
 
-    let resumed = AllowanceState {
-        enabled: true,
-        effective_from: AllowanceState::effective_from_when_set(
-            Some(&paused),
-            &paused.recurrence,
-            now,
-        ),
-        ..paused
-    };
-    assert_eq!(resumed.effective_from, at("2025-03-10T23:00:00Z"));
-    assert_eq!(resumed.due_period(now), None);
-    assert!(resumed.due_period(at("2025-03-10T23:00:00Z")).is_some());
+    // Resumed in a period nothing was granted for: that period is owed.
+    let mut book = book_at(now, vec![paused.clone()]);
+    book.set_allowance(&rule_of(&paused, 5, true));
+    assert_eq!(book.available(), c(5));
+    // Paused and resumed again the same day: today was granted, so nothing more.
+    let stored = book.into_changes().allowances;
+    let mut book = book_at(now, stored);
+    book.set_allowance(&rule_of(&paused, 5, false));
+    book.set_allowance(&rule_of(&paused, 5, true));
+    assert_eq!(
+        book.available(),
+        c(0),
+        "the grant made above is not loaded here"
+    );
+    assert!(book.into_changes().allowance_grants.is_empty());
+}
+
+#[test]
+fn a_rule_replaced_twice_in_a_period_grants_again_from_the_next() {
+    let daily = daily_free();
+    let now = at("2025-03-10T12:00:00Z");
+    let mut book = book_at(now, vec![daily.clone()]);
+    book.sweep();
+    let mut monthly = rule_of(&daily, 30, true);
+    monthly.recurrence.every = Every::Month;
+    book.set_allowance(&monthly);
+    book.set_allowance(&rule_of(&daily, 7, true));
+    let stored = book.into_changes().allowances;
+    let mut tomorrow = book_at(at("2025-03-10T23:00:00Z"), stored);
+    tomorrow.sweep();
+    assert_eq!(tomorrow.available(), c(7), "no gap after a correction");
+}
+
+/// A SetAllowance of `allowance`'s name and recurrence with another amount and state.
+fn rule_of(allowance: &AllowanceState, amount: i64, enabled: bool) -> AllowanceRule {
+    AllowanceRule {
+        new_id: allowance.allowance_id,
+        name: allowance.name.clone(),
+        source: allowance.source,
+        amount: c(amount),
+        recurrence: allowance.recurrence,
+        enabled,
+    }
 }
 
 #[test]

@@ -105,10 +105,14 @@ fn lock_target(group: &Group) -> LockTarget {
             target.settlement_ids.extend(operation.settlement_id);
             target.external_refs.extend(operation.external_ref.clone());
             target.refund_ids.extend(operation.refund_id);
+            // Each scope once: its usage is summed per row asked for.
             if let Some(scope) = &operation.spend_scope {
-                target.spend_scopes.push((key.account, scope.clone()));
-                if operation.scope_usage {
-                    target.scope_usage.push((key.account, scope.clone()));
+                let scoped = (key.account, scope.clone());
+                if operation.scope_usage && !target.scope_usage.contains(&scoped) {
+                    target.scope_usage.push(scoped.clone());
+                }
+                if !target.spend_scopes.contains(&scoped) {
+                    target.spend_scopes.push(scoped);
                 }
             }
             if operation.fingerprint.rpc == Rpc::Authorize {

@@ -93,17 +93,10 @@ impl ReadRows {
                 .filter(|row| key(row) == asked_key)
                 .map(amount)
                 .sum();
-            let charged_by_day = self
-                .scope_charged
-                .iter()
-                .filter(|row| key(row) == asked_key)
-                .map(|row| (row.get::<_, DateTime<Utc>>("day"), amount(row)))
-                .collect();
             let account_limits = counts.get(account_id).copied().unwrap_or_default();
             by_account.entry(*account_id).or_default().push(ScopeUsage {
                 scope: scope.clone(),
                 reserved,
-                charged_by_day,
                 account_limits: usize::try_from(account_limits).unwrap_or(usize::MAX),
             });
         }

@@ -15,8 +15,8 @@ use crate::store::StoreError;
 use crate::store::idempotency::{INSERT_RECORDS, SELECT_RECORDS};
 use crate::store::read_sql::{
     ALLOCATIONS, ALLOWANCES, BEGIN, CLOCK, GRANTS, HOLDS, HOLDS_BY_KEY, LIMIT_COUNTS,
-    LOCK_ACCOUNTS, LOCK_ACCOUNTS_SKIP_LOCKED, PARTS, REFUNDS_BY_ID, SCOPE_CHARGED, SCOPE_RESERVED,
-    SETTLEMENTS, SPEND_LIMITS,
+    LOCK_ACCOUNTS, LOCK_ACCOUNTS_SKIP_LOCKED, PARTS, REFUNDS_BY_ID, SCOPE_RESERVED, SETTLEMENTS,
+    SPEND_LIMITS,
 };
 use crate::store::write_sql::all_statements;
 
@@ -47,7 +47,6 @@ pub(super) struct ReadStatements {
     allowances: Statement,
     spend_limits: Statement,
     scope_reserved: Statement,
-    scope_charged: Statement,
     limit_counts: Statement,
 }
 
@@ -84,9 +83,8 @@ impl ReadStatements {
             refunds_by_id: client.prepare_cached(REFUNDS_BY_ID).await?,
             allowances: client.prepare_cached(&ALLOWANCES).await?,
             spend_limits: client.prepare_cached(&SPEND_LIMITS).await?,
-            scope_reserved: client.prepare_cached(&SCOPE_RESERVED).await?,
-            scope_charged: client.prepare_cached(&SCOPE_CHARGED).await?,
-            limit_counts: client.prepare_cached(LIMIT_COUNTS).await?,
+            scope_reserved: client.prepare_cached(SCOPE_RESERVED).await?,
+            limit_counts: client.prepare_cached(&LIMIT_COUNTS).await?,
         })
     }
 }
@@ -111,8 +109,6 @@ pub(super) struct ReadRows {
     pub(super) spend_limits: Vec<Row>,
     /// Scopes' reservations: `account_id, scope_kind, scope_id, amount`.
     pub(super) scope_reserved: Vec<Row>,
-    /// Scopes' charges by day: `account_id, scope_kind, scope_id, day, amount`.
-    pub(super) scope_charged: Vec<Row>,
     /// Accounts' numbers of limits: `account_id, count`.
     pub(super) limit_counts: Vec<Row>,
     clock: Vec<Row>,
@@ -190,13 +186,11 @@ impl ReadRows {
         let usage_wanted = !usage.accounts.is_empty();
         let usage_params: [&(dyn ToSql + Sync); 3] = [&usage.accounts, &usage.kinds, &usage.ids];
         let scope_reserved = rows_if(usage_wanted, client, &s.scope_reserved, usage_params);
-        let scope_charged = rows_if(usage_wanted, client, &s.scope_charged, usage_params);
         let limit_counts = rows_if(usage_wanted, client, &s.limit_counts, [&usage.accounts]);
         let clock = rows(client, &s.clock, []);
         Ok(pipeline!(begin; ReadRows {
             accounts, authorized, grants, holds, allocations, records, settlements, parts,
-            refunded, allowances, spend_limits, scope_reserved, scope_charged, limit_counts,
-            clock,
+            refunded, allowances, spend_limits, scope_reserved, limit_counts, clock,
         }))
     }
 

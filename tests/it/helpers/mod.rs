@@ -5,6 +5,7 @@ pub mod books;
 pub mod concurrency;
 mod database;
 pub mod dedicated_cluster;
+pub mod limits;
 pub mod money;
 pub mod mutating;
 pub mod plans;

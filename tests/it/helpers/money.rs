@@ -2,10 +2,12 @@
 //! real gRPC surface.
 
 use creditgate::proto::v1::{
-    AccountKind, AuthorizeRequest, AuthorizeResponse, CreateAccountRequest, ExtendHoldRequest,
-    GetBalanceRequest, GetBalanceResponse, GetHoldRequest, GetHoldResponse, GrantRequest,
-    GrantResponse, GrantSource, Hold, HoldStatus, RefundRequest, ReleaseRequest, SettlePolicy,
-    SettleRequest, SettleResponse, authorize_request, get_hold_request, settle_request,
+    AccountKind, AllowancePeriod, AuthorizeRequest, AuthorizeResponse, CreateAccountRequest,
+    ExtendHoldRequest, GetBalanceRequest, GetBalanceResponse, GetHoldRequest, GetHoldResponse,
+    GrantRequest, GrantResponse, GrantSource, Hold, HoldStatus, LimitPeriod, RefundRequest,
+    ReleaseRequest, SetAllowanceRequest, SetSpendLimitRequest, SettlePolicy, SettleRequest,
+    SettleResponse, SpendScope, SpendScopeKind, authorize_request, get_hold_request,
+    settle_request,
 };
 
 use super::TestApp;
@@ -81,6 +83,44 @@ pub fn grant_request(account_id: &str, idempotency_key: &str, amount: &str) -> G
         source: GrantSource::Purchase as i32,
         amount: amount.to_owned(),
         ..GrantRequest::default()
+    }
+}
+
+/// A SetAllowance of `amount` free daily credits named `name`, from today, in UTC.
+pub fn allowance_request(
+    account_id: &str,
+    idempotency_key: &str,
+    name: &str,
+    amount: &str,
+) -> SetAllowanceRequest {
+    SetAllowanceRequest {
+        account_id: account_id.to_owned(),
+        idempotency_key: idempotency_key.to_owned(),
+        name: name.to_owned(),
+        source: GrantSource::FreeDaily as i32,
+        amount: amount.to_owned(),
+        period: AllowancePeriod::Day as i32,
+        enabled: true,
+        ..SetAllowanceRequest::default()
+    }
+}
+
+/// A SetSpendLimit of `limit` a UTC day (empty: removed) for the member `member`.
+pub fn spend_limit_request(
+    account_id: &str,
+    idempotency_key: &str,
+    member: &str,
+    limit: &str,
+) -> SetSpendLimitRequest {
+    SetSpendLimitRequest {
+        account_id: account_id.to_owned(),
+        idempotency_key: idempotency_key.to_owned(),
+        scope: Some(SpendScope {
+            kind: SpendScopeKind::Member as i32,
+            scope_id: member.to_owned(),
+        }),
+        period: LimitPeriod::Day as i32,
+        limit: limit.to_owned(),
     }
 }
 

@@ -28,7 +28,7 @@ mod credit;
 use futures::future::BoxFuture;
 use tonic::Status;
 
-pub use self::account::{CreateAccount, Grant, UpdateAccount};
+pub use self::account::{CreateAccount, Grant, SetAllowance, SetSpendLimit, UpdateAccount};
 pub use self::catalog::PublishCatalog;
 pub use self::credit::{Authorize, ExtendHold, Refund, Release, Settle};
 use super::money::Objects;
@@ -50,6 +50,8 @@ pub trait Mutating {
     const RPC: &'static str;
     /// Among the amounts that are bad elsewhere, those this RPC takes with a meaning of its own.
     const OWN_AMOUNTS: &'static [&'static str] = &[];
+    /// The field [`Mutating::with_amount`] sets, which a bad amount's refusal names.
+    const AMOUNT_FIELD: &'static str = "amount";
     /// What the request acts on, made before it is sent.
     type Subject: Send + Sync;
     type Request: Clone + std::fmt::Debug + Send + 'static;
@@ -78,7 +80,8 @@ pub trait Mutating {
         None
     }
 
-    /// The request for `amount`; `None` when it carries no amount.
+    /// The request for `amount` in its [`Mutating::AMOUNT_FIELD`]; `None` when it carries no
+    /// amount.
     fn with_amount(_subject: &Self::Subject, _key: &str, _amount: &str) -> Option<Self::Request> {
         None
     }

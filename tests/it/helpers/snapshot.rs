@@ -1,5 +1,6 @@
 //! Everything a call may change, read at one moment: every account of the app's tenant as
-//! GetAccount and GetBalance answer, every hold, settlement, grant and refund row, how many
+//! GetAccount (with its allowances and spend limits) and GetBalance answer, every hold,
+//! settlement, grant and refund row, the grants allowances made by period, how many
 //! catalog versions the app's tenant has (a new tenant gets its first), and how many
 //! idempotency records and journal entries there are. A refused call must leave it as it was;
 //! an applied one must change exactly what the call says.
@@ -7,7 +8,10 @@
 use std::collections::BTreeMap;
 use std::str::FromStr as _;
 
-use creditgate::proto::v1::{Account, GetAccountRequest, get_account_request};
+use chrono::{DateTime, SecondsFormat, Utc};
+use creditgate::proto::v1::{
+    Account, Allowance, GetAccountRequest, SpendLimit, get_account_request,
+};
 use rust_decimal::Decimal;
 
 use super::TestApp;
@@ -17,12 +21,28 @@ use super::books::compare;
 #[derive(Debug, Clone, PartialEq)]
 pub struct AccountState {
     pub account: Account,
+    /// By name, as GetAccount lists them.
+    pub allowances: Vec<Allowance>,
+    /// By scope and period, as GetAccount lists them.
+    pub spend_limits: Vec<SpendLimit>,
     pub available: String,
     pub held: String,
     pub debt: String,
 }
 
 impl AccountState {
+    /// A new account as created: no credits, allowances nor limits.
+    pub fn new(account: Account) -> AccountState {
+        AccountState {
+            account,
+            allowances: Vec::new(),
+            spend_limits: Vec::new(),
+            available: "0".to_owned(),
+            held: "0".to_owned(),
+            debt: "0".to_owned(),
+        }
+    }
+
     /// Adds `available` and `held` (signed decimals) to the balance.
     pub fn shift(&mut self, available: &str, held: &str) {
         self.available = plus(&self.available, available);
@@ -62,8 +82,11 @@ pub struct Snapshot {
     pub accounts: BTreeMap<String, AccountState>,
     pub holds: BTreeMap<String, HoldRow>,
     pub settlements: BTreeMap<String, SettlementRow>,
-    /// Grant amounts by grant id.
+    /// Grant amounts by grant id, but for the grants allowances made.
     pub grants: BTreeMap<String, String>,
+    /// The amounts of the grants allowances made, by [`allowance_grant`] (no answer names
+    /// their grant ids).
+    pub allowance_grants: BTreeMap<String, String>,
     /// Refund amounts by refund id.
     pub refunds: BTreeMap<String, String>,
     pub catalog_versions: i64,
@@ -95,16 +118,16 @@ impl Snapshot {
         for row in ids {
             let account_id: String = row.get(0);
             let lookup = Some(get_account_request::Lookup::AccountId(account_id.clone()));
-            let account = reader
+            let read = reader
                 .get_account(GetAccountRequest { lookup })
                 .await
                 .unwrap()
-                .into_inner()
-                .account
-                .unwrap();
+                .into_inner();
             let balance = app.balance(&account_id).await;
             let state = AccountState {
-                account,
+                account: read.account.unwrap(),
+                allowances: read.allowances,
+                spend_limits: read.spend_limits,
                 available: balance.available,
                 held: balance.held,
                 debt: balance.debt,
@@ -138,7 +161,21 @@ impl Snapshot {
             accounts,
             holds,
             settlements,
-            grants: amounts(rows("SELECT grant_id::text, amount FROM grants").await),
+            grants: amounts(
+                rows(
+                    "SELECT grant_id::text, amount FROM grants \
+                     WHERE grant_id NOT IN (SELECT grant_id FROM allowance_grants)",
+                )
+                .await,
+            ),
+            allowance_grants: rows(
+                "SELECT allowance_id::text, period_start, amount \
+                 FROM allowance_grants JOIN grants USING (grant_id)",
+            )
+            .await
+            .iter()
+            .map(|row| (allowance_grant(row.get(0), row.get(1)), wire(row.get(2))))
+            .collect(),
             refunds: amounts(rows("SELECT refund_id::text, amount FROM refunds").await),
             catalog_versions: client
                 .query_one(
@@ -183,6 +220,12 @@ impl Snapshot {
         let settlements = compare("settlement", &self.settlements, &expected.settlements);
         differences.extend(settlements);
         differences.extend(compare("grant", &self.grants, &expected.grants));
+        let by_allowance = compare(
+            "allowance grant",
+            &self.allowance_grants,
+            &expected.allowance_grants,
+        );
+        differences.extend(by_allowance);
         differences.extend(compare("refund", &self.refunds, &expected.refunds));
         let counts = [
             (
@@ -212,6 +255,12 @@ impl Snapshot {
             differences.join("\n")
         );
     }
+}
+
+/// The key of the grant the allowance `allowance_id` made for the period from `period_start`.
+pub fn allowance_grant(allowance_id: &str, period_start: DateTime<Utc>) -> String {
+    let start = period_start.to_rfc3339_opts(SecondsFormat::AutoSi, true);
+    format!("{allowance_id} from {start}")
 }
 
 /// `a + b` of two wire decimals, written as the wire writes it.

@@ -11,7 +11,8 @@ use tonic::{Code, Status};
 use crate::helpers::TestApp;
 use crate::helpers::money::{authorize_request, grant_request, key};
 use crate::helpers::mutating::{
-    Authorize, ExtendHold, Grant, Mutating, Refund, Release, Settle, UpdateAccount,
+    Authorize, ExtendHold, Grant, Mutating, Refund, Release, SetAllowance, SetSpendLimit, Settle,
+    UpdateAccount,
 };
 use crate::helpers::snapshot::Snapshot;
 use crate::helpers::status::{assert_invalid_field, assert_refused, metadata, reason};
@@ -62,7 +63,7 @@ async fn an_unknown_id_is_not_found<R: Mutating>() {
 }
 
 #[track_caller]
-fn assert_invalid_amount(rpc: &str, amount: &str, hint: &str, status: &Status) {
+fn assert_invalid_amount(rpc: &str, field: &str, amount: &str, hint: &str, status: &Status) {
     assert_eq!(
         (status.code(), reason(status).as_deref()),
         (Code::InvalidArgument, Some("INVALID_AMOUNT")),
@@ -70,7 +71,7 @@ fn assert_invalid_amount(rpc: &str, amount: &str, hint: &str, status: &Status) {
     );
     assert_eq!(
         metadata(status).get("field").map(String::as_str),
-        Some("amount"),
+        Some(field),
         "{rpc} with amount {amount:?}: {status:?}"
     );
     assert!(
@@ -90,7 +91,7 @@ async fn bad_amounts_are_invalid_amount<R: Mutating>() {
     for &(amount, hint) in bad {
         let request = R::with_amount(&subject, &key(), amount).expect("the request has an amount");
         let status = R::send(app.clients(), request).await.unwrap_err();
-        assert_invalid_amount(R::RPC, amount, hint, &status);
+        assert_invalid_amount(R::RPC, R::AMOUNT_FIELD, amount, hint, &status);
     }
     Snapshot::of(&app).await.assert_is(&before, "bad amounts");
     app.finish().await;
@@ -146,6 +147,16 @@ bad_input! {
     update_account: UpdateAccount {
         malformed_ids_are_invalid_argument_naming_the_field,
         an_unknown_id_is_not_found
+    };
+    set_allowance: SetAllowance {
+        malformed_ids_are_invalid_argument_naming_the_field,
+        an_unknown_id_is_not_found,
+        bad_amounts_are_invalid_amount
+    };
+    set_spend_limit: SetSpendLimit {
+        malformed_ids_are_invalid_argument_naming_the_field,
+        an_unknown_id_is_not_found,
+        bad_amounts_are_invalid_amount
     };
 }
 

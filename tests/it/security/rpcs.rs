@@ -5,16 +5,16 @@ use creditgate::auth::Scope;
 use creditgate::proto::v1::{
     ExportUsageRequest, GetAccountRequest, GetBalanceRequest, GetCatalogRequest, GetHoldRequest,
     GetUsageSummaryRequest, ListLedgerRequest, ListModelsRequest, ListUsageRequest,
-    PublishCatalogRequest, QuoteRequest, SetAllowanceRequest, SetSpendLimitRequest, SettleRequest,
-    UpdateAccountRequest, Usage, WatchEventsRequest, get_account_request, get_hold_request,
+    PublishCatalogRequest, QuoteRequest, SettleRequest, UpdateAccountRequest, Usage,
+    WatchEventsRequest, get_account_request, get_hold_request,
 };
 use futures::future::BoxFuture;
 use tonic::Status;
 
 use crate::helpers::Clients;
 use crate::helpers::money::{
-    Objects, authorize_request, create_account_request, extend_request, grant_request, key,
-    refund_request, release_request, settle_request,
+    Objects, allowance_request, authorize_request, create_account_request, extend_request,
+    grant_request, key, refund_request, release_request, settle_request, spend_limit_request,
 };
 
 pub type Call = fn(Clients, Objects) -> BoxFuture<'static, Result<(), Status>>;
@@ -59,26 +59,14 @@ const READ: &[Scope] = &[Scope::Reader, Scope::Billing];
 const CATALOG_READ: &[Scope] = &[Scope::Reader, Scope::Worker, Scope::Billing];
 const ADMIN_ONLY: &[Scope] = &[];
 
-/// A call of the AccountService `$method` with a `$request` naming the account (and, `with a
-/// key`, a fresh idempotency key), every other field left at its default.
+/// A call of the AccountService `$method` with a `$request` naming the account, every other
+/// field left at its default.
 macro_rules! on_account {
     ($method:ident($request:ident)) => {
         |mut clients, objects| {
             Box::pin(async move {
                 let request = $request {
                     account_id: objects.account_id,
-                    ..$request::default()
-                };
-                clients.account.$method(request).await.map(drop)
-            })
-        }
-    };
-    ($method:ident($request:ident with a key)) => {
-        |mut clients, objects| {
-            Box::pin(async move {
-                let request = $request {
-                    account_id: objects.account_id,
-                    idempotency_key: key(),
                     ..$request::default()
                 };
                 clients.account.$method(request).await.map(drop)
@@ -252,17 +240,28 @@ pub fn rows() -> Vec<Row> {
             ACCOUNT,
             on_account!(get_balance(GetBalanceRequest)),
         ),
+        // One name and one scope: every allowed call replaces the same rule and limit.
         row(
             "AccountService/SetAllowance",
             BILLING,
-            Unimplemented,
-            on_account!(set_allowance(SetAllowanceRequest with a key)),
+            ACCOUNT,
+            |mut clients, objects| {
+                Box::pin(async move {
+                    let request = allowance_request(&objects.account_id, &key(), "daily", "1");
+                    clients.account.set_allowance(request).await.map(drop)
+                })
+            },
         ),
         row(
             "AccountService/SetSpendLimit",
             BILLING,
-            Unimplemented,
-            on_account!(set_spend_limit(SetSpendLimitRequest with a key)),
+            ACCOUNT,
+            |mut clients, objects| {
+                Box::pin(async move {
+                    let request = spend_limit_request(&objects.account_id, &key(), "alice", "10");
+                    clients.account.set_spend_limit(request).await.map(drop)
+                })
+            },
         ),
         row(
             "AccountService/ListLedger",
