@@ -1,6 +1,5 @@
 //! Allowances through the gRPC surface and as stored: SetAllowance requests, an account's
-//! allowances as GetAccount shows them, per-source balances, the grants each period made, and
-//! the server clock moved to a given instant.
+//! allowances as GetAccount shows them, per-source balances and the grants each period made.
 
 use chrono::{DateTime, Utc};
 use creditgate::ledger::{Every, Recurrence, parse_date, parse_zone};
@@ -147,15 +146,5 @@ impl TestApp {
             .find(|allowance| allowance.name == name)
             .unwrap_or_else(|| panic!("no allowance {name:?} in {allowances:#?}"));
         allowance.next_reset_at.as_ref().map(time)
-    }
-
-    /// Moves the server clock forward to `instant` (which must be ahead of it).
-    pub fn advance_to(&self, instant: DateTime<Utc>) {
-        let by = instant - self.now();
-        assert!(
-            by > chrono::Duration::zero(),
-            "{instant} is behind the clock"
-        );
-        self.advance(by);
     }
 }

@@ -7,7 +7,7 @@ mod bad_input;
 mod calendar;
 mod races;
 
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 use creditgate::proto::v1::{
     Allowance, AllowancePeriod, GrantSource, QuoteRequest, QuoteResponse, SetAllowanceRequest,
     Usage,
@@ -176,44 +176,43 @@ async fn journal_expiry(app: &TestApp, grant_id: &str) -> Decimal {
 }
 
 #[tokio::test]
-async fn a_replaced_or_paused_allowance_changes_the_next_period_not_the_current_one() {
+async fn a_replaced_or_paused_allowance_never_changes_a_period_already_granted() {
     let app = TestApp::spawn().await;
     let account = app.account().await;
     let first = app.set_allowance(daily_free(&account, "5")).await.unwrap();
-    let midnight = time(first.next_reset_at.as_ref().unwrap());
+    let second_day = time(first.next_reset_at.as_ref().unwrap());
+    let third_day = second_day + Duration::days(1);
+    let fourth_day = third_day + Duration::days(1);
 
+    // Replaced mid-day: today keeps its 5, the new amount starts tomorrow.
     let replaced = app.set_allowance(daily_free(&account, "8")).await.unwrap();
     assert_eq!(replaced.allowance_id, first.allowance_id);
-    assert_eq!(replaced.effective_from.as_ref().map(time), Some(midnight));
+    assert_eq!(effective_from(&replaced), Some(second_day));
     assert_available(&app, &account, "5", "5", "0").await;
-    app.advance_to(midnight + PAST);
+    app.advance_to(second_day + PAST);
     assert_available(&app, &account, "8", "8", "0").await;
     spend(&app, &account, "1").await;
 
     // Paused mid-day: today's grant stays, tomorrow gets none.
-    let paused = app
-        .set_allowance(SetAllowanceRequest {
-            enabled: false,
-            ..daily_free(&account, "8")
-        })
-        .await
-        .unwrap();
+    let paused = app.set_allowance(paused_free(&account, "8")).await.unwrap();
     assert_eq!(
         paused.next_reset_at, None,
         "a paused allowance does not reset"
     );
     assert_available(&app, &account, "7", "7", "0").await;
-    let third_day = midnight + Duration::days(1);
     app.advance_to(third_day + PAST);
     assert_available(&app, &account, "0", "0", "0").await;
 
-    // Resumed mid-day: from the next day on.
+    // Resumed on a day nothing was granted for: that day is owed, and granted at once.
     let resumed = app.set_allowance(daily_free(&account, "8")).await.unwrap();
-    let fourth_day = third_day + Duration::days(1);
-    assert_eq!(resumed.effective_from.as_ref().map(time), Some(fourth_day));
-    assert_available(&app, &account, "0", "0", "0").await;
-    app.advance_to(fourth_day + PAST);
+    assert_eq!(effective_from(&resumed), Some(third_day));
     assert_available(&app, &account, "8", "8", "0").await;
+    // Replaced again the same day: not granted twice, the new amount from tomorrow.
+    let raised = app.set_allowance(daily_free(&account, "9")).await.unwrap();
+    assert_eq!(effective_from(&raised), Some(fourth_day));
+    assert_available(&app, &account, "8", "8", "0").await;
+    app.advance_to(fourth_day + PAST);
+    assert_available(&app, &account, "9", "9", "0").await;
     spend(&app, &account, "1").await;
 
     let periods: Vec<_> = period_grants(&app.database, &account)
@@ -221,14 +220,29 @@ async fn a_replaced_or_paused_allowance_changes_the_next_period_not_the_current_
         .into_iter()
         .map(|grant| (grant.period_start, grant.amount))
         .collect();
-    let start = recurrence_of(&first).start_of(0).unwrap();
+    let first_day = recurrence_of(&first).start_of(0).unwrap();
     let expected = [
-        (start, Decimal::from(5)),
-        (midnight, Decimal::from(8)),
-        (fourth_day, Decimal::from(8)),
+        (first_day, 5),
+        (second_day, 8),
+        (third_day, 8),
+        (fourth_day, 9),
     ];
-    assert_eq!(periods, expected);
+    assert_eq!(
+        periods,
+        expected.map(|(day, amount)| (day, Decimal::from(amount)))
+    );
     app.finish().await;
+}
+
+fn paused_free(account_id: &str, amount: &str) -> SetAllowanceRequest {
+    SetAllowanceRequest {
+        enabled: false,
+        ..daily_free(account_id, amount)
+    }
+}
+
+fn effective_from(allowance: &Allowance) -> Option<DateTime<Utc>> {
+    allowance.effective_from.as_ref().map(time)
 }
 
 #[tokio::test]
