@@ -1,6 +1,7 @@
-//! A limit set on a scope that already has history starts from it: the reservations of its
-//! active holds and what its settlements charged this period, less refunds. Changing a limit
-//! keeps its counters; removing one lets holds through; setting it again starts from history.
+//! A limit set on a scope that already has holds counts what its active holds reserve, and
+//! what its settlements charge from then on (a capture made before it, or a refund of one,
+//! never counts). Changing a limit keeps its counters; removing one lets holds through; setting
+//! it again counts from then.
 
 use chrono::Duration;
 use creditgate::proto::v1::{HoldStatus, LimitPeriod};
@@ -10,7 +11,7 @@ use crate::helpers::limits::{assert_limit_reached, figures, member, next_month};
 use crate::helpers::money::{key, refund_request};
 
 #[tokio::test]
-async fn a_limit_set_on_a_scope_with_history_starts_from_it() {
+async fn a_limit_set_on_a_scope_with_history_counts_its_active_holds_and_captures_from_then() {
     let app = TestApp::spawn().await;
     // Noon of the first of a month: yesterday's capture below is this month's too.
     app.advance_to(next_month(app.now()) + Duration::hours(12));
@@ -31,18 +32,34 @@ async fn a_limit_set_on_a_scope_with_history_starts_from_it() {
     app.advance(Duration::seconds(61));
 
     let day = app.limit(&account, &alice, LimitPeriod::Day, "10").await;
-    assert_eq!(figures(&day), ("10", "1.5", "1"));
+    assert_eq!(figures(&day), ("10", "0", "1"));
     let month = app.limit(&account, &alice, LimitPeriod::Month, "100").await;
-    assert_eq!(figures(&month), ("100", "5.5", "1"));
+    assert_eq!(figures(&month), ("100", "0", "1"));
     let total = app.limit(&account, &alice, LimitPeriod::Total, "100").await;
-    assert_eq!(figures(&total), ("100", "5.5", "1"));
+    assert_eq!(figures(&total), ("100", "0", "1"));
     assert_eq!(app.hold_status(&lapsed.hold_id).await, HoldStatus::Expired);
     app.assert_books_balance().await;
+
+    app.spend(&account, &alice, "2").await;
+    // A refund of a capture made before the limits were set: it never counted.
+    app.credit()
+        .refund(refund_request(&settlement_id, &key(), "0.5"))
+        .await
+        .unwrap();
+    for period in [LimitPeriod::Day, LimitPeriod::Month, LimitPeriod::Total] {
+        let limit = if period == LimitPeriod::Day {
+            "10"
+        } else {
+            "100"
+        };
+        app.assert_limit(&account, &alice, period, (limit, "2", "1"))
+            .await;
+    }
     app.finish().await;
 }
 
 #[tokio::test]
-async fn a_changed_limit_keeps_its_counters_and_a_limit_set_again_starts_from_history() {
+async fn a_changed_limit_keeps_its_counters_and_a_limit_set_again_counts_from_then() {
     let app = TestApp::spawn().await;
     app.advance_to(next_month(app.now()) + Duration::hours(1));
     let account = app.funded_account("1000").await;
@@ -50,7 +67,9 @@ async fn a_changed_limit_keeps_its_counters_and_a_limit_set_again_starts_from_hi
     app.spend(&account, &alice, "1.5").await;
     app.scoped_hold(&account, &alice, "1", 0).await;
     let first = app.limit(&account, &alice, LimitPeriod::Day, "10").await;
+    assert_eq!(figures(&first), ("10", "0", "1"));
     app.limit(&account, &alice, LimitPeriod::Month, "100").await;
+    app.spend(&account, &alice, "1.5").await;
 
     let changed = app.limit(&account, &alice, LimitPeriod::Day, "3").await;
     assert_eq!(figures(&changed), ("3", "1.5", "1"));
@@ -77,14 +96,14 @@ async fn a_changed_limit_keeps_its_counters_and_a_limit_set_again_starts_from_hi
     app.assert_books_balance().await;
 
     let again = app.limit(&account, &alice, LimitPeriod::Day, "10").await;
-    assert_eq!(figures(&again), ("10", "1.5", "6.5"));
+    assert_eq!(figures(&again), ("10", "0", "6.5"));
     assert_ne!(again.spend_limit_id, first.spend_limit_id);
     let refused = app
-        .scoped_authorize(&account, &alice, "2.5")
+        .scoped_authorize(&account, &alice, "3.6")
         .await
         .unwrap_err();
-    assert_limit_reached(&refused, &alice, LimitPeriod::Day, ("10", "1.5", "6.5"));
-    app.assert_limit(&account, &alice, LimitPeriod::Day, ("10", "1.5", "6.5"))
+    assert_limit_reached(&refused, &alice, LimitPeriod::Day, ("10", "0", "6.5"));
+    app.assert_limit(&account, &alice, LimitPeriod::Day, ("10", "0", "6.5"))
         .await;
     app.finish().await;
 }
