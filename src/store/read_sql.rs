@@ -89,7 +89,10 @@ pub(super) static ALLOWANCES: LazyLock<String> = LazyLock::new(|| {
 
 /// The spend limits of the scopes of [`HOLDS`]' holds (`$1` to `$3` as there), and of the
 /// scopes asked for (`$4` accounts, `$5` kinds, `$6` ids): every limit an operation may move.
-/// Each scope is one lookup of the limits' key, never a walk of all of an account's limits.
+/// Each scope is one lookup of the limits' key, never a walk of all of an account's limits: the
+/// lateral subquery (kept apart by `OFFSET 0`) is a lookup per scope whatever plan a prepared
+/// statement settles on (a join planned while the table was small merged it with a walk of
+/// the whole key index).
 pub(super) static SPEND_LIMITS: LazyLock<String> = LazyLock::new(|| {
     let columns = SPEND_LIMIT_COLUMNS
         .split(", ")
@@ -101,8 +104,8 @@ pub(super) static SPEND_LIMITS: LazyLock<String> = LazyLock::new(|| {
          SELECT account_id, spend_scope_kind, spend_scope_id FROM holds \
          WHERE hold_id IN ({HOLDS_WANTED}) AND account_id = ANY($1) AND spend_scope_id IS NOT NULL \
          UNION SELECT * FROM unnest($4::uuid[], $5::text[], $6::text[])) AS s(account_id, scope_kind, scope_id) \
-         JOIN spend_limits l ON l.account_id = s.account_id AND l.scope_kind = s.scope_kind \
-         AND l.scope_id = s.scope_id"
+         CROSS JOIN LATERAL (SELECT * FROM spend_limits l WHERE l.account_id = s.account_id \
+         AND l.scope_kind = s.scope_kind AND l.scope_id = s.scope_id OFFSET 0) l"
     )
 });
 
