@@ -57,7 +57,5 @@ CREATE TABLE spend_limits (
 ALTER TABLE holds ADD COLUMN spend_scope_kind text, ADD COLUMN spend_scope_id text;
 ALTER TABLE holds ADD CONSTRAINT holds_spend_scope_check
     CHECK ((spend_scope_kind IS NULL) = (spend_scope_id IS NULL)) NOT VALID;
--- A limit set on a scope counts what its active holds reserve: found without walking the
--- scope's (or the account's) past holds under the lock.
-CREATE INDEX holds_active_scope_idx ON holds (account_id, spend_scope_kind, spend_scope_id)
-    WHERE status = 'ACTIVE' AND spend_scope_id IS NOT NULL;
+-- No index on the scope: a limit set on a scope finds its active holds among the account's
+-- (holds_active_idx), and an index of its own cost an entry on every scoped Authorize.

@@ -29,7 +29,9 @@ pub struct Changes {
     pub allowances: Vec<AllowanceState>,
     /// The periods granted, one row each.
     pub allowance_grants: Vec<AllowanceGrant>,
-    /// Spend limits set, or whose counters changed.
+    /// Spend limits created.
+    pub new_spend_limits: Vec<SpendLimitState>,
+    /// Existing spend limits changed, rolled to a new period, or whose counters moved.
     pub spend_limits: Vec<SpendLimitState>,
     /// Spend limits removed.
     pub removed_spend_limits: Vec<SpendLimitId>,
@@ -44,6 +46,7 @@ impl Changes {
             && self.holds.is_empty()
             && self.postings.is_empty()
             && self.allowances.is_empty()
+            && self.new_spend_limits.is_empty()
             && self.spend_limits.is_empty()
             && self.removed_spend_limits.is_empty()
     }
@@ -54,7 +57,7 @@ impl AccountBook {
     pub fn into_changes(self) -> Changes {
         let postings_sum: Credits = self.postings.iter().map(|posting| posting.amount).sum();
         assert!(postings_sum.is_zero(), "journal postings must sum to zero");
-        let spend_limits = self.changed_limits();
+        let (new_spend_limits, spend_limits) = self.changed_limits();
         Changes {
             account: self.account_changed.then(|| self.account.clone()),
             grants: self
@@ -96,6 +99,7 @@ impl AccountBook {
                 .cloned()
                 .collect(),
             allowance_grants: self.allowance_grants,
+            new_spend_limits,
             spend_limits,
             removed_spend_limits: self.limits.removed,
         }

@@ -51,6 +51,8 @@ pub(super) struct ScopeLimits {
     set: BTreeSet<SpendLimitId>,
     /// Limits removed in the book.
     pub(super) removed: Vec<SpendLimitId>,
+    /// Limits created in the book (inserted; the others are updated).
+    created: BTreeSet<SpendLimitId>,
     /// The loaded holds with a scope: (outstanding, captured) as loaded.
     baselines: BTreeMap<HoldId, (Credits, Credits)>,
     /// Refunds made in the book: the scope, the amount, when the refunded capture was made.
@@ -218,6 +220,7 @@ impl AccountBook {
                 state.reserved = usage.reserved;
                 if limit.is_some() {
                     self.limits.set.insert(state.spend_limit_id);
+                    self.limits.created.insert(state.spend_limit_id);
                     self.limits.base.push(state.clone());
                 }
                 self.limit_now(&state).0
@@ -227,8 +230,9 @@ impl AccountBook {
         state
     }
 
-    /// The limits to write: those set, and those whose counters moved.
-    pub(super) fn changed_limits(&self) -> Vec<SpendLimitState> {
+    /// The limits to write: those created, then the others set, rolled or whose counters
+    /// moved.
+    pub(super) fn changed_limits(&self) -> (Vec<SpendLimitState>, Vec<SpendLimitState>) {
         self.limits
             .base
             .iter()
@@ -236,6 +240,6 @@ impl AccountBook {
                 let (limit, moved) = self.limit_now(base);
                 (moved || self.limits.set.contains(&base.spend_limit_id)).then_some(limit)
             })
-            .collect()
+            .partition(|limit| self.limits.created.contains(&limit.spend_limit_id))
     }
 }

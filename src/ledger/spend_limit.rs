@@ -236,6 +236,16 @@ mod tests {
             .with_timezone(&Utc)
     }
 
+    fn alice_limit(period: LimitPeriod, limit: Credits, now: DateTime<Utc>) -> SpendLimitState {
+        SpendLimitState::new(
+            SpendLimitId::from_uuid(uuid::Uuid::nil()),
+            member(),
+            period,
+            limit,
+            now,
+        )
+    }
+
     fn member() -> SpendScope {
         SpendScope {
             kind: ScopeKind::Member,
@@ -254,13 +264,7 @@ mod tests {
     #[test]
     fn a_fourth_credit_passes_a_limit_of_three() {
         let now = at("2025-03-10T12:00:00Z");
-        let mut limit = SpendLimitState::new(
-            SpendLimitId::from_uuid(uuid::Uuid::nil()),
-            member(),
-            LimitPeriod::Day,
-            Credits::whole(3),
-            now,
-        );
+        let mut limit = alice_limit(LimitPeriod::Day, Credits::whole(3), now);
         for _ in 0..3 {
             limit.check(Credits::whole(1)).unwrap();
             limit.reserve(Credits::whole(1));
@@ -285,13 +289,7 @@ mod tests {
     #[test]
     fn the_decline_names_the_scope_period_and_figures() {
         let now = at("2025-03-10T12:00:00Z");
-        let mut limit = SpendLimitState::new(
-            SpendLimitId::from_uuid(uuid::Uuid::nil()),
-            member(),
-            LimitPeriod::Day,
-            Credits::whole(3),
-            now,
-        );
+        let mut limit = alice_limit(LimitPeriod::Day, Credits::whole(3), now);
         limit.reserve(Credits::whole(3));
         let decline =
             super::super::Decline::SpendLimitReached(limit.check(Credits::whole(1)).unwrap_err());
@@ -312,13 +310,7 @@ mod tests {
     #[test]
     fn a_new_day_clears_spent_and_keeps_reservations_of_holds_still_running() {
         let now = at("2025-03-10T23:00:00Z");
-        let mut limit = SpendLimitState::new(
-            SpendLimitId::from_uuid(uuid::Uuid::nil()),
-            member(),
-            LimitPeriod::Day,
-            Credits::whole(3),
-            now,
-        );
+        let mut limit = alice_limit(LimitPeriod::Day, Credits::whole(3), now);
         limit.reserve(Credits::whole(2));
         limit.capture(Credits::whole(1), Credits::whole(1));
         limit.roll(now + Duration::hours(2));
@@ -333,13 +325,7 @@ mod tests {
     #[test]
     fn above_hold_usage_counts_and_a_refund_counts_only_in_its_own_period() {
         let now = at("2025-03-10T12:00:00Z");
-        let mut limit = SpendLimitState::new(
-            SpendLimitId::from_uuid(uuid::Uuid::nil()),
-            member(),
-            LimitPeriod::Month,
-            Credits::whole(10),
-            now,
-        );
+        let mut limit = alice_limit(LimitPeriod::Month, Credits::whole(10), now);
         limit.reserve(Credits::whole(2));
         limit.capture(Credits::whole(2), Credits::whole(5));
         assert_eq!(

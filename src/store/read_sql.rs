@@ -110,7 +110,8 @@ pub(super) static SPEND_LIMITS: LazyLock<String> = LazyLock::new(|| {
 });
 
 /// What the active holds of each scope asked for (`$1` accounts, `$2` kinds, `$3` ids) reserve;
-/// a scope without any has no row. The active holds of a scope, by their own index.
+/// a scope without any has no row. Read among the account's active holds (`holds_active_idx`):
+/// only when a limit is set, so no index of the scope's own taxes every Authorize.
 pub(super) const SCOPE_RESERVED: &str = "SELECT t.account_id, t.scope_kind, t.scope_id, sum(a.reserved) AS amount \
      FROM (SELECT DISTINCT * FROM unnest($1::uuid[], $2::text[], $3::text[])) AS t(account_id, scope_kind, scope_id) \
      JOIN holds h ON h.account_id = t.account_id AND h.spend_scope_kind = t.scope_kind \

@@ -167,20 +167,23 @@ const CHECKS: [(&str, &str); 19] = [
     ),
     (
         "spend limit reserved equals what its scope's active holds reserve",
-        "SELECT l.spend_limit_id::text, 'reserved ' || l.reserved || ', active holds ' || coalesce(h.total, 0)
-         FROM spend_limits l LEFT JOIN LATERAL (SELECT sum(a.reserved) AS total FROM holds h
-         JOIN hold_allocations a ON a.hold_id = h.hold_id WHERE h.account_id = l.account_id
-         AND h.spend_scope_kind = l.scope_kind AND h.spend_scope_id = l.scope_id AND h.status = 'ACTIVE') h ON true
-         WHERE l.reserved <> coalesce(h.total, 0)",
+        "SELECT l.spend_limit_id::text, 'reserved ' || l.reserved || ', active holds ' || coalesce(r.total, 0)
+         FROM spend_limits l LEFT JOIN (SELECT l.spend_limit_id, sum(a.reserved) AS total FROM spend_limits l
+         JOIN holds h ON h.account_id = l.account_id AND h.spend_scope_kind = l.scope_kind
+         AND h.spend_scope_id = l.scope_id AND h.status = 'ACTIVE'
+         JOIN hold_allocations a ON a.hold_id = h.hold_id GROUP BY l.spend_limit_id) r USING (spend_limit_id)
+         WHERE l.reserved <> coalesce(r.total, 0)",
     ),
     (
         "spend limit spent equals what its scope's settlements charged this period since it was set, less refunds",
-        "SELECT l.spend_limit_id::text, 'spent ' || l.spent || ', settlements ' || coalesce(s.total, 0)
-         FROM spend_limits l LEFT JOIN LATERAL (SELECT sum(s.from_hold + s.from_balance + s.debt - s.refunded) AS total
-         FROM holds h JOIN settlements s ON s.hold_id = h.hold_id WHERE h.account_id = l.account_id
-         AND h.spend_scope_kind = l.scope_kind AND h.spend_scope_id = l.scope_id
-         AND s.created_at >= greatest(l.period_start, l.counted_from)) s ON true
-         WHERE l.spent <> coalesce(s.total, 0)",
+        "SELECT l.spend_limit_id::text, 'spent ' || l.spent || ', settlements ' || coalesce(c.total, 0)
+         FROM spend_limits l LEFT JOIN (SELECT l.spend_limit_id,
+         sum(s.from_hold + s.from_balance + s.debt - s.refunded) AS total FROM spend_limits l
+         JOIN holds h ON h.account_id = l.account_id AND h.spend_scope_kind = l.scope_kind
+         AND h.spend_scope_id = l.scope_id
+         JOIN settlements s ON s.hold_id = h.hold_id AND s.created_at >= greatest(l.period_start, l.counted_from)
+         GROUP BY l.spend_limit_id) c USING (spend_limit_id)
+         WHERE l.spent <> coalesce(c.total, 0)",
     ),
 ];
 

@@ -193,19 +193,31 @@ write_table! {
 }
 
 write_table! {
-    /// Spend limits set, or whose counters moved.
-    SpendLimitColumns {
-        #[key] spend_limit_id: SpendLimitId = "uuid",
+    /// Spend limits created.
+    NewLimitColumns {
+        spend_limit_id: SpendLimitId = "uuid",
         scope_kind: &'static str = "text",
         scope_id: String = "text",
         period: &'static str = "text",
-        #[updated] limit_amount: Decimal = "numeric",
-        #[updated] spent: Decimal = "numeric",
-        #[updated] reserved: Decimal = "numeric",
-        #[updated] period_start: DateTime<Utc> = "timestamptz",
+        limit_amount: Decimal = "numeric",
+        spent: Decimal = "numeric",
+        reserved: Decimal = "numeric",
+        period_start: DateTime<Utc> = "timestamptz",
         counted_from: DateTime<Utc> = "timestamptz",
         tenant_id: TenantId = "uuid",
         account_id: AccountId = "uuid",
+    }
+}
+
+write_table! {
+    /// Existing spend limits changed: an update, not an upsert, as most operations of a
+    /// scoped hold move its limits' counters.
+    LimitColumns {
+        #[key] spend_limit_id: SpendLimitId = "uuid",
+        limit_amount: Decimal = "numeric",
+        spent: Decimal = "numeric",
+        reserved: Decimal = "numeric",
+        period_start: DateTime<Utc> = "timestamptz",
     }
 }
 

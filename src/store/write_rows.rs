@@ -4,8 +4,8 @@ use uuid::Uuid;
 
 use super::write_columns::{
     AccountColumns, AllocationColumns, AllowanceColumns, AllowanceGrantColumns, GrantColumns,
-    HoldColumns, JournalColumns, NewHoldColumns, PartColumns, RefundColumns, RemovedLimitColumns,
-    SettlementColumns, SpendLimitColumns,
+    HoldColumns, JournalColumns, LimitColumns, NewHoldColumns, NewLimitColumns, PartColumns,
+    RefundColumns, RemovedLimitColumns, SettlementColumns,
 };
 use crate::ids::{AccountId, SpendLimitId, TenantId};
 use crate::ledger::{
@@ -205,8 +205,8 @@ impl AllowanceGrantColumns {
     }
 }
 
-impl SpendLimitColumns {
-    /// A limit set, or whose counters moved.
+impl NewLimitColumns {
+    /// A limit created.
     pub(super) fn push(
         &mut self,
         tenant_id: TenantId,
@@ -224,6 +224,17 @@ impl SpendLimitColumns {
         self.reserved.push(limit.reserved.decimal());
         self.period_start.push(limit.period_start);
         self.counted_from.push(limit.counted_from);
+    }
+}
+
+impl LimitColumns {
+    /// An existing limit's new figures.
+    pub(super) fn push(&mut self, limit: &SpendLimitState) {
+        self.spend_limit_id.push(limit.spend_limit_id);
+        self.limit_amount.push(limit.limit.decimal());
+        self.spent.push(limit.spent.decimal());
+        self.reserved.push(limit.reserved.decimal());
+        self.period_start.push(limit.period_start);
     }
 }
 

@@ -7,8 +7,8 @@ use std::sync::LazyLock;
 
 use super::write_columns::{
     AccountColumns, AllocationColumns, AllowanceColumns, AllowanceGrantColumns, GrantColumns,
-    HoldColumns, JournalColumns, NewHoldColumns, PartColumns, RefundColumns, RemovedLimitColumns,
-    SettlementColumns, SpendLimitColumns,
+    HoldColumns, JournalColumns, LimitColumns, NewHoldColumns, NewLimitColumns, PartColumns,
+    RefundColumns, RemovedLimitColumns, SettlementColumns,
 };
 use super::write_table::{Role, Table};
 
@@ -50,8 +50,11 @@ pub(super) static UPSERT_ALLOWANCES: Sql =
 pub(super) static INSERT_ALLOWANCE_GRANTS: Sql =
     LazyLock::new(|| insert("allowance_grants", &AllowanceGrantColumns::TABLE));
 
-pub(super) static UPSERT_SPEND_LIMITS: Sql =
-    LazyLock::new(|| insert("spend_limits", &SpendLimitColumns::TABLE));
+pub(super) static INSERT_SPEND_LIMITS: Sql =
+    LazyLock::new(|| insert("spend_limits", &NewLimitColumns::TABLE));
+
+pub(super) static UPDATE_SPEND_LIMITS: Sql =
+    LazyLock::new(|| update("spend_limits", "l", &LimitColumns::TABLE));
 
 pub(super) static DELETE_SPEND_LIMITS: Sql =
     LazyLock::new(|| delete("spend_limits", "l", &RemovedLimitColumns::TABLE));
@@ -60,7 +63,7 @@ pub(super) static INSERT_JOURNAL: Sql =
     LazyLock::new(|| insert_stamped("journal_entries", "j", &JournalColumns::TABLE));
 
 /// Every statement a commit may send, to prepare before the lock is taken.
-pub(super) fn all_statements() -> [&'static str; 13] {
+pub(super) fn all_statements() -> [&'static str; 14] {
     [
         &UPDATE_ACCOUNTS,
         &UPSERT_GRANTS,
@@ -72,8 +75,9 @@ pub(super) fn all_statements() -> [&'static str; 13] {
         &INSERT_REFUNDS,
         &UPSERT_ALLOWANCES,
         &INSERT_ALLOWANCE_GRANTS,
-        &UPSERT_SPEND_LIMITS,
         &DELETE_SPEND_LIMITS,
+        &INSERT_SPEND_LIMITS,
+        &UPDATE_SPEND_LIMITS,
         &INSERT_JOURNAL,
     ]
     .map(|sql| sql.as_str())

@@ -8,13 +8,13 @@ use tokio_postgres::types::ToSql;
 
 use super::write_columns::{
     AccountColumns, AllocationColumns, AllowanceColumns, AllowanceGrantColumns, GrantColumns,
-    HoldColumns, JournalColumns, NewHoldColumns, PartColumns, RefundColumns, RemovedLimitColumns,
-    SettlementColumns, SpendLimitColumns,
+    HoldColumns, JournalColumns, LimitColumns, NewHoldColumns, NewLimitColumns, PartColumns,
+    RefundColumns, RemovedLimitColumns, SettlementColumns,
 };
 use super::write_sql::{
     DELETE_SPEND_LIMITS, INSERT_ALLOWANCE_GRANTS, INSERT_HOLDS, INSERT_JOURNAL, INSERT_REFUNDS,
-    UPDATE_ACCOUNTS, UPDATE_HOLDS, UPSERT_ALLOCATIONS, UPSERT_ALLOWANCES, UPSERT_GRANTS,
-    UPSERT_PARTS, UPSERT_SETTLEMENTS, UPSERT_SPEND_LIMITS,
+    INSERT_SPEND_LIMITS, UPDATE_ACCOUNTS, UPDATE_HOLDS, UPDATE_SPEND_LIMITS, UPSERT_ALLOCATIONS,
+    UPSERT_ALLOWANCES, UPSERT_GRANTS, UPSERT_PARTS, UPSERT_SETTLEMENTS,
 };
 use super::write_table::WriteRows;
 use crate::ids::{AccountId, TenantId};
@@ -37,7 +37,8 @@ pub struct Writes {
     refunds: RefundColumns,
     allowances: AllowanceColumns,
     allowance_grants: AllowanceGrantColumns,
-    spend_limits: SpendLimitColumns,
+    new_limits: NewLimitColumns,
+    limits: LimitColumns,
     removed_limits: RemovedLimitColumns,
     journal: JournalColumns,
 }
@@ -82,8 +83,11 @@ impl Writes {
         for granted in &changes.allowance_grants {
             self.allowance_grants.push(account_id, granted);
         }
+        for limit in &changes.new_spend_limits {
+            self.new_limits.push(tenant_id, account_id, limit);
+        }
         for limit in &changes.spend_limits {
-            self.spend_limits.push(tenant_id, account_id, limit);
+            self.limits.push(limit);
         }
         for spend_limit_id in &changes.removed_spend_limits {
             self.removed_limits.push(account_id, *spend_limit_id);
@@ -93,7 +97,7 @@ impl Writes {
 
     /// The statements to send, with their parameters, skipping tables with nothing to write.
     pub fn statements(&self) -> Vec<Statement<'_>> {
-        let tables: [(&'static str, &dyn WriteRows); 13] = [
+        let tables: [(&'static str, &dyn WriteRows); 14] = [
             (UPDATE_ACCOUNTS.as_str(), &self.accounts),
             (UPSERT_GRANTS.as_str(), &self.grants),
             (INSERT_HOLDS.as_str(), &self.new_holds),
@@ -107,7 +111,8 @@ impl Writes {
             // Removed before upserted: a limit removed and set again in one transaction is a
             // new row with the old one's scope and period.
             (DELETE_SPEND_LIMITS.as_str(), &self.removed_limits),
-            (UPSERT_SPEND_LIMITS.as_str(), &self.spend_limits),
+            (INSERT_SPEND_LIMITS.as_str(), &self.new_limits),
+            (UPDATE_SPEND_LIMITS.as_str(), &self.limits),
             (INSERT_JOURNAL.as_str(), &self.journal),
         ];
         tables

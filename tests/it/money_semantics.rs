@@ -19,7 +19,7 @@ use tonic::Status;
 
 use crate::helpers::TestApp;
 use crate::helpers::money::{
-    authorize_request, extend_request, grant_request, key, refund_request, release_request,
+    authorize_request, extend_request, grant_request, key, refund, refund_request, release_request,
 };
 use crate::helpers::time::timestamp;
 
@@ -78,17 +78,6 @@ async fn settle(app: &TestApp, hold_id: &str, amount: &str, partial: bool) -> (S
 async fn release(app: &TestApp, hold_id: &str) -> Result<ReleaseResponse, Status> {
     app.credit()
         .release(release_request(hold_id, &key(), "run failed"))
-        .await
-        .map(tonic::Response::into_inner)
-}
-
-async fn refund(
-    app: &TestApp,
-    settlement_id: &str,
-    amount: &str,
-) -> Result<RefundResponse, Status> {
-    app.credit()
-        .refund(refund_request(settlement_id, &key(), amount))
         .await
         .map(tonic::Response::into_inner)
 }

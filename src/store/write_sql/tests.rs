@@ -90,6 +90,6 @@ fn generated_statements_are_the_written_ones() {
 fn every_statement_is_prepared() {
     let all = all_statements();
     assert_eq!(all[0], UPDATE_ACCOUNTS_TEXT);
-    assert_eq!(all[12], INSERT_JOURNAL_TEXT);
-    assert_eq!(all.len(), 13);
+    assert_eq!(all[13], INSERT_JOURNAL_TEXT);
+    assert_eq!(all.len(), 14);
 }

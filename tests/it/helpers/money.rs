@@ -149,6 +149,18 @@ pub struct Objects {
     pub settlement_id: String,
 }
 
+/// Refunds `amount` of a settlement ("" = all that is left) under a fresh key.
+pub async fn refund(
+    app: &TestApp,
+    settlement_id: &str,
+    amount: &str,
+) -> Result<creditgate::proto::v1::RefundResponse, tonic::Status> {
+    app.credit()
+        .refund(refund_request(settlement_id, &key(), amount))
+        .await
+        .map(tonic::Response::into_inner)
+}
+
 impl TestApp {
     /// Creates an account with `request` through `api_key`'s tenant; returns its id.
     pub async fn create_account_as(&self, api_key: &str, request: CreateAccountRequest) -> String {

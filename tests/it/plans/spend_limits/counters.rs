@@ -8,18 +8,7 @@ use tonic::Status;
 
 use crate::helpers::TestApp;
 use crate::helpers::limits::{assert_limit_reached, member, next_day, next_month};
-use crate::helpers::money::{extend_request, key, refund_request, release_request};
-
-async fn refund(
-    app: &TestApp,
-    settlement_id: &str,
-    amount: &str,
-) -> Result<RefundResponse, Status> {
-    app.credit()
-        .refund(refund_request(settlement_id, &key(), amount))
-        .await
-        .map(tonic::Response::into_inner)
-}
+use crate::helpers::money::{extend_request, key, refund, refund_request, release_request};
 
 #[tokio::test]
 async fn a_hold_reserves_until_it_is_captured_released_or_expired() {
