@@ -13,13 +13,13 @@ use chrono::{DateTime, Utc};
 use creditgate::proto::v1::{
     AuthorizeRequest, AuthorizeResponse, BalanceBucket, ExtendHoldResponse, GetBalanceRequest,
     GetBalanceResponse, GetHoldRequest, GetHoldResponse, GrantRequest, GrantSource, Hold,
-    RefundResponse, ReleaseResponse, Settlement, get_hold_request,
+    ReleaseResponse, Settlement, get_hold_request,
 };
 use tonic::Status;
 
 use crate::helpers::TestApp;
 use crate::helpers::money::{
-    authorize_request, extend_request, grant_request, key, refund, refund_request, release_request,
+    authorize_request, extend_request, grant_request, key, refund, release_request,
 };
 use crate::helpers::time::timestamp;
 

@@ -3,12 +3,11 @@
 //! lowers the spend of the period its capture was made in, and ExtendHold reserves the raise.
 
 use chrono::Duration;
-use creditgate::proto::v1::{HoldStatus, LimitPeriod, RefundResponse};
-use tonic::Status;
+use creditgate::proto::v1::{HoldStatus, LimitPeriod};
 
 use crate::helpers::TestApp;
 use crate::helpers::limits::{assert_limit_reached, member, next_day, next_month};
-use crate::helpers::money::{extend_request, key, refund, refund_request, release_request};
+use crate::helpers::money::{extend_request, key, refund, release_request};
 
 #[tokio::test]
 async fn a_hold_reserves_until_it_is_captured_released_or_expired() {
