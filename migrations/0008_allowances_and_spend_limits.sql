@@ -51,6 +51,9 @@ CREATE TABLE spend_limits (
     counted_from    timestamptz NOT NULL,
     UNIQUE (account_id, scope_kind, scope_id, period)
 );
+-- Every operation of a scoped hold updates its limits' counters (no indexed column): room on
+-- each page keeps those updates on their page, with no index writes (as for grants, 0006).
+ALTER TABLE spend_limits SET (fillfactor = 50);
 
 -- The scope a hold counts against (both set or both null). Existing holds have neither, so
 -- the check need not walk them (NOT VALID still checks every row written from now on).
