@@ -86,7 +86,7 @@ impl CreditService for CreditApi {
             let text = parse::text(field, text)?;
             Ok((!text.is_empty()).then_some(text))
         };
-        let spend_scope = plans::scope("spend_scope", message.spend_scope.as_ref(), false)?;
+        let spend_scope = plans::spend_scope(message.spend_scope.as_ref())?;
         if spend_scope.is_some() && message.account_id.is_empty() {
             return Err(ServiceError::InvalidArgument {
                 field: "spend_scope",
@@ -172,7 +172,7 @@ impl CreditService for CreditApi {
         )?
         .unwrap_or(limits.default_hold_ttl);
         let mut meta = parse::run_meta(&message.idempotency_key, message.run.as_ref())?;
-        meta.spend_scope = plans::scope("spend_scope", message.spend_scope.as_ref(), false)?;
+        meta.spend_scope = plans::spend_scope(message.spend_scope.as_ref())?;
         let command = AuthorizeCommand {
             account_id,
             price,

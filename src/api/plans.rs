@@ -31,37 +31,45 @@ fn name(field: &'static str, value: &str) -> Result<String, ServiceError> {
     Ok(value.to_owned())
 }
 
-/// The scope of `field`: `None` when absent (or both parts empty), unless `required`.
-pub fn scope(
-    field: &'static str,
-    value: Option<&v1::SpendScope>,
-    required: bool,
-) -> Result<Option<SpendScope>, ServiceError> {
-    let value = value.cloned().unwrap_or_default();
-    let kind = match v1::SpendScopeKind::try_from(value.kind) {
-        Ok(v1::SpendScopeKind::Member) => Some(ScopeKind::Member),
-        Ok(v1::SpendScopeKind::ApiKey) => Some(ScopeKind::ApiKey),
-        Ok(v1::SpendScopeKind::Project) => Some(ScopeKind::Project),
-        Ok(v1::SpendScopeKind::Unspecified) if value.scope_id.is_empty() && !required => {
-            return Ok(None);
-        }
-        _ => None,
-    };
-    let kind = kind.ok_or_else(|| ServiceError::InvalidArgument {
-        field,
-        message: "kind must be SPEND_SCOPE_KIND_MEMBER, SPEND_SCOPE_KIND_API_KEY or \
-                  SPEND_SCOPE_KIND_PROJECT"
-            .to_owned(),
-    })?;
-    let id = name(scope_id_field(field), &value.scope_id)?;
-    Ok(Some(SpendScope { kind, id }))
+/// `Authorize.spend_scope` / `Quote.spend_scope`: `None` when absent (or both parts empty).
+pub fn spend_scope(value: Option<&v1::SpendScope>) -> Result<Option<SpendScope>, ServiceError> {
+    match value {
+        None => Ok(None),
+        Some(value) if value.kind == 0 && value.scope_id.is_empty() => Ok(None),
+        Some(value) => scope_fields("spend_scope", "spend_scope.scope_id", value).map(Some),
+    }
 }
 
-fn scope_id_field(field: &'static str) -> &'static str {
-    match field {
-        "scope" => "scope.scope_id",
-        _ => "spend_scope.scope_id",
-    }
+/// `SetSpendLimitRequest.scope`, required.
+fn required_scope(value: Option<&v1::SpendScope>) -> Result<SpendScope, ServiceError> {
+    scope_fields(
+        "scope",
+        "scope.scope_id",
+        &value.cloned().unwrap_or_default(),
+    )
+}
+
+/// A scope whose kind is reported as `field` and id as `id_field` when refused.
+fn scope_fields(
+    field: &'static str,
+    id_field: &'static str,
+    value: &v1::SpendScope,
+) -> Result<SpendScope, ServiceError> {
+    let kind = match v1::SpendScopeKind::try_from(value.kind) {
+        Ok(v1::SpendScopeKind::Member) => ScopeKind::Member,
+        Ok(v1::SpendScopeKind::ApiKey) => ScopeKind::ApiKey,
+        Ok(v1::SpendScopeKind::Project) => ScopeKind::Project,
+        _ => {
+            return Err(ServiceError::InvalidArgument {
+                field,
+                message: "kind must be SPEND_SCOPE_KIND_MEMBER, SPEND_SCOPE_KIND_API_KEY or \
+                          SPEND_SCOPE_KIND_PROJECT"
+                    .to_owned(),
+            });
+        }
+    };
+    let id = name(id_field, &value.scope_id)?;
+    Ok(SpendScope { kind, id })
 }
 
 /// SetAllowance.
@@ -147,12 +155,7 @@ pub async fn set_spend_limit(
     };
     let command = SetSpendLimitCommand {
         account_id: parse::id("account_id", &message.account_id)?,
-        scope: scope("scope", message.scope.as_ref(), true)?.ok_or(
-            ServiceError::InvalidArgument {
-                field: "scope",
-                message: "a scope is required".to_owned(),
-            },
-        )?,
+        scope: required_scope(message.scope.as_ref())?,
         period,
         limit: parse::optional_amount("limit", &message.limit, context.limits.max_amount, true)?,
     };
