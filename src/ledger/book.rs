@@ -34,6 +34,8 @@ pub struct AccountBook {
     pub(super) changed_allowances: BTreeSet<AllowanceId>,
     pub(super) allowance_grants: Vec<AllowanceGrant>,
     pub(super) limits: ScopeLimits,
+    /// What each loaded hold had captured when loaded (usage rollups count the difference).
+    pub(super) loaded_captured: BTreeMap<HoldId, Credits>,
 }
 
 impl AccountBook {
@@ -45,6 +47,10 @@ impl AccountBook {
         now: DateTime<Utc>,
     ) -> Self {
         let limits = ScopeLimits::with_holds(&holds);
+        let loaded_captured = holds
+            .iter()
+            .map(|hold| (hold.hold_id, hold.captured))
+            .collect();
         AccountBook {
             account,
             grants: grants
@@ -64,6 +70,7 @@ impl AccountBook {
             changed_allowances: BTreeSet::new(),
             allowance_grants: Vec::new(),
             limits,
+            loaded_captured,
         }
     }
 

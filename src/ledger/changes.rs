@@ -5,6 +5,7 @@ use super::book::AccountBook;
 use super::journal::Posting;
 use super::model::{AccountState, GrantState, HoldState, RefundRecord, SettlementRecord};
 use super::spend_limit::SpendLimitState;
+use super::usage::{UsageDelta, UsageKey};
 use crate::ids::SpendLimitId;
 use crate::money::Credits;
 
@@ -35,6 +36,8 @@ pub struct Changes {
     pub spend_limits: Vec<SpendLimitState>,
     /// Spend limits removed.
     pub removed_spend_limits: Vec<SpendLimitId>,
+    /// What the account's usage rollups gain, per key.
+    pub usage: Vec<(UsageKey, UsageDelta)>,
 }
 
 impl Changes {
@@ -58,6 +61,7 @@ impl AccountBook {
         let postings_sum: Credits = self.postings.iter().map(|posting| posting.amount).sum();
         assert!(postings_sum.is_zero(), "journal postings must sum to zero");
         let (new_spend_limits, spend_limits) = self.changed_limits();
+        let usage = self.usage_deltas();
         Changes {
             account: self.account_changed.then(|| self.account.clone()),
             grants: self
@@ -102,6 +106,7 @@ impl AccountBook {
             new_spend_limits,
             spend_limits,
             removed_spend_limits: self.limits.removed,
+            usage,
         }
     }
 }

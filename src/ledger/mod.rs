@@ -18,6 +18,7 @@ mod refusal;
 mod scope_limits;
 mod settle;
 mod spend_limit;
+mod usage;
 
 pub use account::{Account, AccountUpdate};
 pub use allowance::{AllowanceGrant, AllowanceRule, AllowanceState};
@@ -36,5 +37,6 @@ pub use refusal::HoldRefusal;
 pub use scope_limits::{LimitChange, ScopeUsage};
 pub use settle::{RefundRequest, SettleRequest};
 pub use spend_limit::{LimitPeriod, LimitReached, ScopeKind, SpendLimitState, SpendScope};
+pub use usage::{UsageDelta, UsageKey};
 #[cfg(test)]
 mod tests;

@@ -58,6 +58,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "allowances_and_spend_limits",
         sql: include_str!("../../migrations/0008_allowances_and_spend_limits.sql"),
     },
+    Migration {
+        version: 9,
+        name: "usage_history",
+        sql: include_str!("../../migrations/0009_usage_history.sql"),
+    },
 ];
 
 fn checksum(sql: &str) -> String {

@@ -19,7 +19,7 @@ pub struct Discrepancy {
 /// Most discrepancies one check reports.
 const MAX_PER_CHECK: i64 = 100;
 
-const CHECKS: [(&str, &str); 19] = [
+const CHECKS: [(&str, &str); 20] = [
     (
         "every ledger row refers to rows that exist, of its own account",
         "SELECT 'allocation ' || a.hold_id || ' / ' || a.grant_id, 'its hold or grant is missing or of another account'
@@ -47,6 +47,24 @@ const CHECKS: [(&str, &str); 19] = [
          SELECT 'grant ' || g.grant_id, 'its account is missing or of another tenant'
          FROM grants g LEFT JOIN accounts a ON a.account_id = g.account_id
          WHERE a.account_id IS NULL OR a.tenant_id <> g.tenant_id",
+    ),
+    (
+        "usage rollups equal the runs they count",
+        "SELECT coalesce(r.account_id, h.account_id) || ' ' || coalesce(r.day, h.day) || ' ' ||
+         coalesce(r.task_type, h.task_type) || ' ' || coalesce(r.model, h.model),
+         'rollup runs ' || coalesce(r.runs, 0) || ', captured ' || coalesce(r.captured, 0) || ', refunded ' ||
+         coalesce(r.refunded, 0) || ', last run ' || coalesce(r.last_run_at::text, '-') || '; holds ' ||
+         coalesce(h.runs, 0) || ', ' || coalesce(h.captured, 0) || ', ' || coalesce(h.refunded, 0) || ', ' ||
+         coalesce(h.last_run_at::text, '-')
+         FROM usage_rollups r
+         FULL JOIN (SELECT h.account_id, (h.created_at AT TIME ZONE 'UTC')::date AS day, h.task_type, h.model,
+                    count(*) AS runs, sum(h.captured) AS captured, coalesce(sum(s.refunded), 0) AS refunded,
+                    max(h.created_at) AS last_run_at
+                    FROM holds h LEFT JOIN (SELECT hold_id, sum(refunded) AS refunded FROM settlements GROUP BY hold_id) s
+                    ON s.hold_id = h.hold_id GROUP BY 1, 2, 3, 4) h
+         ON h.account_id = r.account_id AND h.day = r.day AND h.task_type = r.task_type AND h.model = r.model
+         WHERE r.runs IS DISTINCT FROM h.runs OR r.captured IS DISTINCT FROM h.captured
+            OR r.refunded IS DISTINCT FROM h.refunded OR r.last_run_at IS DISTINCT FROM h.last_run_at",
     ),
     (
         "journal transaction sums to zero",

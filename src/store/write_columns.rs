@@ -228,3 +228,18 @@ write_table! {
         account_id: AccountId = "uuid",
     }
 }
+
+write_table! {
+    /// What a transaction adds to the usage rollups, one row per (account, day, task type,
+    /// model).
+    UsageColumns {
+        #[key] account_id: AccountId = "uuid",
+        #[key] day: NaiveDate = "date",
+        #[key] task_type: String = "text",
+        #[key] model: String = "text",
+        #[added] runs: i64 = "int8",
+        #[added] captured: Decimal = "numeric",
+        #[added] refunded: Decimal = "numeric",
+        #[latest] last_run_at: Option<DateTime<Utc>> = "timestamptz",
+    }
+}

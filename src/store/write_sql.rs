@@ -8,7 +8,7 @@ use std::sync::LazyLock;
 use super::write_columns::{
     AccountColumns, AllocationColumns, AllowanceColumns, AllowanceGrantColumns, GrantColumns,
     HoldColumns, JournalColumns, LimitColumns, NewHoldColumns, NewLimitColumns, PartColumns,
-    RefundColumns, RemovedLimitColumns, SettlementColumns,
+    RefundColumns, RemovedLimitColumns, SettlementColumns, UsageColumns,
 };
 use super::write_table::{Role, Table};
 
@@ -59,11 +59,16 @@ pub(super) static UPDATE_SPEND_LIMITS: Sql =
 pub(super) static DELETE_SPEND_LIMITS: Sql =
     LazyLock::new(|| delete("spend_limits", "l", &RemovedLimitColumns::TABLE));
 
+/// Usage rollups: each transaction adds its runs, captures and refunds to the rows of their
+/// (account, day, task type, model); one row per key, as an upsert may not touch a row twice.
+pub(super) static UPSERT_USAGE: Sql =
+    LazyLock::new(|| insert("usage_rollups", &UsageColumns::TABLE));
+
 pub(super) static INSERT_JOURNAL: Sql =
     LazyLock::new(|| insert_stamped("journal_entries", "j", &JournalColumns::TABLE));
 
 /// Every statement a commit may send, to prepare before the lock is taken.
-pub(super) fn all_statements() -> [&'static str; 14] {
+pub(super) fn all_statements() -> [&'static str; 15] {
     [
         &UPDATE_ACCOUNTS,
         &UPSERT_GRANTS,
@@ -78,6 +83,7 @@ pub(super) fn all_statements() -> [&'static str; 14] {
         &DELETE_SPEND_LIMITS,
         &INSERT_SPEND_LIMITS,
         &UPDATE_SPEND_LIMITS,
+        &UPSERT_USAGE,
         &INSERT_JOURNAL,
     ]
     .map(|sql| sql.as_str())
@@ -113,9 +119,19 @@ fn insert(name: &str, table: &Table) -> String {
     );
     let keys = list(table.named(Role::Key).map(str::to_owned));
     if !keys.is_empty() {
-        let updated = table
-            .named(Role::Updated)
-            .map(|column| format!("{column} = EXCLUDED.{column}"));
+        let updated = table.columns.iter().filter_map(|column| {
+            let column_name = column.name;
+            match column.role {
+                Role::Updated => Some(format!("{column_name} = EXCLUDED.{column_name}")),
+                Role::Added => Some(format!(
+                    "{column_name} = {name}.{column_name} + EXCLUDED.{column_name}"
+                )),
+                Role::Latest => Some(format!(
+                    "{column_name} = greatest({name}.{column_name}, EXCLUDED.{column_name})"
+                )),
+                _ => None,
+            }
+        });
         sql.push_str(&format!(
             " ON CONFLICT ({keys}) DO UPDATE SET {}",
             list(updated)
@@ -144,7 +160,7 @@ fn insert_ordered(name: &str, alias: &str, table: &Table, order_by: &str) -> Str
     let mut values = Vec::new();
     for column in table.columns {
         match column.role {
-            Role::Value | Role::Key | Role::Updated => {
+            Role::Value | Role::Key | Role::Updated | Role::Added | Role::Latest => {
                 targets.push(column.name.to_owned());
                 values.push(format!("{alias}.{}", column.name));
             }

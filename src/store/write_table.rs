@@ -26,6 +26,10 @@ pub(super) enum Role {
     Key,
     /// A row's value that an upsert overwrites when the row exists.
     Updated,
+    /// A row's value that an upsert adds to the existing row's (a counter).
+    Added,
+    /// A row's value that an upsert keeps when later than the existing row's.
+    Latest,
     /// One array for every row (not unnested), each row taking the slice between its
     /// [`Role::SliceStart`] and [`Role::SliceEnd`].
     Shared,
@@ -103,6 +107,12 @@ macro_rules! role {
     };
     (updated) => {
         $crate::store::write_table::Role::Updated
+    };
+    (added) => {
+        $crate::store::write_table::Role::Added
+    };
+    (latest) => {
+        $crate::store::write_table::Role::Latest
     };
     (shared) => {
         $crate::store::write_table::Role::Shared

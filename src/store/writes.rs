@@ -9,12 +9,12 @@ use tokio_postgres::types::ToSql;
 use super::write_columns::{
     AccountColumns, AllocationColumns, AllowanceColumns, AllowanceGrantColumns, GrantColumns,
     HoldColumns, JournalColumns, LimitColumns, NewHoldColumns, NewLimitColumns, PartColumns,
-    RefundColumns, RemovedLimitColumns, SettlementColumns,
+    RefundColumns, RemovedLimitColumns, SettlementColumns, UsageColumns,
 };
 use super::write_sql::{
     DELETE_SPEND_LIMITS, INSERT_ALLOWANCE_GRANTS, INSERT_HOLDS, INSERT_JOURNAL, INSERT_REFUNDS,
     INSERT_SPEND_LIMITS, UPDATE_ACCOUNTS, UPDATE_HOLDS, UPDATE_SPEND_LIMITS, UPSERT_ALLOCATIONS,
-    UPSERT_ALLOWANCES, UPSERT_GRANTS, UPSERT_PARTS, UPSERT_SETTLEMENTS,
+    UPSERT_ALLOWANCES, UPSERT_GRANTS, UPSERT_PARTS, UPSERT_SETTLEMENTS, UPSERT_USAGE,
 };
 use super::write_table::WriteRows;
 use crate::ids::{AccountId, TenantId};
@@ -40,6 +40,7 @@ pub struct Writes {
     new_limits: NewLimitColumns,
     limits: LimitColumns,
     removed_limits: RemovedLimitColumns,
+    usage: UsageColumns,
     journal: JournalColumns,
 }
 
@@ -92,12 +93,15 @@ impl Writes {
         for spend_limit_id in &changes.removed_spend_limits {
             self.removed_limits.push(account_id, *spend_limit_id);
         }
+        for (key, delta) in &changes.usage {
+            self.usage.push(account_id, key, delta);
+        }
         self.journal.push(tenant_id, account_id, &changes.postings);
     }
 
     /// The statements to send, with their parameters, skipping tables with nothing to write.
     pub fn statements(&self) -> Vec<Statement<'_>> {
-        let tables: [(&'static str, &dyn WriteRows); 14] = [
+        let tables: [(&'static str, &dyn WriteRows); 15] = [
             (UPDATE_ACCOUNTS.as_str(), &self.accounts),
             (UPSERT_GRANTS.as_str(), &self.grants),
             (INSERT_HOLDS.as_str(), &self.new_holds),
@@ -113,6 +117,7 @@ impl Writes {
             (DELETE_SPEND_LIMITS.as_str(), &self.removed_limits),
             (INSERT_SPEND_LIMITS.as_str(), &self.new_limits),
             (UPDATE_SPEND_LIMITS.as_str(), &self.limits),
+            (UPSERT_USAGE.as_str(), &self.usage),
             (INSERT_JOURNAL.as_str(), &self.journal),
         ];
         tables

@@ -66,6 +66,13 @@ const DELETE_SPEND_LIMITS_TEXT: &str = "DELETE FROM spend_limits l USING unnest(
 const INSERT_ALLOWANCE_GRANTS_TEXT: &str = "INSERT INTO allowance_grants (allowance_id, period_start, grant_id, account_id) \
      SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::uuid[], $4::uuid[])";
 
+const UPSERT_USAGE_TEXT: &str = "INSERT INTO usage_rollups (account_id, day, task_type, model, runs, captured, \
+     refunded, last_run_at) SELECT * FROM unnest($1::uuid[], $2::date[], $3::text[], $4::text[], $5::int8[], \
+     $6::numeric[], $7::numeric[], $8::timestamptz[]) ON CONFLICT (account_id, day, task_type, model) DO UPDATE SET \
+     runs = usage_rollups.runs + EXCLUDED.runs, captured = usage_rollups.captured + EXCLUDED.captured, \
+     refunded = usage_rollups.refunded + EXCLUDED.refunded, \
+     last_run_at = greatest(usage_rollups.last_run_at, EXCLUDED.last_run_at)";
+
 #[test]
 fn generated_statements_are_the_written_ones() {
     let pairs = [
@@ -80,6 +87,7 @@ fn generated_statements_are_the_written_ones() {
         (&INSERT_JOURNAL, INSERT_JOURNAL_TEXT),
         (&DELETE_SPEND_LIMITS, DELETE_SPEND_LIMITS_TEXT),
         (&INSERT_ALLOWANCE_GRANTS, INSERT_ALLOWANCE_GRANTS_TEXT),
+        (&UPSERT_USAGE, UPSERT_USAGE_TEXT),
     ];
     for (generated, written) in pairs {
         assert_eq!(generated.as_str(), written);
@@ -90,6 +98,7 @@ fn generated_statements_are_the_written_ones() {
 fn every_statement_is_prepared() {
     let all = all_statements();
     assert_eq!(all[0], UPDATE_ACCOUNTS_TEXT);
-    assert_eq!(all[13], INSERT_JOURNAL_TEXT);
-    assert_eq!(all.len(), 14);
+    assert_eq!(all[13], UPSERT_USAGE_TEXT);
+    assert_eq!(all[14], INSERT_JOURNAL_TEXT);
+    assert_eq!(all.len(), 15);
 }

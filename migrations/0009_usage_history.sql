@@ -1,0 +1,35 @@
+-- Usage history: ListUsage, ExportUsage and GetUsageSummary.
+
+-- One account's runs by time, for ListUsage and ExportUsage (keyset pages on created_at, then
+-- hold_id) and the partial days of GetUsageSummary. The predicate holds for every row
+-- (task_type is NOT NULL) but only the usage queries state it, so the planner can never use
+-- this index for the locked reads, which name no task type: an index on (account_id,
+-- created_at) once let it walk every hold of a hot account on each transaction
+-- (docs/PERFORMANCE.md, "Robust plans").
+CREATE INDEX holds_usage_idx ON holds (account_id, created_at, hold_id) WHERE task_type IS NOT NULL;
+
+-- What an account's runs created on one UTC day with one task type and model add up to,
+-- maintained in the transaction that creates, settles or refunds them, so a summary over a
+-- year reads at most 366 days × task types × models rows. `captured`: what the runs were
+-- charged; `refunded`: what was refunded of it; `last_run_at`: the latest run's created_at.
+-- Unbounded numerics: a counter of many runs may exceed what one amount column holds.
+CREATE TABLE usage_rollups (
+    account_id   uuid NOT NULL,
+    day          date NOT NULL,
+    task_type    text NOT NULL,
+    model        text NOT NULL,
+    runs         bigint NOT NULL CHECK (runs >= 0),
+    captured     numeric NOT NULL CHECK (captured >= 0),
+    refunded     numeric NOT NULL CHECK (refunded >= 0),
+    last_run_at  timestamptz,
+    PRIMARY KEY (account_id, day, task_type, model)
+) WITH (fillfactor = 70);
+
+-- The runs made before this migration.
+INSERT INTO usage_rollups (account_id, day, task_type, model, runs, captured, refunded, last_run_at)
+SELECT h.account_id, (h.created_at AT TIME ZONE 'UTC')::date, h.task_type, h.model, count(*),
+       sum(h.captured), coalesce(sum(s.refunded), 0), max(h.created_at)
+FROM holds h
+LEFT JOIN (SELECT hold_id, sum(refunded) AS refunded FROM settlements GROUP BY hold_id) s
+       ON s.hold_id = h.hold_id
+GROUP BY 1, 2, 3, 4;
