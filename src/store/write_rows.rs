@@ -272,6 +272,37 @@ impl JournalColumns {
     }
 }
 
+impl UsageColumns {
+    /// What `delta` adds to the account's runs of `key`, merged into the row already added for
+    /// the same account and key (an upsert may not touch one row twice).
+    pub(super) fn push(&mut self, account_id: AccountId, key: &UsageKey, delta: &UsageDelta) {
+        let same = (0..self.account_id.len()).find(|&row| {
+            self.account_id[row] == account_id
+                && self.day[row] == key.day
+                && self.task_type[row] == key.task_type
+                && self.model[row] == key.model
+        });
+        match same {
+            Some(row) => {
+                self.runs[row] += delta.runs;
+                self.captured[row] += delta.captured.decimal();
+                self.refunded[row] += delta.refunded.decimal();
+                self.last_run_at[row] = self.last_run_at[row].max(delta.last_run_at);
+            }
+            None => {
+                self.account_id.push(account_id);
+                self.day.push(key.day);
+                self.task_type.push(key.task_type.clone());
+                self.model.push(key.model.clone());
+                self.runs.push(delta.runs);
+                self.captured.push(delta.captured.decimal());
+                self.refunded.push(delta.refunded.decimal());
+                self.last_run_at.push(delta.last_run_at);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use chrono::{TimeZone as _, Utc};
@@ -336,36 +367,5 @@ mod tests {
             changes.account.as_ref().unwrap_or_else(|| unreachable!()),
         );
         assert_eq!(accounts.params(&now).len(), 3);
-    }
-}
-
-impl UsageColumns {
-    /// What `delta` adds to the account's runs of `key`, merged into the row already added for
-    /// the same account and key (an upsert may not touch one row twice).
-    pub(super) fn push(&mut self, account_id: AccountId, key: &UsageKey, delta: &UsageDelta) {
-        let same = (0..self.account_id.len()).find(|&row| {
-            self.account_id[row] == account_id
-                && self.day[row] == key.day
-                && self.task_type[row] == key.task_type
-                && self.model[row] == key.model
-        });
-        match same {
-            Some(row) => {
-                self.runs[row] += delta.runs;
-                self.captured[row] += delta.captured.decimal();
-                self.refunded[row] += delta.refunded.decimal();
-                self.last_run_at[row] = self.last_run_at[row].max(delta.last_run_at);
-            }
-            None => {
-                self.account_id.push(account_id);
-                self.day.push(key.day);
-                self.task_type.push(key.task_type.clone());
-                self.model.push(key.model.clone());
-                self.runs.push(delta.runs);
-                self.captured.push(delta.captured.decimal());
-                self.refunded.push(delta.refunded.decimal());
-                self.last_run_at.push(delta.last_run_at);
-            }
-        }
     }
 }
