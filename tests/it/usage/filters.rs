@@ -232,3 +232,31 @@ async fn the_range_includes_its_start_and_excludes_its_end() {
     }
     app.finish().await;
 }
+
+#[tokio::test]
+async fn a_run_past_its_ttl_is_listed_expired_before_any_sweep_as_get_hold_and_get_balance_show_it()
+{
+    let app = TestApp::spawn().await;
+    let account_id = app.funded_account("100").await;
+    let hold = app
+        .start_run_for(&account_id, "10", run(TaskType::Chat, "", ""), 60)
+        .await;
+    app.advance(Duration::minutes(2));
+    assert_eq!(app.hold_status(&hold.hold_id).await, HoldStatus::Expired);
+    assert_eq!(app.balance(&account_id).await.held, "0");
+    let listed = app.usage(&account_id, &Filters::default()).await;
+    assert_eq!(
+        (listed[0].status(), listed[0].held.as_str()),
+        (HoldStatus::Expired, "0"),
+        "as GetHold and GetBalance show it"
+    );
+    let expired = app
+        .usage(&account_id, &Filters::status(HoldStatus::Expired))
+        .await;
+    assert_eq!(expired.len(), 1, "listed as expired");
+    let active = app
+        .usage(&account_id, &Filters::status(HoldStatus::Active))
+        .await;
+    assert!(active.is_empty(), "not listed as active: {active:?}");
+    app.finish().await;
+}

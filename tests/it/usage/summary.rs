@@ -1,7 +1,8 @@
 //! GetUsageSummary over runs made on three UTC days by moving the server clock: for whole days,
 //! partial days at both edges, part of one day, no bound and an empty range, the summary is
 //! exactly what summing the runs ListUsage lists over the same range gives; refunds lower
-//! credits_spent and show in credits_refunded.
+//! credits_spent and show in credits_refunded; ties are broken by name in the breakdowns and
+//! by the lower enum value for the most used task type.
 
 use chrono::{DateTime, Duration, Utc};
 use creditgate::proto::v1::{
@@ -70,8 +71,8 @@ async fn a_summary_is_the_sum_of_the_listed_runs_over_any_range_across_utc_midni
     run_at(&app, account, hours(1), chat(FIRST_MODEL), ("4", "")).await;
     let search = run(TaskType::Search, FIRST_MODEL, "");
     let open = run_at(&app, account, hours(2), search, ("", "")).await;
-    let other = run(TaskType::Other, "", "");
-    let refunded = run_at(&app, account, hours(3), other, ("2", "2")).await;
+    let search = run(TaskType::Search, "", "");
+    let refunded = run_at(&app, account, hours(3), search, ("2", "2")).await;
     let last = run_at(&app, account, hours(25), image(SECOND_MODEL), ("6", "")).await;
     let created = |hold: &Hold| time(hold.created_at.as_ref().unwrap());
 
@@ -124,8 +125,7 @@ async fn a_summary_is_the_sum_of_the_listed_runs_over_any_range_across_utc_midni
         [
             task(TaskType::Chat, 3, "9"),
             task(TaskType::Image, 2, "8"),
-            task(TaskType::Other, 1, "0"),
-            task(TaskType::Search, 1, "0"),
+            task(TaskType::Search, 2, "0"),
         ],
         "by runs, then name"
     );
@@ -137,7 +137,7 @@ async fn a_summary_is_the_sum_of_the_listed_runs_over_any_range_across_utc_midni
             model("", 1, "0")
         ]
     );
-    // Two chat and two image runs: the tie goes to the lower task type.
+    // Two chat, two image and two search runs: the tie goes to the lower task type.
     let edges = Filters::between(Some(hours(-2) - Duration::minutes(30)), Some(hours(26)));
     let edges = app.usage_summary(account, &edges).await.unwrap();
     assert_eq!(
@@ -177,6 +177,37 @@ async fn a_summary_is_the_sum_of_the_listed_runs_over_any_range_across_utc_midni
             .await
             .unwrap(),
         nothing
+    );
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn task_types_with_as_many_runs_are_listed_by_name() {
+    let app = TestApp::spawn().await;
+    let account_id = app.funded_account("100").await;
+    // By name OTHER, SEARCH, TOOL; by enum value SEARCH (4), TOOL (5), OTHER (6).
+    for task_type in [TaskType::Tool, TaskType::Other, TaskType::Search] {
+        let hold = app
+            .start_run(&account_id, "1", run(task_type, "", ""))
+            .await;
+        app.settle(&hold.hold_id, "1", false).await.unwrap();
+    }
+    let summary = app
+        .usage_summary(&account_id, &Filters::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        summary.by_task_type,
+        [
+            task(TaskType::Other, 1, "1"),
+            task(TaskType::Search, 1, "1"),
+            task(TaskType::Tool, 1, "1"),
+        ]
+    );
+    assert_eq!(
+        summary.most_used_task_type(),
+        TaskType::Search,
+        "the lowest enum value"
     );
     app.finish().await;
 }

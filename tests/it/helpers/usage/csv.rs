@@ -77,23 +77,21 @@ fn short_name(name: &str, prefix: &str) -> String {
     name.trim_start_matches(prefix).to_lowercase()
 }
 
-/// The rows of exported text, header first, each as its fields. Asserts every row ends with
-/// CRLF and every labels field is a JSON object of strings with its keys sorted; the labels
-/// come back as [`csv_row`] writes them, so rows compare whole.
+/// The rows of exported text, header first, each as its fields. Asserts the text is exactly its
+/// rows as the `csv` crate writes them with CRLF line ends (so every row ends with CRLF), and
+/// every labels field is a JSON object of strings with its keys sorted; the labels come back
+/// as [`csv_row`] writes them, so rows compare whole.
 pub fn csv_rows(text: &str) -> Vec<Vec<String>> {
     let mut reader = ::csv::ReaderBuilder::new()
         .has_headers(false)
         .from_reader(text.as_bytes());
     let mut rows = Vec::new();
-    let mut record = ::csv::StringRecord::new();
-    while reader.read_record(&mut record).unwrap() {
-        let end = usize::try_from(reader.position().byte()).unwrap();
-        assert!(
-            text[..end].ends_with("\r\n"),
-            "row {} does not end with CRLF: {:?}",
-            rows.len(),
-            &text[end.saturating_sub(40)..end]
-        );
+    let mut written_again = ::csv::WriterBuilder::new()
+        .terminator(::csv::Terminator::CRLF)
+        .from_writer(Vec::new());
+    for record in reader.records() {
+        let record = record.unwrap();
+        written_again.write_record(&record).unwrap();
         let mut fields: Vec<String> = record.iter().map(str::to_owned).collect();
         if !rows.is_empty() && !fields[LABELS].is_empty() {
             let labels: InOrder = serde_json::from_str(&fields[LABELS])
@@ -107,11 +105,25 @@ pub fn csv_rows(text: &str) -> Vec<Vec<String>> {
         }
         rows.push(fields);
     }
-    assert_eq!(
-        usize::try_from(reader.position().byte()).unwrap(),
-        text.len(),
-        "text after the last row"
-    );
+    let written_again = String::from_utf8(written_again.into_inner().unwrap()).unwrap();
+    if written_again != text {
+        let at = written_again
+            .bytes()
+            .zip(text.bytes())
+            .position(|(again, sent)| again != sent)
+            .unwrap_or(written_again.len().min(text.len()));
+        let around = |text: &str| {
+            String::from_utf8_lossy(
+                &text.as_bytes()[at.saturating_sub(60)..(at + 20).min(text.len())],
+            )
+            .into_owned()
+        };
+        panic!(
+            "not the rows written as RFC 4180 with CRLF line ends, from byte {at}: {:?} where {:?} was expected",
+            around(text),
+            around(&written_again)
+        );
+    }
     rows
 }
 
