@@ -48,7 +48,7 @@ const REBUILD_ROLLUPS: &str = "
     WHERE h.account_id = $1
     GROUP BY 1, 2, 3, 4";
 
-/// Sessions of the app's database, other than the asking one, inside a transaction or
+/// Connections to the app's database, other than the asking one, inside a transaction or
 /// running a statement: while no call is in flight, only an export's read.
 const OPEN_READS: &str = "
     SELECT count(*) FROM pg_stat_activity
@@ -127,7 +127,7 @@ impl TestApp {
         transaction.commit().await.unwrap();
     }
 
-    /// How many sessions of the app's database are in a transaction or a statement.
+    /// How many connections to the app's database are in a transaction or a statement.
     pub async fn open_reads(&self) -> i64 {
         let client = self.pool.get().await.unwrap();
         client.query_one(OPEN_READS, &[]).await.unwrap().get(0)
