@@ -8,6 +8,11 @@
 -- (docs/PERFORMANCE.md, "Robust plans").
 CREATE INDEX holds_usage_idx ON holds (account_id, created_at, hold_id) WHERE task_type IS NOT NULL;
 
+-- What was refunded of a run, for its usage row: a lookup in an index of the few refunded
+-- settlements instead of all of them. Settlements are written unrefunded, so the money path
+-- adds no entry; a refund's update adds one.
+CREATE INDEX settlements_refunded_idx ON settlements (hold_id) WHERE refunded > 0;
+
 -- What an account's runs created on one UTC day with one task type and model add up to,
 -- maintained in the transaction that resolves (settles, releases, expires) or refunds them, so
 -- a summary over a year reads at most 366 days × task types × models rows. A run is counted

@@ -157,8 +157,10 @@ pub fn connect_pool(
     config.keepalives_idle(Duration::from_secs(30));
     config.keepalives_interval(Duration::from_secs(5));
     config.keepalives_retries(3);
+    // JIT off: every statement is an index lookup or a bounded scan, and compiling one whose
+    // estimate crossed `jit_above_cost` on a large table adds milliseconds it cannot win back.
     config.options(format!(
-        "-c statement_timeout={} -c lock_timeout={}",
+        "-c statement_timeout={} -c lock_timeout={} -c jit=off",
         limits.statement_timeout.as_millis(),
         limits.lock_timeout.as_millis()
     ));

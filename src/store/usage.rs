@@ -116,13 +116,14 @@ pub struct UsageTotals {
 }
 
 /// The columns of a usage row: `refunded` and `held` look up the run's settlements and
-/// allocations by index only when they can be non-zero. A hold past its expiry (`$9` is now)
+/// allocations by index only when they can be non-zero (refunded settlements through
+/// `settlements_refunded_idx`, which holds only those). A hold past its expiry (`$9` is now)
 /// is shown expired, as every other read shows it, before the sweeper has written it so.
 const USAGE_COLUMNS: &str = "h.hold_id, h.task_type, h.tool, h.model, h.project, h.run_id, \
      h.label_keys, h.label_values, h.captured, h.created_at, \
      CASE WHEN h.status = 'ACTIVE' AND h.expires_at <= $9 THEN 'EXPIRED' ELSE h.status END AS status, \
      CASE WHEN h.status = 'ACTIVE' AND h.expires_at <= $9 THEN h.expires_at ELSE h.resolved_at END AS resolved_at, \
-     CASE WHEN h.captured > 0 THEN (SELECT coalesce(sum(s.refunded), 0) FROM settlements s WHERE s.hold_id = h.hold_id) \
+     CASE WHEN h.captured > 0 THEN (SELECT coalesce(sum(s.refunded), 0) FROM settlements s WHERE s.hold_id = h.hold_id AND s.refunded > 0) \
      ELSE 0 END AS refunded, \
      CASE WHEN h.status = 'ACTIVE' AND h.expires_at > $9 \
      THEN (SELECT coalesce(sum(a.reserved), 0) FROM hold_allocations a WHERE a.hold_id = h.hold_id) \
@@ -171,7 +172,7 @@ const SUMMARY_SQL: &str = "SELECT task_type, model, sum(runs)::int8 AS runs, sum
        WHERE h.account_id = $1 AND h.status = 'ACTIVE' AND h.created_at >= $8 AND h.created_at < $9 \
        UNION ALL \
        SELECT h.task_type, h.model, 1, h.captured, \
-         CASE WHEN h.captured > 0 THEN (SELECT coalesce(sum(s.refunded), 0) FROM settlements s WHERE s.hold_id = h.hold_id) ELSE 0 END, \
+         CASE WHEN h.captured > 0 THEN (SELECT coalesce(sum(s.refunded), 0) FROM settlements s WHERE s.hold_id = h.hold_id AND s.refunded > 0) ELSE 0 END, \
          h.created_at FROM holds h \
        WHERE h.account_id = $1 AND h.task_type IS NOT NULL \
          AND ((h.created_at >= $4 AND h.created_at < $5) OR (h.created_at >= $6 AND h.created_at < $7)) \
@@ -400,9 +401,9 @@ where
         .start()
         .await?;
     // The index gives the order: a plan that sorts would read every row before the first
-    // chunk. The stream is read in batches, not all at once, so no compiled plan pays off.
+    // chunk.
     transaction
-        .batch_execute("SET LOCAL enable_sort = off; SET LOCAL jit = off")
+        .batch_execute("SET LOCAL enable_sort = off")
         .await?;
     let statement = transaction.prepare_cached(&export_sql()).await?;
     let portal = transaction
