@@ -1,0 +1,163 @@
+#!/usr/bin/env bash
+# Reads back one account's long usage history and compares each read with what it must be
+# measured against, all in one run on one private Postgres: ListUsage pages (first, tenth,
+# thousandth, under each filter) against GetBalance of the same account; GetUsageSummary over
+# the year against the plain aggregate SQL over the same rows; ExportUsage of every run against
+# psql's COPY of the same columns, with the server's memory growth during the export.
+# Everything runs on loopback, bounded in time.
+#
+#   bench/history.sh                                  # defaults below
+#   RUNS=100000 OTHER_ACCOUNTS=1000 SAMPLES=100 bench/history.sh
+#
+# The history is loaded in bulk (bench/history.sql), not through Authorize and Settle: a
+# million runs through the API would take hours here. For the reads measured the bulk load
+# is equivalent to the write path:
+# - the same rows: `holds` rows with every column the write path fills (status, amounts,
+#   task type as the enum name, model, project, tool, run id, labels, created_at and
+#   resolved_at), appended in created_at order as runs arrive, the hot account's runs
+#   interleaved with those of 10,000 other accounts of the same tenant;
+# - the same indexes: the rows go through the migrated schema, so every index the write path
+#   maintains (holds_usage_idx among them) is built as it would be;
+# - the same rollups: `usage_rollups` is filled with the GROUP BY that
+#   migrations/0009_usage_history.sql uses for runs made before it, which `creditgate verify`
+#   checks the write path's rollups against;
+# - then VACUUM ANALYZE, as a database that took a year of writes would have been vacuumed.
+# The journal, allocations and settlements the money path also writes are not loaded: no
+# measured read touches them (no run is refunded, so a run's refunded amount is 0 either way).
+# The hot account itself is created and funded through the API, so GetBalance reads a real
+# grant.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+RUNS=${RUNS:-1000000}
+OTHER_ACCOUNTS=${OTHER_ACCOUNTS:-10000}
+SAMPLES=${SAMPLES:-400}
+DEEP_PAGE=${DEEP_PAGE:-1000}
+EXPORTS=${EXPORTS:-2}
+REFERENCE_RUNS=${REFERENCE_RUNS:-5}
+PORT=${PORT:-50552}
+BIN=${BIN:-target/release/creditgate}
+LIMIT_SECONDS=${LIMIT_SECONDS:-1800}
+
+[ -x "$BIN" ] || cargo build --release --quiet
+PG_BIN=$(pg_config --bindir 2>/dev/null || true)
+[ -x "$PG_BIN/psql" ] || PG_BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+
+WORK=$(mktemp -d /tmp/creditgate-history-XXXXXX)
+chmod 755 "$WORK"   # as root the private Postgres runs as `postgres` and must enter it
+SERVER_PID=""
+cleanup() {
+  [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+"$BIN" serve --data-dir "$WORK/data" --listen "127.0.0.1:$PORT" >"$WORK/serve.out" 2>"$WORK/serve.log" &
+SERVER_PID=$!
+for _ in $(seq 1 600); do
+  grep -q "listening on" "$WORK/serve.out" 2>/dev/null && break
+  kill -0 "$SERVER_PID" 2>/dev/null || { cat "$WORK/serve.log"; exit 1; }
+  sleep 0.1
+done
+export PGHOST=127.0.0.1 PGUSER=creditgate PGPORT PGPASSWORD PGDATABASE=creditgate
+PGPORT=$(sed -n 4p "$WORK/data/pgdata/postmaster.pid")
+PGPASSWORD=$(cat "$WORK/data/postgres-password")
+export PGOPTIONS="-c statement_timeout=${LIMIT_SECONDS}s"
+KEY_FILE="$WORK/data/demo-api-key"
+psql() { "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 "$@"; }
+bench_history() {
+  timeout "$LIMIT_SECONDS" "$BIN" bench-history --address "127.0.0.1:$PORT" --key-file "$KEY_FILE" "$@"
+}
+milliseconds() { echo $(( $(date +%s%N) / 1000000 )); }
+at() { date -u -d "@$1" +%Y-%m-%dT%H:%M:%SZ; }
+
+# The year of runs ends now; the time-range filter of ListUsage asks for the quarter that ended
+# 90 days ago.
+NOW=$(date +%s)
+SUMMARY_FROM=$(at $((NOW - 365 * 86400))); SUMMARY_TO=$(at "$NOW")
+RANGE_FROM=$(at $((NOW - 180 * 86400))); RANGE_TO=$(at $((NOW - 90 * 86400)))
+
+ACCOUNT=$(bench_history --create-account)
+echo "== loading $RUNS runs of account $ACCOUNT and 4 runs each of $OTHER_ACCOUNTS other accounts"
+LOAD_STARTED=$(milliseconds)
+psql -v account="$ACCOUNT" -v now="$SUMMARY_TO" -v runs="$RUNS" -v others="$OTHER_ACCOUNTS" -f bench/history.sql
+psql -c "VACUUM ANALYZE" -c "CHECKPOINT"
+echo "loaded and vacuumed in $(( ($(milliseconds) - LOAD_STARTED) / 1000 )) s"
+
+# The plain aggregate a user would write for the year's summary (one pass, no join: every
+# breakdown the summary gives can be added up from its rows), REFERENCE_RUNS times.
+echo "== plain aggregate SQL over the year, $REFERENCE_RUNS times"
+AGGREGATE="SELECT task_type, model, count(*), sum(captured), max(created_at) FROM holds
+  WHERE account_id = '$ACCOUNT' AND created_at >= '$SUMMARY_FROM' AND created_at < '$SUMMARY_TO'
+  GROUP BY task_type, model"
+AGGREGATE_MS=$(for _ in $(seq 1 "$REFERENCE_RUNS"); do printf '%s;\n' "$AGGREGATE"; done \
+  | psql -c '\timing on' -c '\o /dev/null' -f - | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' | paste -sd ' ')
+YEAR_RUNS=$(psql -At -c "SELECT count(*) FROM holds WHERE account_id = '$ACCOUNT'
+  AND created_at >= '$SUMMARY_FROM' AND created_at < '$SUMMARY_TO'")
+ACCOUNT_RUNS=$(psql -At -c "SELECT count(*) FROM holds WHERE account_id = '$ACCOUNT'")
+
+# COPY of the columns the export writes, oldest first as the export is, over the same rows. It
+# may use the usage index (it states its predicate); refunds come from settlements, of which
+# there are none, so it reads no other table.
+echo "== psql COPY of the account's runs, $EXPORTS times"
+COPY="COPY (SELECT hold_id, created_at, resolved_at, status, task_type, tool, model, project, run_id,
+  captured, amount, label_keys, label_values FROM holds
+  WHERE account_id = '$ACCOUNT' AND task_type IS NOT NULL ORDER BY created_at, hold_id) TO STDOUT WITH CSV"
+COPY_MS=""
+for _ in $(seq 1 "$EXPORTS"); do
+  started=$(milliseconds)
+  psql -c "$COPY" >/dev/null
+  COPY_MS="$COPY_MS $(( $(milliseconds) - started ))"
+done
+
+echo "== creditgate bench-history"
+bench_history --account "$ACCOUNT" --samples "$SAMPLES" --deep-page "$DEEP_PAGE" --exports "$EXPORTS" \
+  --range-from "$RANGE_FROM" --range-to "$RANGE_TO" --summary-from "$SUMMARY_FROM" --summary-to "$SUMMARY_TO" \
+  --server-pid "$SERVER_PID" 2>"$WORK/bench.err" | tee "$WORK/bench.out" >&2 \
+  || { cat "$WORK/bench.err" >&2; exit 1; }
+
+python3 - "$(tail -n 1 "$WORK/bench.out")" "$AGGREGATE_MS" "$COPY_MS" "$YEAR_RUNS" "$ACCOUNT_RUNS" "$DEEP_PAGE" <<'PY'
+import json, statistics, sys
+report = json.loads(sys.argv[1])
+aggregate_ms = [float(value) for value in sys.argv[2].split()]
+copy_ms = [float(value) for value in sys.argv[3].split()]
+year_runs, account_runs, deep_page = int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
+verdict = lambda ok: "ok" if ok else "MISSED"
+
+balance_p99 = report["get_balance"]["p99_ms"]
+print(f"\n== ListUsage p99 ÷ GetBalance p99 (target ≤ 3); GetBalance p50 "
+      f"{report['get_balance']['p50_ms']:.2f} ms, p99 {balance_p99:.2f} ms, "
+      f"{report['get_balance']['calls']} calls each")
+print(f"{'filter':<36} {'page':>5} {'rows':>5} {'p50 ms':>8} {'p99 ms':>8} {'ratio':>6}")
+for case in report["list_usage"]:
+    ratio = case["p99_ms"] / balance_p99
+    note = ""
+    if case["page"] not in (1, 10, deep_page):
+        note = f"  (the deepest page: page {10 if case['page'] < 10 else deep_page} does not exist)"
+    print(f"{case['filter']:<36} {case['page']:>5} {case['rows']:>5} {case['p50_ms']:>8.2f} "
+          f"{case['p99_ms']:>8.2f} {ratio:>6.2f} {verdict(ratio <= 3)}{note}")
+
+summary = report["summary"]
+aggregate = statistics.median(aggregate_ms)
+ratio = summary["p50_ms"] / aggregate
+print(f"\n== GetUsageSummary over the year ÷ plain aggregate SQL over the same rows (target ≤ 0.10)")
+print(f"GetUsageSummary p50 {summary['p50_ms']:.2f} ms (p99 {summary['p99_ms']:.2f}, {summary['calls']} calls); "
+      f"plain aggregate median {aggregate:.1f} ms (of {', '.join(f'{v:.1f}' for v in aggregate_ms)}): "
+      f"{ratio:.3f} {verdict(ratio <= 0.1)}")
+print(f"runs counted: summary {summary['total_runs']}, SQL {year_runs}: "
+      f"{'equal' if summary['total_runs'] == year_runs else 'MISMATCH'}")
+
+export = report["export"]
+copy_rate = account_runs / (min(copy_ms) / 1000)
+ratio = export["rows_per_second"] / copy_rate
+growth = export["rss_growth_kib"]
+print(f"\n== ExportUsage rows/s ÷ psql COPY rows/s (target ≥ 0.5), server VmRSS growth (target ≤ 32 MiB)")
+print(f"ExportUsage {export['rows']} rows, fastest {export['fastest_s']:.2f} s "
+      f"(of {', '.join(f'{v:.2f}' for v in export['seconds'])}): {export['rows_per_second']:.0f} rows/s; "
+      f"COPY {account_runs} rows, fastest {min(copy_ms) / 1000:.2f} s: {copy_rate:.0f} rows/s: "
+      f"{ratio:.2f} {verdict(ratio >= 0.5)}")
+print(f"server VmRSS {export['rss_before_kib']} KiB before, at most {export['rss_max_kib']} KiB: "
+      f"+{growth / 1024:.1f} MiB {verdict(growth <= 32 * 1024)}")
+print(f"rows exported: {export['rows']}, in the database: {account_runs}: "
+      f"{'equal' if export['rows'] == account_runs else 'MISMATCH'}")
+PY
