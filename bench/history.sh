@@ -8,6 +8,7 @@
 #
 #   bench/history.sh                                  # defaults below
 #   RUNS=100000 OTHER_ACCOUNTS=1000 SAMPLES=100 bench/history.sh
+#   PORT=0 bench/history.sh                           # any free port
 #
 # The history is loaded in bulk (bench/history.sql), not through Authorize and Settle: a
 # million runs through the API would take hours here. For the reads measured the bulk load
@@ -32,6 +33,8 @@ cd "$(dirname "$0")/.."
 RUNS=${RUNS:-1000000}
 OTHER_ACCOUNTS=${OTHER_ACCOUNTS:-10000}
 SAMPLES=${SAMPLES:-400}
+WARM_UP=${WARM_UP:-20}
+SUMMARY_CALLS=${SUMMARY_CALLS:-50}
 DEEP_PAGE=${DEEP_PAGE:-1000}
 EXPORTS=${EXPORTS:-2}
 REFERENCE_RUNS=${REFERENCE_RUNS:-5}
@@ -59,6 +62,8 @@ for _ in $(seq 1 600); do
   kill -0 "$SERVER_PID" 2>/dev/null || { cat "$WORK/serve.log"; exit 1; }
   sleep 0.1
 done
+ADDRESS=$(sed -n 's/^creditgate listening on //p' "$WORK/serve.out")
+[ -n "$ADDRESS" ] || { echo "the server did not start" >&2; cat "$WORK/serve.log" >&2; exit 1; }
 export PGHOST=127.0.0.1 PGUSER=creditgate PGPORT PGPASSWORD PGDATABASE=creditgate
 PGPORT=$(sed -n 4p "$WORK/data/pgdata/postmaster.pid")
 PGPASSWORD=$(cat "$WORK/data/postgres-password")
@@ -66,7 +71,7 @@ export PGOPTIONS="-c statement_timeout=${LIMIT_SECONDS}s"
 KEY_FILE="$WORK/data/demo-api-key"
 psql() { "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 "$@"; }
 bench_history() {
-  timeout "$LIMIT_SECONDS" "$BIN" bench-history --address "127.0.0.1:$PORT" --key-file "$KEY_FILE" "$@"
+  timeout "$LIMIT_SECONDS" "$BIN" bench-history --address "$ADDRESS" --key-file "$KEY_FILE" "$@"
 }
 milliseconds() { echo $(( $(date +%s%N) / 1000000 )); }
 at() { date -u -d "@$1" +%Y-%m-%dT%H:%M:%SZ; }
@@ -111,10 +116,10 @@ for _ in $(seq 1 "$EXPORTS"); do
 done
 
 echo "== creditgate bench-history"
-bench_history --account "$ACCOUNT" --samples "$SAMPLES" --deep-page "$DEEP_PAGE" --exports "$EXPORTS" \
+bench_history --account "$ACCOUNT" --samples "$SAMPLES" --warm-up "$WARM_UP" --summary-calls "$SUMMARY_CALLS" \
+  --deep-page "$DEEP_PAGE" --exports "$EXPORTS" \
   --range-from "$RANGE_FROM" --range-to "$RANGE_TO" --summary-from "$SUMMARY_FROM" --summary-to "$SUMMARY_TO" \
-  --server-pid "$SERVER_PID" 2>"$WORK/bench.err" | tee "$WORK/bench.out" >&2 \
-  || { cat "$WORK/bench.err" >&2; exit 1; }
+  --server-pid "$SERVER_PID" | tee "$WORK/bench.out" >&2
 
 python3 - "$(tail -n 1 "$WORK/bench.out")" "$AGGREGATE_MS" "$COPY_MS" "$YEAR_RUNS" "$ACCOUNT_RUNS" "$DEEP_PAGE" <<'PY'
 import json, statistics, sys
