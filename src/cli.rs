@@ -1,4 +1,5 @@
-//! The command line: `serve`, `migrate`, `tenant create`, `key create`.
+//! The command line: `serve`, `migrate`, `verify`, `bench`, `catalog`, `tenant create`, `key create`,
+//! `usage export`.
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
@@ -85,6 +86,33 @@ enum Command {
     Key {
         #[command(subcommand)]
         command: KeyCommand,
+    },
+    /// Usage history from the command line.
+    Usage {
+        #[command(subcommand)]
+        command: UsageCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum UsageCommand {
+    /// Writes an account's runs as CSV to standard output, oldest first (the columns of
+    /// ExportUsage), read from one snapshot of the database.
+    Export {
+        /// Tenant name.
+        #[arg(long)]
+        tenant: String,
+        /// Account id, or the account's external id.
+        #[arg(long)]
+        account: String,
+        /// Only runs created at or after this time (RFC 3339, e.g. 2026-11-01T00:00:00Z).
+        #[arg(long)]
+        from: Option<chrono::DateTime<chrono::Utc>>,
+        /// Only runs created before this time (RFC 3339).
+        #[arg(long)]
+        to: Option<chrono::DateTime<chrono::Utc>>,
+        #[command(flatten)]
+        database: DatabaseSettings,
     },
 }
 
@@ -179,6 +207,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             .await
         }
         Command::Catalog { command } => run_catalog(command).await,
+        Command::Usage { command } => run_usage(command).await,
         Command::Bench { settings } => crate::bench::bench(settings).await,
         Command::Tenant {
             command: TenantCommand::Create { name, database },
@@ -267,6 +296,70 @@ async fn run_catalog(command: CatalogCommand) -> anyhow::Result<()> {
                 print!("{}", catalog.to_toml());
             }
         }
+        Ok(())
+    })
+    .await
+}
+
+async fn run_usage(command: UsageCommand) -> anyhow::Result<()> {
+    let UsageCommand::Export {
+        tenant,
+        account,
+        from,
+        to,
+        database,
+    } = command;
+    if let (Some(from), Some(to)) = (from, to) {
+        anyhow::ensure!(from < to, "--from must be before --to");
+    }
+    with_database(&database, async |db| {
+        use std::io::Write as _;
+        let mut client = db.pool.get().await.map_err(StoreError::from)?;
+        let tenant = tenants::find_tenant(&client, &tenant).await?;
+        let (account_id, external_id) = match account.parse::<crate::ids::AccountId>() {
+            Ok(account_id) => (Some(account_id), None),
+            Err(_) => (None, Some(account.as_str())),
+        };
+        let found = crate::store::accounts::find_account(
+            &client,
+            tenant.tenant_id,
+            account_id,
+            external_id,
+        )
+        .await?
+        .with_context(|| format!("no account {account} for tenant {}", tenant.name))?;
+        let filter = crate::store::usage::UsageFilter {
+            start: from,
+            end: to,
+            ..Default::default()
+        };
+        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+        let mut csv = crate::service::usage::CsvChunks::new();
+        let mut failed: Option<std::io::Error> = None;
+        crate::store::usage::export_usage(
+            &mut client,
+            tenant.tenant_id,
+            found.account_id,
+            &filter,
+            1_000,
+            |rows| {
+                for row in &rows {
+                    if let Some(chunk) = csv.push(row)
+                        && let Err(error) = out.write_all(chunk.as_bytes())
+                    {
+                        failed = Some(error);
+                        break;
+                    }
+                }
+                std::future::ready(failed.is_none())
+            },
+        )
+        .await?;
+        if let Some(error) = failed {
+            return Err(error).context("writing the CSV");
+        }
+        out.write_all(csv.finish().as_bytes())?;
+        out.flush()?;
         Ok(())
     })
     .await

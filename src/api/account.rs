@@ -8,7 +8,7 @@ use futures::Stream;
 use prost::Message as _;
 use tonic::{Request, Response, Status};
 
-use super::{caller, convert, parse, plans};
+use super::{caller, convert, parse, plans, usage};
 use crate::ledger::{Account, AccountStatus, AccountUpdate, SettlePolicy};
 use crate::proto::v1;
 use crate::proto::v1::account_service_server::AccountService;
@@ -27,7 +27,7 @@ use crate::service::idempotency::Rpc;
 use crate::service::{Context, ServiceError};
 
 /// A boxed server stream of `T`.
-type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+pub(super) type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
 /// Serves `creditgate.v1.AccountService`.
 #[derive(Debug, Clone)]
@@ -343,21 +343,27 @@ impl AccountService for AccountApi {
         &self,
         request: Request<ListLedgerRequest>,
     ) -> Result<Response<ListLedgerResponse>, Status> {
-        crate::api::not_implemented(&request, "creditgate.v1.AccountService/ListLedger")
+        let caller = caller(&request)?;
+        let response = usage::list_ledger(&self.context, caller, request.get_ref()).await?;
+        Ok(Response::new(response))
     }
 
     async fn list_usage(
         &self,
         request: Request<ListUsageRequest>,
     ) -> Result<Response<ListUsageResponse>, Status> {
-        crate::api::not_implemented(&request, "creditgate.v1.AccountService/ListUsage")
+        let caller = caller(&request)?;
+        let response = usage::list_usage(&self.context, caller, request.get_ref()).await?;
+        Ok(Response::new(response))
     }
 
     async fn get_usage_summary(
         &self,
         request: Request<GetUsageSummaryRequest>,
     ) -> Result<Response<GetUsageSummaryResponse>, Status> {
-        crate::api::not_implemented(&request, "creditgate.v1.AccountService/GetUsageSummary")
+        let caller = caller(&request)?;
+        let response = usage::summary(&self.context, caller, request.get_ref()).await?;
+        Ok(Response::new(response))
     }
 
     type ExportUsageStream = ResponseStream<ExportUsageResponse>;
@@ -366,7 +372,9 @@ impl AccountService for AccountApi {
         &self,
         request: Request<ExportUsageRequest>,
     ) -> Result<Response<Self::ExportUsageStream>, Status> {
-        crate::api::not_implemented(&request, "creditgate.v1.AccountService/ExportUsage")
+        let caller = caller(&request)?;
+        let stream = usage::export(&self.context, caller, request.get_ref()).await?;
+        Ok(Response::new(stream))
     }
 
     type WatchEventsStream = ResponseStream<WatchEventsResponse>;

@@ -79,6 +79,7 @@ fn code(reason: Reason) -> Code {
         | Reason::SpendLimitReached => Code::FailedPrecondition,
         Reason::EntitlementRequired | Reason::ScopeMissing => Code::PermissionDenied,
         Reason::IdempotencyKeyReused | Reason::AlreadyExists => Code::AlreadyExists,
+        Reason::TooManyStreams | Reason::StreamStalled => Code::ResourceExhausted,
         Reason::NotImplemented => Code::Unimplemented,
         Reason::Unavailable => Code::Unavailable,
         Reason::Internal => Code::Internal,
@@ -133,6 +134,7 @@ impl From<ServiceError> for Status {
                 Reason::IdempotencyKeyReused
             }
             ServiceError::AlreadyExists { .. } => Reason::AlreadyExists,
+            ServiceError::Exhausted { reason, .. } => *reason,
             ServiceError::NotFound { reason, .. } => *reason,
             ServiceError::Unavailable(cause) => {
                 tracing::warn!(error = %cause, "database unavailable");
@@ -219,6 +221,8 @@ mod tests {
         ("SCOPE_MISSING", Code::PermissionDenied),
         ("IDEMPOTENCY_KEY_REUSED", Code::AlreadyExists),
         ("ALREADY_EXISTS", Code::AlreadyExists),
+        ("TOO_MANY_STREAMS", Code::ResourceExhausted),
+        ("STREAM_STALLED", Code::ResourceExhausted),
         ("NOT_IMPLEMENTED", Code::Unimplemented),
         ("UNAVAILABLE", Code::Unavailable),
         ("INTERNAL", Code::Internal),

@@ -10,6 +10,7 @@ pub mod error;
 mod parse;
 mod plans;
 mod pricing;
+mod usage;
 
 use tonic::Request;
 

@@ -78,6 +78,10 @@ reasons!(
         IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
         /// Something with that name already exists.
         AlreadyExists => "ALREADY_EXISTS",
+        /// As many streams as the server allows are open; retry later.
+        TooManyStreams => "TOO_MANY_STREAMS",
+        /// The client took nothing from its stream for too long; the stream was ended.
+        StreamStalled => "STREAM_STALLED",
         /// The RPC is not served by this version.
         NotImplemented => "NOT_IMPLEMENTED",
         /// The database is unavailable.

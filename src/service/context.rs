@@ -6,6 +6,7 @@ use deadpool_postgres::Pool;
 
 use super::catalog::CatalogCache;
 use super::locked::Combiner;
+use super::page_token::PageKey;
 use super::quote_token::QuoteKey;
 use super::recent::Recent;
 use crate::clock::Clock;
@@ -28,6 +29,10 @@ pub struct Context {
     pub combiner: Arc<Combiner>,
     /// Holds this server made.
     pub recent: Arc<Recent>,
+    /// The key page tokens are signed with (read from the database at first use).
+    pub page_key: Arc<tokio::sync::OnceCell<PageKey>>,
+    /// Permits of the usage exports streaming at once.
+    pub exports: Arc<tokio::sync::Semaphore>,
 }
 
 impl Context {
@@ -41,6 +46,10 @@ impl Context {
             quote_key: Arc::default(),
             combiner: Arc::default(),
             recent: Arc::default(),
+            page_key: Arc::default(),
+            exports: Arc::new(tokio::sync::Semaphore::new(
+                super::usage::MAX_CONCURRENT_EXPORTS,
+            )),
         }
     }
 }

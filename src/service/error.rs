@@ -77,6 +77,14 @@ pub enum ServiceError {
         /// What was looked for.
         what: String,
     },
+    /// A bounded resource is used up (streams open, a stalled stream's buffer).
+    #[error("{message}")]
+    Exhausted {
+        /// ErrorInfo reason, e.g. TOO_MANY_STREAMS.
+        reason: Reason,
+        /// What was exhausted and what to do.
+        message: String,
+    },
     /// The database could not be reached or timed out; retrying with the same key is safe.
     #[error("the database is unavailable; retry with the same idempotency key")]
     Unavailable(#[source] StoreError),

@@ -11,6 +11,7 @@ pub mod error;
 pub mod holds;
 pub mod idempotency;
 mod locked;
+pub mod page_token;
 pub mod plans;
 pub mod priced;
 pub mod quote;
@@ -18,6 +19,7 @@ pub mod quote_token;
 mod recent;
 pub mod sweeper;
 pub mod tenants;
+pub mod usage;
 
 pub use context::Context;
 pub use error::ServiceError;

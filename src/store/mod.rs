@@ -12,6 +12,7 @@ mod redacted;
 mod rows;
 pub mod secrets;
 pub mod tenants;
+pub mod usage;
 pub mod verify;
 mod write_columns;
 mod write_rows;
