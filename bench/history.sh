@@ -16,17 +16,20 @@
 # - the same rows: `holds` rows with every column the write path fills (status, amounts,
 #   task type as the enum name, model, project, tool, run id, labels, created_at and
 #   resolved_at), appended in created_at order as runs arrive, the hot account's runs
-#   interleaved with those of 10,000 other accounts of the same tenant;
+#   interleaved with those of 10,000 other accounts of the same tenant; beside them what a
+#   usage row looks up: the settlement of every charged run (its `refunded`) and the
+#   allocations of the active holds (their `held`, reserved from the account's grant);
 # - the same indexes: the rows go through the migrated schema, so every index the write path
-#   maintains (holds_usage_idx among them) is built as it would be;
+#   maintains (holds_usage_idx and settlements_hold_idx among them) is built as it would be;
 # - the same rollups: `usage_rollups` is filled with the GROUP BY that
 #   migrations/0009_usage_history.sql uses for runs made before it, which `creditgate verify`
 #   checks the write path's rollups against;
 # - then VACUUM ANALYZE, as a database that took a year of writes would have been vacuumed.
-# The journal, allocations and settlements the money path also writes are not loaded: no
-# measured read touches them (no run is refunded, so a run's refunded amount is 0 either way).
+# Not loaded, because no measured read touches them: the journal (ListLedger is not measured),
+# the allocations of resolved holds, refunds and idempotency records. `creditgate verify`
+# would therefore report the loaded books as unbalanced; the script does not run it.
 # The hot account itself is created and funded through the API, so GetBalance reads a real
-# grant.
+# account and grant.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

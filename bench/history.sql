@@ -75,9 +75,33 @@ FROM (
 ) runs
 ORDER BY created_at;
 
+-- What the reads of a run look up beside its hold: the settlement of every run that was charged
+-- (for its `refunded`), with a line item as pricing writes one, and the allocation of every
+-- active hold (for its `held`), reserved from the hot account's grant as Authorize reserves.
+INSERT INTO settlements (settlement_id, hold_id, account_id, tenant_id, total, from_hold, from_balance,
+                         debt, written_off, released, late, partial, refunded, created_at, line_items)
+SELECT gen_random_uuid(), hold_id, account_id, tenant_id, captured, least(captured, amount),
+       captured - least(captured, amount), 0, 0, amount - least(captured, amount), false, false, 0,
+       resolved_at,
+       jsonb_build_array(jsonb_build_object('kind', 'output_tokens', 'description', model || ' output tokens',
+         'quantity', '1', 'unit', '1k tokens', 'rate', captured::text, 'amount', captured::text))
+FROM holds
+WHERE captured > 0
+ORDER BY resolved_at;
+
+WITH allocated AS (
+    INSERT INTO hold_allocations (hold_id, grant_id, account_id, position, reserved, captured)
+    SELECT h.hold_id, g.grant_id, h.account_id, 0, h.amount, 0
+    FROM holds h JOIN grants g ON g.account_id = h.account_id
+    WHERE h.status = 'ACTIVE' AND h.account_id = :'account'
+    RETURNING grant_id, reserved
+)
+UPDATE grants g SET remaining = g.remaining - a.reserved, reserved = g.reserved + a.reserved
+FROM (SELECT grant_id, sum(reserved) AS reserved FROM allocated GROUP BY grant_id) a
+WHERE g.grant_id = a.grant_id;
+
 -- The rollups the write path keeps, computed as migrations/0009_usage_history.sql computes them
--- for the runs made before it, over every run of the (fresh) database; no settlement is
--- loaded, so nothing is refunded.
+-- for the runs made before it, over every run of the (fresh) database; no run is refunded.
 INSERT INTO usage_rollups (account_id, day, task_type, model, runs, captured, refunded, last_run_at)
 SELECT h.account_id, (h.created_at AT TIME ZONE 'UTC')::date, h.task_type, h.model, count(*),
        sum(h.captured), coalesce(sum(s.refunded), 0), max(h.created_at)
