@@ -316,7 +316,8 @@ async fn run_usage(command: UsageCommand) -> anyhow::Result<()> {
         use std::io::Write as _;
         let mut client = db.pool.get().await.map_err(StoreError::from)?;
         let tenant = tenants::find_tenant(&client, &tenant).await?;
-        let (account_id, external_id) = match account.parse::<crate::ids::AccountId>() {
+        // An id when it parses as one (its type comes from find_account), else an external id.
+        let (account_id, external_id) = match account.parse() {
             Ok(account_id) => (Some(account_id), None),
             Err(_) => (None, Some(account.as_str())),
         };

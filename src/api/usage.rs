@@ -13,9 +13,10 @@ use crate::ids::AccountId;
 use crate::ledger::HoldStatus;
 use crate::money::Credits;
 use crate::proto::v1;
-use crate::service::usage::{self as usage_service, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
+use crate::service::usage::{
+    self as usage_service, DEFAULT_PAGE_SIZE, JournalRow, MAX_PAGE_SIZE, UsageFilter, UsageRow,
+};
 use crate::service::{Context, ServiceError, access::Caller};
-use crate::store::usage::{JournalRow, UsageFilter, UsageRow};
 
 /// The page size asked for: 0 = the default; 1 to [`MAX_PAGE_SIZE`].
 fn page_size(value: i32) -> Result<i64, ServiceError> {

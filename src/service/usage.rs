@@ -15,7 +15,8 @@ use super::{Context, ServiceError};
 use crate::ids::{AccountId, TenantId};
 use crate::ledger::Reason;
 use crate::store::StoreError;
-use crate::store::usage::{self, JournalRow, Position, UsageFilter, UsageRow, UsageTotals};
+use crate::store::usage::{self, Position};
+pub use crate::store::usage::{JournalRow, UsageFilter, UsageRow, UsageTotals};
 
 /// Page size when the request names none.
 pub const DEFAULT_PAGE_SIZE: i64 = 50;
