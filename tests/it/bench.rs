@@ -90,9 +90,22 @@ async fn the_history_bench_loads_measures_and_cross_checks_a_small_history() {
         "bench/history.sh failed: {stdout}\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    for filter in ["none", "task_type=", "model=", "status=", "project=", "time range"] {
+    for filter in [
+        "none",
+        "task_type=",
+        "model=",
+        "status=",
+        "project=",
+        "time range",
+    ] {
         assert!(stdout.contains(filter), "no {filter} case: {stdout}");
     }
-    assert!(stdout.contains("runs counted: summary 3000, SQL 3000: equal"), "{stdout}");
-    assert!(stdout.contains("rows exported: 3000, in the database: 3000: equal"), "{stdout}");
+    assert!(
+        stdout.contains("runs counted: summary 3000, SQL 3000: equal"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("rows exported: 3000, in the database: 3000: equal"),
+        "{stdout}"
+    );
 }
