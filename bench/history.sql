@@ -2,10 +2,17 @@
 -- 365 days before :'now', and :others other accounts of the same tenant with 4 runs each, written
 -- in bulk (see history.sh for why this is equivalent to the write path for the reads measured).
 --
---   psql -v account=<hot account id> -v now=<RFC 3339> -v runs=1000000 -v others=10000 -f bench/history.sql
+--   psql -v account=<hot account id> -v now=<RFC 3339> -v runs=1000000 -v others=10000 \
+--        -v mix=task -f bench/history.sql
 --
--- The values bench-history filters on are loaded here: task type TASK_TYPE_IMAGE, model
--- zai/glm-4.5-air, status RELEASED, project mobile (src/bench/history.rs names them too).
+-- Mix: 6 task types (chat 45 %, image 15 %, tool 15 %, search 12 %, other 8 %, video 5 %) and 8
+-- models; with mix=task each task type runs on the models that serve it (chat on four text
+-- models, image on two image models, video on one, …: 11 task type × model pairs a day), with
+-- mix=any every task type runs on every model (48 pairs a day, the most rollup rows a summary
+-- can meet). Statuses: settled 90 %, released 7 %, expired 3 %, and the 5 newest runs active.
+-- The values bench-history filters on are loaded here: task type TASK_TYPE_IMAGE (15 %), model
+-- zai/glm-4.5-air (16.5 % with mix=task, 12 % with mix=any), status RELEASED, project mobile
+-- (30 %) (src/bench/history.rs names them too).
 \set ON_ERROR_STOP on
 SELECT setseed(0.12) \g /dev/null
 
@@ -58,20 +65,37 @@ SELECT gen_random_uuid(), tenant_id, account_id, status, amount,
                    WHEN 'EXPIRED' THEN created_at + interval '15 minutes'
                    ELSE created_at + (1 + 120 * r[6]) * interval '1 second' END
 FROM (
-    SELECT account_id, tenant_id, authorize_key, created_at, r,
-           CASE WHEN newest THEN 'ACTIVE' WHEN r[1] < 0.90 THEN 'SETTLED'
-                WHEN r[1] < 0.97 THEN 'RELEASED' ELSE 'EXPIRED' END AS status,
-           round((0.01 + 2 * r[6])::numeric, 6) AS amount,
-           CASE WHEN r[2] < 0.45 THEN 'TASK_TYPE_CHAT' WHEN r[2] < 0.60 THEN 'TASK_TYPE_IMAGE'
-                WHEN r[2] < 0.75 THEN 'TASK_TYPE_TOOL' WHEN r[2] < 0.87 THEN 'TASK_TYPE_SEARCH'
-                WHEN r[2] < 0.92 THEN 'TASK_TYPE_VIDEO' ELSE 'TASK_TYPE_OTHER' END AS task_type,
-           CASE WHEN r[3] < 0.25 THEN 'bytedance/seed-1.8' WHEN r[3] < 0.37 THEN 'zai/glm-4.5-air'
-                WHEN r[3] < 0.45 THEN 'openai/o3-pro' WHEN r[3] < 0.60 THEN 'meta/llama-3.1-70b'
-                WHEN r[3] < 0.70 THEN 'xai/grok-3-fast' WHEN r[3] < 0.80 THEN 'alibaba/qwen3-coder-30b-a3b'
-                WHEN r[3] < 0.90 THEN 'moonshotai/kimi-k2-thinking-turbo' ELSE 'amazon/nova-pro' END AS model,
-           CASE WHEN r[4] < 0.40 THEN 'web' WHEN r[4] < 0.70 THEN 'mobile'
-                WHEN r[4] < 0.90 THEN 'batch' ELSE '' END AS project
-    FROM history_runs
+    SELECT runs.*,
+           CASE WHEN :'mix' = 'any' THEN
+                -- Every task type on every model: the most rollup rows per day.
+                CASE WHEN r[3] < 0.25 THEN 'bytedance/seed-1.8' WHEN r[3] < 0.37 THEN 'zai/glm-4.5-air'
+                     WHEN r[3] < 0.45 THEN 'openai/o3-pro' WHEN r[3] < 0.60 THEN 'meta/llama-3.1-70b'
+                     WHEN r[3] < 0.70 THEN 'xai/grok-3-fast' WHEN r[3] < 0.80 THEN 'openai/gpt-image-1'
+                     WHEN r[3] < 0.90 THEN 'black-forest-labs/flux-1.1-pro' ELSE 'google/veo-3' END
+           ELSE CASE task_type
+                WHEN 'TASK_TYPE_CHAT' THEN
+                     CASE WHEN r[3] < 0.40 THEN 'bytedance/seed-1.8' WHEN r[3] < 0.65 THEN 'meta/llama-3.1-70b'
+                          WHEN r[3] < 0.85 THEN 'zai/glm-4.5-air' ELSE 'openai/o3-pro' END
+                WHEN 'TASK_TYPE_TOOL' THEN
+                     CASE WHEN r[3] < 0.50 THEN 'zai/glm-4.5-air' ELSE 'bytedance/seed-1.8' END
+                WHEN 'TASK_TYPE_SEARCH' THEN 'xai/grok-3-fast'
+                WHEN 'TASK_TYPE_IMAGE' THEN
+                     CASE WHEN r[3] < 0.60 THEN 'openai/gpt-image-1' ELSE 'black-forest-labs/flux-1.1-pro' END
+                WHEN 'TASK_TYPE_VIDEO' THEN 'google/veo-3'
+                ELSE 'meta/llama-3.1-70b' END
+           END AS model
+    FROM (
+        SELECT account_id, tenant_id, authorize_key, created_at, r,
+               CASE WHEN newest THEN 'ACTIVE' WHEN r[1] < 0.90 THEN 'SETTLED'
+                    WHEN r[1] < 0.97 THEN 'RELEASED' ELSE 'EXPIRED' END AS status,
+               round((0.01 + 2 * r[6])::numeric, 6) AS amount,
+               CASE WHEN r[2] < 0.45 THEN 'TASK_TYPE_CHAT' WHEN r[2] < 0.60 THEN 'TASK_TYPE_IMAGE'
+                    WHEN r[2] < 0.75 THEN 'TASK_TYPE_TOOL' WHEN r[2] < 0.87 THEN 'TASK_TYPE_SEARCH'
+                    WHEN r[2] < 0.92 THEN 'TASK_TYPE_VIDEO' ELSE 'TASK_TYPE_OTHER' END AS task_type,
+               CASE WHEN r[4] < 0.40 THEN 'web' WHEN r[4] < 0.70 THEN 'mobile'
+                    WHEN r[4] < 0.90 THEN 'batch' ELSE '' END AS project
+        FROM history_runs
+    ) runs
 ) runs
 ORDER BY created_at;
 
