@@ -342,6 +342,7 @@ async fn run_usage(command: UsageCommand) -> anyhow::Result<()> {
             tenant.tenant_id,
             found.account_id,
             &filter,
+            chrono::Utc::now(),
             1_000,
             |rows| {
                 for row in &rows {

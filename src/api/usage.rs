@@ -255,8 +255,25 @@ pub async fn summary(
         }
     }
     let mut tasks: Vec<(i32, Tally)> = by_task.into_iter().collect();
-    // Most runs first; ties in enum order (the map's order, kept by the stable sort).
+    // The most used: most runs, ties to the lower enum value (the map's order, kept by the
+    // stable sort).
     tasks.sort_by_key(|(_, tally)| std::cmp::Reverse(tally.runs));
+    let most_used = tasks
+        .first()
+        .map_or(v1::TaskType::Unspecified as i32, |(task, _)| *task);
+    // Listed by most runs, ties by name, like the models.
+    let name = |task: i32| {
+        v1::TaskType::try_from(task)
+            .map(|task| task.as_str_name())
+            .unwrap_or_default()
+    };
+    tasks.sort_by(|left, right| {
+        right
+            .1
+            .runs
+            .cmp(&left.1.runs)
+            .then_with(|| name(left.0).cmp(name(right.0)))
+    });
     let mut models: Vec<(String, Tally)> = by_model.into_iter().collect();
     models.sort_by_key(|(_, tally)| std::cmp::Reverse(tally.runs));
     let count = |runs: i64| u64::try_from(runs).unwrap_or(0);
@@ -264,9 +281,7 @@ pub async fn summary(
         total_runs: count(runs),
         credits_spent: credits(captured - refunded),
         credits_refunded: credits(refunded),
-        most_used_task_type: tasks
-            .first()
-            .map_or(v1::TaskType::Unspecified as i32, |(task, _)| *task),
+        most_used_task_type: most_used,
         last_activity_at: convert::timestamp_opt(last),
         by_task_type: tasks
             .iter()

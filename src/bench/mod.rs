@@ -197,7 +197,18 @@ async fn load(
         "bench: {} workers for {} s",
         settings.workers, settings.duration_seconds
     );
+    let before = match &client {
+        Some(client) => Some(crate::store::footprint::footprint(client).await?),
+        None => None,
+    };
     let mut report = run::run(clients, &accounts, settings).await;
+    if let (Some(before), Some(client)) = (before, &client) {
+        let after = crate::store::footprint::footprint(client).await?;
+        report.footprint = Some(report::Footprint {
+            wal_bytes: after.wal_bytes - before.wal_bytes,
+            table_bytes: after.table_bytes - before.table_bytes,
+        });
+    }
     if let (false, Some(client)) = (settings.no_verify, &client) {
         let found = crate::store::verify::verify(client).await?;
         for discrepancy in &found {

@@ -23,6 +23,26 @@ pub struct Report {
     pub errors: BTreeMap<String, u64>,
     /// Discrepancies `verify` found, when it ran.
     pub verify: Option<usize>,
+    /// What the load wrote, when the database was open.
+    pub footprint: Option<Footprint>,
+}
+
+/// Bytes the database wrote during the load: WAL (everything written in the cluster,
+/// background work included), and growth of the tables with their indexes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Footprint {
+    /// WAL bytes.
+    pub wal_bytes: i64,
+    /// Table and index bytes.
+    pub table_bytes: i64,
+}
+
+impl Footprint {
+    /// (WAL, table) bytes per finished run.
+    pub fn per_run(&self, runs: u64) -> (f64, f64) {
+        let runs = runs.max(1) as f64;
+        (self.wal_bytes as f64 / runs, self.table_bytes as f64 / runs)
+    }
 }
 
 /// p50, p99, p99.9 and max, in milliseconds.
@@ -85,6 +105,13 @@ impl Report {
         for (reason, count) in &self.errors {
             let _ = writeln!(text, "error {reason}: {count}");
         }
+        if let Some(footprint) = self.footprint {
+            let (wal, tables) = footprint.per_run(self.runs);
+            let _ = writeln!(
+                text,
+                "written per run: {wal:.0} WAL bytes, {tables:.0} table and index bytes"
+            );
+        }
         match self.verify {
             Some(found) => {
                 let _ = writeln!(text, "verify: {found} discrepancies");
@@ -116,6 +143,8 @@ impl Report {
             "latency": latencies,
             "errors": self.errors,
             "verify_discrepancies": self.verify,
+            "wal_bytes_per_run": self.footprint.map(|footprint| footprint.per_run(self.runs).0),
+            "table_bytes_per_run": self.footprint.map(|footprint| footprint.per_run(self.runs).1),
         })
         .to_string()
     }

@@ -178,6 +178,7 @@ pub async fn list_usage(
                 caller.tenant_id,
                 account_id,
                 filter,
+                context.clock.now(),
                 after,
                 page_size,
             )
@@ -408,6 +409,7 @@ pub async fn export(
         })?;
     let mut client = context.pool.get().await.map_err(StoreError::from)?;
     account_exists(&client, caller.tenant_id, account_id).await?;
+    let now = context.clock.now();
     let (sender, chunks) = mpsc::channel(EXPORT_BUFFERED_CHUNKS);
     let failure = Arc::new(Mutex::new(None));
     let failed = Arc::clone(&failure);
@@ -422,6 +424,7 @@ pub async fn export(
                 caller.tenant_id,
                 account_id,
                 &filter,
+                now,
                 EXPORT_BATCH,
                 |rows| {
                     let ready: Vec<String> = rows.iter().filter_map(|row| csv.push(row)).collect();

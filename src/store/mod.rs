@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod book;
 pub mod catalog;
+pub mod footprint;
 pub mod cluster;
 pub mod idempotency;
 pub mod migrate;

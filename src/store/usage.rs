@@ -116,27 +116,32 @@ pub struct UsageTotals {
 }
 
 /// The columns of a usage row: `refunded` and `held` look up the run's settlements and
-/// allocations by index only when they can be non-zero.
-const USAGE_COLUMNS: &str = "h.hold_id, h.status, h.task_type, h.tool, h.model, h.project, h.run_id, \
-     h.label_keys, h.label_values, h.captured, h.created_at, h.resolved_at, \
+/// allocations by index only when they can be non-zero. A hold past its expiry (`$9` is now)
+/// is shown expired, as every other read shows it, before the sweeper has written it so.
+const USAGE_COLUMNS: &str = "h.hold_id, h.task_type, h.tool, h.model, h.project, h.run_id, \
+     h.label_keys, h.label_values, h.captured, h.created_at, \
+     CASE WHEN h.status = 'ACTIVE' AND h.expires_at <= $9 THEN 'EXPIRED' ELSE h.status END AS status, \
+     CASE WHEN h.status = 'ACTIVE' AND h.expires_at <= $9 THEN h.expires_at ELSE h.resolved_at END AS resolved_at, \
      CASE WHEN h.captured > 0 THEN (SELECT coalesce(sum(s.refunded), 0) FROM settlements s WHERE s.hold_id = h.hold_id) \
      ELSE 0 END AS refunded, \
-     CASE WHEN h.status = 'ACTIVE' THEN (SELECT coalesce(sum(a.reserved), 0) FROM hold_allocations a WHERE a.hold_id = h.hold_id) \
+     CASE WHEN h.status = 'ACTIVE' AND h.expires_at > $9 \
+     THEN (SELECT coalesce(sum(a.reserved), 0) FROM hold_allocations a WHERE a.hold_id = h.hold_id) \
      ELSE 0 END AS held";
 
 /// The filters shared by listing and export: $1 account, $2 tenant, $3 start, $4 end,
-/// $5 task type, $6 model, $7 status, $8 project; the index predicate stated.
+/// $5 task type, $6 model, $7 status (as shown), $8 project, $9 now; the index predicate stated.
 const USAGE_FILTER: &str = "h.account_id = $1 AND h.tenant_id = $2 AND h.task_type IS NOT NULL \
      AND h.created_at >= coalesce($3::timestamptz, '-infinity') AND h.created_at < coalesce($4::timestamptz, 'infinity') \
      AND ($5::text = '' OR h.task_type = $5) AND ($6::text = '' OR h.model = $6) \
-     AND ($7::text = '' OR h.status = $7) AND ($8::text = '' OR h.project = $8)";
+     AND ($7::text = '' OR (CASE WHEN h.status = 'ACTIVE' AND h.expires_at <= $9::timestamptz THEN 'EXPIRED' \
+     ELSE h.status END) = $7) AND ($8::text = '' OR h.project = $8)";
 
-/// A page of runs, newest first, before the position ($9, $10); no position = the range's end.
+/// A page of runs, newest first, before the position ($10, $11); no position = the range's end.
 fn list_sql() -> String {
     format!(
         "SELECT {USAGE_COLUMNS} FROM holds h WHERE {USAGE_FILTER} \
-         AND (h.created_at, h.hold_id) < (coalesce($9::timestamptz, 'infinity'), $10::uuid) \
-         ORDER BY h.created_at DESC, h.hold_id DESC LIMIT $11"
+         AND (h.created_at, h.hold_id) < (coalesce($10::timestamptz, 'infinity'), $11::uuid) \
+         ORDER BY h.created_at DESC, h.hold_id DESC LIMIT $12"
     )
 }
 
@@ -214,6 +219,7 @@ pub async fn list_usage(
     tenant_id: TenantId,
     account_id: AccountId,
     filter: &UsageFilter,
+    now: DateTime<Utc>,
     after: Option<Position>,
     limit: i64,
 ) -> Result<Vec<UsageRow>, StoreError> {
@@ -235,6 +241,7 @@ pub async fn list_usage(
                 &filter.model,
                 &filter.status,
                 &filter.project,
+                &now,
                 &before_time,
                 &before_id,
                 &limit,
@@ -359,7 +366,7 @@ pub async fn usage_summary(
         .collect())
 }
 
-/// Reads every run of `filter` in one read-only snapshot, oldest first, handing `batch` rows
+/// Reads every run of `filter` (shown as of `now`) in one read-only snapshot, oldest first, handing `batch` rows
 /// at a time to `sink`; stops early (and returns `false`) when `sink` answers `false`. The
 /// rows are fetched through a portal, so memory stays at one batch whatever the row count.
 pub async fn export_usage<F, Fut>(
@@ -367,6 +374,7 @@ pub async fn export_usage<F, Fut>(
     tenant_id: TenantId,
     account_id: AccountId,
     filter: &UsageFilter,
+    now: DateTime<Utc>,
     batch: i32,
     mut sink: F,
 ) -> Result<bool, StoreError>
@@ -398,6 +406,7 @@ where
                 &filter.model,
                 &filter.status,
                 &filter.project,
+                &now,
             ],
         )
         .await?;

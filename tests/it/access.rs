@@ -2,7 +2,7 @@
 
 use creditgate::auth::Scope;
 use creditgate::proto::v1::{
-    GetBalanceRequest, GetCatalogRequest, ListLedgerRequest, QuoteRequest, ReleaseRequest,
+    GetBalanceRequest, GetCatalogRequest, QuoteRequest, ReleaseRequest, WatchEventsRequest,
 };
 use tonic::Code;
 
@@ -92,12 +92,12 @@ async fn a_key_with_the_scope_reaches_the_rpc_which_names_itself_until_implement
     let reader = app.key_with(&[Scope::Reader]).await;
     let status = app
         .account_as(Some(&reader))
-        .list_ledger(ListLedgerRequest::default())
+        .watch_events(WatchEventsRequest::default())
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::Unimplemented);
     assert!(
-        status.message().contains("AccountService/ListLedger"),
+        status.message().contains("AccountService/WatchEvents"),
         "{}",
         status.message()
     );

@@ -24,3 +24,4 @@ mod plans;
 mod pricing;
 mod private_database;
 mod security;
+mod usage;

@@ -10,6 +10,7 @@ mod hold;
 mod properties;
 mod refund;
 mod settle;
+mod usage;
 
 use std::collections::BTreeMap;
 

@@ -14,6 +14,7 @@ pub mod server_process;
 pub mod snapshot;
 pub mod status;
 pub mod time;
+pub mod usage;
 pub mod workload;
 
 use creditgate::auth::{Scope, ScopeSet};

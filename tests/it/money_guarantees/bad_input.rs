@@ -17,6 +17,7 @@ use crate::helpers::mutating::{
 use crate::helpers::snapshot::Snapshot;
 use crate::helpers::status::{assert_invalid_field, assert_refused, metadata, reason};
 use crate::helpers::time::timestamp;
+use crate::helpers::usage::{Filters, UsageRead};
 
 /// Ids that are no UUID.
 const MALFORMED_IDS: [&str; 3] = ["not-an-id", "123", "00000000-0000-0000-0000-00000000000g"];
@@ -176,6 +177,13 @@ async fn reads_refuse_malformed_ids_naming_the_field_and_unknown_ids_as_not_foun
         assert_invalid_field(&status, "INVALID_ARGUMENT", "account_id");
         let status = credit.get_hold(get_hold(bad)).await.unwrap_err();
         assert_invalid_field(&status, "INVALID_ARGUMENT", "hold_id");
+        for read in UsageRead::ALL {
+            let status = read.send(&app, bad, &Filters::default()).await;
+            let status = status
+                .err()
+                .unwrap_or_else(|| panic!("{read:?} of {bad:?}"));
+            assert_invalid_field(&status, "INVALID_ARGUMENT", "account_id");
+        }
     }
     let unknown = uuid::Uuid::now_v7().to_string();
     let status = account
@@ -185,6 +193,13 @@ async fn reads_refuse_malformed_ids_naming_the_field_and_unknown_ids_as_not_foun
     assert_refused(&status, Code::NotFound, "ACCOUNT_NOT_FOUND");
     let status = credit.get_hold(get_hold(&unknown)).await.unwrap_err();
     assert_refused(&status, Code::NotFound, "HOLD_NOT_FOUND");
+    for read in UsageRead::ALL {
+        let status = read.send(&app, &unknown, &Filters::default()).await;
+        let status = status
+            .err()
+            .unwrap_or_else(|| panic!("{read:?} of {unknown}"));
+        assert_refused(&status, Code::NotFound, "ACCOUNT_NOT_FOUND");
+    }
     app.finish().await;
 }
 

@@ -266,26 +266,37 @@ pub fn rows() -> Vec<Row> {
         row(
             "AccountService/ListLedger",
             READ,
-            Unimplemented,
+            ACCOUNT,
             on_account!(list_ledger(ListLedgerRequest)),
         ),
         row(
             "AccountService/ListUsage",
             READ,
-            Unimplemented,
+            ACCOUNT,
             on_account!(list_usage(ListUsageRequest)),
         ),
         row(
             "AccountService/GetUsageSummary",
             READ,
-            Unimplemented,
+            ACCOUNT,
             on_account!(get_usage_summary(GetUsageSummaryRequest)),
         ),
+        // Read to its end: a refusal may come in the stream.
         row(
             "AccountService/ExportUsage",
             READ,
-            Unimplemented,
-            on_account!(export_usage(ExportUsageRequest)),
+            ACCOUNT,
+            |mut clients, objects| {
+                Box::pin(async move {
+                    let request = ExportUsageRequest {
+                        account_id: objects.account_id,
+                        ..ExportUsageRequest::default()
+                    };
+                    let mut chunks = clients.account.export_usage(request).await?.into_inner();
+                    while chunks.message().await?.is_some() {}
+                    Ok(())
+                })
+            },
         ),
         row(
             "AccountService/WatchEvents",

@@ -5,6 +5,7 @@ mod invariants;
 mod ops;
 mod run;
 mod run_settle;
+mod usage;
 
 use super::*;
 use invariants::check_state;
