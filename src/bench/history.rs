@@ -181,7 +181,9 @@ fn timestamp(time: DateTime<Utc>) -> prost_types::Timestamp {
 /// What one timed call asks.
 #[derive(Debug, Clone)]
 enum Call {
+    /// GetBalance of the account.
     Balance,
+    /// ListUsage with this request (its filter and page token).
     List(ListUsageRequest),
 }
 

@@ -4,8 +4,8 @@
 pub mod accounts;
 pub mod book;
 pub mod catalog;
-pub mod footprint;
 pub mod cluster;
+pub mod footprint;
 pub mod idempotency;
 pub mod migrate;
 mod read_sql;

@@ -53,11 +53,11 @@ impl HistoryReport {
         );
         for case in &self.cases {
             let (calls, p50, p99, max) = latency(&case.samples);
+            let rows = case.filter.map_or(String::new(), |_| case.rows.to_string());
             let _ = writeln!(
                 text,
-                "{:<52} {:>6} {calls:>6} {p50:>9.2} {p99:>9.2} {max:>9.2}",
+                "{:<52} {rows:>6} {calls:>6} {p50:>9.2} {p99:>9.2} {max:>9.2}",
                 case.name(),
-                case.rows
             );
         }
         let (calls, p50, p99, max) = latency(&self.summary.samples);
