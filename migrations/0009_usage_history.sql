@@ -9,10 +9,12 @@
 CREATE INDEX holds_usage_idx ON holds (account_id, created_at, hold_id) WHERE task_type IS NOT NULL;
 
 -- What an account's runs created on one UTC day with one task type and model add up to,
--- maintained in the transaction that creates, settles or refunds them, so a summary over a
--- year reads at most 366 days × task types × models rows. `captured`: what the runs were
--- charged; `refunded`: what was refunded of it; `last_run_at`: the latest run's created_at.
--- Unbounded numerics: a counter of many runs may exceed what one amount column holds.
+-- maintained in the transaction that resolves (settles, releases, expires) or refunds them, so
+-- a summary over a year reads at most 366 days × task types × models rows. A run is counted
+-- once resolved, with all it captured by then: `runs`, `captured` (what the runs were charged)
+-- and `last_run_at` (the latest run's created_at) cover resolved runs only; active runs are read
+-- from the holds (few per account). `refunded`: what was refunded of the day's runs, active or
+-- not. Unbounded numerics: a counter of many runs may exceed what one amount column holds.
 CREATE TABLE usage_rollups (
     account_id   uuid NOT NULL,
     day          date NOT NULL,
@@ -27,9 +29,13 @@ CREATE TABLE usage_rollups (
 
 -- The runs made before this migration.
 INSERT INTO usage_rollups (account_id, day, task_type, model, runs, captured, refunded, last_run_at)
-SELECT h.account_id, (h.created_at AT TIME ZONE 'UTC')::date, h.task_type, h.model, count(*),
-       sum(h.captured), coalesce(sum(s.refunded), 0), max(h.created_at)
+SELECT h.account_id, (h.created_at AT TIME ZONE 'UTC')::date, h.task_type, h.model,
+       count(*) FILTER (WHERE h.status <> 'ACTIVE'),
+       coalesce(sum(h.captured) FILTER (WHERE h.status <> 'ACTIVE'), 0),
+       coalesce(sum(s.refunded), 0),
+       max(h.created_at) FILTER (WHERE h.status <> 'ACTIVE')
 FROM holds h
 LEFT JOIN (SELECT hold_id, sum(refunded) AS refunded FROM settlements GROUP BY hold_id) s
        ON s.hold_id = h.hold_id
-GROUP BY 1, 2, 3, 4;
+GROUP BY 1, 2, 3, 4
+HAVING count(*) FILTER (WHERE h.status <> 'ACTIVE') > 0 OR coalesce(sum(s.refunded), 0) > 0;

@@ -34,8 +34,8 @@ pub struct AccountBook {
     pub(super) changed_allowances: BTreeSet<AllowanceId>,
     pub(super) allowance_grants: Vec<AllowanceGrant>,
     pub(super) limits: ScopeLimits,
-    /// What each loaded hold had captured when loaded (usage rollups count the difference).
-    pub(super) loaded_captured: BTreeMap<HoldId, Credits>,
+    /// Each loaded hold's status and capture as loaded (usage rollups count what changed).
+    pub(super) loaded_holds: BTreeMap<HoldId, (HoldStatus, Credits)>,
 }
 
 impl AccountBook {
@@ -47,9 +47,9 @@ impl AccountBook {
         now: DateTime<Utc>,
     ) -> Self {
         let limits = ScopeLimits::with_holds(&holds);
-        let loaded_captured = holds
+        let loaded_holds = holds
             .iter()
-            .map(|hold| (hold.hold_id, hold.captured))
+            .map(|hold| (hold.hold_id, (hold.status, hold.captured)))
             .collect();
         AccountBook {
             account,
@@ -70,7 +70,7 @@ impl AccountBook {
             changed_allowances: BTreeSet::new(),
             allowance_grants: Vec::new(),
             limits,
-            loaded_captured,
+            loaded_holds,
         }
     }
 

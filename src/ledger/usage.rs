@@ -1,14 +1,20 @@
-//! Usage rollups: what a book's operations add to the account's runs of each UTC day, task
-//! type and model (runs created, credits charged, credits refunded), for the store to add to
-//! `usage_rollups` in the same transaction, so usage summaries stay exact without reading
-//! every run.
+//! Usage rollups: what a book's operations add to the account's runs of each UTC day (of the
+//! run's creation), task type and model, for the store to add to `usage_rollups` in the same
+//! transaction, so usage summaries stay exact without reading every run.
+//!
+//! A run is counted once it is resolved (settled, released or expired), with all it captured
+//! by then; later captures (a late settle) add to it. Active runs are not in the rollups: a
+//! summary reads them from the account's active holds, which are few. So Authorize, the most
+//! frequent write, adds nothing, and a run costs one rollup update. Refunds are counted when
+//! made, whatever the run's status; summaries read refunds of active runs from the rollups
+//! too.
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
 
 use super::book::AccountBook;
-use super::model::HoldState;
+use super::model::{HoldState, HoldStatus};
 use crate::money::Credits;
 
 /// The runs of one account created on one UTC day with one task type and model.
@@ -62,31 +68,28 @@ impl UsageDelta {
 
 impl AccountBook {
     /// What this book's operations add to the account's usage rollups, one entry per key that
-    /// moved: holds created count a run (and whatever they captured already), loaded holds
-    /// the capture since they were loaded, refunds what they gave back.
+    /// moved: a hold resolved here counts a run with everything it captured, a hold resolved
+    /// before its capture since it was loaded, a refund what it gave back.
     pub(super) fn usage_deltas(&self) -> Vec<(UsageKey, UsageDelta)> {
         let mut deltas: BTreeMap<UsageKey, UsageDelta> = BTreeMap::new();
         for hold_id in self.changed_holds.union(&self.created_holds) {
             let Some(hold) = self.holds.get(hold_id) else {
                 continue;
             };
-            let delta = if self.created_holds.contains(hold_id) {
-                UsageDelta {
+            if hold.status == HoldStatus::Active {
+                continue;
+            }
+            let delta = match self.loaded_holds.get(hold_id) {
+                Some((status, captured)) if *status != HoldStatus::Active => UsageDelta {
+                    captured: hold.captured - *captured,
+                    ..UsageDelta::default()
+                },
+                _ => UsageDelta {
                     runs: 1,
                     captured: hold.captured,
                     last_run_at: Some(hold.created_at),
                     ..UsageDelta::default()
-                }
-            } else {
-                let loaded = self
-                    .loaded_captured
-                    .get(hold_id)
-                    .copied()
-                    .unwrap_or(Credits::ZERO);
-                UsageDelta {
-                    captured: hold.captured - loaded,
-                    ..UsageDelta::default()
-                }
+                },
             };
             deltas.entry(UsageKey::of(hold)).or_default().add(&delta);
         }

@@ -158,12 +158,17 @@ const LEDGER_SQL: &str = "SELECT entry_id, transaction_id, ledger_account, amoun
      AND (created_at, entry_id) > (coalesce($4::timestamptz, '-infinity'), $5::uuid) \
      ORDER BY created_at, entry_id LIMIT $6";
 
-/// Whole UTC days from the rollups ($2 ≤ day < $3), the partial days at the edges from the
-/// runs themselves ([$4, $5) and [$6, $7)): one statement, so one snapshot.
+/// Whole UTC days from the rollups ($2 ≤ day < $3) and, as the rollups count runs once
+/// resolved, the active runs of those days ([$8, $9), through `holds_active_idx`; their refunds
+/// are in the rollups); the partial days at the edges from the runs themselves ([$4, $5) and
+/// [$6, $7)). One statement, so one snapshot.
 const SUMMARY_SQL: &str = "SELECT task_type, model, sum(runs)::int8 AS runs, sum(captured) AS captured, \
      sum(refunded) AS refunded, max(last_run_at) AS last_run_at FROM ( \
        SELECT task_type, model, runs, captured, refunded, last_run_at FROM usage_rollups \
        WHERE account_id = $1 AND day >= $2 AND day < $3 \
+       UNION ALL \
+       SELECT h.task_type, h.model, 1, h.captured, 0, h.created_at FROM holds h \
+       WHERE h.account_id = $1 AND h.status = 'ACTIVE' AND h.created_at >= $8 AND h.created_at < $9 \
        UNION ALL \
        SELECT h.task_type, h.model, 1, h.captured, \
          CASE WHEN h.captured > 0 THEN (SELECT coalesce(sum(s.refunded), 0) FROM settlements s WHERE s.hold_id = h.hold_id) ELSE 0 END, \
@@ -289,6 +294,8 @@ pub async fn list_ledger(
 pub struct SummarySplit {
     /// Whole days from the rollups: `days.0 ≤ day < days.1`.
     pub days: (NaiveDate, NaiveDate),
+    /// The same days as a time range (for their active runs).
+    pub day_times: (DateTime<Utc>, DateTime<Utc>),
     /// The partial day before them.
     pub head: (DateTime<Utc>, DateTime<Utc>),
     /// The partial day after them.
@@ -319,12 +326,14 @@ pub fn split_range(start: Option<DateTime<Utc>>, end: Option<DateTime<Utc>>) -> 
         };
         return SummarySplit {
             days: (first_day, first_day),
+            day_times: empty,
             head,
             tail: empty,
         };
     }
     SummarySplit {
         days: (first_day, end_day),
+        day_times: (midnight(first_day), midnight(end_day)),
         head: start.map_or(empty, |start| (start, midnight(first_day))),
         tail: end.map_or(empty, |end| (midnight(end_day), end)),
     }
@@ -350,6 +359,8 @@ pub async fn usage_summary(
                 &split.head.1,
                 &split.tail.0,
                 &split.tail.1,
+                &split.day_times.0,
+                &split.day_times.1,
             ],
         )
         .await?;

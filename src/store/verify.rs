@@ -49,7 +49,7 @@ const CHECKS: [(&str, &str); 20] = [
          WHERE a.account_id IS NULL OR a.tenant_id <> g.tenant_id",
     ),
     (
-        "usage rollups equal the runs they count",
+        "usage rollups equal the resolved runs they count and the refunds of all",
         "SELECT coalesce(r.account_id, h.account_id) || ' ' || coalesce(r.day, h.day) || ' ' ||
          coalesce(r.task_type, h.task_type) || ' ' || coalesce(r.model, h.model),
          'rollup runs ' || coalesce(r.runs, 0) || ', captured ' || coalesce(r.captured, 0) || ', refunded ' ||
@@ -58,10 +58,13 @@ const CHECKS: [(&str, &str); 20] = [
          coalesce(h.last_run_at::text, '-')
          FROM usage_rollups r
          FULL JOIN (SELECT h.account_id, (h.created_at AT TIME ZONE 'UTC')::date AS day, h.task_type, h.model,
-                    count(*) AS runs, sum(h.captured) AS captured, coalesce(sum(s.refunded), 0) AS refunded,
-                    max(h.created_at) AS last_run_at
+                    count(*) FILTER (WHERE h.status <> 'ACTIVE') AS runs,
+                    coalesce(sum(h.captured) FILTER (WHERE h.status <> 'ACTIVE'), 0) AS captured,
+                    coalesce(sum(s.refunded), 0) AS refunded,
+                    max(h.created_at) FILTER (WHERE h.status <> 'ACTIVE') AS last_run_at
                     FROM holds h LEFT JOIN (SELECT hold_id, sum(refunded) AS refunded FROM settlements GROUP BY hold_id) s
-                    ON s.hold_id = h.hold_id GROUP BY 1, 2, 3, 4) h
+                    ON s.hold_id = h.hold_id GROUP BY 1, 2, 3, 4
+                    HAVING count(*) FILTER (WHERE h.status <> 'ACTIVE') > 0 OR coalesce(sum(s.refunded), 0) > 0) h
          ON h.account_id = r.account_id AND h.day = r.day AND h.task_type = r.task_type AND h.model = r.model
          WHERE r.runs IS DISTINCT FROM h.runs OR r.captured IS DISTINCT FROM h.captured
             OR r.refunded IS DISTINCT FROM h.refunded OR r.last_run_at IS DISTINCT FROM h.last_run_at",

@@ -50,8 +50,18 @@ fn stored_run(now: DateTime<Utc>) -> (Store, HoldId) {
     (store, hold_id)
 }
 
+/// One resolved run with what it captured, made at `created_at`.
+fn resolved(captured: Credits, created_at: DateTime<Utc>) -> UsageDelta {
+    UsageDelta {
+        runs: 1,
+        captured,
+        refunded: Credits::ZERO,
+        last_run_at: Some(created_at),
+    }
+}
+
 #[test]
-fn authorize_counts_one_run_under_the_day_task_type_and_model_of_the_hold() {
+fn an_active_run_adds_nothing_until_it_is_resolved() {
     let now = before_midnight();
     let mut book = book_with(
         SettlePolicy::Debt,
@@ -61,25 +71,22 @@ fn authorize_counts_one_run_under_the_day_task_type_and_model_of_the_hold() {
     assert_eq!(book.usage_deltas(), vec![], "a grant is no run");
     book.authorize(run_of(c(1), now, CHAT, MODEL)).unwrap();
     book.authorize(run_of(c(1), now, "", "")).unwrap();
+    assert_eq!(book.usage_deltas(), vec![], "active runs");
+    // Made and released in one book: one run.
     let later = now + Duration::minutes(1);
     book.now = later;
-    book.authorize(run_of(c(1), later, CHAT, MODEL)).unwrap();
-    let run = |runs, last_run_at| UsageDelta {
-        runs,
-        last_run_at: Some(last_run_at),
-        ..UsageDelta::default()
-    };
+    let released = run_of(c(1), later, CHAT, MODEL);
+    let released_id = released.hold_id;
+    book.authorize(released).unwrap();
+    book.release(released_id).unwrap();
     assert_eq!(
         book.into_changes().usage,
-        vec![
-            (run_key(now, "", ""), run(1, now)),
-            (run_key(now, CHAT, MODEL), run(2, later)),
-        ]
+        vec![(run_key(later, CHAT, MODEL), resolved(Credits::ZERO, later))]
     );
 }
 
 #[test]
-fn settle_counts_what_it_captured_on_the_day_the_run_was_made() {
+fn settle_counts_the_run_with_what_it_captured_on_the_day_it_was_made() {
     let (mut store, hold_id) = stored_run(before_midnight());
     let after_midnight = before_midnight() + Duration::minutes(20);
     let mut book = store.open(after_midnight);
@@ -88,72 +95,77 @@ fn settle_counts_what_it_captured_on_the_day_the_run_was_made() {
     assert_eq!(store.holds[&hold_id].captured, c(12), "2 above the hold");
     assert_eq!(
         changes.usage,
-        vec![(run_key(before_midnight(), CHAT, MODEL), captured(c(12)))]
+        vec![(
+            run_key(before_midnight(), CHAT, MODEL),
+            resolved(c(12), before_midnight())
+        )]
     );
 }
 
 #[test]
-fn partial_settles_of_one_hold_in_one_book_count_their_sum_once() {
+fn partial_settles_count_with_the_run_when_it_is_resolved() {
     let (mut store, hold_id) = stored_run(before_midnight());
     let mut book = store.open(before_midnight());
     book.settle(&settle_request(hold_id, c(2), true)).unwrap();
     book.settle(&settle_request(hold_id, c(3), true)).unwrap();
-    assert_eq!(
-        book.usage_deltas(),
-        vec![(run_key(before_midnight(), CHAT, MODEL), captured(c(5)))]
-    );
+    assert_eq!(book.usage_deltas(), vec![], "still active");
     store.commit(book);
-    // Loaded with 5 captured: only what this book captures counts.
+    // Loaded active with 5 captured: the final settle counts the run with all 6.
     let mut book = store.open(before_midnight());
     book.settle(&settle_request(hold_id, c(1), false)).unwrap();
     assert_eq!(
         store.commit(book).usage,
-        vec![(run_key(before_midnight(), CHAT, MODEL), captured(c(1)))]
+        vec![(
+            run_key(before_midnight(), CHAT, MODEL),
+            resolved(c(6), before_midnight())
+        )]
     );
 
-    // Made and partly captured in one book: one run with its capture.
+    // Made and finally settled in one book: one run with its capture.
     let mut book = store.open(before_midnight());
     let hold = run_of(c(5), before_midnight(), "TASK_TYPE_IMAGE", "");
     let image = hold.hold_id;
     book.authorize(hold).unwrap();
     book.settle(&settle_request(image, c(2), true)).unwrap();
-    let expected = UsageDelta {
-        runs: 1,
-        captured: c(2),
-        refunded: Credits::ZERO,
-        last_run_at: Some(before_midnight()),
-    };
+    assert_eq!(book.usage_deltas(), vec![], "made and partly captured");
+    book.settle(&settle_request(image, c(1), false)).unwrap();
     assert_eq!(
         book.usage_deltas(),
-        vec![(run_key(before_midnight(), "TASK_TYPE_IMAGE", ""), expected)]
+        vec![(
+            run_key(before_midnight(), "TASK_TYPE_IMAGE", ""),
+            resolved(c(3), before_midnight())
+        )]
     );
 }
 
 #[test]
-fn refund_counts_what_it_gave_back_on_the_day_the_run_was_made() {
+fn refunds_count_when_made_on_the_day_the_run_was_made_even_while_it_is_active() {
     let (mut store, hold_id) = stored_run(before_midnight());
     let mut book = store.open(before_midnight());
-    let mut settlement = book.settle(&settle_request(hold_id, c(7), false)).unwrap();
+    let mut settlement = book.settle(&settle_request(hold_id, c(7), true)).unwrap();
     store.commit(book);
-    let next_day = before_midnight() + Duration::days(1);
-    let mut book = store.open(next_day);
+    // Past midnight, before the hold expires: still active.
+    let after_midnight = before_midnight() + Duration::minutes(15);
+    let mut book = store.open(after_midnight);
     book.refund(
         &mut settlement,
-        &refund_request(Some(c(3)), next_day + Duration::days(30)),
+        &refund_request(Some(c(3)), after_midnight + Duration::days(30)),
     )
     .unwrap();
+    assert_eq!(store.holds[&hold_id].status, HoldStatus::Active);
     let refunded = UsageDelta {
         refunded: c(3),
         ..UsageDelta::default()
     };
     assert_eq!(
         book.usage_deltas(),
-        vec![(run_key(before_midnight(), CHAT, MODEL), refunded)]
+        vec![(run_key(before_midnight(), CHAT, MODEL), refunded)],
+        "the refund of an active run's partial capture"
     );
 }
 
 #[test]
-fn an_expired_or_released_hold_adds_nothing_and_a_late_settle_its_capture() {
+fn release_and_expiry_count_the_run_and_a_late_settle_its_capture() {
     let (mut store, expiring) = stored_run(before_midnight());
     let mut book = store.open(before_midnight());
     let released = run_of(c(1), before_midnight(), CHAT, MODEL);
@@ -162,14 +174,28 @@ fn an_expired_or_released_hold_adds_nothing_and_a_late_settle_its_capture() {
     store.commit(book);
     let mut book = store.open(before_midnight());
     book.release(released_id).unwrap();
-    assert_eq!(store.commit(book).usage, vec![], "a release");
+    assert_eq!(
+        store.commit(book).usage,
+        vec![(
+            run_key(before_midnight(), CHAT, MODEL),
+            resolved(Credits::ZERO, before_midnight())
+        )],
+        "a release"
+    );
 
     let mut book = store.open(before_midnight() + Duration::hours(2));
     book.sweep();
     let changes = store.commit(book);
     assert_eq!(store.holds[&expiring].status, HoldStatus::Expired);
     assert_eq!(changes.holds.len(), 1, "the sweep expired the hold");
-    assert_eq!(changes.usage, vec![], "an expiry");
+    assert_eq!(
+        changes.usage,
+        vec![(
+            run_key(before_midnight(), CHAT, MODEL),
+            resolved(Credits::ZERO, before_midnight())
+        )],
+        "an expiry"
+    );
 
     let mut book = store.open(before_midnight() + Duration::hours(3));
     book.settle(&settle_request(expiring, c(4), false)).unwrap();

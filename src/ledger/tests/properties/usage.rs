@@ -4,10 +4,14 @@
 use super::*;
 
 /// The rollups the stored holds and refunds imply: per UTC day, task type and model of the
-/// runs, their number, what they captured and what was refunded of them.
+/// runs, the number of resolved runs and what they captured, and what was refunded of any.
 fn rollups_of(store: &Store) -> BTreeMap<UsageKey, UsageDelta> {
     let mut rollups: BTreeMap<UsageKey, UsageDelta> = BTreeMap::new();
-    for hold in store.holds.values() {
+    for hold in store
+        .holds
+        .values()
+        .filter(|hold| hold.status != HoldStatus::Active)
+    {
         let rollup = rollups.entry(UsageKey::of(hold)).or_default();
         rollup.runs += 1;
         rollup.captured += hold.captured;
@@ -17,6 +21,7 @@ fn rollups_of(store: &Store) -> BTreeMap<UsageKey, UsageDelta> {
         let hold = &store.holds[&refund.hold_id];
         rollups.entry(UsageKey::of(hold)).or_default().refunded += refund.amount;
     }
+    rollups.retain(|_, rollup| rollup.runs != 0 || !rollup.refunded.is_zero());
     rollups
 }
 

@@ -37,16 +37,20 @@ const COPY_RUN: &str = "
 
 const DROP_ROLLUPS: &str = "DELETE FROM usage_rollups WHERE account_id = $1";
 
+/// The rollups as the write path keeps them: resolved runs, and the refunds of all.
 const REBUILD_ROLLUPS: &str = "
     INSERT INTO usage_rollups (account_id, day, task_type, model, runs, captured, refunded,
                                last_run_at)
     SELECT h.account_id, (h.created_at AT TIME ZONE 'UTC')::date, h.task_type, h.model,
-           count(*), sum(h.captured), coalesce(sum(s.refunded), 0), max(h.created_at)
+           count(*) FILTER (WHERE h.status <> 'ACTIVE'),
+           coalesce(sum(h.captured) FILTER (WHERE h.status <> 'ACTIVE'), 0),
+           coalesce(sum(s.refunded), 0), max(h.created_at) FILTER (WHERE h.status <> 'ACTIVE')
     FROM holds h
     LEFT JOIN (SELECT hold_id, sum(refunded) AS refunded FROM settlements GROUP BY hold_id) s
            ON s.hold_id = h.hold_id
     WHERE h.account_id = $1
-    GROUP BY 1, 2, 3, 4";
+    GROUP BY 1, 2, 3, 4
+    HAVING count(*) FILTER (WHERE h.status <> 'ACTIVE') > 0 OR coalesce(sum(s.refunded), 0) > 0";
 
 /// Connections to the app's database, other than the asking one, inside a transaction or
 /// running a statement: while no call is in flight, only an export's read.
