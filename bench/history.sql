@@ -124,12 +124,5 @@ UPDATE grants g SET remaining = g.remaining - a.reserved, reserved = g.reserved 
 FROM (SELECT grant_id, sum(reserved) AS reserved FROM allocated GROUP BY grant_id) a
 WHERE g.grant_id = a.grant_id;
 
--- The rollups the write path keeps, computed as migrations/0009_usage_history.sql computes them
--- for the runs made before it, over every run of the (fresh) database; no run is refunded.
-INSERT INTO usage_rollups (account_id, day, task_type, model, runs, captured, refunded, last_run_at)
-SELECT h.account_id, (h.created_at AT TIME ZONE 'UTC')::date, h.task_type, h.model, count(*),
-       sum(h.captured), coalesce(sum(s.refunded), 0), max(h.created_at)
-FROM holds h
-LEFT JOIN (SELECT hold_id, sum(refunded) AS refunded FROM settlements GROUP BY hold_id) s
-       ON s.hold_id = h.hold_id
-GROUP BY 1, 2, 3, 4;
+-- The rollups are filled next by history.sh, with the backfill statement of
+-- migrations/0009_usage_history.sql itself.
