@@ -65,6 +65,13 @@ enum Command {
         #[command(flatten)]
         settings: crate::bench::BenchSettings,
     },
+    /// Read back one account's long usage history (loopback only; bench/history.sh loads it):
+    /// ListUsage pages under each filter beside GetBalance, GetUsageSummary, a full
+    /// ExportUsage and the server's memory growth during it.
+    BenchHistory {
+        #[command(flatten)]
+        settings: crate::bench::history::HistorySettings,
+    },
     /// Publish or show a tenant's pricing catalog.
     Catalog {
         #[command(subcommand)]
@@ -169,6 +176,7 @@ enum KeyCommand {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve { database, serve } => run_serve(&database, &serve).await,
+        Command::BenchHistory { settings } => crate::bench::history::bench_history(settings).await,
         Command::Migrate { database } => {
             let database = app::open_database(&database).await?;
             println!("database schema is up to date");

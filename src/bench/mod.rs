@@ -3,6 +3,7 @@
 //! against a loopback address, then prints throughput, latency percentiles per RPC, errors by
 //! reason, and the `verify` result.
 
+pub mod history;
 mod report;
 mod run;
 mod setup;
@@ -109,30 +110,43 @@ impl BenchSettings {
         {
             bail!("--release-percent and --above-percent must add up to at most 100");
         }
-        let address = self
-            .address
-            .to_socket_addrs()
-            .with_context(|| format!("resolving {}", self.address))?
-            .next()
-            .with_context(|| format!("{} resolves to no address", self.address))?;
-        if !address.ip().is_loopback() {
-            bail!("the bench only loads loopback addresses; {address} is not one");
-        }
-        let key = match (&self.api_key, &self.key_file) {
-            (Some(key), _) => key.clone(),
-            (None, Some(file)) => std::fs::read_to_string(file)
-                .with_context(|| format!("reading {}", file.display()))?
-                .trim()
-                .to_owned(),
-            (None, None) => bail!("give --api-key (or CREDITGATE_API_KEY) or --key-file"),
-        };
-        Ok((address, key))
+        target(
+            &self.address,
+            self.api_key.as_deref(),
+            self.key_file.as_deref(),
+        )
     }
 
     /// The run's length.
     pub fn duration(&self) -> Duration {
         Duration::from_secs(self.duration_seconds)
     }
+}
+
+/// The loopback address to load and the API key to load it with, from `--address` and
+/// `--api-key` or `--key-file`.
+fn target(
+    address: &str,
+    api_key: Option<&str>,
+    key_file: Option<&std::path::Path>,
+) -> anyhow::Result<(SocketAddr, String)> {
+    let resolved = address
+        .to_socket_addrs()
+        .with_context(|| format!("resolving {address}"))?
+        .next()
+        .with_context(|| format!("{address} resolves to no address"))?;
+    if !resolved.ip().is_loopback() {
+        bail!("the bench only loads loopback addresses; {resolved} is not one");
+    }
+    let key = match (api_key, key_file) {
+        (Some(key), _) => key.to_owned(),
+        (None, Some(file)) => std::fs::read_to_string(file)
+            .with_context(|| format!("reading {}", file.display()))?
+            .trim()
+            .to_owned(),
+        (None, None) => bail!("give --api-key (or CREDITGATE_API_KEY) or --key-file"),
+    };
+    Ok((resolved, key))
 }
 
 /// Runs the bench and prints its report (human-readable, then one JSON line).

@@ -46,7 +46,7 @@ impl Footprint {
 }
 
 /// p50, p99, p99.9 and max, in milliseconds.
-fn percentiles(samples: &mut [u32]) -> [f64; 4] {
+pub(super) fn percentiles(samples: &mut [u32]) -> [f64; 4] {
     if samples.is_empty() {
         return [0.0; 4];
     }

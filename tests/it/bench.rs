@@ -59,3 +59,53 @@ async fn the_bench_runs_a_short_mix_and_verifies_the_books() {
     assert!(String::from_utf8_lossy(&refused.stderr).contains("loopback"));
     app.finish().await;
 }
+
+/// bench/history.sh end to end on a small history, so the script, its loader and
+/// `creditgate bench-history` cannot rot: it starts its own server, loads the runs, times every
+/// case, and its cross-checks agree (the summary counts the runs SQL counts; the export has as
+/// many rows as the account has runs). The figures themselves mean nothing at this size.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_history_bench_loads_measures_and_cross_checks_a_small_history() {
+    let output = Command::new("bash")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/bench/history.sh"))
+        .envs([
+            ("BIN", env!("CARGO_BIN_EXE_creditgate")),
+            ("PORT", "0"),
+            ("RUNS", "3000"),
+            ("OTHER_ACCOUNTS", "10"),
+            ("SAMPLES", "3"),
+            ("WARM_UP", "1"),
+            ("SUMMARY_CALLS", "3"),
+            ("DEEP_PAGE", "20"),
+            ("EXPORTS", "1"),
+            ("REFERENCE_RUNS", "1"),
+            ("LIMIT_SECONDS", "120"),
+        ])
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "bench/history.sh failed: {stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for filter in [
+        "none",
+        "task_type=",
+        "model=",
+        "status=",
+        "project=",
+        "time range",
+    ] {
+        assert!(stdout.contains(filter), "no {filter} case: {stdout}");
+    }
+    assert!(
+        stdout.contains("runs counted: summary 3000, SQL 3000: equal"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("rows exported: 3000, in the database: 3000: equal"),
+        "{stdout}"
+    );
+}
