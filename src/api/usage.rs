@@ -258,8 +258,10 @@ pub async fn summary(
     // The most used: most runs, ties to the lower enum value (the map's order, kept by the
     // stable sort).
     tasks.sort_by_key(|(_, tally)| std::cmp::Reverse(tally.runs));
+    // Runs without a task type do not make "unspecified" the most used: it means "none".
     let most_used = tasks
-        .first()
+        .iter()
+        .find(|(task, _)| *task != v1::TaskType::Unspecified as i32)
         .map_or(v1::TaskType::Unspecified as i32, |(task, _)| *task);
     // Listed by most runs, ties by name, like the models.
     let name = |task: i32| {
@@ -318,15 +320,12 @@ pub async fn export(
         &message.project,
     )?;
     let export = usage_service::export(context, caller, account_id, filter).await?;
-    let failure = export.failure;
+    let ended = export.end;
     let chunks = tokio_stream::wrappers::ReceiverStream::new(export.chunks)
         .map(|csv_chunk| Ok(v1::ExportUsageResponse { csv_chunk }));
+    // After the last chunk: an export that did not end complete ends with its error.
     let end = futures::stream::once(async move {
-        failure
-            .lock()
-            .ok()
-            .and_then(|mut slot| slot.take())
-            .map(|error| Err(Status::from(error)))
+        usage_service::ExportStream::failure(&ended).map(|error| Err(Status::from(error)))
     })
     .filter_map(futures::future::ready);
     Ok(Box::pin(chunks.chain(end)))

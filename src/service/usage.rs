@@ -30,6 +30,9 @@ pub const MAX_CHUNK_BYTES: usize = 64 * 1024;
 const EXPORT_BATCH: i32 = 1_000;
 /// Longest an export waits for its client to take a chunk before ending the stream.
 pub const EXPORT_STALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest an export may stream: it holds a connection and a snapshot, which keeps vacuum
+/// from cleaning what changed since (a million runs take seconds at full speed).
+pub const MAX_EXPORT_DURATION: Duration = Duration::from_secs(600);
 /// Chunks buffered between the database reader and the client.
 const EXPORT_BUFFERED_CHUNKS: usize = 2;
 
@@ -381,18 +384,47 @@ fn utf8(bytes: Vec<u8>) -> String {
         .unwrap_or_else(|error| String::from_utf8_lossy(error.as_bytes()).into_owned())
 }
 
-/// The stream of an export: CSV chunks, then the error that ended it early, if any.
+/// How an export ended, as its stream's last item needs to know.
+#[derive(Debug, Default)]
+pub enum ExportEnd {
+    /// Still streaming, or stopped without saying why (a panic, a shutdown): the stream then
+    /// ends with an error, never as if complete.
+    #[default]
+    Unfinished,
+    /// Every row was sent.
+    Complete,
+    /// Ended early for this reason.
+    Failed(ServiceError),
+}
+
+/// The stream of an export: CSV chunks, then how it ended.
 #[derive(Debug)]
 pub struct ExportStream {
     /// Chunks in order.
     pub chunks: mpsc::Receiver<String>,
-    /// Set when the export failed or was ended before its last row.
-    pub failure: Arc<Mutex<Option<ServiceError>>>,
+    /// Set before the chunks' sender is dropped.
+    pub end: Arc<Mutex<ExportEnd>>,
+}
+
+impl ExportStream {
+    /// The error the stream must end with, if it did not end complete.
+    pub fn failure(end: &Mutex<ExportEnd>) -> Option<ServiceError> {
+        let mut end = end.lock().ok()?;
+        match std::mem::take(&mut *end) {
+            ExportEnd::Complete => None,
+            ExportEnd::Failed(error) => Some(error),
+            ExportEnd::Unfinished => Some(ServiceError::Exhausted {
+                reason: Reason::StreamStalled,
+                message: "the export stopped before its last row; run it again".to_owned(),
+            }),
+        }
+    }
 }
 
 /// Starts streaming the account's runs of `filter` as CSV chunks, oldest first, from one
 /// snapshot. At most [`MAX_CONCURRENT_EXPORTS`] run at once; a client that takes no chunk for
-/// [`EXPORT_STALL_TIMEOUT`] ends its export; dropping the stream stops the database read.
+/// [`EXPORT_STALL_TIMEOUT`], or whose export is still running after [`MAX_EXPORT_DURATION`],
+/// ends its export; dropping the stream stops the database read.
 pub async fn export(
     context: &Context,
     caller: Caller,
@@ -411,14 +443,15 @@ pub async fn export(
     account_exists(&client, caller.tenant_id, account_id).await?;
     let now = context.clock.now();
     let (sender, chunks) = mpsc::channel(EXPORT_BUFFERED_CHUNKS);
-    let failure = Arc::new(Mutex::new(None));
-    let failed = Arc::clone(&failure);
+    let end = Arc::new(Mutex::new(ExportEnd::Unfinished));
+    let ended = Arc::clone(&end);
     tokio::spawn(async move {
         let _permit = permit;
+        let deadline = tokio::time::Instant::now() + MAX_EXPORT_DURATION;
         let mut csv = CsvChunks::new();
         let sent = {
             let sender = &sender;
-            let failed = &failed;
+            let ended = &ended;
             usage::export_usage(
                 &mut client,
                 caller.tenant_id,
@@ -428,51 +461,68 @@ pub async fn export(
                 EXPORT_BATCH,
                 |rows| {
                     let ready: Vec<String> = rows.iter().filter_map(|row| csv.push(row)).collect();
-                    send_all(sender, failed, ready)
+                    send_all(sender, ended, deadline, ready)
                 },
             )
             .await
         };
-        let end = match sent {
-            Ok(true) => send_all(&sender, &failed, vec![csv.finish()]).await,
+        let complete = match sent {
+            Ok(true) => send_all(&sender, &ended, deadline, vec![csv.finish()]).await,
             Ok(false) => false,
             Err(error) => {
                 tracing::warn!(%error, "usage export failed");
-                record(&failed, ServiceError::from(error));
+                record(&ended, ExportEnd::Failed(ServiceError::from(error)));
                 false
             }
         };
-        tracing::debug!(complete = end, "usage export ended");
+        if complete {
+            record(&ended, ExportEnd::Complete);
+        }
+        tracing::debug!(complete, "usage export ended");
     });
-    Ok(ExportStream { chunks, failure })
+    Ok(ExportStream { chunks, end })
 }
 
-fn record(failure: &Mutex<Option<ServiceError>>, error: ServiceError) {
-    if let Ok(mut slot) = failure.lock() {
-        slot.get_or_insert(error);
+/// Records how the export ended, unless it already was.
+fn record(end: &Mutex<ExportEnd>, how: ExportEnd) {
+    if let Ok(mut slot) = end.lock()
+        && matches!(*slot, ExportEnd::Unfinished)
+    {
+        *slot = how;
     }
 }
 
-/// Sends `chunks` in order; `false` when the client went away or stalled.
+/// Sends `chunks` in order; `false` when the client went away, stalled, or the export ran
+/// past its deadline.
 async fn send_all(
     sender: &mpsc::Sender<String>,
-    failure: &Mutex<Option<ServiceError>>,
+    end: &Mutex<ExportEnd>,
+    deadline: tokio::time::Instant,
     chunks: Vec<String>,
 ) -> bool {
     for chunk in chunks {
-        match tokio::time::timeout(EXPORT_STALL_TIMEOUT, sender.send(chunk)).await {
+        let stall = tokio::time::Instant::now() + EXPORT_STALL_TIMEOUT;
+        match tokio::time::timeout_at(stall.min(deadline), sender.send(chunk)).await {
             Ok(Ok(())) => {}
             Ok(Err(_)) => return false,
             Err(_) => {
+                let message = if tokio::time::Instant::now() >= deadline {
+                    format!(
+                        "the export was ended after {} s: read it faster or narrow the range",
+                        MAX_EXPORT_DURATION.as_secs()
+                    )
+                } else {
+                    format!(
+                        "the export was ended: no chunk was taken for {} s",
+                        EXPORT_STALL_TIMEOUT.as_secs()
+                    )
+                };
                 record(
-                    failure,
-                    ServiceError::Exhausted {
+                    end,
+                    ExportEnd::Failed(ServiceError::Exhausted {
                         reason: Reason::StreamStalled,
-                        message: format!(
-                            "the export was ended: no chunk was taken for {} s",
-                            EXPORT_STALL_TIMEOUT.as_secs()
-                        ),
-                    },
+                        message,
+                    }),
                 );
                 return false;
             }

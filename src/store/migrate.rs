@@ -72,6 +72,11 @@ fn checksum(sql: &str) -> String {
 /// Applies the migrations this database lacks; returns how many were applied.
 pub async fn migrate(client: &mut Client) -> Result<usize, StoreError> {
     let transaction = client.transaction().await?;
+    // A migration may build an index over a large table: the pool's statement timeout is for
+    // requests. Waiting for the tables' locks stays bounded.
+    transaction
+        .batch_execute("SET LOCAL statement_timeout = 0; SET LOCAL lock_timeout = '60s'")
+        .await?;
     transaction
         .execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK_KEY])
         .await?;

@@ -1,8 +1,9 @@
 //! Usage history reads: runs (holds) newest first, the journal oldest first, the usage summary
 //! from the rollups, and the export's single-snapshot scan. None of them takes a lock.
 //!
-//! Every runs query states `task_type IS NOT NULL`, the predicate of `holds_usage_idx`: only
-//! these queries can use that index (migrations/0009_usage_history.sql says why).
+//! Every runs query states `created_at > '-infinity'`, the predicate of `holds_usage_idx`, word
+//! for word: only these queries can use that index (migrations/0009_usage_history.sql says
+//! why).
 
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use deadpool_postgres::GenericClient;
@@ -131,7 +132,7 @@ const USAGE_COLUMNS: &str = "h.hold_id, h.task_type, h.tool, h.model, h.project,
 
 /// The filters shared by listing and export: $1 account, $2 tenant, $3 start, $4 end,
 /// $5 task type, $6 model, $7 status (as shown), $8 project, $9 now; the index predicate stated.
-const USAGE_FILTER: &str = "h.account_id = $1 AND h.tenant_id = $2 AND h.task_type IS NOT NULL \
+const USAGE_FILTER: &str = "h.account_id = $1 AND h.tenant_id = $2 AND h.created_at > '-infinity' \
      AND h.created_at >= coalesce($3::timestamptz, '-infinity') AND h.created_at < coalesce($4::timestamptz, 'infinity') \
      AND ($5::text = '' OR h.task_type = $5) AND ($6::text = '' OR h.model = $6) \
      AND ($7::text = '' OR (CASE WHEN h.status = 'ACTIVE' AND h.expires_at <= $9::timestamptz THEN 'EXPIRED' \
@@ -141,6 +142,21 @@ const USAGE_FILTER: &str = "h.account_id = $1 AND h.tenant_id = $2 AND h.task_ty
 fn list_sql() -> String {
     format!(
         "SELECT {USAGE_COLUMNS} FROM holds h WHERE {USAGE_FILTER} \
+         AND (h.created_at, h.hold_id) < (coalesce($10::timestamptz, 'infinity'), $11::uuid) \
+         ORDER BY h.created_at DESC, h.hold_id DESC LIMIT $12"
+    )
+}
+
+/// [`list_sql`] for the runs still active: read among the account's active holds
+/// (`holds_active_idx`), which are few, instead of walking its history for them. The same
+/// parameters; `$7` is `ACTIVE` here.
+fn list_active_sql() -> String {
+    format!(
+        "SELECT {USAGE_COLUMNS} FROM holds h \
+         WHERE h.account_id = $1 AND h.tenant_id = $2 AND h.status = 'ACTIVE' AND h.expires_at > $9 \
+         AND $7::text = 'ACTIVE' \
+         AND h.created_at >= coalesce($3::timestamptz, '-infinity') AND h.created_at < coalesce($4::timestamptz, 'infinity') \
+         AND ($5::text = '' OR h.task_type = $5) AND ($6::text = '' OR h.model = $6) AND ($8::text = '' OR h.project = $8) \
          AND (h.created_at, h.hold_id) < (coalesce($10::timestamptz, 'infinity'), $11::uuid) \
          ORDER BY h.created_at DESC, h.hold_id DESC LIMIT $12"
     )
@@ -174,7 +190,7 @@ const SUMMARY_SQL: &str = "SELECT task_type, model, sum(runs)::int8 AS runs, sum
        SELECT h.task_type, h.model, 1, h.captured, \
          CASE WHEN h.captured > 0 THEN (SELECT coalesce(sum(s.refunded), 0) FROM settlements s WHERE s.hold_id = h.hold_id AND s.refunded > 0) ELSE 0 END, \
          h.created_at FROM holds h \
-       WHERE h.account_id = $1 AND h.task_type IS NOT NULL \
+       WHERE h.account_id = $1 AND h.created_at > '-infinity' \
          AND ((h.created_at >= $4 AND h.created_at < $5) OR (h.created_at >= $6 AND h.created_at < $7)) \
      ) u GROUP BY task_type, model";
 
@@ -234,7 +250,12 @@ pub async fn list_usage(
         Some(position) => (Some(position.created_at), position.id),
         None => (filter.end, Uuid::nil()),
     };
-    let statement = client.prepare_cached(&list_sql()).await?;
+    let sql = if filter.status == HoldStatus::Active.as_str() {
+        list_active_sql()
+    } else {
+        list_sql()
+    };
+    let statement = client.prepare_cached(&sql).await?;
     let rows = client
         .query(
             &statement,
@@ -401,9 +422,11 @@ where
         .start()
         .await?;
     // The index gives the order: a plan that sorts would read every row before the first
-    // chunk.
+    // chunk. A reader that stops fetching without ending (a stuck task) frees the snapshot.
     transaction
-        .batch_execute("SET LOCAL enable_sort = off")
+        .batch_execute(
+            "SET LOCAL enable_sort = off; SET LOCAL idle_in_transaction_session_timeout = '60s'",
+        )
         .await?;
     let statement = transaction.prepare_cached(&export_sql()).await?;
     let portal = transaction
