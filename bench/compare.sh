@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs the naive Postgres reference (pgbench, bench/naive.sql) and `creditgate bench` against
 # the same private Postgres at the same concurrency, for one hot account and for many, and
-# prints creditgate ÷ naive. Everything runs on loopback, bounded in time.
+# prints creditgate ÷ naive: runs/s, and WAL bytes per run (the cluster's WAL position before
+# and after each load; the naive reference's by pgbench's transaction count). Everything runs
+# on loopback, bounded in time.
 #
 #   bench/compare.sh                      # defaults below
 #   WORKERS=64 SPREAD_ACCOUNTS=10000 DURATION=10 PRICING=quote bench/compare.sh
@@ -51,15 +53,28 @@ CREATE TABLE naive_holds (id bigserial PRIMARY KEY, account_id integer NOT NULL 
   amount numeric NOT NULL, captured numeric, status text NOT NULL);
 INSERT INTO naive_accounts SELECT g, 1000000000, 0 FROM generate_series(1, $1) g;
 SQL
-  "$PG_BIN/pgbench" -n -d naive -c "$WORKERS" -j 2 -T "$DURATION" -D accounts="$1" -f bench/naive.sql 2>/dev/null \
-    | sed -n 's/^tps = \([0-9.]*\).*/\1/p'
+  local before after
+  before=$("$PG_BIN/psql" -Atq -d naive -c "SELECT pg_current_wal_lsn()")
+  "$PG_BIN/pgbench" -n -d naive -c "$WORKERS" -j 2 -T "$DURATION" -D accounts="$1" -f bench/naive.sql \
+    >"$WORK/pgbench.out" 2>/dev/null
+  after=$("$PG_BIN/psql" -Atq -d naive -c "SELECT pg_current_wal_lsn()")
+  # WAL bytes per run (one script execution), as `creditgate bench` reports its own.
+  "$PG_BIN/psql" -Atq -d naive -c "SELECT round(pg_wal_lsn_diff('$after', '$before') / \
+    greatest($(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$WORK/pgbench.out"), 1))" \
+    >"$WORK/naive-wal-$1"
+  sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$WORK/pgbench.out"
 }
 ours() {  # accounts → the bench's JSON line
   "$BIN" bench --address "127.0.0.1:$PORT" --key-file "$KEY_FILE" --data-dir "$WORK/data" --workers "$WORKERS" \
     --accounts "$1" --duration-seconds "$DURATION" --pricing "$PRICING" ${PLANS:+--plans} 2>"$WORK/bench.err" | tee "$WORK/bench.out" >&2
   tail -n 1 "$WORK/bench.out"
 }
-runs_per_second() { python3 -c 'import json,sys; print(round(json.loads(sys.stdin.read())["runs_per_second"], 1))'; }
+runs_per_second() {  # the bench's JSON line → runs/s; keeps its WAL bytes per run in $WORK/ours-wal
+  python3 -c 'import json,sys
+report = json.loads(sys.stdin.read())
+print(round(report["runs_per_second"], 1))
+open(sys.argv[1], "w").write(str(round(report.get("wal_bytes_per_run") or 0)))' "$WORK/ours-wal"
+}
 
 # Each phase starts from a checkpoint with the previous phase's tables vacuumed, so none pays
 # for the WAL or the autovacuum work of the one before.
@@ -69,15 +84,20 @@ checkpoint() {
 }
 echo "== hot: 1 account, $WORKERS workers, ${DURATION}s, pricing $PRICING${PLANS:+, with plans}"
 checkpoint; NAIVE_HOT=$(naive 1)
-checkpoint; OURS_HOT=$(ours 1 | runs_per_second)
+checkpoint; OURS_HOT=$(ours 1 | runs_per_second); OURS_HOT_WAL=$(cat "$WORK/ours-wal")
 echo "== spread: $SPREAD_ACCOUNTS accounts, $WORKERS workers, ${DURATION}s, pricing $PRICING${PLANS:+, with plans}"
 checkpoint; NAIVE_SPREAD=$(naive "$SPREAD_ACCOUNTS")
-checkpoint; OURS_SPREAD=$(ours "$SPREAD_ACCOUNTS" | runs_per_second)
+checkpoint; OURS_SPREAD=$(ours "$SPREAD_ACCOUNTS" | runs_per_second); OURS_SPREAD_WAL=$(cat "$WORK/ours-wal")
 
-python3 - "$NAIVE_HOT" "$OURS_HOT" "$NAIVE_SPREAD" "$OURS_SPREAD" <<'PY'
+python3 - "$NAIVE_HOT" "$OURS_HOT" "$NAIVE_SPREAD" "$OURS_SPREAD" \
+  "$(cat "$WORK/naive-wal-1")" "$OURS_HOT_WAL" "$(cat "$WORK/naive-wal-$SPREAD_ACCOUNTS")" "$OURS_SPREAD_WAL" <<'PY'
 import sys
-naive_hot, ours_hot, naive_spread, ours_spread = map(float, sys.argv[1:])
-print(f"{'':8} {'naive runs/s':>14} {'creditgate runs/s':>18} {'ratio':>7}")
-print(f"{'hot':8} {naive_hot:>14.1f} {ours_hot:>18.1f} {ours_hot / naive_hot:>7.2f}")
-print(f"{'spread':8} {naive_spread:>14.1f} {ours_spread:>18.1f} {ours_spread / naive_spread:>7.2f}")
+naive_hot, ours_hot, naive_spread, ours_spread, naive_hot_wal, ours_hot_wal, naive_spread_wal, ours_spread_wal = map(float, sys.argv[1:])
+print(f"{'':8} {'naive runs/s':>14} {'creditgate runs/s':>18} {'ratio':>7} {'naive WAL B/run':>16} {'creditgate WAL B/run':>21} {'ratio':>7}")
+for name, naive, ours, naive_wal, ours_wal in [
+    ("hot", naive_hot, ours_hot, naive_hot_wal, ours_hot_wal),
+    ("spread", naive_spread, ours_spread, naive_spread_wal, ours_spread_wal),
+]:
+    wal_ratio = ours_wal / naive_wal if naive_wal else float("nan")
+    print(f"{name:8} {naive:>14.1f} {ours:>18.1f} {ours / naive:>7.2f} {naive_wal:>16.0f} {ours_wal:>21.0f} {wal_ratio:>7.2f}")
 PY
