@@ -120,6 +120,14 @@ pub struct MoneySettings {
     /// Most accounts one sweep touches.
     #[arg(long, env = "CREDITGATE_SWEEP_BATCH", default_value_t = 100)]
     pub sweep_batch: i64,
+
+    /// How long before a grant with credits left expires CREDITS_EXPIRING fires, in hours.
+    #[arg(long, env = "CREDITGATE_EXPIRY_WARNING_HOURS", default_value_t = 72)]
+    pub expiry_warning_hours: u32,
+
+    /// How long events are kept for WatchEvents cursors, in days.
+    #[arg(long, env = "CREDITGATE_EVENT_RETENTION_DAYS", default_value_t = 7)]
+    pub event_retention_days: u32,
 }
 
 impl MoneySettings {
@@ -159,6 +167,18 @@ impl MoneySettings {
         )?;
         check_range("--sweep-interval-ms", self.sweep_interval_ms, 10, 3_600_000)?;
         check_range("--sweep-batch", self.sweep_batch, 1, 10_000)?;
+        check_range(
+            "--expiry-warning-hours",
+            self.expiry_warning_hours,
+            1,
+            8_760,
+        )?;
+        check_range(
+            "--event-retention-days",
+            self.event_retention_days,
+            1,
+            3_650,
+        )?;
         Ok(MoneyLimits {
             max_amount,
             default_hold_ttl: chrono::Duration::seconds(i64::from(self.default_hold_ttl_seconds)),
@@ -171,6 +191,8 @@ impl MoneySettings {
             ),
             sweep_interval: Duration::from_millis(self.sweep_interval_ms),
             sweep_batch: self.sweep_batch,
+            expiry_warning: chrono::Duration::hours(i64::from(self.expiry_warning_hours)),
+            event_retention: Duration::from_secs(u64::from(self.event_retention_days) * 86_400),
         })
     }
 }
@@ -196,6 +218,10 @@ pub struct MoneyLimits {
     pub sweep_interval: Duration,
     /// Accounts per sweep.
     pub sweep_batch: i64,
+    /// How long before a grant expires CREDITS_EXPIRING fires.
+    pub expiry_warning: chrono::Duration,
+    /// How long events are kept.
+    pub event_retention: Duration,
 }
 
 impl Default for MoneyLimits {
@@ -210,6 +236,8 @@ impl Default for MoneyLimits {
             idempotency_retention: Duration::from_secs(7 * 86_400),
             sweep_interval: Duration::from_secs(1),
             sweep_batch: 100,
+            expiry_warning: chrono::Duration::hours(72),
+            event_retention: Duration::from_secs(7 * 86_400),
         }
     }
 }

@@ -99,6 +99,7 @@ impl AllowanceState {
             remaining: self.amount,
             reserved: Credits::ZERO,
             external_ref: None,
+            expiry_warned: false,
         }
     }
 }

@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::allowance::{AllowanceGrant, AllowanceState};
+use super::events::LoadedBalance;
 use super::journal::{LedgerAccount, MovementKind, Posting, Refs, movement};
 use super::model::{
     AccountState, AllocationState, GrantState, HoldState, HoldStatus, RefundRecord,
@@ -36,6 +37,12 @@ pub struct AccountBook {
     pub(super) limits: ScopeLimits,
     /// Each loaded hold's status and capture as loaded (usage rollups count what changed).
     pub(super) loaded_holds: BTreeMap<HoldId, (HoldStatus, Credits)>,
+    /// The balance, threshold and grants as loaded (events compare them with the end state).
+    pub(super) loaded: LoadedBalance,
+    /// How long before a grant expires CREDITS_EXPIRING fires; `None`: never (previews).
+    pub(super) expiry_warning: Option<chrono::Duration>,
+    /// Grants warned of their expiry by this book.
+    pub(super) warned: Vec<GrantId>,
 }
 
 impl AccountBook {
@@ -51,6 +58,15 @@ impl AccountBook {
             .iter()
             .map(|hold| (hold.hold_id, (hold.status, hold.captured)))
             .collect();
+        let loaded = LoadedBalance {
+            available: grants
+                .iter()
+                .filter(|grant| grant.effective_at <= now)
+                .map(|grant| grant.remaining)
+                .sum(),
+            threshold: account.low_balance_threshold,
+            grant_ids: grants.iter().map(|grant| grant.grant_id).collect(),
+        };
         AccountBook {
             account,
             grants: grants
@@ -71,7 +87,16 @@ impl AccountBook {
             allowance_grants: Vec::new(),
             limits,
             loaded_holds,
+            loaded,
+            expiry_warning: None,
+            warned: Vec::new(),
         }
+    }
+
+    /// Warns of grants expiring within `horizon` (CREDITS_EXPIRING), once per grant.
+    pub fn with_expiry_warning(mut self, horizon: chrono::Duration) -> Self {
+        self.expiry_warning = Some(horizon);
+        self
     }
 
     /// The account.
@@ -287,6 +312,7 @@ impl AccountBook {
             .filter(|grant| grant.expired_at(self.now) && grant.remaining.is_positive())
             .map(|grant| grant.grant_id)
             .collect();
+        self.warn_expiring();
         for grant_id in expired {
             let grant = self.grant_mut(grant_id);
             let amount = grant.remaining;

@@ -2,6 +2,7 @@
 
 use super::allowance::{AllowanceGrant, AllowanceState};
 use super::book::AccountBook;
+use super::events::EventDraft;
 use super::journal::Posting;
 use super::model::{AccountState, GrantState, HoldState, RefundRecord, SettlementRecord};
 use super::spend_limit::SpendLimitState;
@@ -38,6 +39,8 @@ pub struct Changes {
     pub removed_spend_limits: Vec<SpendLimitId>,
     /// What the account's usage rollups gain, per key.
     pub usage: Vec<(UsageKey, UsageDelta)>,
+    /// The events of these changes, in order.
+    pub events: Vec<EventDraft>,
 }
 
 impl Changes {
@@ -62,6 +65,7 @@ impl AccountBook {
         assert!(postings_sum.is_zero(), "journal postings must sum to zero");
         let (new_spend_limits, spend_limits) = self.changed_limits();
         let usage = self.usage_deltas();
+        let events = self.events();
         Changes {
             account: self.account_changed.then(|| self.account.clone()),
             grants: self
@@ -107,6 +111,7 @@ impl AccountBook {
             spend_limits,
             removed_spend_limits: self.limits.removed,
             usage,
+            events,
         }
     }
 }

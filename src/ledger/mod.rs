@@ -9,6 +9,7 @@ mod balance;
 mod book;
 mod changes;
 mod decline;
+mod events;
 mod journal;
 mod model;
 mod operations;
@@ -26,6 +27,7 @@ pub use balance::{Balance, BucketBalance};
 pub use book::AccountBook;
 pub use changes::Changes;
 pub use decline::Decline;
+pub use events::{EventDraft, EventType};
 pub use journal::{LedgerAccount, MovementKind, Posting};
 pub use model::{
     AccountState, AccountStatus, AllocationState, GrantSource, GrantState, HoldMeta, HoldState,

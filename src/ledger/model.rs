@@ -108,6 +108,8 @@ pub struct AccountState {
     pub debt: Credits,
     /// Entitlements (e.g. `pro`) that gate models.
     pub entitlements: Vec<String>,
+    /// Available credits below which BALANCE_LOW fires; `None`: never.
+    pub low_balance_threshold: Option<Credits>,
 }
 
 /// A grant (bucket) of credits.
@@ -133,6 +135,8 @@ pub struct GrantState {
     pub reserved: Credits,
     /// The payment reference, unique per account.
     pub external_ref: Option<String>,
+    /// Whether CREDITS_EXPIRING has fired for it.
+    pub expiry_warned: bool,
 }
 
 impl GrantState {

@@ -254,6 +254,7 @@ pub async fn grant(
             remaining: command.amount,
             reserved: Credits::ZERO,
             external_ref: command.external_ref.clone(),
+            expiry_warned: false,
         };
         let debt_before = book.account().debt;
         let grant_id = grant.grant_id;

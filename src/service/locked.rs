@@ -232,6 +232,7 @@ pub async fn sweep_account(context: &Context, key: AccountKey) -> Result<bool, S
     let target = LockTarget {
         accounts: vec![key],
         skip_locked: true,
+        expiry_warning: Some(context.limits.expiry_warning),
         ..LockTarget::default()
     };
     let Some((locked, mut loaded)) = LockedBooks::lock(

@@ -8,6 +8,7 @@ mod combiner;
 pub mod context;
 pub mod demo;
 pub mod error;
+pub mod events;
 pub mod holds;
 pub mod idempotency;
 mod locked;

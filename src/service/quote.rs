@@ -238,6 +238,7 @@ mod tests {
                 .filter(|(_, held)| *held)
                 .map(|(entitlement, _)| (*entitlement).to_owned())
                 .collect(),
+            low_balance_threshold: None,
         };
         let mut grants = Vec::new();
         let mut holds = Vec::new();
@@ -255,6 +256,7 @@ mod tests {
                 remaining: cents(shape.remaining),
                 reserved: cents(shape.reserved),
                 external_ref: None,
+                expiry_warned: false,
             });
             if shape.reserved > 0 {
                 let ttl = if shape.hold_due { -1 } else { 1 };

@@ -7,7 +7,7 @@ use tokio::sync::watch;
 
 use super::locked::sweep_account;
 use super::{Context, ServiceError};
-use crate::store::{StoreError, accounts, idempotency};
+use crate::store::{StoreError, accounts, events, idempotency};
 
 /// Records deleted per pruning statement.
 const PRUNE_BATCH: i64 = 1_000;
@@ -19,19 +19,31 @@ pub struct SweepReport {
     pub accounts_swept: usize,
     /// Idempotency records deleted.
     pub records_pruned: u64,
+    /// Events deleted (older than the retention).
+    pub events_pruned: u64,
 }
 
 /// One sweep: up to the batch size of accounts, then one pruning batch.
 pub async fn sweep_once(context: &Context) -> Result<SweepReport, ServiceError> {
     let client = context.pool.get().await.map_err(StoreError::from)?;
-    let due = accounts::accounts_to_sweep(&client, context.clock.now(), context.limits.sweep_batch)
-        .await?;
+    let now = context.clock.now();
+    let due = accounts::accounts_to_sweep(
+        &client,
+        now,
+        now + context.limits.expiry_warning,
+        context.limits.sweep_batch,
+    )
+    .await?;
     let records_pruned =
         idempotency::prune(&client, context.limits.idempotency_retention, PRUNE_BATCH).await?;
+    let retention = chrono::Duration::from_std(context.limits.event_retention)
+        .unwrap_or(chrono::Duration::days(7));
+    let events_pruned = events::prune(&client, now - retention, PRUNE_BATCH).await?;
     drop(client);
     let mut report = SweepReport {
         accounts_swept: 0,
         records_pruned,
+        events_pruned,
     };
     for key in due {
         let account_id = key.account;
@@ -51,10 +63,15 @@ pub async fn sweep_once(context: &Context) -> Result<SweepReport, ServiceError> 
 pub async fn run(context: Context, interval: Duration, mut shutdown: watch::Receiver<bool>) {
     loop {
         match sweep_once(&context).await {
-            Ok(report) if report.accounts_swept > 0 || report.records_pruned > 0 => {
+            Ok(report)
+                if report.accounts_swept > 0
+                    || report.records_pruned > 0
+                    || report.events_pruned > 0 =>
+            {
                 tracing::info!(
                     accounts = report.accounts_swept,
                     records = report.records_pruned,
+                    events = report.events_pruned,
                     "swept"
                 );
             }

@@ -269,7 +269,7 @@ pub async fn snapshot_book(
         .await?;
     let Some(account) = transaction
         .query_opt(
-            "SELECT account_id, status, settle_policy, debt, entitlements FROM accounts WHERE account_id = $1 AND tenant_id = $2",
+            "SELECT account_id, status, settle_policy, debt, entitlements, low_balance_threshold FROM accounts WHERE account_id = $1 AND tenant_id = $2",
             &[&account_id, &tenant_id],
         )
         .await?
@@ -373,6 +373,7 @@ async fn plans(
 pub async fn accounts_to_sweep(
     client: &impl GenericClient,
     now: DateTime<Utc>,
+    warn_until: DateTime<Utc>,
     limit: i64,
 ) -> Result<Vec<AccountKey>, StoreError> {
     let rows = client
@@ -380,8 +381,11 @@ pub async fn accounts_to_sweep(
             "SELECT DISTINCT a.tenant_id, a.account_id FROM accounts a WHERE a.account_id IN (
                 (SELECT account_id FROM holds WHERE status = 'ACTIVE' AND expires_at <= $1 ORDER BY expires_at LIMIT $2)
                 UNION
-                (SELECT account_id FROM grants WHERE live AND remaining > 0 AND expires_at <= $1 ORDER BY expires_at LIMIT $2))",
-            &[&now, &limit],
+                (SELECT account_id FROM grants WHERE live AND remaining > 0 AND expires_at <= $1 ORDER BY expires_at LIMIT $2)
+                UNION
+                (SELECT account_id FROM grants WHERE live AND NOT expiry_warned AND expires_at IS NOT NULL
+                   AND expires_at > $1 AND expires_at <= $3 ORDER BY expires_at LIMIT $2))",
+            &[&now, &limit, &warn_until],
         )
         .await?;
     Ok(rows

@@ -52,6 +52,8 @@ pub struct LockTarget {
     /// Skip an account (leave it out of the books) instead of waiting when another
     /// transaction holds its lock.
     pub skip_locked: bool,
+    /// How long before a grant expires its books warn (CREDITS_EXPIRING); `None`: never.
+    pub expiry_warning: Option<chrono::Duration>,
 }
 
 /// One locked account's state.
@@ -132,7 +134,7 @@ impl LockedBooks {
             return Ok(None);
         }
         locked.accounts = rows.accounts.len();
-        let loaded = rows.into_loaded(locked.now, &target.scope_usage)?;
+        let loaded = rows.into_loaded(locked.now, target)?;
         Ok(Some((locked, loaded)))
     }
 

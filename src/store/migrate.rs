@@ -63,6 +63,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "usage_history",
         sql: include_str!("../../migrations/0009_usage_history.sql"),
     },
+    Migration {
+        version: 10,
+        name: "events",
+        sql: include_str!("../../migrations/0010_events.sql"),
+    },
 ];
 
 fn checksum(sql: &str) -> String {

@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod book;
 pub mod catalog;
 pub mod cluster;
+pub mod events;
 pub mod footprint;
 pub mod idempotency;
 pub mod migrate;

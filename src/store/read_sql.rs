@@ -28,7 +28,7 @@ pub(super) const REFUNDS_BY_ID: &str = "SELECT refund_id FROM refunds WHERE refu
 pub(super) const CLOCK: &str = "SELECT clock_timestamp()";
 
 /// Locks the accounts asked for (`$1` tenants, `$2` accounts), in account id order.
-pub(super) const LOCK_ACCOUNTS: &str = "SELECT a.tenant_id, a.account_id, a.status, a.settle_policy, a.debt, a.entitlements \
+pub(super) const LOCK_ACCOUNTS: &str = "SELECT a.tenant_id, a.account_id, a.status, a.settle_policy, a.debt, a.entitlements, a.low_balance_threshold \
      FROM accounts a JOIN unnest($1::uuid[], $2::uuid[]) AS t(tenant_id, account_id) \
      ON a.account_id = t.account_id AND a.tenant_id = t.tenant_id ORDER BY a.account_id FOR UPDATE OF a";
 

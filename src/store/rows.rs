@@ -13,7 +13,7 @@ use crate::ledger::{
 use crate::money::Credits;
 
 /// Columns of `grants` read by [`grant`].
-pub const GRANT_COLUMNS: &str = "grant_id, source, priority, effective_at, expires_at, created_at, amount, remaining, reserved, external_ref";
+pub const GRANT_COLUMNS: &str = "grant_id, source, priority, effective_at, expires_at, created_at, amount, remaining, reserved, external_ref, expiry_warned";
 /// Columns of `holds` read by [`hold`].
 pub const HOLD_COLUMNS: &str = "hold_id, status, amount, captured, expires_at, partial_captures, late_settled, \
      created_at, resolved_at, authorize_key, catalog_version, quote_id, quote_token, task_type, tool, model, project, run_id, \
@@ -52,6 +52,9 @@ pub fn account_state(row: &Row) -> Result<AccountState, StoreError> {
         )?,
         debt: credits(row, "debt"),
         entitlements: row.get("entitlements"),
+        low_balance_threshold: row
+            .get::<_, Option<Decimal>>("low_balance_threshold")
+            .map(Credits::from_decimal),
     })
 }
 
@@ -68,6 +71,7 @@ pub fn grant(row: &Row) -> Result<GrantState, StoreError> {
         remaining: credits(row, "remaining"),
         reserved: credits(row, "reserved"),
         external_ref: row.get("external_ref"),
+        expiry_warned: row.get("expiry_warned"),
     })
 }
 

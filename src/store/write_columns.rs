@@ -34,6 +34,7 @@ write_table! {
         created_at: DateTime<Utc> = "timestamptz",
         tenant_id: TenantId = "uuid",
         account_id: AccountId = "uuid",
+        #[updated] expiry_warned: bool = "bool",
     }
 }
 
@@ -241,5 +242,18 @@ write_table! {
         #[added] captured: Decimal = "numeric",
         #[added] refunded: Decimal = "numeric",
         #[latest] last_run_at: Option<DateTime<Utc>> = "timestamptz",
+    }
+}
+
+write_table! {
+    /// Events, stamped with the transaction's time; `tx` is filled in by the database. `seq`
+    /// numbers them in the transaction, in the order their changes were pushed.
+    EventColumns stamped created_at {
+        seq: i32 = "int4",
+        event_id: Uuid = "uuid",
+        tenant_id: TenantId = "uuid",
+        account_id: AccountId = "uuid",
+        event_type: &'static str = "text",
+        attributes: serde_json::Value = "jsonb",
     }
 }

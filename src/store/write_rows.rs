@@ -3,14 +3,14 @@
 use uuid::Uuid;
 
 use super::write_columns::{
-    AccountColumns, AllocationColumns, AllowanceColumns, AllowanceGrantColumns, GrantColumns,
-    HoldColumns, JournalColumns, LimitColumns, NewHoldColumns, NewLimitColumns, PartColumns,
-    RefundColumns, RemovedLimitColumns, SettlementColumns, UsageColumns,
+    AccountColumns, AllocationColumns, AllowanceColumns, AllowanceGrantColumns, EventColumns,
+    GrantColumns, HoldColumns, JournalColumns, LimitColumns, NewHoldColumns, NewLimitColumns,
+    PartColumns, RefundColumns, RemovedLimitColumns, SettlementColumns, UsageColumns,
 };
 use crate::ids::{AccountId, SpendLimitId, TenantId};
 use crate::ledger::{
-    AccountState, AllowanceGrant, AllowanceState, GrantState, HoldState, Posting, RefundRecord,
-    SettlementRecord, SpendLimitState, UsageDelta, UsageKey,
+    AccountState, AllowanceGrant, AllowanceState, EventDraft, GrantState, HoldState, Posting,
+    RefundRecord, SettlementRecord, SpendLimitState, UsageDelta, UsageKey,
 };
 
 impl AccountColumns {
@@ -36,6 +36,7 @@ impl GrantColumns {
         self.expires_at.push(grant.expires_at);
         self.external_ref.push(grant.external_ref.clone());
         self.created_at.push(grant.created_at);
+        self.expiry_warned.push(grant.expiry_warned);
     }
 }
 
@@ -351,6 +352,7 @@ mod tests {
                 settle_policy: SettlePolicy::Debt,
                 debt: Credits::ZERO,
                 entitlements: Vec::new(),
+                low_balance_threshold: None,
             }),
             ..Changes::default()
         };
@@ -367,5 +369,34 @@ mod tests {
             changes.account.as_ref().unwrap_or_else(|| unreachable!()),
         );
         assert_eq!(accounts.params(&now).len(), 3);
+    }
+}
+
+impl EventColumns {
+    /// An account's events, numbered after those already pushed.
+    pub(super) fn push(
+        &mut self,
+        tenant_id: TenantId,
+        account_id: AccountId,
+        events: &[EventDraft],
+    ) {
+        for event in events {
+            // A transaction holds a bounded number of operations, each a few events.
+            let seq = i32::try_from(self.seq.len()).unwrap_or(i32::MAX);
+            self.seq.push(seq);
+            self.event_id.push(Uuid::now_v7());
+            self.tenant_id.push(tenant_id);
+            self.account_id.push(account_id);
+            self.event_type.push(event.event_type.as_str());
+            self.attributes.push(serde_json::Value::Object(
+                event
+                    .attributes
+                    .iter()
+                    .map(|(name, value)| {
+                        ((*name).to_owned(), serde_json::Value::String(value.clone()))
+                    })
+                    .collect(),
+            ));
+        }
     }
 }

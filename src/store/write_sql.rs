@@ -6,9 +6,9 @@
 use std::sync::LazyLock;
 
 use super::write_columns::{
-    AccountColumns, AllocationColumns, AllowanceColumns, AllowanceGrantColumns, GrantColumns,
-    HoldColumns, JournalColumns, LimitColumns, NewHoldColumns, NewLimitColumns, PartColumns,
-    RefundColumns, RemovedLimitColumns, SettlementColumns, UsageColumns,
+    AccountColumns, AllocationColumns, AllowanceColumns, AllowanceGrantColumns, EventColumns,
+    GrantColumns, HoldColumns, JournalColumns, LimitColumns, NewHoldColumns, NewLimitColumns,
+    PartColumns, RefundColumns, RemovedLimitColumns, SettlementColumns, UsageColumns,
 };
 use super::write_table::{Role, Table};
 
@@ -64,11 +64,15 @@ pub(super) static DELETE_SPEND_LIMITS: Sql =
 pub(super) static UPSERT_USAGE: Sql =
     LazyLock::new(|| insert("usage_rollups", &UsageColumns::TABLE));
 
+/// Events: inserted only by transactions that have some (a trigger notifies listeners).
+pub(super) static INSERT_EVENTS: Sql =
+    LazyLock::new(|| insert_stamped("events", "e", &EventColumns::TABLE));
+
 pub(super) static INSERT_JOURNAL: Sql =
     LazyLock::new(|| insert_stamped("journal_entries", "j", &JournalColumns::TABLE));
 
 /// Every statement a commit may send, to prepare before the lock is taken.
-pub(super) fn all_statements() -> [&'static str; 15] {
+pub(super) fn all_statements() -> [&'static str; 16] {
     [
         &UPDATE_ACCOUNTS,
         &UPSERT_GRANTS,
@@ -85,6 +89,7 @@ pub(super) fn all_statements() -> [&'static str; 15] {
         &UPDATE_SPEND_LIMITS,
         &UPSERT_USAGE,
         &INSERT_JOURNAL,
+        &INSERT_EVENTS,
     ]
     .map(|sql| sql.as_str())
 }

@@ -7,14 +7,15 @@ use rust_decimal::Decimal;
 use tokio_postgres::types::ToSql;
 
 use super::write_columns::{
-    AccountColumns, AllocationColumns, AllowanceColumns, AllowanceGrantColumns, GrantColumns,
-    HoldColumns, JournalColumns, LimitColumns, NewHoldColumns, NewLimitColumns, PartColumns,
-    RefundColumns, RemovedLimitColumns, SettlementColumns, UsageColumns,
+    AccountColumns, AllocationColumns, AllowanceColumns, AllowanceGrantColumns, EventColumns,
+    GrantColumns, HoldColumns, JournalColumns, LimitColumns, NewHoldColumns, NewLimitColumns,
+    PartColumns, RefundColumns, RemovedLimitColumns, SettlementColumns, UsageColumns,
 };
 use super::write_sql::{
-    DELETE_SPEND_LIMITS, INSERT_ALLOWANCE_GRANTS, INSERT_HOLDS, INSERT_JOURNAL, INSERT_REFUNDS,
-    INSERT_SPEND_LIMITS, UPDATE_ACCOUNTS, UPDATE_HOLDS, UPDATE_SPEND_LIMITS, UPSERT_ALLOCATIONS,
-    UPSERT_ALLOWANCES, UPSERT_GRANTS, UPSERT_PARTS, UPSERT_SETTLEMENTS, UPSERT_USAGE,
+    DELETE_SPEND_LIMITS, INSERT_ALLOWANCE_GRANTS, INSERT_EVENTS, INSERT_HOLDS, INSERT_JOURNAL,
+    INSERT_REFUNDS, INSERT_SPEND_LIMITS, UPDATE_ACCOUNTS, UPDATE_HOLDS, UPDATE_SPEND_LIMITS,
+    UPSERT_ALLOCATIONS, UPSERT_ALLOWANCES, UPSERT_GRANTS, UPSERT_PARTS, UPSERT_SETTLEMENTS,
+    UPSERT_USAGE,
 };
 use super::write_table::WriteRows;
 use crate::ids::{AccountId, TenantId};
@@ -42,6 +43,7 @@ pub struct Writes {
     removed_limits: RemovedLimitColumns,
     usage: UsageColumns,
     journal: JournalColumns,
+    events: EventColumns,
 }
 
 impl Writes {
@@ -97,11 +99,12 @@ impl Writes {
             self.usage.push(account_id, key, delta);
         }
         self.journal.push(tenant_id, account_id, &changes.postings);
+        self.events.push(tenant_id, account_id, &changes.events);
     }
 
     /// The statements to send, with their parameters, skipping tables with nothing to write.
     pub fn statements(&self) -> Vec<Statement<'_>> {
-        let tables: [(&'static str, &dyn WriteRows); 15] = [
+        let tables: [(&'static str, &dyn WriteRows); 16] = [
             (UPDATE_ACCOUNTS.as_str(), &self.accounts),
             (UPSERT_GRANTS.as_str(), &self.grants),
             (INSERT_HOLDS.as_str(), &self.new_holds),
@@ -119,6 +122,7 @@ impl Writes {
             (UPDATE_SPEND_LIMITS.as_str(), &self.limits),
             (UPSERT_USAGE.as_str(), &self.usage),
             (INSERT_JOURNAL.as_str(), &self.journal),
+            (INSERT_EVENTS.as_str(), &self.events),
         ];
         tables
             .into_iter()

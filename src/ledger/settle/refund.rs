@@ -153,6 +153,7 @@ impl AccountBook {
                 remaining: amount,
                 reserved: Credits::ZERO,
                 external_ref: None,
+                expiry_warned: false,
             },
         );
         self.changed_grants.insert(grant_id);

@@ -46,6 +46,7 @@ fn account(policy: SettlePolicy) -> AccountState {
         settle_policy: policy,
         debt: Credits::ZERO,
         entitlements: Vec::new(),
+        low_balance_threshold: None,
     }
 }
 
@@ -66,6 +67,7 @@ fn grant_of(
         remaining: amount,
         reserved: Credits::ZERO,
         external_ref: None,
+        expiry_warned: false,
     }
 }
 

@@ -73,7 +73,8 @@ pub(super) async fn attempt(context: &Context, group: &Group) -> Attempt {
 /// Locks the group's accounts and loads what its operations need; when that fails, what the
 /// attempt came to.
 async fn lock_group(context: &Context, group: &Group) -> Result<(LockedBooks, Loaded), Attempt> {
-    let target = lock_target(group);
+    let mut target = lock_target(group);
+    target.expiry_warning = Some(context.limits.expiry_warning);
     match LockedBooks::lock(
         &context.pool,
         &target,

@@ -7,7 +7,7 @@ use tokio_postgres::Row;
 use uuid::Uuid;
 
 use super::reads::ReadRows;
-use super::{Loaded, LoadedAccount};
+use super::{Loaded, LoadedAccount, LockTarget};
 use crate::ids::{AccountId, AccountKey, SettlementId, TenantId};
 use rust_decimal::Decimal;
 
@@ -24,8 +24,9 @@ impl ReadRows {
     pub(super) fn into_loaded(
         self,
         now: DateTime<Utc>,
-        usage_asked: &[(AccountId, SpendScope)],
+        target: &LockTarget,
     ) -> Result<Loaded, StoreError> {
+        let usage_asked = &target.scope_usage;
         let states = account_states(&self.accounts)?;
         let records = records_by_key(&self.records);
         let mut grants = grants_by_account(&self.grants)?;
@@ -40,7 +41,7 @@ impl ReadRows {
             .into_iter()
             .map(|(tenant, state)| {
                 let account = state.account_id;
-                let book = AccountBook::new(
+                let mut book = AccountBook::new(
                     state,
                     grants.remove(&account).unwrap_or_default(),
                     holds.remove(&account).unwrap_or_default(),
@@ -51,6 +52,9 @@ impl ReadRows {
                     limits.remove(&account).unwrap_or_default(),
                     usage.remove(&account).unwrap_or_default(),
                 );
+                if let Some(horizon) = target.expiry_warning {
+                    book = book.with_expiry_warning(horizon);
+                }
                 let settlements = settlements.remove(&account).unwrap_or_default();
                 let key = AccountKey { tenant, account };
                 (key, LoadedAccount { book, settlements })

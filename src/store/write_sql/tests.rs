@@ -7,11 +7,12 @@ const UPDATE_ACCOUNTS_TEXT: &str = "UPDATE accounts a SET debt = v.debt, updated
      FROM unnest($1::uuid[], $2::numeric[]) AS v(account_id, debt) WHERE a.account_id = v.account_id";
 
 const UPSERT_GRANTS_TEXT: &str = "INSERT INTO grants (grant_id, source, priority, amount, remaining, reserved, \
-     effective_at, expires_at, external_ref, created_at, tenant_id, account_id) \
+     effective_at, expires_at, external_ref, created_at, tenant_id, account_id, expiry_warned) \
      SELECT * FROM unnest($1::uuid[], $2::text[], $3::int4[], $4::numeric[], \
      $5::numeric[], $6::numeric[], $7::timestamptz[], $8::timestamptz[], $9::text[], $10::timestamptz[], \
-     $11::uuid[], $12::uuid[]) \
-     ON CONFLICT (grant_id) DO UPDATE SET remaining = EXCLUDED.remaining, reserved = EXCLUDED.reserved";
+     $11::uuid[], $12::uuid[], $13::bool[]) \
+     ON CONFLICT (grant_id) DO UPDATE SET remaining = EXCLUDED.remaining, reserved = EXCLUDED.reserved, \
+     expiry_warned = EXCLUDED.expiry_warned";
 
 const INSERT_HOLDS_TEXT: &str = "INSERT INTO holds (hold_id, status, amount, captured, expires_at, \
      partial_captures, late_settled, authorize_key, catalog_version, quote_id, task_type, tool, model, project, \
@@ -73,6 +74,10 @@ const UPSERT_USAGE_TEXT: &str = "INSERT INTO usage_rollups (account_id, day, tas
      refunded = usage_rollups.refunded + EXCLUDED.refunded, \
      last_run_at = greatest(usage_rollups.last_run_at, EXCLUDED.last_run_at)";
 
+const INSERT_EVENTS_TEXT: &str = "INSERT INTO events (seq, event_id, tenant_id, account_id, event_type, attributes, \
+     created_at) SELECT e.*, $7::timestamptz FROM unnest($1::int4[], $2::uuid[], $3::uuid[], $4::uuid[], \
+     $5::text[], $6::jsonb[]) AS e";
+
 #[test]
 fn generated_statements_are_the_written_ones() {
     let pairs = [
@@ -88,6 +93,7 @@ fn generated_statements_are_the_written_ones() {
         (&DELETE_SPEND_LIMITS, DELETE_SPEND_LIMITS_TEXT),
         (&INSERT_ALLOWANCE_GRANTS, INSERT_ALLOWANCE_GRANTS_TEXT),
         (&UPSERT_USAGE, UPSERT_USAGE_TEXT),
+        (&INSERT_EVENTS, INSERT_EVENTS_TEXT),
     ];
     for (generated, written) in pairs {
         assert_eq!(generated.as_str(), written);
@@ -100,5 +106,6 @@ fn every_statement_is_prepared() {
     assert_eq!(all[0], UPDATE_ACCOUNTS_TEXT);
     assert_eq!(all[13], UPSERT_USAGE_TEXT);
     assert_eq!(all[14], INSERT_JOURNAL_TEXT);
-    assert_eq!(all.len(), 15);
+    assert_eq!(all[15], INSERT_EVENTS_TEXT);
+    assert_eq!(all.len(), 16);
 }

@@ -64,6 +64,7 @@ fn grant_step(
         remaining: *amount,
         reserved: Credits::ZERO,
         external_ref: None,
+        expiry_warned: false,
     };
     let debt_before = book.account.debt;
     book.grant(grant);
