@@ -76,12 +76,13 @@ fn code(reason: Reason) -> Code {
         | Reason::RefundExceedsCapture
         | Reason::PartialCaptureLimit
         | Reason::NoActiveCatalog
-        | Reason::SpendLimitReached => Code::FailedPrecondition,
+        | Reason::SpendLimitReached
+        | Reason::CursorExpired => Code::FailedPrecondition,
         Reason::EntitlementRequired | Reason::ScopeMissing => Code::PermissionDenied,
         Reason::IdempotencyKeyReused | Reason::AlreadyExists => Code::AlreadyExists,
         Reason::TooManyStreams | Reason::StreamStalled => Code::ResourceExhausted,
         Reason::NotImplemented => Code::Unimplemented,
-        Reason::Unavailable => Code::Unavailable,
+        Reason::Unavailable | Reason::ServerDraining => Code::Unavailable,
         Reason::Internal => Code::Internal,
     }
 }

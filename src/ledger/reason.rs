@@ -82,6 +82,10 @@ reasons!(
         TooManyStreams => "TOO_MANY_STREAMS",
         /// The client took nothing from its stream for too long; the stream was ended.
         StreamStalled => "STREAM_STALLED",
+        /// Events after the cursor were removed by retention; resume from the oldest kept.
+        CursorExpired => "CURSOR_EXPIRED",
+        /// The server is shutting down; reconnect (to another replica) and resume.
+        ServerDraining => "SERVER_DRAINING",
         /// The RPC is not served by this version.
         NotImplemented => "NOT_IMPLEMENTED",
         /// The database is unavailable.
