@@ -22,7 +22,7 @@ use crate::proto::v1::account_service_server::AccountServiceServer;
 use crate::proto::v1::catalog_service_server::CatalogServiceServer;
 use crate::proto::v1::credit_service_server::CreditServiceServer;
 use crate::service::access::Authenticator;
-use crate::service::{Context, sweeper};
+use crate::service::{Context, events, sweeper};
 use crate::store::cluster::{self, ClusterOptions, PrivateCluster};
 use crate::store::{connect_pool, migrate};
 
@@ -35,6 +35,8 @@ pub struct Database {
     pub cluster: Option<PrivateCluster>,
     /// The private cluster's data folder.
     pub data_dir: Option<PathBuf>,
+    /// How to open a connection of one's own (the event reader's LISTEN).
+    pub config: tokio_postgres::Config,
 }
 
 impl Database {
@@ -69,11 +71,12 @@ pub async fn open_database(settings: &DatabaseSettings) -> anyhow::Result<Databa
             (config, Some(cluster), Some(data_dir))
         }
     };
-    let pool = connect_pool(config, limits)?;
+    let pool = connect_pool(config.clone(), limits)?;
     let database = Database {
         pool,
         cluster,
         data_dir,
+        config,
     };
     let applied = async {
         let mut client = database.pool.get().await?;
@@ -114,8 +117,23 @@ pub async fn serve(
     let sweeper = tokio::spawn(sweeper::run(
         context.clone(),
         context.limits.sweep_interval,
-        sweeper_stopped,
+        sweeper_stopped.clone(),
     ));
+    events::hub::start(&context).await?;
+    let reader = tokio::spawn(events::hub::run(context.clone(), sweeper_stopped.clone()));
+    let listener_task = context.listen.clone().map(|config| {
+        tokio::spawn(events::hub::listen(
+            config,
+            Arc::clone(&context.events),
+            sweeper_stopped,
+        ))
+    });
+    let hub = Arc::clone(&context.events);
+    // Event streams never end by themselves: end them first, or the drain would wait forever.
+    let shutdown = async move {
+        shutdown.await;
+        hub.drain();
+    };
     let authenticator = Arc::new(Authenticator::new(
         pool.clone(),
         Duration::from_secs(settings.key_cache_seconds),
@@ -157,6 +175,10 @@ pub async fn serve(
         .await?;
     let _ = stop_sweeper.send(true);
     let _ = sweeper.await;
+    let _ = reader.await;
+    if let Some(task) = listener_task {
+        let _ = task.await;
+    }
     Ok(())
 }
 

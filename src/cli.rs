@@ -305,7 +305,8 @@ async fn run_serve(database: &DatabaseSettings, serve: &ServeSettings) -> anyhow
         let address = listener.local_addr()?;
         println!("creditgate listening on {address}");
         tracing::info!(%address, "serving grpc");
-        let context = app::context(database.pool.clone(), serve)?;
+        let mut context = app::context(database.pool.clone(), serve)?;
+        context.listen = Some(database.config.clone());
         app::serve(listener, context, serve, app::shutdown_signal()).await
     }
     .await;

@@ -128,6 +128,22 @@ pub struct MoneySettings {
     /// How long events are kept for WatchEvents cursors, in days.
     #[arg(long, env = "CREDITGATE_EVENT_RETENTION_DAYS", default_value_t = 7)]
     pub event_retention_days: u32,
+
+    /// Longest a committed event waits for WatchEvents when its notification is lost, in ms.
+    #[arg(long, env = "CREDITGATE_EVENT_POLL_MS", default_value_t = 1_000)]
+    pub event_poll_ms: u64,
+
+    /// Most WatchEvents streams one tenant may hold open on one server.
+    #[arg(
+        long,
+        env = "CREDITGATE_WATCH_STREAMS_PER_TENANT",
+        default_value_t = 64
+    )]
+    pub watch_streams_per_tenant: usize,
+
+    /// Events buffered per WatchEvents stream; a consumer that lets it fill is disconnected.
+    #[arg(long, env = "CREDITGATE_WATCH_BUFFER", default_value_t = 1_024)]
+    pub watch_buffer: usize,
 }
 
 impl MoneySettings {
@@ -179,6 +195,14 @@ impl MoneySettings {
             1,
             3_650,
         )?;
+        check_range("--event-poll-ms", self.event_poll_ms, 10, 60_000)?;
+        check_range(
+            "--watch-streams-per-tenant",
+            self.watch_streams_per_tenant,
+            1,
+            10_000,
+        )?;
+        check_range("--watch-buffer", self.watch_buffer, 16, 100_000)?;
         Ok(MoneyLimits {
             max_amount,
             default_hold_ttl: chrono::Duration::seconds(i64::from(self.default_hold_ttl_seconds)),
@@ -193,6 +217,9 @@ impl MoneySettings {
             sweep_batch: self.sweep_batch,
             expiry_warning: chrono::Duration::hours(i64::from(self.expiry_warning_hours)),
             event_retention: Duration::from_secs(u64::from(self.event_retention_days) * 86_400),
+            event_poll_interval: Duration::from_millis(self.event_poll_ms),
+            watch_streams_per_tenant: self.watch_streams_per_tenant,
+            watch_buffer: self.watch_buffer,
         })
     }
 }
@@ -222,6 +249,12 @@ pub struct MoneyLimits {
     pub expiry_warning: chrono::Duration,
     /// How long events are kept.
     pub event_retention: Duration,
+    /// Longest the event reader sleeps without a notification.
+    pub event_poll_interval: Duration,
+    /// Most WatchEvents streams per tenant per server.
+    pub watch_streams_per_tenant: usize,
+    /// Events buffered per WatchEvents stream.
+    pub watch_buffer: usize,
 }
 
 impl Default for MoneyLimits {
@@ -238,6 +271,9 @@ impl Default for MoneyLimits {
             sweep_batch: 100,
             expiry_warning: chrono::Duration::hours(72),
             event_retention: Duration::from_secs(7 * 86_400),
+            event_poll_interval: Duration::from_secs(1),
+            watch_streams_per_tenant: 64,
+            watch_buffer: 1_024,
         }
     }
 }

@@ -60,6 +60,9 @@ pub struct EventPage {
     /// Everything before this position that this read could return was returned (when the
     /// page was not full): the reader may go on from here.
     pub horizon: Position,
+    /// Committed events wait at or above the horizon (for older transactions to end): read
+    /// again soon, as their commit's notification has already been sent.
+    pub pending: bool,
 }
 
 const EVENT_COLUMNS: &str = "tx::text::int8 AS tx, seq, event_id, tenant_id, account_id, \
@@ -120,7 +123,8 @@ pub async fn read_after(
 ) -> Result<EventPage, StoreError> {
     let sql = format!(
         "WITH h AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin) \
-         SELECT h.xmin::text::int8 AS horizon, e.* FROM h LEFT JOIN LATERAL ( \
+         SELECT h.xmin::text::int8 AS horizon, \
+           EXISTS (SELECT 1 FROM events WHERE tx >= h.xmin) AS pending, e.* FROM h LEFT JOIN LATERAL ( \
            SELECT {EVENT_COLUMNS} FROM events \
            WHERE (tx, seq) > ({}, $2) AND tx < h.xmin ORDER BY tx, seq LIMIT $3) e ON true",
         xid(1)
@@ -133,6 +137,7 @@ fn page(rows: &[Row], after: Position, limit: i64) -> Result<EventPage, StoreErr
     let horizon = rows
         .first()
         .map_or(after, |row| Position::before_tx(row.get("horizon")));
+    let pending = rows.first().is_some_and(|row| row.get("pending"));
     let events = rows
         .iter()
         .filter(|row| row.get::<_, Option<i64>>("tx").is_some())
@@ -143,7 +148,11 @@ fn page(rows: &[Row], after: Position, limit: i64) -> Result<EventPage, StoreErr
         Some(last) if full => last.position,
         _ => horizon.max(after),
     };
-    Ok(EventPage { events, horizon })
+    Ok(EventPage {
+        events,
+        horizon,
+        pending,
+    })
 }
 
 /// What a tenant's watcher asks for.
