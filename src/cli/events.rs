@@ -85,14 +85,12 @@ pub(super) async fn run(command: EventsCommand) -> anyhow::Result<()> {
                     Ok(id) => (Some(id), None),
                     Err(_) => (None, Some(account.as_str())),
                 };
-                let found = crate::store::accounts::find_account(
-                    &client,
-                    tenant.tenant_id,
-                    id,
-                    external,
-                )
-                .await?
-                .with_context(|| format!("no account {account} for tenant {}", tenant.name))?;
+                let found =
+                    crate::store::accounts::find_account(&client, tenant.tenant_id, id, external)
+                        .await?
+                        .with_context(|| {
+                            format!("no account {account} for tenant {}", tenant.name)
+                        })?;
                 Some(found.account_id)
             }
         };

@@ -6,10 +6,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::broadcast::error::RecvError;
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 
 use super::cursor;
-use super::hub::EventHub;
+use super::hub::{Batch, EventHub};
 use crate::ids::{AccountId, TenantId};
 use crate::ledger::{EventType, Reason};
 use crate::service::access::Caller;
@@ -141,6 +141,9 @@ pub async fn watch(
                  or retry later"
             ),
         })?;
+    // Subscribed before the call is answered: "from now" is the moment the client is told the
+    // stream is open.
+    let subscription = context.events.subscribe().ok_or_else(draining)?;
     let (sender, events) = mpsc::channel(context.limits.watch_buffer);
     let end = Arc::new(Mutex::new(Some(draining())));
     let ended = Arc::clone(&end);
@@ -151,7 +154,15 @@ pub async fn watch(
     };
     tokio::spawn(async move {
         let _permit = permit;
-        let outcome = follow(&context, tenant_id, &filter, request.cursor, &sender).await;
+        let outcome = follow(
+            &context,
+            tenant_id,
+            &filter,
+            request.cursor,
+            subscription,
+            &sender,
+        )
+        .await;
         if let (Err(error), Ok(mut slot)) = (outcome, ended.lock()) {
             *slot = Some(error);
         }
@@ -165,12 +176,14 @@ async fn follow(
     tenant_id: TenantId,
     filter: &EventFilter,
     cursor: Option<Position>,
+    first: (Position, broadcast::Receiver<Arc<Batch>>),
     sender: &mpsc::Sender<StoredEvent>,
 ) -> Result<(), ServiceError> {
     let hub = &context.events;
     let mut last = cursor;
+    let mut subscription = Some(first);
     loop {
-        let Some((upto, mut receiver)) = hub.subscribe() else {
+        let Some((upto, mut receiver)) = subscription.take().or_else(|| hub.subscribe()) else {
             return Err(draining());
         };
         let from = *last.get_or_insert(upto);
