@@ -25,6 +25,7 @@ use crate::service::access::Authenticator;
 use crate::service::{Context, events, sweeper};
 use crate::store::cluster::{self, ClusterOptions, PrivateCluster};
 use crate::store::{connect_pool, migrate};
+use crate::telemetry::{self, PoolUse, rpc::RpcLayer};
 
 /// The database the service runs on.
 #[derive(Debug)]
@@ -114,6 +115,7 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let pool = context.pool.clone();
     let (stop_sweeper, sweeper_stopped) = tokio::sync::watch::channel(false);
+    let sweeper_stopped_for_metrics = sweeper_stopped.clone();
     let sweeper = tokio::spawn(sweeper::run(
         context.clone(),
         context.limits.sweep_interval,
@@ -146,25 +148,29 @@ pub async fn serve(
     health
         .set_serving::<CatalogServiceServer<CatalogApi>>()
         .await;
+    let metrics_endpoint = start_metrics(settings, &pool, sweeper_stopped_for_metrics).await?;
     let reflection_v1 = reflection_builder().build_v1()?;
     let reflection_v1alpha = reflection_builder().build_v1alpha()?;
     let max_bytes = settings.max_request_bytes;
     Server::builder()
         .timeout(Duration::from_millis(settings.request_timeout_ms))
-        .trace_fn(|request| tracing::info_span!("rpc", path = %request.uri().path(), tenant_id = tracing::field::Empty))
+        .layer(RpcLayer::new(served_paths()?))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(RequireKey::new(
-            CreditServiceServer::new(CreditApi::new(context.clone())).max_decoding_message_size(max_bytes),
+            CreditServiceServer::new(CreditApi::new(context.clone()))
+                .max_decoding_message_size(max_bytes),
             Arc::clone(&authenticator),
         ))
         .add_service(RequireKey::new(
-            AccountServiceServer::new(AccountApi::new(context.clone())).max_decoding_message_size(max_bytes),
+            AccountServiceServer::new(AccountApi::new(context.clone()))
+                .max_decoding_message_size(max_bytes),
             Arc::clone(&authenticator),
         ))
         .add_service(RequireKey::new(
-            CatalogServiceServer::new(CatalogApi::new(context)).max_decoding_message_size(max_bytes),
+            CatalogServiceServer::new(CatalogApi::new(context))
+                .max_decoding_message_size(max_bytes),
             Arc::clone(&authenticator),
         ))
         .serve_with_incoming_shutdown(
@@ -179,7 +185,64 @@ pub async fn serve(
     if let Some(task) = listener_task {
         let _ = task.await;
     }
+    if let Some(task) = metrics_endpoint {
+        let _ = task.await;
+    }
     Ok(())
+}
+
+/// Binds `--metrics-listen` and serves the metrics there until `stopped` flips; reports the
+/// pool's use at every scrape.
+async fn start_metrics(
+    settings: &ServeSettings,
+    pool: &Pool,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
+    if let Some(metrics) = telemetry::metrics() {
+        let pool = pool.clone();
+        metrics.observe_pool(move || {
+            let status = pool.status();
+            PoolUse {
+                in_use: u64::try_from(status.size.saturating_sub(status.available)).unwrap_or(0),
+                waiting: u64::try_from(status.waiting).unwrap_or(0),
+            }
+        });
+    }
+    let Some(address) = settings.metrics_listen else {
+        return Ok(None);
+    };
+    let listener = TcpListener::bind(address)
+        .await
+        .with_context(|| format!("binding the metrics address {address}"))?;
+    let bound = listener.local_addr()?;
+    println!("creditgate metrics on {bound}");
+    tracing::info!(address = %bound, "serving metrics");
+    Ok(Some(tokio::spawn(telemetry::endpoint::serve(
+        listener,
+        async move {
+            let _ = stopped.wait_for(|stopped| *stopped).await;
+        },
+    ))))
+}
+
+/// Every path the server answers (`/package.Service/Method`): the RPC metrics' method labels.
+fn served_paths() -> anyhow::Result<Vec<String>> {
+    let mut paths = vec![
+        "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo".to_owned(),
+        "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo".to_owned(),
+    ];
+    for set in [
+        crate::proto::FILE_DESCRIPTOR_SET,
+        tonic_health::pb::FILE_DESCRIPTOR_SET,
+    ] {
+        let pool = prost_reflect::DescriptorPool::decode(set)?;
+        for service in pool.services() {
+            for method in service.methods() {
+                paths.push(format!("/{}/{}", service.full_name(), method.name()));
+            }
+        }
+    }
+    Ok(paths)
 }
 
 /// Reflection over the creditgate and health protos; built twice, for v1 and v1alpha clients.

@@ -32,6 +32,13 @@ pub struct Cli {
     command: Command,
 }
 
+impl Cli {
+    /// Whether this command serves the Prometheus endpoint, so metrics must be kept.
+    pub fn serves_metrics(&self) -> bool {
+        matches!(&self.command, Command::Serve { serve, .. } if serve.metrics_listen.is_some())
+    }
+}
+
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {

@@ -298,6 +298,11 @@ pub struct ServeSettings {
     #[arg(long, env = "CREDITGATE_KEY_CACHE_SECONDS", default_value_t = 30)]
     pub key_cache_seconds: u64,
 
+    /// Address to serve Prometheus metrics on (`GET /metrics`). Unset: no endpoint, and no
+    /// metrics are kept unless OTEL_EXPORTER_OTLP_ENDPOINT is set.
+    #[arg(long, env = "CREDITGATE_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+
     #[command(flatten)]
     pub money: MoneySettings,
 }

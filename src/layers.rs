@@ -28,7 +28,17 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "service",
         &[
-            "store", "ledger", "pricing", "money", "ids", "auth", "clock", "config", "proto",
+            "store",
+            "ledger",
+            "pricing",
+            "money",
+            "ids",
+            "auth",
+            "clock",
+            "config",
+            "proto",
+            // Records its metrics: batch sizes, round trips, sweeps, the event reader's lag.
+            "telemetry",
         ],
     ),
     // gRPC: the only layer that knows status codes; never the store.

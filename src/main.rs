@@ -12,7 +12,6 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    creditgate::telemetry::init(cli.log_format == LogFormat::Json);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -20,7 +19,17 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(creditgate::cli::run(cli)) {
+    // The OTLP exporters' channels live on the runtime.
+    let telemetry = runtime.block_on(async {
+        creditgate::telemetry::init(creditgate::telemetry::Options {
+            json: cli.log_format == LogFormat::Json,
+            prometheus: cli.serves_metrics(),
+        })
+    });
+    let result = runtime.block_on(creditgate::cli::run(cli));
+    // Before the runtime stops: the last exports still use it.
+    telemetry.shutdown();
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");

@@ -65,6 +65,8 @@ pub struct Operation {
     pub scope_usage: bool,
     /// What it does.
     pub apply: Apply,
+    /// The caller's RPC span, the parent of the round trips of the transaction it runs in.
+    pub span: tracing::Span,
 }
 
 impl std::fmt::Debug for Operation {
@@ -131,6 +133,8 @@ where
 {
     let settlement_id = target.settlement_id;
     let hold_id = target.hold_id;
+    let span = tracing::Span::current();
+    record_target(&span, &target);
     let operation = Operation {
         fingerprint,
         hold_id: target.hold_id,
@@ -149,8 +153,24 @@ where
             let value = operate(book, settlement)?;
             Ok(encode(book, value))
         }),
+        span,
     };
     run_locked(context, target.tenant_id, target.account_id, operation).await
+}
+
+/// Names the operation's account, hold and settlement on the RPC's span (fields it declares;
+/// on any other span this records nothing).
+fn record_target(span: &tracing::Span, target: &OpTarget) {
+    if span.is_disabled() {
+        return;
+    }
+    span.record("account_id", tracing::field::display(target.account_id));
+    if let Some(hold_id) = target.hold_id {
+        span.record("hold_id", tracing::field::display(hold_id));
+    }
+    if let Some(settlement_id) = target.settlement_id {
+        span.record("settlement_id", tracing::field::display(settlement_id));
+    }
 }
 
 type Pending = (Operation, oneshot::Sender<Result<Vec<u8>, ServiceError>>);

@@ -7,10 +7,14 @@ use tokio::sync::watch;
 
 use super::locked::sweep_account;
 use super::{Context, ServiceError};
-use crate::store::{StoreError, accounts, events, idempotency};
+use crate::store::{StoreError, accounts, events, gauges, idempotency};
+use crate::telemetry::{self, Instruments, SweepWork};
 
 /// Records deleted per pruning statement.
 const PRUNE_BATCH: i64 = 1_000;
+/// Pause between two counts of the active holds for the metrics: a count scans every active
+/// hold's index entry, too much to repeat each sweep on a large book.
+const HOLDS_COUNT_INTERVAL: Duration = Duration::from_secs(15);
 
 /// What one sweep did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -61,8 +65,21 @@ pub async fn sweep_once(context: &Context) -> Result<SweepReport, ServiceError> 
 
 /// Sweeps every `interval` until `shutdown` flips.
 pub async fn run(context: Context, interval: Duration, mut shutdown: watch::Receiver<bool>) {
+    let mut holds_counted: Option<tokio::time::Instant> = None;
     loop {
-        match sweep_once(&context).await {
+        let swept = sweep_once(&context).await;
+        if let Some(metrics) = telemetry::metrics() {
+            metrics.sweep(swept.as_ref().ok().map(|report| SweepWork {
+                accounts_swept: u64::try_from(report.accounts_swept).unwrap_or(u64::MAX),
+                records_pruned: report.records_pruned,
+                events_pruned: report.events_pruned,
+            }));
+            if holds_counted.is_none_or(|at| at.elapsed() >= HOLDS_COUNT_INTERVAL) {
+                holds_counted = Some(tokio::time::Instant::now());
+                count_active_holds(&context, metrics).await;
+            }
+        }
+        match swept {
             Ok(report)
                 if report.accounts_swept > 0
                     || report.records_pruned > 0
@@ -82,5 +99,18 @@ pub async fn run(context: Context, interval: Duration, mut shutdown: watch::Rece
             _ = shutdown.changed() => return,
             () = tokio::time::sleep(interval) => {}
         }
+    }
+}
+
+/// Counts the active holds into their gauge; a failure leaves the last count.
+async fn count_active_holds(context: &Context, metrics: &Instruments) {
+    let counted = async {
+        let client = context.pool.get().await?;
+        gauges::active_holds(&client).await
+    }
+    .await;
+    match counted {
+        Ok(holds) => metrics.holds_active(holds),
+        Err(error) => tracing::warn!(%error, "counting active holds failed"),
     }
 }

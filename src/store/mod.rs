@@ -7,6 +7,7 @@ pub mod catalog;
 pub mod cluster;
 pub mod events;
 pub mod footprint;
+pub mod gauges;
 pub mod idempotency;
 pub mod migrate;
 mod read_sql;

@@ -25,4 +25,5 @@ mod plans;
 mod pricing;
 mod private_database;
 mod security;
+mod telemetry;
 mod usage;

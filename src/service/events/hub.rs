@@ -15,6 +15,7 @@ use tokio::sync::{Notify, broadcast, watch};
 use super::super::Context;
 use crate::store::StoreError;
 use crate::store::events::{self, Position, StoredEvent};
+use crate::telemetry;
 
 /// Events read per query.
 const READ_BATCH: i64 = 1_000;
@@ -128,8 +129,12 @@ pub async fn run(context: Context, mut shutdown: watch::Receiver<bool>) {
     let hub = Arc::clone(&context.events);
     let poll = context.limits.event_poll_interval;
     let mut pending_pause = PENDING_RETRY;
+    // Since when committed events have waited to be broadcast; `None` while caught up.
+    let mut behind_since: Option<tokio::time::Instant> = None;
     loop {
-        let pause = match read_once(&context).await {
+        let read = read_once(&context).await;
+        record_lag(&read, &mut behind_since);
+        let pause = match read.map(|(outcome, _)| outcome) {
             Ok(ReadOutcome::More) => Duration::ZERO,
             // Usually the older transactions end within milliseconds; a long one (a migration,
             // a session idle in a transaction) is waited for at a slowing pace.
@@ -171,7 +176,8 @@ enum ReadOutcome {
     Idle,
 }
 
-async fn read_once(context: &Context) -> Result<ReadOutcome, StoreError> {
+/// One read: what it came to, and how many events it broadcast.
+async fn read_once(context: &Context) -> Result<(ReadOutcome, usize), StoreError> {
     let Some(after) = context
         .events
         .followed
@@ -179,22 +185,48 @@ async fn read_once(context: &Context) -> Result<ReadOutcome, StoreError> {
         .ok()
         .and_then(|followed| followed.position)
     else {
-        return Ok(ReadOutcome::Idle);
+        return Ok((ReadOutcome::Idle, 0));
     };
     let client = context.pool.get().await?;
     let page = events::read_after(&client, after, READ_BATCH).await?;
     drop(client);
     let full = i64::try_from(page.events.len()).unwrap_or(i64::MAX) >= READ_BATCH;
     let pending = page.pending;
-    let progressed = !page.events.is_empty();
+    let read = page.events.len();
+    let progressed = read > 0;
     context.events.publish(page.events, page.horizon);
-    Ok(if full {
+    let outcome = if full {
         ReadOutcome::More
     } else if pending {
         ReadOutcome::Pending { progressed }
     } else {
         ReadOutcome::Idle
-    })
+    };
+    Ok((outcome, read))
+}
+
+/// The reader's lag for the metrics: zero once caught up, else how long it has been behind.
+fn record_lag(
+    read: &Result<(ReadOutcome, usize), StoreError>,
+    behind_since: &mut Option<tokio::time::Instant>,
+) {
+    let Some(metrics) = telemetry::metrics() else {
+        return;
+    };
+    let (caught_up, events) = match read {
+        Ok((ReadOutcome::Idle, events)) => (true, *events),
+        Ok((_, events)) => (false, *events),
+        Err(_) => (false, 0),
+    };
+    let lag = if caught_up {
+        *behind_since = None;
+        Duration::ZERO
+    } else {
+        behind_since
+            .get_or_insert_with(tokio::time::Instant::now)
+            .elapsed()
+    };
+    metrics.events(events, lag);
 }
 
 /// Listens for the events trigger's notifications on a connection of its own (a pooled one

@@ -7,6 +7,9 @@
 use std::any::Any;
 use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::Instant;
+
+use tracing::Instrument as _;
 
 use super::isolation::{Refusal, refused_by_data};
 use super::{Group, Operation, Pending, RECHECK_TIMEOUT};
@@ -16,6 +19,7 @@ use crate::service::{Context, ServiceError};
 use crate::store::StoreError;
 use crate::store::book::{AccountChanges, Loaded, LoadedAccount, LockTarget, LockedBooks};
 use crate::store::idempotency::{self, NewRecord, StoredRecord};
+use crate::telemetry;
 
 /// The answer to one operation of a transaction.
 pub(super) struct Answer {
@@ -46,7 +50,16 @@ struct Staged {
 
 /// One transaction over the group's accounts: lock, apply every operation, commit.
 pub(super) async fn attempt(context: &Context, group: &Group) -> Attempt {
-    let (locked, mut loaded) = match lock_group(context, group).await {
+    let operations = group.iter().map(|(_, batch)| batch.len()).sum::<usize>();
+    let _in_flight =
+        telemetry::metrics().map(|metrics| metrics.transaction(operations, group.len()));
+    let lock_span = round_trip_span(group, "lock", operations);
+    let started = Instant::now();
+    let locked = lock_group(context, group).instrument(lock_span).await;
+    if let Some(metrics) = telemetry::metrics() {
+        metrics.lock_wait(started.elapsed());
+    }
+    let (locked, mut loaded) = match locked {
         Ok(locked) => locked,
         Err(attempt) => return attempt,
     };
@@ -62,12 +75,40 @@ pub(super) async fn attempt(context: &Context, group: &Group) -> Attempt {
         }
     }
     staged.sort_records();
-    match staged.commit(locked).await {
+    let commit_span = round_trip_span(group, "commit", operations);
+    let started = Instant::now();
+    let committed = staged.commit(locked).instrument(commit_span).await;
+    if let Some(metrics) = telemetry::metrics() {
+        metrics.commit(started.elapsed());
+    }
+    match committed {
         Ok(()) => {}
         Err(error) if refused_by_data(&error) => return Attempt::Refused(Refusal::Store(error)),
         Err(error) => after_failed_commit(context, group, &mut answers, &error).await,
     }
     Attempt::Answered(answers)
+}
+
+/// A span of one round trip of the group's transaction: a child of its first operation's RPC,
+/// linked to the others' (one transaction serves them all).
+fn round_trip_span(group: &Group, name: &'static str, operations: usize) -> tracing::Span {
+    let mut spans = group
+        .iter()
+        .flat_map(|(_, batch)| batch.iter().map(|(operation, _)| &operation.span));
+    let parent = spans.next().and_then(tracing::Span::id);
+    let span = tracing::info_span!(
+        parent: parent,
+        "round_trip",
+        otel.name = name,
+        accounts = group.len(),
+        operations
+    );
+    if !span.is_disabled() {
+        for other in spans {
+            span.follows_from(other);
+        }
+    }
+    span
 }
 
 /// Locks the group's accounts and loads what its operations need; when that fails, what the

@@ -1,0 +1,34 @@
+//! Telemetry of a `creditgate serve` process: the spans it exports over OTLP/gRPC to a
+//! receiver run by the test, and the metrics it serves to a Prometheus scrape.
+
+mod metrics;
+mod receiver;
+mod traces;
+
+use crate::helpers::server_process::{Running, Serve};
+
+/// A free port of the loopback interface, for an address the server must print nowhere.
+fn free_address() -> std::net::SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// `serve` on `database_url` with `configure` applied, and a channel to it.
+async fn serve(
+    database_url: &str,
+    configure: impl FnOnce(Serve) -> Serve,
+) -> (Running, tonic::transport::Channel) {
+    let serve = Serve::listen("127.0.0.1:0")
+        .args(["--db-pool-size", "4", "--sweep-interval-ms", "100"])
+        .env("DATABASE_URL", database_url)
+        .env("RUST_LOG", "error");
+    let running = configure(serve).start().await;
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", running.address))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    (running, channel)
+}
