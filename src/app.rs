@@ -115,7 +115,6 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let pool = context.pool.clone();
     let (stop_sweeper, sweeper_stopped) = tokio::sync::watch::channel(false);
-    let sweeper_stopped_for_metrics = sweeper_stopped.clone();
     let sweeper = tokio::spawn(sweeper::run(
         context.clone(),
         context.limits.sweep_interval,
@@ -148,7 +147,7 @@ pub async fn serve(
     health
         .set_serving::<CatalogServiceServer<CatalogApi>>()
         .await;
-    let metrics_endpoint = start_metrics(settings, &pool, sweeper_stopped_for_metrics).await?;
+    observe_pool(&pool);
     let reflection_v1 = reflection_builder().build_v1()?;
     let reflection_v1alpha = reflection_builder().build_v1alpha()?;
     let max_bytes = settings.max_request_bytes;
@@ -185,44 +184,38 @@ pub async fn serve(
     if let Some(task) = listener_task {
         let _ = task.await;
     }
-    if let Some(task) = metrics_endpoint {
-        let _ = task.await;
-    }
     Ok(())
 }
 
-/// Binds `--metrics-listen` and serves the metrics there until `stopped` flips; reports the
-/// pool's use at every scrape.
-async fn start_metrics(
-    settings: &ServeSettings,
-    pool: &Pool,
-    mut stopped: tokio::sync::watch::Receiver<bool>,
-) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
-    if let Some(metrics) = telemetry::metrics() {
-        let pool = pool.clone();
-        metrics.observe_pool(move || {
-            let status = pool.status();
-            PoolUse {
-                in_use: u64::try_from(status.size.saturating_sub(status.available)).unwrap_or(0),
-                waiting: u64::try_from(status.waiting).unwrap_or(0),
-            }
-        });
-    }
+/// Reports the pool's use with the metrics, when they are kept.
+fn observe_pool(pool: &Pool) {
+    let Some(metrics) = telemetry::metrics() else {
+        return;
+    };
+    let pool = pool.clone();
+    metrics.observe_pool(move || {
+        let status = pool.status();
+        PoolUse {
+            in_use: u64::try_from(status.size.saturating_sub(status.available)).unwrap_or(0),
+            waiting: u64::try_from(status.waiting).unwrap_or(0),
+        }
+    });
+}
+
+/// Binds the Prometheus endpoint's address (`--metrics-listen`), when it is set.
+pub async fn bind_metrics(settings: &ServeSettings) -> anyhow::Result<Option<TcpListener>> {
     let Some(address) = settings.metrics_listen else {
         return Ok(None);
     };
     let listener = TcpListener::bind(address)
         .await
         .with_context(|| format!("binding the metrics address {address}"))?;
-    let bound = listener.local_addr()?;
-    println!("creditgate metrics on {bound}");
-    tracing::info!(address = %bound, "serving metrics");
-    Ok(Some(tokio::spawn(telemetry::endpoint::serve(
-        listener,
-        async move {
-            let _ = stopped.wait_for(|stopped| *stopped).await;
-        },
-    ))))
+    Ok(Some(listener))
+}
+
+/// Serves the metrics on `listener` until the task is aborted.
+pub fn serve_metrics(listener: TcpListener) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(telemetry::endpoint::serve(listener))
 }
 
 /// Every path the server answers (`/package.Service/Method`): the RPC metrics' method labels.

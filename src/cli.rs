@@ -316,12 +316,25 @@ async fn run_serve(database: &DatabaseSettings, serve: &ServeSettings) -> anyhow
         let listener = TcpListener::bind(serve.listen)
             .await
             .with_context(|| format!("binding {}", serve.listen))?;
+        let metrics = match app::bind_metrics(serve).await? {
+            Some(metrics) => {
+                let address = metrics.local_addr()?;
+                println!("creditgate metrics on {address}");
+                tracing::info!(%address, "serving metrics");
+                Some(app::serve_metrics(metrics))
+            }
+            None => None,
+        };
         let address = listener.local_addr()?;
         println!("creditgate listening on {address}");
         tracing::info!(%address, "serving grpc");
         let mut context = app::context(database.pool.clone(), serve)?;
         context.listen = Some(database.config.clone());
-        app::serve(listener, context, serve, app::shutdown_signal()).await
+        let served = app::serve(listener, context, serve, app::shutdown_signal()).await;
+        if let Some(metrics) = metrics {
+            metrics.abort();
+        }
+        served
     }
     .await;
     database.close().await;

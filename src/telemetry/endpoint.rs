@@ -2,7 +2,6 @@
 //! format; anything else is 404. Plain HTTP/1.1, one task per connection.
 
 use std::convert::Infallible;
-use std::future::Future;
 
 use http::{Method, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
@@ -10,16 +9,11 @@ use hyper_util::rt::TokioIo;
 use prometheus::TextEncoder;
 use tokio::net::TcpListener;
 
-/// Serves the registry on `listener` until `shutdown` completes. Needs the metrics installed
+/// Serves the registry on `listener` until its task is aborted. Needs the metrics installed
 /// with the Prometheus exporter (see [`super::init`]); without them it answers 503.
-pub async fn serve(listener: TcpListener, shutdown: impl Future<Output = ()>) {
-    tokio::pin!(shutdown);
+pub async fn serve(listener: TcpListener) {
     loop {
-        let accepted = tokio::select! {
-            () = &mut shutdown => return,
-            accepted = listener.accept() => accepted,
-        };
-        let stream = match accepted {
+        let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
             Err(error) => {
                 tracing::warn!(%error, "accepting a metrics connection failed");
