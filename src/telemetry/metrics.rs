@@ -103,15 +103,14 @@ impl Instruments {
                 .with_boundaries(BATCH_BUCKETS.to_vec())
                 .build()
         };
-        let spans_dropped = meter
+        // Observed at each collection for as long as the meter lives, handle or not.
+        let _spans_dropped = meter
             .u64_observable_counter("creditgate.spans.dropped")
             .with_description("Spans dropped because the export queue was full")
             .with_callback(|observer| {
                 observer.observe(super::traces::DROPPED_SPANS.load(Ordering::Relaxed), &[]);
             })
             .build();
-        // Observed at each collection for as long as the meter lives.
-        drop(spans_dropped);
         Instruments {
             rpc_duration: seconds(
                 "creditgate.rpc.duration",
@@ -226,20 +225,19 @@ impl Instruments {
     pub fn observe_pool(&self, observe: impl Fn() -> PoolUse + Send + Sync + 'static) {
         let observe = std::sync::Arc::new(observe);
         let waiting = std::sync::Arc::clone(&observe);
-        drop(
-            self.meter
-                .u64_observable_gauge("creditgate.db.pool.in_use")
-                .with_description("Database connections lent out now")
-                .with_callback(move |observer| observer.observe(observe().in_use, &[]))
-                .build(),
-        );
-        drop(
-            self.meter
-                .u64_observable_gauge("creditgate.db.pool.waiting")
-                .with_description("Callers waiting for a database connection now")
-                .with_callback(move |observer| observer.observe(waiting().waiting, &[]))
-                .build(),
-        );
+        // Observed for as long as the meter lives, handle or not.
+        let _in_use = self
+            .meter
+            .u64_observable_gauge("creditgate.db.pool.in_use")
+            .with_description("Database connections lent out now")
+            .with_callback(move |observer| observer.observe(observe().in_use, &[]))
+            .build();
+        let _waiting = self
+            .meter
+            .u64_observable_gauge("creditgate.db.pool.waiting")
+            .with_description("Callers waiting for a database connection now")
+            .with_callback(move |observer| observer.observe(waiting().waiting, &[]))
+            .build();
     }
 }
 
