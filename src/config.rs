@@ -298,6 +298,11 @@ pub struct ServeSettings {
     #[arg(long, env = "CREDITGATE_KEY_CACHE_SECONDS", default_value_t = 30)]
     pub key_cache_seconds: u64,
 
+    /// On SIGTERM, how long health answers NOT_SERVING (so load balancers and probes stop
+    /// sending) before the server refuses new calls and lets in-flight ones finish, in ms.
+    #[arg(long, env = "CREDITGATE_DRAIN_MS", default_value_t = 5_000)]
+    pub drain_ms: u64,
+
     #[command(flatten)]
     pub money: MoneySettings,
 }
@@ -318,6 +323,7 @@ impl ServeSettings {
             MAX_REQUEST_BYTES_LIMIT,
         )?;
         check_range("--key-cache-seconds", self.key_cache_seconds, 0, 3_600)?;
+        check_range("--drain-ms", self.drain_ms, 0, 600_000)?;
         self.money.limits()?;
         Ok(())
     }

@@ -140,6 +140,7 @@ impl TestApp {
             request_timeout_ms: 10_000,
             max_request_bytes: 1024 * 1024,
             key_cache_seconds: 30,
+            drain_ms: 0,
             money: MoneyDefaults::parse_from(["money"]).money,
         };
         let clock = Arc::new(ShiftedClock::default());
