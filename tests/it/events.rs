@@ -3,3 +3,4 @@
 //! requests; tenants never see each other's events.
 
 mod smoke;
+mod types;

@@ -131,6 +131,12 @@ pub async fn watch(
             }
         }
     }
+    // "From now" is decided here, before the stream is answered: an event committed before
+    // the call is not delivered, one committed after it is, however far the reader lags.
+    let start = match request.cursor {
+        Some(position) => position,
+        None => events::horizon(&client).await?,
+    };
     drop(client);
     let limit = context.limits.watch_streams_per_tenant;
     let permit =
@@ -151,7 +157,7 @@ pub async fn watch(
     };
     tokio::spawn(async move {
         let _permit = permit;
-        let outcome = follow(&context, tenant_id, &filter, request.cursor, &sender).await;
+        let outcome = follow(&context, tenant_id, &filter, start, &sender).await;
         if let (Err(error), Ok(mut slot)) = (outcome, ended.lock()) {
             *slot = Some(error);
         }
@@ -159,21 +165,21 @@ pub async fn watch(
     Ok(EventStream { events, end })
 }
 
-/// Follows the tenant's events until the client goes away (`Ok`) or the stream must end.
+/// Follows the tenant's events after `start` until the client goes away (`Ok`) or the stream
+/// must end.
 async fn follow(
     context: &Context,
     tenant_id: TenantId,
     filter: &EventFilter,
-    cursor: Option<Position>,
+    start: Position,
     sender: &mpsc::Sender<StoredEvent>,
 ) -> Result<(), ServiceError> {
     let hub = &context.events;
-    let mut last = cursor;
+    let mut from = start;
     loop {
         let Some((upto, mut receiver)) = hub.subscribe() else {
             return Err(draining());
         };
-        let from = *last.get_or_insert(upto);
         if from < upto && !replay(context, tenant_id, filter, from, upto, sender).await? {
             return Ok(());
         }
@@ -207,7 +213,7 @@ async fn follow(
                 () = hub.drained() => return Err(draining()),
             }
         }
-        last = Some(seen);
+        from = seen;
     }
 }
 
