@@ -15,7 +15,7 @@ use crate::ledger::{EventType, Reason};
 use crate::service::access::Caller;
 use crate::service::{Context, ServiceError};
 use crate::store::StoreError;
-use crate::store::events::{self, CursorCheck, EventFilter, Position, StoredEvent};
+use crate::store::events::{self, CursorCheck, Ended, EventFilter, Position, StoredEvent};
 use crate::store::usage::account_exists;
 
 /// Events read from the database per page while catching up.
@@ -134,8 +134,8 @@ pub async fn watch(
     // "From now" is decided here, before the stream is answered: an event committed before
     // the call is not delivered, one committed after it is, however far the reader lags.
     let start = match request.cursor {
-        Some(position) => position,
-        None => events::horizon(&client).await?,
+        Some(position) => Start::After(position),
+        None => Start::Now(events::ended_now(&client).await?),
     };
     drop(client);
     let limit = context.limits.watch_streams_per_tenant;
@@ -157,12 +157,38 @@ pub async fn watch(
     };
     tokio::spawn(async move {
         let _permit = permit;
-        let outcome = follow(&context, tenant_id, &filter, start, &sender).await;
+        let outcome = follow(&context, tenant_id, &filter, &start, &sender).await;
         if let (Err(error), Ok(mut slot)) = (outcome, ended.lock()) {
             *slot = Some(error);
         }
     });
     Ok(EventStream { events, end })
+}
+
+/// Where a stream starts.
+#[derive(Debug, Clone)]
+enum Start {
+    /// After a cursor's position.
+    After(Position),
+    /// With the transactions that had not ended when the stream was opened.
+    Now(Ended),
+}
+
+impl Start {
+    fn position(&self) -> Position {
+        match self {
+            Start::After(position) => *position,
+            Start::Now(ended) => ended.start(),
+        }
+    }
+
+    /// Whether the stream delivers `event` (not one committed before it was opened).
+    fn delivers(&self, event: &StoredEvent) -> bool {
+        match self {
+            Start::After(_) => true,
+            Start::Now(ended) => !ended.includes(event.position.tx),
+        }
+    }
 }
 
 /// Follows the tenant's events after `start` until the client goes away (`Ok`) or the stream
@@ -171,16 +197,16 @@ async fn follow(
     context: &Context,
     tenant_id: TenantId,
     filter: &EventFilter,
-    start: Position,
+    start: &Start,
     sender: &mpsc::Sender<StoredEvent>,
 ) -> Result<(), ServiceError> {
     let hub = &context.events;
-    let mut from = start;
+    let mut from = start.position();
     loop {
         let Some((upto, mut receiver)) = hub.subscribe() else {
             return Err(draining());
         };
-        if from < upto && !replay(context, tenant_id, filter, from, upto, sender).await? {
+        if from < upto && !replay(context, (tenant_id, filter, start), from, upto, sender).await? {
             return Ok(());
         }
         let mut seen = from.max(upto);
@@ -189,7 +215,10 @@ async fn follow(
                 received = receiver.recv() => match received {
                     Ok(batch) => {
                         for event in batch.events.iter().filter(|event| {
-                            event.tenant_id == tenant_id && event.position > seen && filter.admits(event)
+                            event.tenant_id == tenant_id
+                                && event.position > seen
+                                && filter.admits(event)
+                                && start.delivers(event)
                         }) {
                             match sender.try_send(event.clone()) {
                                 Ok(()) => {}
@@ -221,8 +250,7 @@ async fn follow(
 /// client's pace; `false` when the client went away.
 async fn replay(
     context: &Context,
-    tenant_id: TenantId,
-    filter: &EventFilter,
+    (tenant_id, filter, start): (TenantId, &EventFilter, &Start),
     from: Position,
     upto: Position,
     sender: &mpsc::Sender<StoredEvent>,
@@ -236,6 +264,9 @@ async fn replay(
         let full = i64::try_from(page.len()).unwrap_or(i64::MAX) >= REPLAY_PAGE;
         for event in page {
             after = event.position;
+            if !start.delivers(&event) {
+                continue;
+            }
             match tokio::time::timeout(WATCH_STALL_TIMEOUT, sender.send(event)).await {
                 Ok(Ok(())) => {}
                 Ok(Err(_)) => return Ok(false),

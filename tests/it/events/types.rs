@@ -88,7 +88,10 @@ async fn a_grant_and_an_allowance_period_each_add_a_grant_once() {
     // warning horizon, so the next one warns of it (once).
     app.hold(&account, "1").await;
     let expiring = next_of_type(&mut stream, EventType::CreditsExpiring).await;
-    assert_eq!(expiring.attributes["grant_id"], period.attributes["grant_id"]);
+    assert_eq!(
+        expiring.attributes["grant_id"],
+        period.attributes["grant_id"]
+    );
     app.hold(&account, "1").await;
     app.expect_marker_next(&mut stream, &marker).await;
     app.finish().await;
@@ -157,7 +160,10 @@ async fn credits_expiring_fires_once_per_grant_ahead_of_its_expiry() {
     let expiring = next_of_type(&mut stream, EventType::CreditsExpiring).await;
     assert_eq!(expiring.account_id, account);
     assert_eq!(expiring.attributes["grant_id"], later);
-    assert_eq!(attribute_time(&expiring.attributes["expires_at"]), later_expiry);
+    assert_eq!(
+        attribute_time(&expiring.attributes["expires_at"]),
+        later_expiry
+    );
     assert_eq!(expiring.attributes["amount"], "30");
     assert_eq!(expiring.attributes["held"], "0");
     assert_eq!(expiring.attributes["source"], "PURCHASE");
@@ -186,7 +192,8 @@ async fn credits_expired_fires_with_the_unspent_amount() {
     let mut stream = app
         .watch(only(&[EventType::CreditsExpired, EventType::GrantAdded]))
         .await;
-    let (grant, expiry) = grant_expiring(&app, &account, "10", app.now() + Duration::hours(1)).await;
+    let (grant, expiry) =
+        grant_expiring(&app, &account, "10", app.now() + Duration::hours(1)).await;
     next_of_type(&mut stream, EventType::GrantAdded).await;
     let hold = app.hold(&account, "3").await;
     app.settle(&hold.hold_id, "3", false).await.unwrap();
@@ -210,7 +217,9 @@ async fn hold_expired_fires_from_the_sweeper_and_from_a_locked_transaction() {
     let app = TestApp::spawn_quiet().await;
     let account = app.funded_account("100").await;
     let marker = app.account().await;
-    let mut stream = app.watch(only(&[EventType::HoldExpired, EventType::GrantAdded])).await;
+    let mut stream = app
+        .watch(only(&[EventType::HoldExpired, EventType::GrantAdded]))
+        .await;
     let authorize = |amount: &str| AuthorizeRequest {
         ttl_seconds: 60,
         ..authorize_request(&account, &key(), amount)

@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
-use creditgate::proto::v1::{Event, EventType, GrantSource, WatchEventsRequest, WatchEventsResponse};
+use creditgate::proto::v1::{
+    Event, EventType, GrantSource, WatchEventsRequest, WatchEventsResponse,
+};
 use tonic::{Status, Streaming};
 
 use super::TestApp;

@@ -125,13 +125,27 @@ impl TestApp {
     /// another replica of the service would be.
     pub async fn replica(&self) -> TestApp {
         let database = self.database.reconnect();
-        Self::start(database, self.tenant_id, self.key.clone(), None, self.context.limits).await
+        Self::start(
+            database,
+            self.tenant_id,
+            self.key.clone(),
+            None,
+            self.context.limits,
+        )
+        .await
     }
 
     /// A replica whose server reads `clock` (e.g. one whose system clock is wrong).
     pub async fn replica_with_clock(&self, clock: Arc<dyn creditgate::clock::Clock>) -> TestApp {
         let database = self.database.reconnect();
-        Self::start(database, self.tenant_id, self.key.clone(), Some(clock), self.context.limits).await
+        Self::start(
+            database,
+            self.tenant_id,
+            self.key.clone(),
+            Some(clock),
+            self.context.limits,
+        )
+        .await
     }
 
     async fn start(
