@@ -2,5 +2,6 @@
 //! WatchEvents replays after a cursor and continues live, across replicas and restarts; bad
 //! requests; tenants never see each other's events.
 
+mod resume;
 mod smoke;
 mod types;
