@@ -5,3 +5,4 @@
 mod resume;
 mod smoke;
 mod types;
+mod bad_input;
