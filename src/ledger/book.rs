@@ -66,7 +66,6 @@ impl AccountBook {
                 .sum(),
             threshold: account.low_balance_threshold,
             grant_ids: grants.iter().map(|grant| grant.grant_id).collect(),
-            ..LoadedBalance::default()
         };
         AccountBook {
             account,
@@ -178,12 +177,9 @@ impl AccountBook {
     /// expire, expired grants post their breakage and spendable credits pay debt. So no
     /// decision (e.g. "in debt") rests on state the clock has already changed.
     pub(super) fn begin(&mut self) {
-        // Events are told per step: what earlier operations did, then this housekeeping.
-        self.close_step();
         self.expire_due_holds();
         self.grant_due_periods();
         self.finish();
-        self.close_step();
     }
 
     /// Expires every active hold past its expiry, returning its reservations.

@@ -9,7 +9,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use super::book::AccountBook;
 use super::journal::MovementKind;
 use super::model::{GrantState, HoldStatus};
-use crate::ids::{GrantId, HoldId, SettlementId};
+use crate::ids::{GrantId, SettlementId};
 use crate::money::Credits;
 
 /// The kinds of events.
@@ -67,26 +67,16 @@ pub struct EventDraft {
     pub attributes: BTreeMap<&'static str, String>,
 }
 
-/// What the events told so far compare with: the book as loaded, then as each step of its
-/// operations (housekeeping, the operation itself) left it. Several operations on one account
-/// may share a transaction; each is told as if alone, in order.
+/// The book as loaded, for the events that compare before and after.
 #[derive(Debug, Clone, Default)]
 pub(super) struct LoadedBalance {
-    /// Credits of the grants in effect, expired ones whose breakage was not yet posted
-    /// included: the balance the last transaction (or step) left.
+    /// Credits of the grants in effect as loaded, expired ones whose breakage was not yet
+    /// posted included: the balance the last transaction left.
     pub(super) available: Credits,
-    /// The account's threshold then.
+    /// The account's threshold as loaded.
     pub(super) threshold: Option<Credits>,
-    /// The grants loaded or told of as added.
+    /// The grants loaded.
     pub(super) grant_ids: std::collections::BTreeSet<GrantId>,
-    /// The holds told of as expired.
-    pub(super) expired_holds: std::collections::BTreeSet<HoldId>,
-    /// Postings (of the book's journal) already told of.
-    pub(super) postings: usize,
-    /// Warned grants (of the book's list) already told of.
-    pub(super) warned: usize,
-    /// The events of the steps before.
-    pub(super) told: Vec<EventDraft>,
 }
 
 fn time(at: DateTime<Utc>) -> String {
@@ -143,38 +133,9 @@ impl AccountBook {
         }
     }
 
-    /// The events of what this book changed: each step's in turn (see [`Self::close_step`]).
+    /// The events of what this book changed, in a fixed order: grants added, holds expired,
+    /// credits expired, credits expiring, debt incurred, then the balance falling low.
     pub(super) fn events(&self) -> Vec<EventDraft> {
-        let mut events = self.loaded.told.clone();
-        events.extend(self.step_events());
-        events
-    }
-
-    /// Tells the events of the changes since the last step, and makes the state they left the
-    /// one the next step compares with (a balance crossing below its threshold is one per
-    /// operation that crosses, whatever the operations sharing its transaction).
-    pub(super) fn close_step(&mut self) {
-        let events = self.step_events();
-        self.loaded.told.extend(events);
-        self.loaded.available = self.stored_available();
-        self.loaded.threshold = self.account.low_balance_threshold;
-        self.loaded
-            .grant_ids
-            .extend(self.changed_grants.iter().copied());
-        self.loaded
-            .expired_holds
-            .extend(self.changed_holds.iter().filter(|id| {
-                self.holds
-                    .get(id)
-                    .is_some_and(|hold| hold.status == HoldStatus::Expired)
-            }));
-        self.loaded.postings = self.postings.len();
-        self.loaded.warned = self.warned.len();
-    }
-
-    /// The events of the changes since the last step, in a fixed order: grants added, holds
-    /// expired, credits expired, credits expiring, debt incurred, then the balance falling low.
-    fn step_events(&self) -> Vec<EventDraft> {
         let available = self.stored_available();
         let mut events = Vec::new();
         let mut event = |event_type, attributes| {
@@ -200,11 +161,10 @@ impl AccountBook {
             .iter()
             .filter_map(|id| self.holds.get(id))
         {
-            let was_expired = self.loaded.expired_holds.contains(&hold.hold_id)
-                || self
-                    .loaded_holds
-                    .get(&hold.hold_id)
-                    .is_some_and(|(status, _)| *status == HoldStatus::Expired);
+            let was_expired = self
+                .loaded_holds
+                .get(&hold.hold_id)
+                .is_some_and(|(status, _)| *status == HoldStatus::Expired);
             if hold.status == HoldStatus::Expired && !was_expired {
                 let mut attributes = BTreeMap::from([
                     ("hold_id", hold.hold_id.to_string()),
@@ -227,7 +187,8 @@ impl AccountBook {
         }
         let mut expired: BTreeMap<GrantId, Credits> = BTreeMap::new();
         let mut debts: BTreeMap<SettlementId, (Credits, Option<String>)> = BTreeMap::new();
-        for posting in self.postings[self.loaded.postings.min(self.postings.len())..]
+        for posting in self
+            .postings
             .iter()
             .filter(|posting| posting.amount.is_positive())
         {
@@ -252,10 +213,7 @@ impl AccountBook {
                 event(EventType::CreditsExpired, attributes);
             }
         }
-        for grant in self.warned[self.loaded.warned.min(self.warned.len())..]
-            .iter()
-            .filter_map(|id| self.grants.get(id))
-        {
+        for grant in self.warned.iter().filter_map(|id| self.grants.get(id)) {
             let mut attributes = grant_attributes(grant);
             attributes.insert("amount", (grant.remaining + grant.reserved).to_string());
             attributes.insert("held", grant.reserved.to_string());

@@ -65,7 +65,11 @@ async fn a_cursor_that_is_not_one_of_this_tenants_events_is_an_invalid_argument(
         .unwrap_err();
     assert_invalid_field(&status, "INVALID_ARGUMENT", "cursor");
     // Its own tenant resumes after it.
-    assert!(app.watch_as(&other_key, after(&their_event.cursor)).await.is_ok());
+    assert!(
+        app.watch_as(&other_key, after(&their_event.cursor))
+            .await
+            .is_ok()
+    );
     app.finish().await;
 }
 
