@@ -1,5 +1,5 @@
 //! The command line: `serve`, `migrate`, `verify`, `bench`, `catalog`, `tenant create`, `key create`,
-//! `usage export`.
+//! `usage export`, `events tail`.
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
@@ -18,6 +18,7 @@ use crate::service::idempotency::{Fingerprint, Rpc};
 use crate::service::{Context, catalog, demo, tenants};
 use crate::store::StoreError;
 
+mod events;
 mod usage;
 
 /// creditgate: credit holds, settlement and balances for AI platforms, over gRPC.
@@ -93,6 +94,11 @@ enum Command {
     Usage {
         #[command(subcommand)]
         command: usage::UsageCommand,
+    },
+    /// Events from the command line.
+    Events {
+        #[command(subcommand)]
+        command: events::EventsCommand,
     },
 }
 
@@ -188,6 +194,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Catalog { command } => run_catalog(command).await,
         Command::Usage { command } => usage::run(command).await,
+        Command::Events { command } => events::run(command).await,
         Command::Bench { settings } => crate::bench::bench(settings).await,
         Command::Tenant {
             command: TenantCommand::Create { name, database },

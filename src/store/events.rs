@@ -143,7 +143,9 @@ impl Ended {
 pub async fn ended_now(client: &impl GenericClient) -> Result<Ended, StoreError> {
     let row = client
         .query_one(
-            "SELECT pg_snapshot_xmin(s)::text::int8, pg_snapshot_xmax(s)::text::int8,              ARRAY(SELECT x::text::int8 FROM pg_snapshot_xip(s) AS x)              FROM pg_current_snapshot() AS s",
+            "SELECT pg_snapshot_xmin(s)::text::int8, pg_snapshot_xmax(s)::text::int8, \
+             ARRAY(SELECT x::text::int8 FROM pg_snapshot_xip(s) AS x) \
+             FROM pg_current_snapshot() AS s",
             &[],
         )
         .await?;
@@ -152,6 +154,20 @@ pub async fn ended_now(client: &impl GenericClient) -> Result<Ended, StoreError>
         xmax: row.get(1),
         running: row.get(2),
     })
+}
+
+/// Whether the outbox holds positions at or past the next transaction id: events copied from
+/// another cluster (a logical dump restored), whose ids started over. New events would then
+/// sort before old ones, and a cursor of an old one would skip them.
+pub async fn positions_ahead(client: &impl GenericClient) -> Result<bool, StoreError> {
+    let row = client
+        .query_one(
+            "SELECT coalesce((SELECT tx FROM events ORDER BY tx DESC, seq DESC LIMIT 1) \
+               >= pg_snapshot_xmax(pg_current_snapshot()), false)",
+            &[],
+        )
+        .await?;
+    Ok(row.get(0))
 }
 
 /// Up to `limit` events of every tenant after `after` and below the horizon, in position
@@ -315,7 +331,10 @@ pub async fn prune(
 ) -> Result<u64, StoreError> {
     let row = client
         .query_one(
-            "WITH oldest AS (SELECT tx, seq FROM events ORDER BY tx, seq LIMIT $2), \
+            // The guard reads one row when nothing is old enough (every sweep asks).
+            "WITH oldest AS (SELECT tx, seq FROM events \
+               WHERE (SELECT created_at FROM events ORDER BY tx, seq LIMIT 1) < $1 \
+               ORDER BY tx, seq LIMIT $2), \
              gone AS (DELETE FROM events e USING oldest o \
                WHERE e.tx = o.tx AND e.seq = o.seq AND e.created_at < $1 \
                RETURNING e.tenant_id, e.tx, e.seq), \

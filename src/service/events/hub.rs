@@ -118,6 +118,13 @@ impl EventHub {
 /// Starts following the outbox from now; the streams can subscribe once this returns.
 pub async fn start(context: &Context) -> Result<(), StoreError> {
     let client = context.pool.get().await?;
+    if events::positions_ahead(&client).await? {
+        tracing::error!(
+            "the events table holds positions ahead of this database's transaction ids (was it \
+             restored from a dump?): cursors of those events would skip new ones. Delete them \
+             (DELETE FROM events; DELETE FROM event_horizons) and let watchers start from now"
+        );
+    }
     let horizon = events::horizon(&client).await?;
     context.events.publish(Vec::new(), horizon);
     Ok(())
@@ -127,11 +134,24 @@ pub async fn start(context: &Context) -> Result<(), StoreError> {
 pub async fn run(context: Context, mut shutdown: watch::Receiver<bool>) {
     let hub = Arc::clone(&context.events);
     let poll = context.limits.event_poll_interval;
+    let mut pending_pause = PENDING_RETRY;
     loop {
         let pause = match read_once(&context).await {
             Ok(ReadOutcome::More) => Duration::ZERO,
-            Ok(ReadOutcome::Pending) => PENDING_RETRY,
-            Ok(ReadOutcome::Idle) => poll,
+            // Usually the older transactions end within milliseconds; a long one (a migration,
+            // a session idle in a transaction) is waited for at a slowing pace.
+            Ok(ReadOutcome::Pending { progressed }) => {
+                if progressed {
+                    pending_pause = PENDING_RETRY;
+                }
+                let pause = pending_pause;
+                pending_pause = (pending_pause * 2).min(poll);
+                pause
+            }
+            Ok(ReadOutcome::Idle) => {
+                pending_pause = PENDING_RETRY;
+                poll
+            }
             Err(error) => {
                 tracing::warn!(%error, "reading events failed");
                 RETRY_PAUSE
@@ -152,8 +172,8 @@ pub async fn run(context: Context, mut shutdown: watch::Receiver<bool>) {
 enum ReadOutcome {
     /// A full batch: read again at once.
     More,
-    /// Committed events wait for older transactions.
-    Pending,
+    /// Committed events wait for older transactions (`progressed`: this read delivered some).
+    Pending { progressed: bool },
     /// Caught up.
     Idle,
 }
@@ -173,11 +193,12 @@ async fn read_once(context: &Context) -> Result<ReadOutcome, StoreError> {
     drop(client);
     let full = i64::try_from(page.events.len()).unwrap_or(i64::MAX) >= READ_BATCH;
     let pending = page.pending;
+    let progressed = !page.events.is_empty();
     context.events.publish(page.events, page.horizon);
     Ok(if full {
         ReadOutcome::More
     } else if pending {
-        ReadOutcome::Pending
+        ReadOutcome::Pending { progressed }
     } else {
         ReadOutcome::Idle
     })

@@ -1,15 +1,15 @@
 //! One WatchEvents stream: the tenant's events after the cursor from the database, then the
 //! reader's live batches; a stream that falls behind the broadcast catches up from the
-//! database, a consumer that lets its buffer fill is disconnected, the server's drain ends it.
+//! database, a consumer that lets its buffer fill and takes nothing for the stall timeout is
+//! disconnected, the server's drain ends it.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use tokio::sync::broadcast::error::RecvError;
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 
 use super::cursor;
-use super::hub::EventHub;
+use super::hub::{Batch, EventHub};
 use crate::ids::{AccountId, TenantId};
 use crate::ledger::{EventType, Reason};
 use crate::service::access::Caller;
@@ -20,8 +20,6 @@ use crate::store::usage::account_exists;
 
 /// Events read from the database per page while catching up.
 const REPLAY_PAGE: i64 = 500;
-/// Longest a catching-up stream waits for its client to take an event.
-pub const WATCH_STALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What a watcher asks for.
 #[derive(Debug, Clone, Default)]
@@ -147,6 +145,9 @@ pub async fn watch(
                  or retry later"
             ),
         })?;
+    // Subscribed before the call is answered: "from now" is the moment the client is told the
+    // stream is open.
+    let subscription = context.events.subscribe().ok_or_else(draining)?;
     let (sender, events) = mpsc::channel(context.limits.watch_buffer);
     let end = Arc::new(Mutex::new(Some(draining())));
     let ended = Arc::clone(&end);
@@ -157,7 +158,13 @@ pub async fn watch(
     };
     tokio::spawn(async move {
         let _permit = permit;
-        let outcome = follow(&context, tenant_id, &filter, &start, &sender).await;
+        let outcome = follow(
+            &context,
+            (tenant_id, &filter, &start),
+            subscription,
+            &sender,
+        )
+        .await;
         if let (Err(error), Ok(mut slot)) = (outcome, ended.lock()) {
             *slot = Some(error);
         }
@@ -195,15 +202,15 @@ impl Start {
 /// must end.
 async fn follow(
     context: &Context,
-    tenant_id: TenantId,
-    filter: &EventFilter,
-    start: &Start,
+    (tenant_id, filter, start): (TenantId, &EventFilter, &Start),
+    first: (Position, broadcast::Receiver<Arc<Batch>>),
     sender: &mpsc::Sender<StoredEvent>,
 ) -> Result<(), ServiceError> {
     let hub = &context.events;
     let mut from = start.position();
+    let mut subscription = Some(first);
     loop {
-        let Some((upto, mut receiver)) = hub.subscribe() else {
+        let Some((upto, mut receiver)) = subscription.take().or_else(|| hub.subscribe()) else {
             return Err(draining());
         };
         if from < upto && !replay(context, (tenant_id, filter, start), from, upto, sender).await? {
@@ -220,16 +227,10 @@ async fn follow(
                                 && filter.admits(event)
                                 && start.delivers(event)
                         }) {
-                            match sender.try_send(event.clone()) {
-                                Ok(()) => {}
-                                Err(mpsc::error::TrySendError::Closed(_)) => return Ok(()),
-                                Err(mpsc::error::TrySendError::Full(_)) => {
-                                    return Err(stalled(format!(
-                                        "the stream was ended: {} events waited unread; \
-                                         resume after your last cursor",
-                                        sender.max_capacity()
-                                    )));
-                                }
+                            // A batch may hold more events than the buffer has room for,
+                            // however fast the consumer reads: wait for room, within bounds.
+                            if !deliver(context, sender, event.clone()).await? {
+                                return Ok(());
                             }
                         }
                         seen = seen.max(batch.upto);
@@ -267,19 +268,36 @@ async fn replay(
             if !start.delivers(&event) {
                 continue;
             }
-            match tokio::time::timeout(WATCH_STALL_TIMEOUT, sender.send(event)).await {
-                Ok(Ok(())) => {}
-                Ok(Err(_)) => return Ok(false),
-                Err(_) => {
-                    return Err(stalled(format!(
-                        "the stream was ended: no event was taken for {} s",
-                        WATCH_STALL_TIMEOUT.as_secs()
-                    )));
-                }
+            if !deliver(context, sender, event).await? {
+                return Ok(false);
             }
         }
         if !full {
             return Ok(true);
         }
+    }
+}
+
+/// Hands `event` to the client's buffer, waiting while it is full at most the stall timeout
+/// (the broadcast meanwhile may lag: the stream then catches up from the database, so writers
+/// never wait); `false` when the client went away.
+async fn deliver(
+    context: &Context,
+    sender: &mpsc::Sender<StoredEvent>,
+    event: StoredEvent,
+) -> Result<bool, ServiceError> {
+    let stall = context.limits.watch_stall_timeout;
+    tokio::select! {
+        sent = tokio::time::timeout(stall, sender.send(event)) => match sent {
+            Ok(Ok(())) => Ok(true),
+            Ok(Err(_)) => Ok(false),
+            Err(_) => Err(stalled(format!(
+                "the stream was ended: its {} buffered events were not read for {} ms; resume \
+                 after your last cursor",
+                sender.max_capacity(),
+                stall.as_millis()
+            ))),
+        },
+        () = context.events.drained() => Err(draining()),
     }
 }

@@ -40,7 +40,11 @@ async fn a_tenant_opens_at_most_its_limit_of_streams() {
 async fn a_consumer_that_stops_reading_is_disconnected_and_resumes_from_its_last_cursor() {
     const BUFFER: usize = 16;
     const GRANTS: usize = 600;
-    let app = TestApp::spawn_with_limits(|limits| limits.watch_buffer = BUFFER).await;
+    let app = TestApp::spawn_with_limits(|limits| {
+        limits.watch_buffer = BUFFER;
+        limits.watch_stall_timeout = std::time::Duration::from_millis(500);
+    })
+    .await;
     // HTTP/2 windows of 64 KiB: the transport holds only that much of what the server sends.
     let channel = Endpoint::from_shared(format!("http://{}", app.address))
         .unwrap()

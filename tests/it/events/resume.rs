@@ -191,7 +191,10 @@ async fn one_accounts_events_arrive_in_the_order_of_its_operations() {
     for (grant_id, available) in &told {
         assert!(*available >= answered[grant_id], "{told:?} {answered:?}");
     }
-    assert!(told.windows(2).all(|pair| pair[0].1 <= pair[1].1), "{told:?}");
+    assert!(
+        told.windows(2).all(|pair| pair[0].1 <= pair[1].1),
+        "{told:?}"
+    );
     assert_eq!(told.last().unwrap().1, 34);
     app.assert_balance(&account, "34", "0").await;
     app.finish().await;
