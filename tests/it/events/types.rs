@@ -276,3 +276,34 @@ async fn debt_incurred_fires_per_settlement_beyond_the_balance() {
     app.expect_marker_next(&mut stream, &marker).await;
     app.finish().await;
 }
+
+#[tokio::test]
+async fn a_refund_to_a_grant_expired_since_adds_a_refund_grant() {
+    let app = TestApp::spawn_quiet().await;
+    let account = app.account().await;
+    let marker = app.account().await;
+    grant_expiring(&app, &account, "50", app.now() + Duration::hours(1)).await;
+    let hold = app.hold(&account, "20").await;
+    let settled = app.settle(&hold.hold_id, "20", false).await.unwrap();
+    let settlement_id = settled.settlement.unwrap().settlement_id;
+    let mut stream = app.watch(only(&[EventType::GrantAdded])).await;
+
+    app.advance(Duration::hours(2));
+    let before = app.now();
+    let refunded = crate::helpers::money::refund(&app, &settlement_id, "")
+        .await
+        .unwrap()
+        .refund
+        .unwrap();
+    let added = next_of_type(&mut stream, EventType::GrantAdded).await;
+    assert_eq!(added.account_id, account);
+    assert_eq!(added.attributes["grant_id"], refunded.new_grant_id);
+    assert_eq!(added.attributes["source"], "REFUND");
+    assert_eq!(added.attributes["amount"], "20");
+    let expires_at = attribute_time(&added.attributes["expires_at"]);
+    // Valid for 30 days from the refund.
+    assert!(expires_at >= before + Duration::days(30));
+    assert!(expires_at <= app.now() + Duration::days(30));
+    app.expect_marker_next(&mut stream, &marker).await;
+    app.finish().await;
+}
