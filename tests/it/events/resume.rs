@@ -199,3 +199,27 @@ async fn one_accounts_events_arrive_in_the_order_of_its_operations() {
     app.assert_balance(&account, "34", "0").await;
     app.finish().await;
 }
+
+#[tokio::test]
+async fn a_stream_without_a_cursor_starts_when_it_is_answered_whatever_runs_meanwhile() {
+    let app = TestApp::spawn().await;
+    let account = app.account().await;
+    // A transaction left open holds every reader's horizon below the commits that follow.
+    let mut client = app.pool.get().await.unwrap();
+    let open = client.transaction().await.unwrap();
+    open.query_one("SELECT pg_current_xact_id()::text", &[])
+        .await
+        .unwrap();
+    let before = app.grant(&account, GrantSource::Purchase, "1").await;
+    let mut stream = app.watch(everything()).await;
+    let after_open = app.grant(&account, GrantSource::Purchase, "2").await;
+    open.rollback().await.unwrap();
+    let first = next_events(&mut stream, 1).await;
+    assert_eq!(
+        granted(&first),
+        [after_open.grant.unwrap().grant_id],
+        "the grant committed before the call ({:?}) is not delivered",
+        before.grant.unwrap().grant_id
+    );
+    app.finish().await;
+}
