@@ -21,7 +21,14 @@ async fn serve(
     configure: impl FnOnce(Serve) -> Serve,
 ) -> (Running, tonic::transport::Channel) {
     let serve = Serve::listen("127.0.0.1:0")
-        .args(["--db-pool-size", "4", "--sweep-interval-ms", "100"])
+        .args([
+            "--db-pool-size",
+            "4",
+            "--sweep-interval-ms",
+            "100",
+            "--drain-ms",
+            "0",
+        ])
         .env("DATABASE_URL", database_url)
         .env("RUST_LOG", "error");
     let running = configure(serve).start().await;
