@@ -140,6 +140,7 @@ pub async fn get_account(
     account_id: Option<AccountId>,
     external_id: Option<&str>,
 ) -> Result<AccountDetails, ServiceError> {
+    super::span::record_ids(account_id, None, None);
     let client = context.pool.get().await.map_err(StoreError::from)?;
     let account = accounts::find_account(&client, caller.tenant_id, account_id, external_id)
         .await?
@@ -279,6 +280,7 @@ pub async fn snapshot(
     account_id: AccountId,
     limits: SnapshotLimits<'_>,
 ) -> Result<AccountBook, ServiceError> {
+    super::span::record_ids(Some(account_id), None, None);
     accounts::snapshot_book(
         &context.pool,
         caller.tenant_id,

@@ -298,6 +298,7 @@ pub async fn get_hold(
     if let Some((account_id, mut hold, settlements)) =
         accounts::find_hold(&client, caller.tenant_id, hold_id, authorize_key).await?
     {
+        super::span::record_ids(Some(account_id), Some(hold.hold_id), None);
         if hold.is_due(context.clock.now()) {
             hold.status = HoldStatus::Expired;
         }

@@ -133,8 +133,12 @@ where
 {
     let settlement_id = target.settlement_id;
     let hold_id = target.hold_id;
+    super::span::record_ids(
+        Some(target.account_id),
+        target.hold_id,
+        target.settlement_id,
+    );
     let span = tracing::Span::current();
-    record_target(&span, &target);
     let operation = Operation {
         fingerprint,
         hold_id: target.hold_id,
@@ -156,21 +160,6 @@ where
         span,
     };
     run_locked(context, target.tenant_id, target.account_id, operation).await
-}
-
-/// Names the operation's account, hold and settlement on the RPC's span (fields it declares;
-/// on any other span this records nothing).
-fn record_target(span: &tracing::Span, target: &OpTarget) {
-    if span.is_disabled() {
-        return;
-    }
-    span.record("account_id", tracing::field::display(target.account_id));
-    if let Some(hold_id) = target.hold_id {
-        span.record("hold_id", tracing::field::display(hold_id));
-    }
-    if let Some(settlement_id) = target.settlement_id {
-        span.record("settlement_id", tracing::field::display(settlement_id));
-    }
 }
 
 type Pending = (Operation, oneshot::Sender<Result<Vec<u8>, ServiceError>>);

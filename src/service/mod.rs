@@ -18,6 +18,7 @@ pub mod priced;
 pub mod quote;
 pub mod quote_token;
 mod recent;
+mod span;
 pub mod sweeper;
 pub mod tenants;
 pub mod usage;

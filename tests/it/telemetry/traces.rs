@@ -4,7 +4,7 @@
 
 use creditgate::proto::v1::account_service_client::AccountServiceClient;
 use creditgate::proto::v1::credit_service_client::CreditServiceClient;
-use creditgate::proto::v1::{GetHoldRequest, get_hold_request};
+use creditgate::proto::v1::{GetBalanceRequest, GetHoldRequest, get_hold_request};
 use opentelemetry_proto::tonic::trace::v1::Span;
 
 use super::receiver::{Receiver, attribute};
@@ -76,6 +76,13 @@ async fn rpcs_are_spans_continuing_the_callers_trace_with_their_round_trips() {
         .refund(refund_request(&settlement_id, &key(), "1"))
         .await
         .unwrap();
+    account
+        .get_balance(GetBalanceRequest {
+            account_id: account_id.clone(),
+            expiring_within_days: 0,
+        })
+        .await
+        .unwrap();
     let missing = credit
         .get_hold(GetHoldRequest {
             lookup: Some(get_hold_request::Lookup::HoldId(
@@ -89,6 +96,7 @@ async fn rpcs_are_spans_continuing_the_callers_trace_with_their_round_trips() {
     let spans = receiver
         .wait_for(|spans| {
             !named(spans, "creditgate.v1.CreditService/GetHold").is_empty()
+                && !named(spans, "creditgate.v1.AccountService/GetBalance").is_empty()
                 && !named(spans, "creditgate.v1.CreditService/Refund").is_empty()
                 && named(spans, "commit").len() >= 4
         })
@@ -132,6 +140,10 @@ async fn rpcs_are_spans_continuing_the_callers_trace_with_their_round_trips() {
 
     let refund = named(&spans, "creditgate.v1.CreditService/Refund")[0];
     assert_eq!(attribute(refund, "settlement_id"), Some(settlement_id));
+
+    // A read names its account too.
+    let balance = named(&spans, "creditgate.v1.AccountService/GetBalance")[0];
+    assert_eq!(attribute(balance, "account_id"), Some(account_id.clone()));
 
     let get_hold = named(&spans, "creditgate.v1.CreditService/GetHold")[0];
     assert_eq!(
