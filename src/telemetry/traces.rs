@@ -19,9 +19,12 @@ use tracing_subscriber::Layer as _;
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::registry::LookupSpan;
 
-/// Spans waiting for export at most; past it they are dropped. At ~4 spans per request this
-/// covers the export interval at a few thousand requests per second.
+/// Spans waiting for export at most, unless OTEL_BSP_MAX_QUEUE_SIZE says otherwise; past it
+/// they are dropped. At ~3 spans per request this covers the export interval at a few
+/// thousand requests per second.
 const QUEUE_SPANS: usize = 8_192;
+/// The standard variable that sizes the queue.
+const QUEUE_VARIABLE: &str = "OTEL_BSP_MAX_QUEUE_SIZE";
 /// Spans per export call.
 const EXPORT_BATCH_SPANS: usize = 512;
 /// Pause between exports.
@@ -36,10 +39,15 @@ pub(super) fn provider() -> Result<SdkTracerProvider, opentelemetry_otlp::Export
     let exporter = opentelemetry_otlp::SpanExporter::builder()
         .with_tonic()
         .build()?;
+    let capacity = std::env::var(QUEUE_VARIABLE)
+        .ok()
+        .and_then(|value| value.parse::<usize>().ok())
+        .filter(|spans| *spans > 0)
+        .unwrap_or(QUEUE_SPANS);
     let waiting = Arc::new(AtomicUsize::new(0));
     let config = BatchConfigBuilder::default()
-        .with_max_queue_size(QUEUE_SPANS)
-        .with_max_export_batch_size(EXPORT_BATCH_SPANS)
+        .with_max_queue_size(capacity)
+        .with_max_export_batch_size(EXPORT_BATCH_SPANS.min(capacity))
         .with_scheduled_delay(EXPORT_INTERVAL)
         .build();
     let batch = BatchSpanProcessor::builder(Counted {
@@ -53,6 +61,7 @@ pub(super) fn provider() -> Result<SdkTracerProvider, opentelemetry_otlp::Export
         .with_span_processor(Bounded {
             inner: batch,
             waiting,
+            capacity,
         })
         .build())
 }
@@ -77,6 +86,8 @@ struct Bounded {
     inner: BatchSpanProcessor,
     /// Spans handed to `inner` and not yet taken by an export.
     waiting: Arc<AtomicUsize>,
+    /// The size of `inner`'s queue.
+    capacity: usize,
 }
 
 impl SpanProcessor for Bounded {
@@ -88,7 +99,7 @@ impl SpanProcessor for Bounded {
         let admitted = self
             .waiting
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |waiting| {
-                (waiting < QUEUE_SPANS).then_some(waiting + 1)
+                (waiting < self.capacity).then_some(waiting + 1)
             })
             .is_ok();
         if admitted {

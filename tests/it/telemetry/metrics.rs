@@ -33,7 +33,7 @@ const FAMILIES: &[&str] = &[
 const BOUNDED_LABELS: &[&str] = &["method", "code", "outcome", "kind"];
 
 /// `GET /metrics` over HTTP/1.0, parsed.
-async fn scrape(address: std::net::SocketAddr) -> Scrape {
+pub(super) async fn scrape(address: std::net::SocketAddr) -> Scrape {
     let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
     stream
         .write_all(b"GET /metrics HTTP/1.0\r\nHost: creditgate\r\n\r\n")

@@ -167,18 +167,29 @@ async fn rpcs_are_spans_continuing_the_callers_trace_with_their_round_trips() {
 }
 
 #[tokio::test]
-async fn a_collector_that_is_down_never_fails_a_call() {
+async fn a_collector_that_hangs_never_slows_a_call_and_its_spans_are_dropped_and_counted() {
     let database = fresh_database().await;
     let api_key = tenant_key(&database, "untraced").await;
-    // Nothing listens there.
-    let endpoint = format!("http://{}", super::free_address());
+    // Accepts connections and never answers: every export waits for its timeout.
+    let collector = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", collector.local_addr().unwrap());
+    let held = tokio::spawn(async move {
+        let mut connections = Vec::new();
+        while let Ok((connection, _)) = collector.accept().await {
+            connections.push(connection);
+        }
+    });
+    let metrics_address = super::free_address();
     let (running, channel) = super::serve(&database.url(), |serve| {
-        serve.env("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)
+        serve
+            .env("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)
+            .env("OTEL_BSP_MAX_QUEUE_SIZE", "16")
+            .args(["--metrics-listen", &metrics_address.to_string()])
     })
     .await;
     let mut account = AccountServiceClient::with_interceptor(channel, BearerKey::for_key(&api_key));
     let started = std::time::Instant::now();
-    for _ in 0..20 {
+    for _ in 0..40 {
         account
             .create_account(traced(create_account_request(&key(), &key())))
             .await
@@ -189,5 +200,17 @@ async fn a_collector_that_is_down_never_fails_a_call() {
         "calls waited for the collector: {:?}",
         started.elapsed()
     );
+    let scrape = super::metrics::scrape(metrics_address).await;
+    let dropped: f64 = scrape
+        .samples
+        .iter()
+        .filter(|sample| sample.metric == "creditgate_spans_dropped_total")
+        .map(|sample| match sample.value {
+            prometheus_parse::Value::Counter(value) => value,
+            _ => 0.0,
+        })
+        .sum();
+    assert!(dropped > 0.0, "40 calls' spans fit a queue of 16");
     running.stop().await;
+    held.abort();
 }
