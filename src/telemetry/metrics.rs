@@ -11,8 +11,10 @@ use opentelemetry::metrics::{Counter, Gauge, Histogram, Meter, MeterProvider as 
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 
-/// Pause between two pushes of the metrics over OTLP.
+/// Pause between two pushes of the metrics over OTLP, unless OTEL_METRIC_EXPORT_INTERVAL
+/// (milliseconds) says otherwise.
 const OTLP_PUSH_INTERVAL: Duration = Duration::from_secs(15);
+const PUSH_INTERVAL_VARIABLE: &str = "OTEL_METRIC_EXPORT_INTERVAL";
 /// Latency buckets, in seconds: sub-millisecond reads up to the 10 s request timeout.
 const SECONDS_BUCKETS: [f64; 15] = [
     0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
@@ -58,11 +60,12 @@ pub(super) fn install(prometheus: bool, otlp: bool) -> anyhow::Result<SdkMeterPr
         let exporter = opentelemetry_otlp::MetricExporter::builder()
             .with_tonic()
             .build()?;
-        builder = builder.with_reader(
-            PeriodicReader::builder(exporter)
-                .with_interval(OTLP_PUSH_INTERVAL)
-                .build(),
-        );
+        let mut reader = PeriodicReader::builder(exporter);
+        // The standard variable, when set, wins over our default.
+        if std::env::var_os(PUSH_INTERVAL_VARIABLE).is_none() {
+            reader = reader.with_interval(OTLP_PUSH_INTERVAL);
+        }
+        builder = builder.with_reader(reader.build());
     }
     let provider = builder.build();
     let _ = INSTRUMENTS.set(Instruments::new(&provider.meter("creditgate")));

@@ -1,9 +1,15 @@
-//! An OTLP/gRPC trace receiver: the collector service `opentelemetry-proto` generates, keeping
-//! every span it is sent.
+//! An OTLP/gRPC receiver: the collector services `opentelemetry-proto` generates for traces
+//! and metrics, keeping every span and the name of every metric it is sent.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
+    MetricsService, MetricsServiceServer,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
     TraceService, TraceServiceServer,
 };
@@ -19,6 +25,27 @@ const ARRIVAL_LIMIT: Duration = Duration::from_secs(30);
 #[derive(Clone, Default)]
 pub struct Receiver {
     spans: Arc<Mutex<Vec<Span>>>,
+    metrics: Arc<Mutex<Vec<String>>>,
+}
+
+#[tonic::async_trait]
+impl MetricsService for Receiver {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportMetricsServiceRequest>,
+    ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
+        let names = request
+            .into_inner()
+            .resource_metrics
+            .into_iter()
+            .flat_map(|resource| resource.scope_metrics)
+            .flat_map(|scope| scope.metrics)
+            .map(|metric| metric.name);
+        self.metrics.lock().unwrap().extend(names);
+        Ok(tonic::Response::new(ExportMetricsServiceResponse {
+            partial_success: None,
+        }))
+    }
 }
 
 #[tonic::async_trait]
@@ -46,10 +73,10 @@ impl Receiver {
         let receiver = Receiver::default();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
-        let service = TraceServiceServer::new(receiver.clone());
         tokio::spawn(
             tonic::transport::Server::builder()
-                .add_service(service)
+                .add_service(TraceServiceServer::new(receiver.clone()))
+                .add_service(MetricsServiceServer::new(receiver.clone()))
                 .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
         );
         (receiver, format!("http://{address}"))
@@ -67,6 +94,27 @@ impl Receiver {
                 tokio::time::Instant::now() < deadline,
                 "spans did not arrive; received: {:?}",
                 spans.iter().map(|span| &span.name).collect::<Vec<_>>()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Receiver {
+    /// Waits until a metric named `name` has been pushed.
+    pub async fn wait_for_metric(&self, name: &str) {
+        let deadline = tokio::time::Instant::now() + ARRIVAL_LIMIT;
+        while !self
+            .metrics
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|pushed| pushed == name)
+        {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{name} was not pushed; received: {:?}",
+                self.metrics.lock().unwrap()
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }

@@ -39,7 +39,9 @@ async fn rpcs_are_spans_continuing_the_callers_trace_with_their_round_trips() {
     let database = fresh_database().await;
     let api_key = tenant_key(&database, "traced").await;
     let (running, channel) = super::serve(&database.url(), |serve| {
-        serve.env("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)
+        serve
+            .env("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)
+            .env("OTEL_METRIC_EXPORT_INTERVAL", "200")
     })
     .await;
     let mut account =
@@ -150,6 +152,10 @@ async fn rpcs_are_spans_continuing_the_callers_trace_with_their_round_trips() {
         attribute(get_hold, "rpc.grpc.status_code").as_deref(),
         Some("5")
     );
+
+    // The metrics go the same way.
+    receiver.wait_for_metric("creditgate.rpc.duration").await;
+    receiver.wait_for_metric("creditgate.commit.duration").await;
 
     // The key is nowhere, not even in part.
     let secret_part = &api_key[api_key.len() - 16..];
