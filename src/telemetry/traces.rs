@@ -73,9 +73,12 @@ where
 {
     tracing_opentelemetry::layer()
         .with_tracer(provider.tracer("creditgate"))
+        // Attributes nobody asked for, each a cost on every span.
         .with_location(false)
         .with_threads(false)
         .with_level(false)
+        .with_target(false)
+        .with_tracked_inactivity(false)
         // Our spans only: the libraries' (h2, tokio-postgres) would cost more than the calls.
         .with_filter(Targets::new().with_target("creditgate", tracing::Level::INFO))
 }
