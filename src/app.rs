@@ -9,8 +9,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use deadpool_postgres::Pool;
 use tokio::net::TcpListener;
-use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
 use crate::api::account::AccountApi;
 use crate::api::authentication::RequireKey;
@@ -24,7 +24,7 @@ use crate::proto::v1::credit_service_server::CreditServiceServer;
 use crate::service::access::Authenticator;
 use crate::service::{Context, events, sweeper};
 use crate::store::cluster::{self, ClusterOptions, PrivateCluster};
-use crate::store::{connect_pool, migrate};
+use crate::store::{connect_pool_with, migrate};
 
 /// The database the service runs on.
 #[derive(Debug)]
@@ -37,6 +37,8 @@ pub struct Database {
     pub data_dir: Option<PathBuf>,
     /// How to open a connection of one's own (the event reader's LISTEN).
     pub config: tokio_postgres::Config,
+    /// The TLS connector of every connection (plain when the URL's sslmode says so).
+    pub connector: crate::store::tls::PgConnector,
 }
 
 impl Database {
@@ -52,12 +54,10 @@ impl Database {
 /// Connects to DATABASE_URL, or starts the private cluster, then applies migrations.
 pub async fn open_database(settings: &DatabaseSettings) -> anyhow::Result<Database> {
     let limits = settings.pool_limits()?;
-    let (config, cluster, data_dir) = match &settings.database_url {
+    let (config, tls, cluster, data_dir) = match &settings.database_url {
         Some(url) => {
-            let config: tokio_postgres::Config = url
-                .parse()
-                .context("DATABASE_URL is not a valid Postgres connection URL")?;
-            (config, None, None)
+            let (config, tls) = crate::store::tls::parse_url(url).map_err(anyhow::Error::msg)?;
+            (config, tls, None, None)
         }
         None => {
             let data_dir = settings.data_dir();
@@ -68,15 +68,21 @@ pub async fn open_database(settings: &DatabaseSettings) -> anyhow::Result<Databa
             };
             let cluster = PrivateCluster::start(&options).await?;
             let config = cluster.connection().config(cluster::DATABASE);
-            (config, Some(cluster), Some(data_dir))
+            let plain = crate::store::tls::PgTls {
+                mode: crate::store::tls::PgSslMode::Disable,
+                root_cert: None,
+            };
+            (config, plain, Some(cluster), Some(data_dir))
         }
     };
-    let pool = connect_pool(config.clone(), limits)?;
+    let connector = crate::store::tls::connector(&tls).map_err(anyhow::Error::msg)?;
+    let pool = connect_pool_with(config.clone(), connector.clone(), limits)?;
     let database = Database {
         pool,
         cluster,
         data_dir,
         config,
+        connector,
     };
     let applied = async {
         let mut client = database.pool.get().await?;
@@ -170,7 +176,11 @@ pub async fn serve(
     let reflection_v1 = reflection_builder().build_v1()?;
     let reflection_v1alpha = reflection_builder().build_v1alpha()?;
     let max_bytes = settings.max_request_bytes;
-    Server::builder()
+    let mut server = Server::builder();
+    if let Some(tls) = server_tls(settings)? {
+        server = server.tls_config(tls)?;
+    }
+    server
         .timeout(Duration::from_millis(settings.request_timeout_ms))
         .trace_fn(|request| tracing::info_span!("rpc", path = %request.uri().path(), tenant_id = tracing::field::Empty))
         .add_service(health_service)
@@ -201,6 +211,21 @@ pub async fn serve(
         let _ = task.await;
     }
     Ok(())
+}
+
+/// The server's TLS, when its certificate is configured: files read now.
+fn server_tls(settings: &ServeSettings) -> anyhow::Result<Option<ServerTlsConfig>> {
+    let (Some(cert), Some(key)) = (&settings.tls_cert, &settings.tls_key) else {
+        return Ok(None);
+    };
+    let read = |path: &std::path::Path| {
+        std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+    };
+    let mut tls = ServerTlsConfig::new().identity(Identity::from_pem(read(cert)?, read(key)?));
+    if let Some(ca) = &settings.tls_client_ca {
+        tls = tls.client_ca_root(Certificate::from_pem(read(ca)?));
+    }
+    Ok(Some(tls))
 }
 
 /// Reflection over the creditgate and health protos; built twice, for v1 and v1alpha clients.

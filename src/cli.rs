@@ -278,7 +278,7 @@ async fn run_serve(database: &DatabaseSettings, serve: &ServeSettings) -> anyhow
         println!("creditgate listening on {address}");
         tracing::info!(%address, "serving grpc");
         let mut context = app::context(database.pool.clone(), serve)?;
-        context.listen = Some(database.config.clone());
+        context.listen = Some((database.config.clone(), database.connector.clone()));
         app::serve(listener, context, serve, app::shutdown_signal()).await
     }
     .await;

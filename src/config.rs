@@ -313,6 +313,19 @@ pub struct ServeSettings {
     #[arg(long, env = "CREDITGATE_DRAIN_MS", default_value_t = 5_000)]
     pub drain_ms: u64,
 
+    /// Serve gRPC over TLS with this certificate chain (PEM); needs --tls-key. Read at start:
+    /// restart to load a renewed certificate.
+    #[arg(long, env = "CREDITGATE_TLS_CERT")]
+    pub tls_cert: Option<std::path::PathBuf>,
+
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, env = "CREDITGATE_TLS_KEY")]
+    pub tls_key: Option<std::path::PathBuf>,
+
+    /// Require client certificates signed by this CA (PEM): mutual TLS. Needs --tls-cert.
+    #[arg(long, env = "CREDITGATE_TLS_CLIENT_CA")]
+    pub tls_client_ca: Option<std::path::PathBuf>,
+
     #[command(flatten)]
     pub money: MoneySettings,
 }
@@ -334,6 +347,16 @@ impl ServeSettings {
         )?;
         check_range("--key-cache-seconds", self.key_cache_seconds, 0, 3_600)?;
         check_range("--drain-ms", self.drain_ms, 0, 600_000)?;
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return Err(ConfigError(
+                "--tls-cert and --tls-key go together: give both or neither".to_owned(),
+            ));
+        }
+        if self.tls_client_ca.is_some() && self.tls_cert.is_none() {
+            return Err(ConfigError(
+                "--tls-client-ca needs --tls-cert and --tls-key (mutual TLS is TLS)".to_owned(),
+            ));
+        }
         self.money.limits()?;
         Ok(())
     }

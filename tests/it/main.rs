@@ -26,4 +26,5 @@ mod plans;
 mod pricing;
 mod private_database;
 mod security;
+mod tls;
 mod usage;

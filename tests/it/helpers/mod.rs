@@ -165,6 +165,9 @@ impl TestApp {
             max_request_bytes: 1024 * 1024,
             key_cache_seconds: 30,
             drain_ms: 0,
+            tls_cert: None,
+            tls_key: None,
+            tls_client_ca: None,
             money: MoneyDefaults::parse_from(["money"]).money,
         };
         let clock = Arc::new(ShiftedClock::default());
@@ -173,7 +176,8 @@ impl TestApp {
             server_clock.unwrap_or_else(|| clock.clone()),
             limits,
         );
-        context.listen = Some(database.url().parse().unwrap());
+        let (config, tls) = creditgate::store::tls::parse_url(&database.url()).unwrap();
+        context.listen = Some((config, creditgate::store::tls::connector(&tls).unwrap()));
         let server_context = context.clone();
         let server = tokio::spawn(async move {
             creditgate::app::serve(listener, server_context, &settings, async {
