@@ -16,12 +16,15 @@ use crate::api::account::AccountApi;
 use crate::api::authentication::RequireKey;
 use crate::api::catalog::CatalogApi;
 use crate::api::credit::CreditApi;
+use crate::api::webhooks::WebhookApi;
 use crate::clock::SystemClock;
 use crate::config::{DatabaseSettings, ServeSettings};
 use crate::proto::v1::account_service_server::AccountServiceServer;
 use crate::proto::v1::catalog_service_server::CatalogServiceServer;
 use crate::proto::v1::credit_service_server::CreditServiceServer;
+use crate::proto::v1::webhook_service_server::WebhookServiceServer;
 use crate::service::access::Authenticator;
+use crate::service::webhooks::delivery;
 use crate::service::{Context, sweeper};
 use crate::store::cluster::{self, ClusterOptions, PrivateCluster};
 use crate::store::{connect_pool, migrate};
@@ -102,7 +105,7 @@ pub fn context(pool: Pool, settings: &ServeSettings) -> anyhow::Result<Context> 
 }
 
 /// Serves gRPC on `listener` until `shutdown` completes, then drains in-flight calls. The
-/// background sweeper runs alongside and stops with it.
+/// background sweeper and webhook delivery run alongside and stop with it.
 pub async fn serve(
     listener: TcpListener,
     context: Context,
@@ -110,12 +113,20 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
     let pool = context.pool.clone();
-    let (stop_sweeper, sweeper_stopped) = tokio::sync::watch::channel(false);
+    let (stop_background, background_stopped) = tokio::sync::watch::channel(false);
     let sweeper = tokio::spawn(sweeper::run(
         context.clone(),
         context.limits.sweep_interval,
-        sweeper_stopped,
+        background_stopped.clone(),
     ));
+    let webhook_interval = context.limits.webhook_interval;
+    let deliveries = (!webhook_interval.is_zero()).then(|| {
+        tokio::spawn(delivery::run(
+            context.clone(),
+            webhook_interval,
+            background_stopped,
+        ))
+    });
     let authenticator = Arc::new(Authenticator::new(
         pool.clone(),
         Duration::from_secs(settings.key_cache_seconds),
@@ -127,6 +138,9 @@ pub async fn serve(
         .await;
     health
         .set_serving::<CatalogServiceServer<CatalogApi>>()
+        .await;
+    health
+        .set_serving::<WebhookServiceServer<WebhookApi>>()
         .await;
     let reflection_v1 = reflection_builder().build_v1()?;
     let reflection_v1alpha = reflection_builder().build_v1alpha()?;
@@ -146,7 +160,11 @@ pub async fn serve(
             Arc::clone(&authenticator),
         ))
         .add_service(RequireKey::new(
-            CatalogServiceServer::new(CatalogApi::new(context)).max_decoding_message_size(max_bytes),
+            CatalogServiceServer::new(CatalogApi::new(context.clone())).max_decoding_message_size(max_bytes),
+            Arc::clone(&authenticator),
+        ))
+        .add_service(RequireKey::new(
+            WebhookServiceServer::new(WebhookApi::new(context)).max_decoding_message_size(max_bytes),
             Arc::clone(&authenticator),
         ))
         .serve_with_incoming_shutdown(
@@ -155,8 +173,11 @@ pub async fn serve(
             shutdown,
         )
         .await?;
-    let _ = stop_sweeper.send(true);
+    let _ = stop_background.send(true);
     let _ = sweeper.await;
+    if let Some(deliveries) = deliveries {
+        let _ = deliveries.await;
+    }
     Ok(())
 }
 

@@ -1,5 +1,5 @@
 //! The command line: `serve`, `migrate`, `verify`, `bench`, `catalog`, `tenant create`, `key create`,
-//! `usage export`.
+//! `usage export`, `webhooks`.
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
@@ -19,6 +19,7 @@ use crate::service::{Context, catalog, demo, tenants};
 use crate::store::StoreError;
 
 mod usage;
+mod webhooks;
 
 /// creditgate: credit holds, settlement and balances for AI platforms, over gRPC.
 #[derive(Debug, Parser)]
@@ -93,6 +94,11 @@ enum Command {
     Usage {
         #[command(subcommand)]
         command: usage::UsageCommand,
+    },
+    /// Manage a tenant's webhook endpoints.
+    Webhooks {
+        #[command(subcommand)]
+        command: webhooks::WebhooksCommand,
     },
 }
 
@@ -188,6 +194,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Catalog { command } => run_catalog(command).await,
         Command::Usage { command } => usage::run(command).await,
+        Command::Webhooks { command } => webhooks::run(command).await,
         Command::Bench { settings } => crate::bench::bench(settings).await,
         Command::Tenant {
             command: TenantCommand::Create { name, database },

@@ -128,6 +128,11 @@ pub struct MoneySettings {
     /// How long events are kept for WatchEvents cursors, in days.
     #[arg(long, env = "CREDITGATE_EVENT_RETENTION_DAYS", default_value_t = 7)]
     pub event_retention_days: u32,
+
+    /// Pause between webhook delivery ticks, in milliseconds (at most 1,000); 0: this replica
+    /// delivers no webhooks (others do).
+    #[arg(long, env = "CREDITGATE_WEBHOOK_INTERVAL_MS", default_value_t = 1_000)]
+    pub webhook_interval_ms: u64,
 }
 
 impl MoneySettings {
@@ -179,6 +184,7 @@ impl MoneySettings {
             1,
             3_650,
         )?;
+        check_range("--webhook-interval-ms", self.webhook_interval_ms, 0, 1_000)?;
         Ok(MoneyLimits {
             max_amount,
             default_hold_ttl: chrono::Duration::seconds(i64::from(self.default_hold_ttl_seconds)),
@@ -193,6 +199,7 @@ impl MoneySettings {
             sweep_batch: self.sweep_batch,
             expiry_warning: chrono::Duration::hours(i64::from(self.expiry_warning_hours)),
             event_retention: Duration::from_secs(u64::from(self.event_retention_days) * 86_400),
+            webhook_interval: Duration::from_millis(self.webhook_interval_ms),
         })
     }
 }
@@ -222,6 +229,8 @@ pub struct MoneyLimits {
     pub expiry_warning: chrono::Duration,
     /// How long events are kept.
     pub event_retention: Duration,
+    /// Pause between webhook delivery ticks; zero: no delivery on this replica.
+    pub webhook_interval: Duration,
 }
 
 impl Default for MoneyLimits {
@@ -238,6 +247,7 @@ impl Default for MoneyLimits {
             sweep_batch: 100,
             expiry_warning: chrono::Duration::hours(72),
             event_retention: Duration::from_secs(7 * 86_400),
+            webhook_interval: Duration::from_secs(1),
         }
     }
 }

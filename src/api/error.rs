@@ -67,7 +67,8 @@ fn code(reason: Reason) -> Code {
         | Reason::QuoteNotFound
         | Reason::SettlementNotFound
         | Reason::TenantNotFound
-        | Reason::CatalogVersionNotFound => Code::NotFound,
+        | Reason::CatalogVersionNotFound
+        | Reason::WebhookEndpointNotFound => Code::NotFound,
         Reason::InsufficientCredits
         | Reason::AccountInDebt
         | Reason::AccountSuspended
@@ -80,7 +81,9 @@ fn code(reason: Reason) -> Code {
         | Reason::CursorExpired => Code::FailedPrecondition,
         Reason::EntitlementRequired | Reason::ScopeMissing => Code::PermissionDenied,
         Reason::IdempotencyKeyReused | Reason::AlreadyExists => Code::AlreadyExists,
-        Reason::TooManyStreams | Reason::StreamStalled => Code::ResourceExhausted,
+        Reason::TooManyStreams | Reason::StreamStalled | Reason::TooManyWebhookEndpoints => {
+            Code::ResourceExhausted
+        }
         Reason::NotImplemented => Code::Unimplemented,
         Reason::Unavailable | Reason::ServerDraining => Code::Unavailable,
         Reason::Internal => Code::Internal,
@@ -218,14 +221,18 @@ mod tests {
         ("PARTIAL_CAPTURE_LIMIT", Code::FailedPrecondition),
         ("NO_ACTIVE_CATALOG", Code::FailedPrecondition),
         ("SPEND_LIMIT_REACHED", Code::FailedPrecondition),
+        ("CURSOR_EXPIRED", Code::FailedPrecondition),
         ("ENTITLEMENT_REQUIRED", Code::PermissionDenied),
         ("SCOPE_MISSING", Code::PermissionDenied),
         ("IDEMPOTENCY_KEY_REUSED", Code::AlreadyExists),
         ("ALREADY_EXISTS", Code::AlreadyExists),
+        ("WEBHOOK_ENDPOINT_NOT_FOUND", Code::NotFound),
+        ("TOO_MANY_WEBHOOK_ENDPOINTS", Code::ResourceExhausted),
         ("TOO_MANY_STREAMS", Code::ResourceExhausted),
         ("STREAM_STALLED", Code::ResourceExhausted),
         ("NOT_IMPLEMENTED", Code::Unimplemented),
         ("UNAVAILABLE", Code::Unavailable),
+        ("SERVER_DRAINING", Code::Unavailable),
         ("INTERNAL", Code::Internal),
     ];
 

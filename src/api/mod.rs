@@ -11,6 +11,7 @@ mod parse;
 mod plans;
 mod pricing;
 mod usage;
+pub mod webhooks;
 
 use tonic::Request;
 

@@ -68,6 +68,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "events",
         sql: include_str!("../../migrations/0010_events.sql"),
     },
+    Migration {
+        version: 11,
+        name: "webhooks",
+        sql: include_str!("../../migrations/0011_webhooks.sql"),
+    },
 ];
 
 fn checksum(sql: &str) -> String {

@@ -16,6 +16,7 @@ pub mod secrets;
 pub mod tenants;
 pub mod usage;
 pub mod verify;
+pub mod webhooks;
 mod write_columns;
 mod write_rows;
 mod write_sql;
