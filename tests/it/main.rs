@@ -25,3 +25,4 @@ mod pricing;
 mod private_database;
 mod security;
 mod usage;
+mod webhooks;

@@ -9,6 +9,7 @@ pub mod limits;
 pub mod money;
 pub mod mutating;
 pub mod plans;
+pub mod receiver;
 mod retry;
 pub mod server_process;
 pub mod snapshot;
@@ -26,6 +27,7 @@ use creditgate::config::{MoneySettings, ServeSettings};
 use creditgate::proto::v1::account_service_client::AccountServiceClient;
 use creditgate::proto::v1::catalog_service_client::CatalogServiceClient;
 use creditgate::proto::v1::credit_service_client::CreditServiceClient;
+use creditgate::proto::v1::webhook_service_client::WebhookServiceClient;
 use creditgate::service::Context;
 use creditgate::service::tenants;
 use deadpool_postgres::Pool;
@@ -39,12 +41,13 @@ pub use status::reason;
 /// A client type whose every call carries a bearer key.
 pub type Authed = InterceptedService<Channel, BearerKey>;
 
-/// The three clients, all with one caller's key.
+/// The clients of every service, all with one caller's key.
 #[derive(Clone)]
 pub struct Clients {
     pub credit: CreditServiceClient<Authed>,
     pub account: AccountServiceClient<Authed>,
     pub catalog: CatalogServiceClient<Authed>,
+    pub webhooks: WebhookServiceClient<Authed>,
 }
 
 /// A new tenant named `name` in `database`, and a key of it with every scope.
@@ -100,8 +103,14 @@ pub struct TestApp {
 }
 
 impl TestApp {
-    /// Starts a server on a fresh database, with tenant `test` and an all-scopes key.
+    /// Starts a server on a fresh database, with tenant `test` and an all-scopes key. Its
+    /// webhook worker is off: tests deliver with `deliver_once`.
     pub async fn spawn() -> TestApp {
+        Self::spawn_with(&["--webhook-interval-ms", "0"]).await
+    }
+
+    /// [`TestApp::spawn`] with these money settings (flags of `serve`).
+    pub async fn spawn_with(money_flags: &[&str]) -> TestApp {
         let database = fresh_database().await;
         let client = database.pool.get().await.unwrap();
         let tenant = tenants::create_tenant(&client, "test").await.unwrap();
@@ -109,20 +118,27 @@ impl TestApp {
             .await
             .unwrap();
         drop(client);
-        Self::start(database, tenant.tenant_id, key.secret, None).await
+        Self::start(database, tenant.tenant_id, key.secret, None, money_flags).await
     }
 
     /// A second server (its own pool and clock) on this app's database, as another replica
     /// of the service would be.
     pub async fn replica(&self) -> TestApp {
         let database = self.database.reconnect();
-        Self::start(database, self.tenant_id, self.key.clone(), None).await
+        Self::start(database, self.tenant_id, self.key.clone(), None, QUIET).await
     }
 
     /// A replica whose server reads `clock` (e.g. one whose system clock is wrong).
     pub async fn replica_with_clock(&self, clock: Arc<dyn creditgate::clock::Clock>) -> TestApp {
         let database = self.database.reconnect();
-        Self::start(database, self.tenant_id, self.key.clone(), Some(clock)).await
+        Self::start(
+            database,
+            self.tenant_id,
+            self.key.clone(),
+            Some(clock),
+            QUIET,
+        )
+        .await
     }
 
     async fn start(
@@ -130,6 +146,7 @@ impl TestApp {
         tenant_id: creditgate::ids::TenantId,
         key: String,
         server_clock: Option<Arc<dyn creditgate::clock::Clock>>,
+        money_flags: &[&str],
     ) -> TestApp {
         let pool = database.pool.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -140,7 +157,7 @@ impl TestApp {
             request_timeout_ms: 10_000,
             max_request_bytes: 1024 * 1024,
             key_cache_seconds: 30,
-            money: MoneyDefaults::parse_from(["money"]).money,
+            money: MoneyDefaults::parse_from(std::iter::once(&"money").chain(money_flags)).money,
         };
         let clock = Arc::new(ShiftedClock::default());
         let context = Context::new(
@@ -237,16 +254,22 @@ impl TestApp {
         CatalogServiceClient::with_interceptor(self.channel.clone(), Self::bearer(key))
     }
 
-    /// The three clients with `key`.
+    /// WebhookService client with `key`.
+    pub fn webhooks_as(&self, key: Option<&str>) -> WebhookServiceClient<Authed> {
+        WebhookServiceClient::with_interceptor(self.channel.clone(), Self::bearer(key))
+    }
+
+    /// Every client with `key`.
     pub fn clients_as(&self, key: Option<&str>) -> Clients {
         Clients {
             credit: self.credit_as(key),
             account: self.account_as(key),
             catalog: self.catalog_as(key),
+            webhooks: self.webhooks_as(key),
         }
     }
 
-    /// The three clients with the all-scopes key.
+    /// Every client with the all-scopes key.
     pub fn clients(&self) -> Clients {
         self.clients_as(Some(&self.key))
     }
@@ -272,6 +295,9 @@ impl TestApp {
         }
     }
 }
+
+/// Money flags of replicas: no webhook worker, as in [`TestApp::spawn`].
+const QUIET: &[&str] = &["--webhook-interval-ms", "0"];
 
 /// Defaults of the money settings, as `serve` parses them.
 #[derive(clap::Parser)]
