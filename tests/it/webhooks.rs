@@ -3,6 +3,7 @@
 //! requests are refused, and an endpoint never sees another tenant's events. The worker is
 //! driven with `deliver_once`.
 
+mod cli;
 mod delivery;
 mod refusals;
 
