@@ -68,7 +68,6 @@ macro_rules! on_endpoint {
             Box::pin(async move {
                 let request = $request {
                     endpoint_id: objects.webhook_endpoint_id,
-                    ..$request::default()
                 };
                 clients.webhooks.$method(request).await.map(drop)
             })
@@ -418,7 +417,19 @@ pub fn rows() -> Vec<Row> {
             "WebhookService/ListWebhookDeliveries",
             ADMIN_ONLY,
             ENDPOINT,
-            on_endpoint!(list_webhook_deliveries(ListWebhookDeliveriesRequest)),
+            |mut clients, objects| {
+                Box::pin(async move {
+                    let request = ListWebhookDeliveriesRequest {
+                        endpoint_id: objects.webhook_endpoint_id,
+                        ..ListWebhookDeliveriesRequest::default()
+                    };
+                    clients
+                        .webhooks
+                        .list_webhook_deliveries(request)
+                        .await
+                        .map(drop)
+                })
+            },
         ),
         // Last of the endpoint rows: the allowed call deletes the own endpoint.
         row(
