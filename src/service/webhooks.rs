@@ -64,7 +64,15 @@ impl WebhookUrl {
         if url.host_str().is_none_or(str::is_empty) {
             return Err(invalid("a host is required".to_owned()));
         }
-        Ok(WebhookUrl(url.to_string()))
+        // Normalizing may escape characters: the stored form must fit too.
+        let normalized = url.to_string();
+        if normalized.len() > MAX_URL_LENGTH {
+            return Err(invalid(format!(
+                "{} bytes long once escaped; at most {MAX_URL_LENGTH}",
+                normalized.len()
+            )));
+        }
+        Ok(WebhookUrl(normalized))
     }
 
     /// The URL as text (normalized).
@@ -105,6 +113,11 @@ pub async fn create(
     let client = context.pool.get().await.map_err(StoreError::from)?;
     if let Some(stored) = idempotency::find(&client, tenant_id, &fingerprint.key).await? {
         return fingerprint.replay(&stored);
+    }
+    if let Some(account_id) = registration.account_id
+        && !crate::store::usage::account_exists(&client, tenant_id, account_id).await?
+    {
+        return Err(ServiceError::account_not_found(account_id));
     }
     drop(client);
     let secret = signature::new_secret();

@@ -257,8 +257,10 @@ pub struct Claimed {
     pub secret: String,
 }
 
-/// Leases up to `batch` due active endpoints until `lease_until` under `token`. Rows another
-/// worker is claiming are skipped, and the lease outlives this statement's transaction.
+/// Leases up to `batch` due active endpoints that have events to look at, until `lease_until`
+/// under `token`. Rows another worker is claiming are skipped; an endpoint with nothing new is
+/// not written, so idle endpoints cost one index probe per tick. The lease outlives this
+/// statement's transaction.
 pub async fn claim(
     client: &impl GenericClient,
     now: DateTime<Utc>,
@@ -267,10 +269,13 @@ pub async fn claim(
     batch: i64,
 ) -> Result<Vec<Claimed>, StoreError> {
     let sql = format!(
-        "UPDATE webhook_endpoints SET lease_until = $2, lease_token = $3 WHERE endpoint_id IN ( \
-           SELECT endpoint_id FROM webhook_endpoints WHERE status = 'ACTIVE' \
-           AND next_attempt_at <= $1 AND (lease_until IS NULL OR lease_until <= $1) \
-           ORDER BY next_attempt_at LIMIT $4 FOR UPDATE SKIP LOCKED) \
+        "WITH h AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin) \
+         UPDATE webhook_endpoints SET lease_until = $2, lease_token = $3 WHERE endpoint_id IN ( \
+           SELECT w.endpoint_id FROM webhook_endpoints w, h WHERE w.status = 'ACTIVE' \
+           AND w.next_attempt_at <= $1 AND (w.lease_until IS NULL OR w.lease_until <= $1) \
+           AND EXISTS (SELECT 1 FROM events e WHERE e.tenant_id = w.tenant_id \
+             AND (e.tx, e.seq) > (w.pos_tx, w.pos_seq) AND e.tx < h.xmin) \
+           ORDER BY w.next_attempt_at LIMIT $4 FOR UPDATE OF w SKIP LOCKED) \
          RETURNING {ENDPOINT_COLUMNS}, secret"
     );
     let rows = client

@@ -7,6 +7,7 @@ use creditgate::proto::v1::{
     CreateAccountRequest, EventType, GrantSource, ResumeWebhookEndpointRequest,
     WebhookEndpointStatus,
 };
+use creditgate::service::webhooks::delivery::deliver_once;
 
 use super::{attempts, deliver_until, endpoint, endpoint_for, get, verifies};
 use crate::helpers::TestApp;
@@ -58,6 +59,11 @@ async fn an_event_is_posted_as_json_signed_with_the_secret_shown_once() {
     assert!(made[0].succeeded);
     assert_eq!((made[0].http_status, made[0].attempt), (200, 1));
     assert_eq!(made[0].cursor, body["cursor"].as_str().unwrap());
+    let idle = deliver_once(&app.context).await.unwrap();
+    assert_eq!(
+        idle.endpoints, 0,
+        "an endpoint with nothing new is not leased"
+    );
     app.finish().await;
 }
 
@@ -138,9 +144,7 @@ async fn a_failing_endpoint_is_retried_as_the_clock_moves_then_paused_and_resume
     assert_eq!(paused.status(), WebhookEndpointStatus::Paused);
     receiver.answer_with(200);
     app.advance(chrono::Duration::hours(2));
-    let idle = creditgate::service::webhooks::delivery::deliver_once(&app.context)
-        .await
-        .unwrap();
+    let idle = deliver_once(&app.context).await.unwrap();
     assert_eq!(idle.endpoints, 0, "a paused endpoint is not delivered to");
 
     let resumed = app
@@ -162,6 +166,10 @@ async fn a_failing_endpoint_is_retried_as_the_clock_moves_then_paused_and_resume
         (0, "")
     );
     assert_eq!(attempts(&app, &endpoint_id).await.len(), 4);
+
+    app.advance(chrono::Duration::days(8));
+    assert_eq!(deliver_once(&app.context).await.unwrap().pruned, 4);
+    assert!(attempts(&app, &endpoint_id).await.is_empty());
     app.finish().await;
 }
 

@@ -99,6 +99,12 @@ async fn malformed_fields_are_invalid_argument_naming_the_field() {
         .await
         .unwrap_err();
     assert_invalid_field(&status, "INVALID_ARGUMENT", "account_id");
+    let unknown = uuid::Uuid::now_v7().to_string();
+    let status = webhooks
+        .create_webhook_endpoint(create(URL, &unknown, vec![]))
+        .await
+        .unwrap_err();
+    assert_refused(&status, Code::NotFound, "ACCOUNT_NOT_FOUND");
     for (rpc, status) in each_naming(&app.clients(), "not-an-id").await {
         assert_eq!(status.code(), Code::InvalidArgument, "{rpc}: {status:?}");
     }
