@@ -3,12 +3,10 @@
 
 use creditgate::auth::Scope;
 use creditgate::proto::v1::{
-    CreateWebhookEndpointRequest, DeleteWebhookEndpointRequest, ExportUsageRequest,
-    GetAccountRequest, GetBalanceRequest, GetCatalogRequest, GetHoldRequest,
-    GetUsageSummaryRequest, GetWebhookEndpointRequest, ListLedgerRequest, ListModelsRequest,
-    ListUsageRequest, ListWebhookDeliveriesRequest, ListWebhookEndpointsRequest,
-    PublishCatalogRequest, QuoteRequest, ResumeWebhookEndpointRequest, SettleRequest,
-    UpdateAccountRequest, Usage, WatchEventsRequest, get_account_request, get_hold_request,
+    ExportUsageRequest, GetAccountRequest, GetBalanceRequest, GetCatalogRequest, GetHoldRequest,
+    GetUsageSummaryRequest, ListLedgerRequest, ListModelsRequest, ListUsageRequest,
+    PublishCatalogRequest, QuoteRequest, SettleRequest, UpdateAccountRequest, Usage,
+    WatchEventsRequest, get_account_request, get_hold_request,
 };
 use futures::future::BoxFuture;
 use tonic::Status;
@@ -18,6 +16,8 @@ use crate::helpers::money::{
     Objects, allowance_request, authorize_request, create_account_request, extend_request,
     grant_request, key, refund_request, release_request, settle_request, spend_limit_request,
 };
+
+mod webhooks;
 
 pub type Call = fn(Clients, Objects) -> BoxFuture<'static, Result<(), Status>>;
 
@@ -59,21 +59,7 @@ const WORKER: &[Scope] = &[Scope::Worker];
 const BILLING: &[Scope] = &[Scope::Billing];
 const READ: &[Scope] = &[Scope::Reader, Scope::Billing];
 const CATALOG_READ: &[Scope] = &[Scope::Reader, Scope::Worker, Scope::Billing];
-const ADMIN_ONLY: &[Scope] = &[];
-
-/// A call of the WebhookService `$method` with a `$request` naming the endpoint.
-macro_rules! on_endpoint {
-    ($method:ident($request:ident)) => {
-        |mut clients, objects| {
-            Box::pin(async move {
-                let request = $request {
-                    endpoint_id: objects.webhook_endpoint_id,
-                };
-                clients.webhooks.$method(request).await.map(drop)
-            })
-        }
-    };
-}
+pub const ADMIN_ONLY: &[Scope] = &[];
 
 /// A call of the AccountService `$method` with a `$request` naming the account, every other
 /// field left at its default.
@@ -92,11 +78,16 @@ macro_rules! on_account {
 }
 
 pub fn rows() -> Vec<Row> {
+    let mut rows = money_rows();
+    rows.extend(webhooks::rows());
+    rows
+}
+
+fn money_rows() -> Vec<Row> {
     use Target::{Tenant, Unimplemented};
     const ACCOUNT: Target = Target::Object("ACCOUNT_NOT_FOUND");
     const HOLD: Target = Target::Object("HOLD_NOT_FOUND");
     const SETTLEMENT: Target = Target::Object("SETTLEMENT_NOT_FOUND");
-    const ENDPOINT: Target = Target::Object("WEBHOOK_ENDPOINT_NOT_FOUND");
     let row = |rpc: &'static str, accepts: &'static [Scope], target: Target, call: Call| Row {
         rpc,
         accepts,
@@ -366,77 +357,6 @@ pub fn rows() -> Vec<Row> {
                         .map(drop)
                 })
             },
-        ),
-        row(
-            "WebhookService/CreateWebhookEndpoint",
-            ADMIN_ONLY,
-            Tenant,
-            |mut clients, _| {
-                Box::pin(async move {
-                    let request = CreateWebhookEndpointRequest {
-                        idempotency_key: key(),
-                        url: "https://hooks.example.com/matrix".into(),
-                        ..CreateWebhookEndpointRequest::default()
-                    };
-                    clients
-                        .webhooks
-                        .create_webhook_endpoint(request)
-                        .await
-                        .map(drop)
-                })
-            },
-        ),
-        row(
-            "WebhookService/ListWebhookEndpoints",
-            ADMIN_ONLY,
-            Tenant,
-            |mut clients, _| {
-                Box::pin(async move {
-                    let request = ListWebhookEndpointsRequest::default();
-                    clients
-                        .webhooks
-                        .list_webhook_endpoints(request)
-                        .await
-                        .map(drop)
-                })
-            },
-        ),
-        row(
-            "WebhookService/GetWebhookEndpoint",
-            ADMIN_ONLY,
-            ENDPOINT,
-            on_endpoint!(get_webhook_endpoint(GetWebhookEndpointRequest)),
-        ),
-        row(
-            "WebhookService/ResumeWebhookEndpoint",
-            ADMIN_ONLY,
-            ENDPOINT,
-            on_endpoint!(resume_webhook_endpoint(ResumeWebhookEndpointRequest)),
-        ),
-        row(
-            "WebhookService/ListWebhookDeliveries",
-            ADMIN_ONLY,
-            ENDPOINT,
-            |mut clients, objects| {
-                Box::pin(async move {
-                    let request = ListWebhookDeliveriesRequest {
-                        endpoint_id: objects.webhook_endpoint_id,
-                        ..ListWebhookDeliveriesRequest::default()
-                    };
-                    clients
-                        .webhooks
-                        .list_webhook_deliveries(request)
-                        .await
-                        .map(drop)
-                })
-            },
-        ),
-        // Last of the endpoint rows: the allowed call deletes the own endpoint.
-        row(
-            "WebhookService/DeleteWebhookEndpoint",
-            ADMIN_ONLY,
-            ENDPOINT,
-            on_endpoint!(delete_webhook_endpoint(DeleteWebhookEndpointRequest)),
         ),
     ]
 }
