@@ -25,7 +25,7 @@ use crate::proto::v1::credit_service_server::CreditServiceServer;
 use crate::proto::v1::webhook_service_server::WebhookServiceServer;
 use crate::service::access::Authenticator;
 use crate::service::webhooks::delivery;
-use crate::service::{Context, sweeper};
+use crate::service::{Context, events, sweeper};
 use crate::store::cluster::{self, ClusterOptions, PrivateCluster};
 use crate::store::{connect_pool, migrate};
 
@@ -38,6 +38,8 @@ pub struct Database {
     pub cluster: Option<PrivateCluster>,
     /// The private cluster's data folder.
     pub data_dir: Option<PathBuf>,
+    /// How to open a connection of one's own (the event reader's LISTEN).
+    pub config: tokio_postgres::Config,
 }
 
 impl Database {
@@ -72,11 +74,12 @@ pub async fn open_database(settings: &DatabaseSettings) -> anyhow::Result<Databa
             (config, Some(cluster), Some(data_dir))
         }
     };
-    let pool = connect_pool(config, limits)?;
+    let pool = connect_pool(config.clone(), limits)?;
     let database = Database {
         pool,
         cluster,
         data_dir,
+        config,
     };
     let applied = async {
         let mut client = database.pool.get().await?;
@@ -124,9 +127,27 @@ pub async fn serve(
         tokio::spawn(delivery::run(
             context.clone(),
             webhook_interval,
+            background_stopped.clone(),
+        ))
+    });
+    events::hub::start(&context).await?;
+    let reader = tokio::spawn(events::hub::run(
+        context.clone(),
+        background_stopped.clone(),
+    ));
+    let listener_task = context.listen.clone().map(|config| {
+        tokio::spawn(events::hub::listen(
+            config,
+            Arc::clone(&context.events),
             background_stopped,
         ))
     });
+    let hub = Arc::clone(&context.events);
+    // Event streams never end by themselves: end them first, or the drain would wait forever.
+    let shutdown = async move {
+        shutdown.await;
+        hub.drain();
+    };
     let authenticator = Arc::new(Authenticator::new(
         pool.clone(),
         Duration::from_secs(settings.key_cache_seconds),
@@ -177,6 +198,10 @@ pub async fn serve(
     let _ = sweeper.await;
     if let Some(deliveries) = deliveries {
         let _ = deliveries.await;
+    }
+    let _ = reader.await;
+    if let Some(task) = listener_task {
+        let _ = task.await;
     }
     Ok(())
 }

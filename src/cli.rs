@@ -1,5 +1,5 @@
 //! The command line: `serve`, `migrate`, `verify`, `bench`, `catalog`, `tenant create`, `key create`,
-//! `usage export`, `webhooks`.
+//! `usage export`, `events tail`, `webhooks`.
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
@@ -18,6 +18,7 @@ use crate::service::idempotency::{Fingerprint, Rpc};
 use crate::service::{Context, catalog, demo, tenants};
 use crate::store::StoreError;
 
+mod events;
 mod usage;
 mod webhooks;
 
@@ -94,6 +95,11 @@ enum Command {
     Usage {
         #[command(subcommand)]
         command: usage::UsageCommand,
+    },
+    /// Events from the command line.
+    Events {
+        #[command(subcommand)]
+        command: events::EventsCommand,
     },
     /// Manage a tenant's webhook endpoints.
     Webhooks {
@@ -194,6 +200,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Catalog { command } => run_catalog(command).await,
         Command::Usage { command } => usage::run(command).await,
+        Command::Events { command } => events::run(command).await,
         Command::Webhooks { command } => webhooks::run(command).await,
         Command::Bench { settings } => crate::bench::bench(settings).await,
         Command::Tenant {
@@ -312,7 +319,8 @@ async fn run_serve(database: &DatabaseSettings, serve: &ServeSettings) -> anyhow
         let address = listener.local_addr()?;
         println!("creditgate listening on {address}");
         tracing::info!(%address, "serving grpc");
-        let context = app::context(database.pool.clone(), serve)?;
+        let mut context = app::context(database.pool.clone(), serve)?;
+        context.listen = Some(database.config.clone());
         app::serve(listener, context, serve, app::shutdown_signal()).await
     }
     .await;

@@ -129,6 +129,21 @@ pub struct MoneySettings {
     #[arg(long, env = "CREDITGATE_EVENT_RETENTION_DAYS", default_value_t = 7)]
     pub event_retention_days: u32,
 
+    /// Longest a committed event waits for WatchEvents when its notification is lost, in ms.
+    #[arg(long, env = "CREDITGATE_EVENT_POLL_MS", default_value_t = 1_000)]
+    pub event_poll_ms: u64,
+
+    /// Most WatchEvents streams one tenant may hold open on one server.
+    #[arg(
+        long,
+        env = "CREDITGATE_WATCH_STREAMS_PER_TENANT",
+        default_value_t = 64
+    )]
+    pub watch_streams_per_tenant: usize,
+
+    /// Events buffered per WatchEvents stream; a consumer that lets it fill is disconnected.
+    #[arg(long, env = "CREDITGATE_WATCH_BUFFER", default_value_t = 1_024)]
+    pub watch_buffer: usize,
     /// Pause between webhook delivery ticks, in milliseconds (at most 1,000); 0: this replica
     /// delivers no webhooks (others do).
     #[arg(long, env = "CREDITGATE_WEBHOOK_INTERVAL_MS", default_value_t = 1_000)]
@@ -184,6 +199,14 @@ impl MoneySettings {
             1,
             3_650,
         )?;
+        check_range("--event-poll-ms", self.event_poll_ms, 10, 60_000)?;
+        check_range(
+            "--watch-streams-per-tenant",
+            self.watch_streams_per_tenant,
+            1,
+            10_000,
+        )?;
+        check_range("--watch-buffer", self.watch_buffer, 16, 100_000)?;
         check_range("--webhook-interval-ms", self.webhook_interval_ms, 0, 1_000)?;
         Ok(MoneyLimits {
             max_amount,
@@ -199,6 +222,9 @@ impl MoneySettings {
             sweep_batch: self.sweep_batch,
             expiry_warning: chrono::Duration::hours(i64::from(self.expiry_warning_hours)),
             event_retention: Duration::from_secs(u64::from(self.event_retention_days) * 86_400),
+            event_poll_interval: Duration::from_millis(self.event_poll_ms),
+            watch_streams_per_tenant: self.watch_streams_per_tenant,
+            watch_buffer: self.watch_buffer,
             webhook_interval: Duration::from_millis(self.webhook_interval_ms),
         })
     }
@@ -229,6 +255,12 @@ pub struct MoneyLimits {
     pub expiry_warning: chrono::Duration,
     /// How long events are kept.
     pub event_retention: Duration,
+    /// Longest the event reader sleeps without a notification.
+    pub event_poll_interval: Duration,
+    /// Most WatchEvents streams per tenant per server.
+    pub watch_streams_per_tenant: usize,
+    /// Events buffered per WatchEvents stream.
+    pub watch_buffer: usize,
     /// Pause between webhook delivery ticks; zero: no delivery on this replica.
     pub webhook_interval: Duration,
 }
@@ -247,6 +279,9 @@ impl Default for MoneyLimits {
             sweep_batch: 100,
             expiry_warning: chrono::Duration::hours(72),
             event_retention: Duration::from_secs(7 * 86_400),
+            event_poll_interval: Duration::from_secs(1),
+            watch_streams_per_tenant: 64,
+            watch_buffer: 1_024,
             webhook_interval: Duration::from_secs(1),
         }
     }

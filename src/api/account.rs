@@ -383,6 +383,8 @@ impl AccountService for AccountApi {
         &self,
         request: Request<WatchEventsRequest>,
     ) -> Result<Response<Self::WatchEventsStream>, Status> {
-        crate::api::not_implemented(&request, "creditgate.v1.AccountService/WatchEvents")
+        let caller = caller(&request)?;
+        let stream = super::events::watch(&self.context, caller, request.get_ref()).await?;
+        Ok(Response::new(stream))
     }
 }

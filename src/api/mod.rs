@@ -7,6 +7,7 @@ pub mod catalog;
 mod convert;
 pub mod credit;
 pub mod error;
+mod events;
 mod parse;
 mod plans;
 mod pricing;

@@ -33,6 +33,10 @@ pub struct Context {
     pub page_key: Arc<tokio::sync::OnceCell<PageKey>>,
     /// Permits of the usage exports streaming at once.
     pub exports: Arc<tokio::sync::Semaphore>,
+    /// The event reader and its streams.
+    pub events: Arc<super::events::EventHub>,
+    /// Where the event reader listens for notifications; `None`: it polls only.
+    pub listen: Option<tokio_postgres::Config>,
 }
 
 impl Context {
@@ -50,6 +54,8 @@ impl Context {
             exports: Arc::new(tokio::sync::Semaphore::new(
                 super::usage::MAX_CONCURRENT_EXPORTS,
             )),
+            events: Arc::default(),
+            listen: None,
         }
     }
 }

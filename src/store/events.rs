@@ -60,6 +60,9 @@ pub struct EventPage {
     /// Everything before this position that this read could return was returned (when the
     /// page was not full): the reader may go on from here.
     pub horizon: Position,
+    /// Committed events wait at or above the horizon (for older transactions to end): read
+    /// again soon, as their commit's notification has already been sent.
+    pub pending: bool,
 }
 
 const EVENT_COLUMNS: &str = "tx::text::int8 AS tx, seq, event_id, tenant_id, account_id, \
@@ -111,6 +114,20 @@ pub async fn horizon(client: &impl GenericClient) -> Result<Position, StoreError
     Ok(Position::before_tx(row.get(0)))
 }
 
+/// Whether the outbox holds positions at or past the next transaction id: events copied from
+/// another cluster (a logical dump restored), whose ids started over. New events would then
+/// sort before old ones, and a cursor of an old one would skip them.
+pub async fn positions_ahead(client: &impl GenericClient) -> Result<bool, StoreError> {
+    let row = client
+        .query_one(
+            "SELECT coalesce((SELECT tx FROM events ORDER BY tx DESC, seq DESC LIMIT 1) \
+               >= pg_snapshot_xmax(pg_current_snapshot()), false)",
+            &[],
+        )
+        .await?;
+    Ok(row.get(0))
+}
+
 /// Up to `limit` events of every tenant after `after` and below the horizon, in position
 /// order (one statement, so the horizon is that of the snapshot the events are read in).
 pub async fn read_after(
@@ -120,7 +137,8 @@ pub async fn read_after(
 ) -> Result<EventPage, StoreError> {
     let sql = format!(
         "WITH h AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin) \
-         SELECT h.xmin::text::int8 AS horizon, e.* FROM h LEFT JOIN LATERAL ( \
+         SELECT h.xmin::text::int8 AS horizon, \
+           EXISTS (SELECT 1 FROM events WHERE tx >= h.xmin) AS pending, e.* FROM h LEFT JOIN LATERAL ( \
            SELECT {EVENT_COLUMNS} FROM events \
            WHERE (tx, seq) > ({}, $2) AND tx < h.xmin ORDER BY tx, seq LIMIT $3) e ON true",
         xid(1)
@@ -133,6 +151,7 @@ fn page(rows: &[Row], after: Position, limit: i64) -> Result<EventPage, StoreErr
     let horizon = rows
         .first()
         .map_or(after, |row| Position::before_tx(row.get("horizon")));
+    let pending = rows.first().is_some_and(|row| row.get("pending"));
     let events = rows
         .iter()
         .filter(|row| row.get::<_, Option<i64>>("tx").is_some())
@@ -143,7 +162,11 @@ fn page(rows: &[Row], after: Position, limit: i64) -> Result<EventPage, StoreErr
         Some(last) if full => last.position,
         _ => horizon.max(after),
     };
-    Ok(EventPage { events, horizon })
+    Ok(EventPage {
+        events,
+        horizon,
+        pending,
+    })
 }
 
 /// What a tenant's watcher asks for.
@@ -266,7 +289,10 @@ pub async fn prune(
 ) -> Result<u64, StoreError> {
     let row = client
         .query_one(
-            "WITH oldest AS (SELECT tx, seq FROM events ORDER BY tx, seq LIMIT $2), \
+            // The guard reads one row when nothing is old enough (every sweep asks).
+            "WITH oldest AS (SELECT tx, seq FROM events \
+               WHERE (SELECT created_at FROM events ORDER BY tx, seq LIMIT 1) < $1 \
+               ORDER BY tx, seq LIMIT $2), \
              gone AS (DELETE FROM events e USING oldest o \
                WHERE e.tx = o.tx AND e.seq = o.seq AND e.created_at < $1 \
                RETURNING e.tenant_id, e.tx, e.seq), \

@@ -5,6 +5,7 @@
 mod allowance;
 mod authorize;
 mod burn_order;
+mod events;
 mod expiry;
 mod hold;
 mod properties;
@@ -191,6 +192,8 @@ impl Store {
             book.grants.clone(),
             book.holds.clone(),
         );
+        let now = book.now;
+        let stored_before = self.clone();
         let changes = book.into_changes();
         if let Some(account) = &changes.account {
             self.account = account.clone();
@@ -230,6 +233,76 @@ impl Store {
             self.holds, holds,
             "a changed hold is missing from the changes"
         );
+        self.check_events(&stored_before, &changes, now);
         changes
+    }
+
+    /// The events of a commit are exactly what the stored state before and after says.
+    fn check_events(&self, before: &Store, changes: &Changes, now: DateTime<Utc>) {
+        let count = |kind: EventType| {
+            changes
+                .events
+                .iter()
+                .filter(|event| event.event_type == kind)
+                .count()
+        };
+        let available = |store: &Store| -> Credits {
+            store
+                .grants
+                .values()
+                .filter(|grant| grant.effective_at <= now)
+                .map(|grant| grant.remaining)
+                .sum()
+        };
+        let low = |store: &Store| {
+            store
+                .account
+                .low_balance_threshold
+                .is_some_and(|threshold| available(store) < threshold)
+        };
+        assert_eq!(
+            count(EventType::BalanceLow),
+            usize::from(low(self) && !low(before)),
+            "BALANCE_LOW fires exactly on a crossing"
+        );
+        let added = self
+            .grants
+            .keys()
+            .filter(|id| !before.grants.contains_key(id))
+            .count();
+        assert_eq!(
+            count(EventType::GrantAdded),
+            added,
+            "one GRANT_ADDED per new grant"
+        );
+        let expired = self
+            .holds
+            .values()
+            .filter(|hold| {
+                hold.status == HoldStatus::Expired
+                    && before
+                        .holds
+                        .get(&hold.hold_id)
+                        .is_some_and(|was| was.status != HoldStatus::Expired)
+            })
+            .count();
+        assert_eq!(
+            count(EventType::HoldExpired),
+            expired,
+            "one HOLD_EXPIRED per expiry"
+        );
+        let indebted = changes
+            .settlements
+            .iter()
+            .filter(|settlement| {
+                settlement.debt.is_positive()
+                    && !before.settlements.contains_key(&settlement.settlement_id)
+            })
+            .count();
+        assert_eq!(
+            count(EventType::DebtIncurred),
+            indebted,
+            "one DEBT_INCURRED per indebted settlement"
+        );
     }
 }

@@ -160,11 +160,12 @@ impl TestApp {
             money: MoneyDefaults::parse_from(std::iter::once(&"money").chain(money_flags)).money,
         };
         let clock = Arc::new(ShiftedClock::default());
-        let context = Context::new(
+        let mut context = Context::new(
             pool.clone(),
             server_clock.unwrap_or_else(|| clock.clone()),
             settings.money.limits().unwrap(),
         );
+        context.listen = Some(database.url().parse().unwrap());
         let server_context = context.clone();
         let server = tokio::spawn(async move {
             creditgate::app::serve(listener, server_context, &settings, async {

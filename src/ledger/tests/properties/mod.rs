@@ -93,7 +93,11 @@ proptest! {
         ops in prop::collection::vec(op(), 1..60),
     ) {
         let mut sim = Sim::new(max_partial);
-        let mut store = Store::new(account(policy));
+        // A threshold inside the amounts the operations move, so crossings happen.
+        let mut store = Store::new(AccountState {
+            low_balance_threshold: Some(c(10)),
+            ..account(policy)
+        });
         let mut normalized = true;
         for op in &ops {
             let mut book = store.open(sim.now);

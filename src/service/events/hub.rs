@@ -1,0 +1,255 @@
+//! The event reader of one server: follows the outbox in position order (every tenant at
+//! once, one query per wake-up, whatever the number of watchers) and broadcasts what it reads
+//! to the WatchEvents streams. It wakes on Postgres notifications (`LISTEN`), so an event
+//! committed through any replica arrives at once, and polls as a fallback when a notification
+//! is lost or the listening connection is down.
+
+use std::sync::{Arc, Mutex};
+use std::task::Poll;
+use std::time::Duration;
+
+use tokio_postgres::AsyncMessage;
+
+use tokio::sync::{Notify, broadcast, watch};
+
+use super::super::Context;
+use crate::store::StoreError;
+use crate::store::events::{self, Position, StoredEvent};
+
+/// Events read per query.
+const READ_BATCH: i64 = 1_000;
+/// Batches kept for streams that fall behind; a stream further behind catches up from the
+/// database.
+const BROADCAST_BATCHES: usize = 256;
+/// Pause before reading again while committed events wait for older transactions to end.
+const PENDING_RETRY: Duration = Duration::from_millis(5);
+/// Pause before reconnecting the listening connection, or retrying a failed read.
+const RETRY_PAUSE: Duration = Duration::from_secs(1);
+/// The notification channel the events trigger signals.
+pub const CHANNEL: &str = "creditgate_events";
+
+/// Events read together, and the position everything up to which has been read.
+#[derive(Debug)]
+pub struct Batch {
+    /// The events, in position order.
+    pub events: Vec<StoredEvent>,
+    /// Every event up to here was in this batch or an earlier one.
+    pub upto: Position,
+}
+
+#[derive(Debug)]
+struct Followed {
+    /// Everything before it has been broadcast; `None` until the reader starts.
+    position: Option<Position>,
+    sender: broadcast::Sender<Arc<Batch>>,
+}
+
+/// The reader's state, shared with the streams.
+#[derive(Debug)]
+pub struct EventHub {
+    followed: Mutex<Followed>,
+    wake: Notify,
+    /// Open streams per tenant.
+    pub(super) streams: Mutex<std::collections::HashMap<crate::ids::TenantId, usize>>,
+    draining: watch::Sender<bool>,
+}
+
+impl Default for EventHub {
+    fn default() -> Self {
+        let (sender, _) = broadcast::channel(BROADCAST_BATCHES);
+        EventHub {
+            followed: Mutex::new(Followed {
+                position: None,
+                sender,
+            }),
+            wake: Notify::new(),
+            streams: Mutex::default(),
+            draining: watch::channel(false).0,
+        }
+    }
+}
+
+impl EventHub {
+    /// The position everything before which has been broadcast, and a receiver of every batch
+    /// after it; `None` before the reader started or once the server drains.
+    pub fn subscribe(&self) -> Option<(Position, broadcast::Receiver<Arc<Batch>>)> {
+        if *self.draining.borrow() {
+            return None;
+        }
+        let followed = self.followed.lock().ok()?;
+        let position = followed.position?;
+        Some((position, followed.sender.subscribe()))
+    }
+
+    /// Completes when the server starts draining.
+    pub async fn drained(&self) {
+        let mut draining = self.draining.subscribe();
+        let _ = draining.wait_for(|draining| *draining).await;
+    }
+
+    /// Wakes the reader (a notification arrived).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    fn publish(&self, events: Vec<StoredEvent>, upto: Position) {
+        if let Ok(mut followed) = self.followed.lock() {
+            followed.position = Some(upto);
+            if !events.is_empty() {
+                // No receiver is not an error: nobody is watching.
+                let _ = followed.sender.send(Arc::new(Batch { events, upto }));
+            }
+        }
+    }
+
+    /// Ends every stream (they answer SERVER_DRAINING) and refuses new ones.
+    pub fn drain(&self) {
+        self.draining.send_replace(true);
+    }
+}
+
+/// Starts following the outbox from now; the streams can subscribe once this returns.
+pub async fn start(context: &Context) -> Result<(), StoreError> {
+    let client = context.pool.get().await?;
+    if events::positions_ahead(&client).await? {
+        tracing::error!(
+            "the events table holds positions ahead of this database's transaction ids (was it \
+             restored from a dump?): cursors of those events would skip new ones. Delete them \
+             (DELETE FROM events; DELETE FROM event_horizons) and let watchers start from now"
+        );
+    }
+    let horizon = events::horizon(&client).await?;
+    context.events.publish(Vec::new(), horizon);
+    Ok(())
+}
+
+/// Reads and broadcasts until `shutdown` flips.
+pub async fn run(context: Context, mut shutdown: watch::Receiver<bool>) {
+    let hub = Arc::clone(&context.events);
+    let poll = context.limits.event_poll_interval;
+    let mut pending_pause = PENDING_RETRY;
+    loop {
+        let pause = match read_once(&context).await {
+            Ok(ReadOutcome::More) => Duration::ZERO,
+            // Usually the older transactions end within milliseconds; a long one (a migration,
+            // a session idle in a transaction) is waited for at a slowing pace.
+            Ok(ReadOutcome::Pending { progressed }) => {
+                if progressed {
+                    pending_pause = PENDING_RETRY;
+                }
+                let pause = pending_pause;
+                pending_pause = (pending_pause * 2).min(poll);
+                pause
+            }
+            Ok(ReadOutcome::Idle) => {
+                pending_pause = PENDING_RETRY;
+                poll
+            }
+            Err(error) => {
+                tracing::warn!(%error, "reading events failed");
+                RETRY_PAUSE
+            }
+        };
+        if pause.is_zero() {
+            continue;
+        }
+        tokio::select! {
+            _ = shutdown.changed() => break,
+            () = hub.wake.notified() => {}
+            () = tokio::time::sleep(pause) => {}
+        }
+    }
+    hub.drain();
+}
+
+enum ReadOutcome {
+    /// A full batch: read again at once.
+    More,
+    /// Committed events wait for older transactions (`progressed`: this read delivered some).
+    Pending { progressed: bool },
+    /// Caught up.
+    Idle,
+}
+
+async fn read_once(context: &Context) -> Result<ReadOutcome, StoreError> {
+    let Some(after) = context
+        .events
+        .followed
+        .lock()
+        .ok()
+        .and_then(|followed| followed.position)
+    else {
+        return Ok(ReadOutcome::Idle);
+    };
+    let client = context.pool.get().await?;
+    let page = events::read_after(&client, after, READ_BATCH).await?;
+    drop(client);
+    let full = i64::try_from(page.events.len()).unwrap_or(i64::MAX) >= READ_BATCH;
+    let pending = page.pending;
+    let progressed = !page.events.is_empty();
+    context.events.publish(page.events, page.horizon);
+    Ok(if full {
+        ReadOutcome::More
+    } else if pending {
+        ReadOutcome::Pending { progressed }
+    } else {
+        ReadOutcome::Idle
+    })
+}
+
+/// Listens for the events trigger's notifications on a connection of its own (a pooled one
+/// would drop them), waking the reader on each; reconnects after a failure.
+pub async fn listen(
+    config: tokio_postgres::Config,
+    hub: Arc<EventHub>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => return,
+            result = listen_once(&config, &hub) => {
+                if let Err(error) = result {
+                    tracing::warn!(%error, "listening for events failed; polling until it is back");
+                }
+            }
+        }
+        tokio::select! {
+            _ = shutdown.changed() => return,
+            () = tokio::time::sleep(RETRY_PAUSE) => {}
+        }
+    }
+}
+
+async fn listen_once(
+    config: &tokio_postgres::Config,
+    hub: &Arc<EventHub>,
+) -> Result<(), StoreError> {
+    let (client, mut connection) = config.connect(tokio_postgres::NoTls).await?;
+    let woken = Arc::clone(hub);
+    // Drives the connection; each notification only wakes the reader (nothing is queued).
+    let driver = tokio::spawn(std::future::poll_fn(move |cx| {
+        loop {
+            match connection.poll_message(cx) {
+                Poll::Ready(Some(Ok(AsyncMessage::Notification(_)))) => woken.wake(),
+                Poll::Ready(Some(Ok(_))) => {}
+                Poll::Ready(Some(Err(error))) => return Poll::Ready(Err(error)),
+                Poll::Ready(None) => return Poll::Ready(Ok(())),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }));
+    client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
+    // A notification sent before LISTEN took effect would be missed: read once now.
+    hub.wake();
+    let ended = driver.await;
+    drop(client);
+    match ended {
+        Ok(Ok(())) => Err(StoreError::Unavailable(
+            "the listening connection closed".to_owned(),
+        )),
+        Ok(Err(error)) => Err(error.into()),
+        Err(error) => Err(StoreError::Other(format!(
+            "the listener task failed: {error}"
+        ))),
+    }
+}
