@@ -7,6 +7,7 @@ pub mod history;
 mod report;
 mod run;
 mod setup;
+mod watch;
 
 use std::net::{SocketAddr, ToSocketAddrs as _};
 use std::path::PathBuf;
@@ -25,6 +26,8 @@ const MAX_WORKERS: usize = 1_024;
 const MAX_ACCOUNTS: usize = 100_000;
 /// Longest run.
 const MAX_DURATION_SECONDS: u64 = 600;
+/// Most event watchers.
+const MAX_WATCHERS: usize = 1_000;
 
 /// How Authorize is priced in the bench loop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -88,6 +91,17 @@ pub struct BenchSettings {
     /// autovacuum that funding's inserts set off.
     #[arg(long)]
     pub no_analyze: bool,
+    /// WatchEvents streams to hold open during the load, spread over `--address` and the
+    /// `--watch-address` replicas; the report's `event` row is commit-to-delivery latency.
+    #[arg(long, default_value_t = 0)]
+    pub watchers: usize,
+    /// Another server of the same database to open watchers on (repeat for several).
+    #[arg(long)]
+    pub watch_address: Vec<String>,
+    /// Grant one credit to a probe account every this many milliseconds during the load, so
+    /// events fire whatever the mix (0 = no probe).
+    #[arg(long, default_value_t = 0)]
+    pub probe_ms: u64,
     #[command(flatten)]
     pub database: DatabaseSettings,
 }
@@ -100,6 +114,9 @@ impl BenchSettings {
             || !in_range(self.connections, 64)
         {
             bail!("--workers 1-{MAX_WORKERS}, --accounts 1-{MAX_ACCOUNTS}, --connections 1-64");
+        }
+        if self.watchers > MAX_WATCHERS || self.probe_ms > 10_000 {
+            bail!("--watchers 0-{MAX_WATCHERS}, --probe-ms 0-10000");
         }
         if !(1..=MAX_DURATION_SECONDS).contains(&self.duration_seconds) {
             bail!("--duration-seconds must be 1-{MAX_DURATION_SECONDS}");
@@ -197,11 +214,41 @@ async fn load(
         "bench: {} workers for {} s",
         settings.workers, settings.duration_seconds
     );
+    let watchers = if settings.watchers > 0 {
+        let (address, key) = settings.validate()?;
+        let mut addresses = vec![address];
+        for other in &settings.watch_address {
+            addresses.push(target(other, Some(&key), None)?.0);
+        }
+        eprintln!(
+            "bench: {} event watchers on {} server(s)",
+            settings.watchers,
+            addresses.len()
+        );
+        Some(watch::start(&addresses, &key, settings.watchers).await?)
+    } else {
+        None
+    };
+    let prober = if settings.probe_ms > 0 {
+        Some(watch::probe(clients, Duration::from_millis(settings.probe_ms)).await?)
+    } else {
+        None
+    };
     let before = match &client {
         Some(client) => Some(crate::store::footprint::footprint(client).await?),
         None => None,
     };
     let mut report = run::run(clients, &accounts, settings).await;
+    if let Some((stop, task)) = prober {
+        let _ = stop.send(true);
+        let granted = task.await.context("the prober panicked")??;
+        eprintln!("bench: {granted} probe grants");
+    }
+    if let Some(watchers) = watchers {
+        let samples = watchers.finish().await?;
+        eprintln!("bench: {} events delivered to the watchers", samples.len());
+        report.samples.insert("event", samples);
+    }
     if let (Some(before), Some(client)) = (before, &client) {
         let after = crate::store::footprint::footprint(client).await?;
         report.footprint = Some(report::Footprint {
