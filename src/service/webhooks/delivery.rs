@@ -143,7 +143,13 @@ async fn deliver_endpoint(
             release(context, &claimed, token, endpoint.position).await?;
             return Ok(report);
         }
-        let attempt = endpoint.attempts.saturating_add(1);
+        // Only the first event of a tick can have failed before: the rest were never sent.
+        let head = index == 0;
+        let attempt = if head {
+            endpoint.attempts.saturating_add(1)
+        } else {
+            1
+        };
         let outcome = post(context, &claimed, event, attempt).await;
         let client = context.pool.get().await.map_err(StoreError::from)?;
         deliveries::record(&client, &outcome).await?;
@@ -156,17 +162,14 @@ async fn deliver_endpoint(
             continue;
         }
         report.failed += 1;
-        // Only the head event can fail: the ones before it in this tick were delivered.
-        let first_failed_at = if index == 0 {
-            endpoint.first_failed_at.unwrap_or(now)
-        } else {
-            now
+        let first_failed_at = match endpoint.first_failed_at {
+            Some(since) if head => since,
+            _ => now,
         };
-        let attempts = if index == 0 { attempt } else { 1 };
         let failure = Failure {
             first_failed_at,
-            attempts,
-            next_attempt_at: now + backoff(attempts),
+            attempts: attempt,
+            next_attempt_at: now + backoff(attempt),
             error: outcome.error.clone().unwrap_or_default(),
             pause: now - first_failed_at >= GIVE_UP_AFTER,
         };

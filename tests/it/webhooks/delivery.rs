@@ -71,7 +71,11 @@ async fn an_event_is_posted_as_json_signed_with_the_secret_shown_once() {
 async fn events_arrive_in_the_order_they_were_written() {
     let app = TestApp::spawn().await;
     let receiver = Receiver::start().await;
-    endpoint(&app, &receiver).await;
+    let endpoint_id = endpoint(&app, &receiver)
+        .await
+        .endpoint
+        .unwrap()
+        .endpoint_id;
     let (first, second) = (app.account().await, app.account().await);
     let mut expected = Vec::new();
     for (index, account_id) in [&first, &second, &first, &first, &second, &first]
@@ -82,7 +86,19 @@ async fn events_arrive_in_the_order_they_were_written() {
         let granted = app.grant(account_id, GrantSource::Purchase, &amount).await;
         expected.push(granted.grant.unwrap().grant_id);
     }
+    // The first event fails once: it is retried before any later one is sent.
+    receiver.answer_with(503);
+    deliver_until(&app, |report| report.failed >= 1).await;
+    receiver.answer_with(200);
+    app.advance(chrono::Duration::seconds(2));
     deliver_until(&app, |report| report.delivered >= expected.len()).await;
+    let numbers: Vec<u32> = attempts(&app, &endpoint_id)
+        .await
+        .iter()
+        .rev()
+        .map(|made| made.attempt)
+        .collect();
+    assert_eq!(numbers, [1, 2, 1, 1, 1, 1, 1]);
     let order: Vec<String> = receiver
         .delivered()
         .iter()
