@@ -1,4 +1,4 @@
-//! The command line: `serve`, `migrate`, `verify`, `bench`, `catalog`, `tenant create`, `key create`,
+//! The command line: `serve`, `migrate`, `verify`, `bench`, `catalog`, `tenant create`, `key create|list|revoke`,
 //! `usage export`, `events tail`, `webhooks`.
 
 use anyhow::Context as _;
@@ -19,6 +19,7 @@ use crate::service::{Context, catalog, demo, tenants};
 use crate::store::StoreError;
 
 mod events;
+mod keys;
 mod usage;
 mod webhooks;
 
@@ -89,7 +90,7 @@ enum Command {
     /// Manage API keys.
     Key {
         #[command(subcommand)]
-        command: KeyCommand,
+        command: keys::KeyCommand,
     },
     /// Usage history from the command line.
     Usage {
@@ -148,22 +149,6 @@ enum TenantCommand {
     },
 }
 
-#[derive(Debug, Subcommand)]
-enum KeyCommand {
-    /// Create an API key and print it once (it is stored hashed and cannot be shown again).
-    Create {
-        /// The tenant the key belongs to.
-        #[arg(long)]
-        tenant: String,
-        /// Comma-separated scopes: worker (CreditService), billing (account writes), reader
-        /// (reads), admin (catalog, everything).
-        #[arg(long, value_parser = ScopeSet::parse_list)]
-        scopes: ScopeSet,
-        #[command(flatten)]
-        database: DatabaseSettings,
-    },
-}
-
 /// Runs the parsed command.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
@@ -215,27 +200,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             })
             .await
         }
-        Command::Key {
-            command:
-                KeyCommand::Create {
-                    tenant,
-                    scopes,
-                    database,
-                },
-        } => {
-            with_database(&database, async |db| {
-                let client = db.pool.get().await.map_err(StoreError::from)?;
-                let tenant = tenants::find_tenant(&client, &tenant).await?;
-                let key = tenants::create_key(&client, tenant.tenant_id, scopes).await?;
-                println!("{}", key.secret);
-                eprintln!(
-                    "created key {} for tenant {} with scopes {scopes}; it is shown only this once",
-                    key.key_id, tenant.name
-                );
-                Ok(())
-            })
-            .await
-        }
+        Command::Key { command } => keys::run(command).await,
     }
 }
 

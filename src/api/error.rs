@@ -221,7 +221,6 @@ mod tests {
         ("PARTIAL_CAPTURE_LIMIT", Code::FailedPrecondition),
         ("NO_ACTIVE_CATALOG", Code::FailedPrecondition),
         ("SPEND_LIMIT_REACHED", Code::FailedPrecondition),
-        ("CURSOR_EXPIRED", Code::FailedPrecondition),
         ("ENTITLEMENT_REQUIRED", Code::PermissionDenied),
         ("SCOPE_MISSING", Code::PermissionDenied),
         ("IDEMPOTENCY_KEY_REUSED", Code::AlreadyExists),
@@ -230,9 +229,10 @@ mod tests {
         ("TOO_MANY_WEBHOOK_ENDPOINTS", Code::ResourceExhausted),
         ("TOO_MANY_STREAMS", Code::ResourceExhausted),
         ("STREAM_STALLED", Code::ResourceExhausted),
+        ("CURSOR_EXPIRED", Code::FailedPrecondition),
+        ("SERVER_DRAINING", Code::Unavailable),
         ("NOT_IMPLEMENTED", Code::Unimplemented),
         ("UNAVAILABLE", Code::Unavailable),
-        ("SERVER_DRAINING", Code::Unavailable),
         ("INTERNAL", Code::Internal),
     ];
 

@@ -73,6 +73,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "webhooks",
         sql: include_str!("../../migrations/0011_webhooks.sql"),
     },
+    Migration {
+        version: 12,
+        name: "key_last_used",
+        sql: include_str!("../../migrations/0012_key_last_used.sql"),
+    },
 ];
 
 fn checksum(sql: &str) -> String {

@@ -253,7 +253,10 @@ async fn an_endpoint_never_gets_another_tenants_events() {
 
 #[tokio::test]
 async fn the_servers_worker_delivers_on_its_own() {
-    let app = TestApp::spawn_with(&["--webhook-interval-ms", "100"]).await;
+    let app = TestApp::spawn_with_limits(|limits| {
+        limits.webhook_interval = Duration::from_millis(100);
+    })
+    .await;
     let receiver = Receiver::start().await;
     endpoint(&app, &receiver).await;
     app.funded_account("4").await;
