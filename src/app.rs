@@ -16,12 +16,15 @@ use crate::api::account::AccountApi;
 use crate::api::authentication::RequireKey;
 use crate::api::catalog::CatalogApi;
 use crate::api::credit::CreditApi;
+use crate::api::webhooks::WebhookApi;
 use crate::clock::SystemClock;
 use crate::config::{DatabaseSettings, ServeSettings};
 use crate::proto::v1::account_service_server::AccountServiceServer;
 use crate::proto::v1::catalog_service_server::CatalogServiceServer;
 use crate::proto::v1::credit_service_server::CreditServiceServer;
+use crate::proto::v1::webhook_service_server::WebhookServiceServer;
 use crate::service::access::Authenticator;
+use crate::service::webhooks::delivery;
 use crate::service::{Context, events, sweeper};
 use crate::store::cluster::{self, ClusterOptions, PrivateCluster};
 use crate::store::{connect_pool_with, migrate};
@@ -111,7 +114,7 @@ pub fn context(pool: Pool, settings: &ServeSettings) -> anyhow::Result<Context> 
 }
 
 /// Serves gRPC on `listener` until `shutdown` completes, then drains in-flight calls. The
-/// background sweeper runs alongside and stops with it.
+/// background sweeper and webhook delivery run alongside and stop with it.
 pub async fn serve(
     listener: TcpListener,
     context: Context,
@@ -119,19 +122,30 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
     let pool = context.pool.clone();
-    let (stop_sweeper, sweeper_stopped) = tokio::sync::watch::channel(false);
+    let (stop_background, background_stopped) = tokio::sync::watch::channel(false);
     let sweeper = tokio::spawn(sweeper::run(
         context.clone(),
         context.limits.sweep_interval,
-        sweeper_stopped.clone(),
+        background_stopped.clone(),
     ));
+    let webhook_interval = context.limits.webhook_interval;
+    let deliveries = (!webhook_interval.is_zero()).then(|| {
+        tokio::spawn(delivery::run(
+            context.clone(),
+            webhook_interval,
+            background_stopped.clone(),
+        ))
+    });
     events::hub::start(&context).await?;
-    let reader = tokio::spawn(events::hub::run(context.clone(), sweeper_stopped.clone()));
+    let reader = tokio::spawn(events::hub::run(
+        context.clone(),
+        background_stopped.clone(),
+    ));
     let listener_task = context.listen.clone().map(|config| {
         tokio::spawn(events::hub::listen(
             config,
             Arc::clone(&context.events),
-            sweeper_stopped,
+            background_stopped,
         ))
     });
     let authenticator = Arc::new(Authenticator::new(
@@ -145,6 +159,9 @@ pub async fn serve(
         .await;
     health
         .set_serving::<CatalogServiceServer<CatalogApi>>()
+        .await;
+    health
+        .set_serving::<WebhookServiceServer<WebhookApi>>()
         .await;
     let hub = Arc::clone(&context.events);
     let drain = Duration::from_millis(settings.drain_ms);
@@ -169,6 +186,9 @@ pub async fn serve(
             .await;
         reporter
             .set_not_serving::<CatalogServiceServer<CatalogApi>>()
+            .await;
+        reporter
+            .set_not_serving::<WebhookServiceServer<WebhookApi>>()
             .await;
         hub.drain();
         tokio::time::sleep(drain).await;
@@ -195,7 +215,11 @@ pub async fn serve(
             Arc::clone(&authenticator),
         ))
         .add_service(RequireKey::new(
-            CatalogServiceServer::new(CatalogApi::new(context)).max_decoding_message_size(max_bytes),
+            CatalogServiceServer::new(CatalogApi::new(context.clone())).max_decoding_message_size(max_bytes),
+            Arc::clone(&authenticator),
+        ))
+        .add_service(RequireKey::new(
+            WebhookServiceServer::new(WebhookApi::new(context)).max_decoding_message_size(max_bytes),
             Arc::clone(&authenticator),
         ))
         .serve_with_incoming_shutdown(
@@ -204,8 +228,11 @@ pub async fn serve(
             shutdown,
         )
         .await?;
-    let _ = stop_sweeper.send(true);
+    let _ = stop_background.send(true);
     let _ = sweeper.await;
+    if let Some(deliveries) = deliveries {
+        let _ = deliveries.await;
+    }
     let _ = reader.await;
     if let Some(task) = listener_task {
         let _ = task.await;

@@ -17,6 +17,7 @@ pub mod tenants;
 pub mod tls;
 pub mod usage;
 pub mod verify;
+pub mod webhooks;
 mod write_columns;
 mod write_rows;
 mod write_sql;

@@ -28,3 +28,4 @@ mod private_database;
 mod security;
 mod tls;
 mod usage;
+mod webhooks;
