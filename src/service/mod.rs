@@ -22,6 +22,7 @@ mod span;
 pub mod sweeper;
 pub mod tenants;
 pub mod usage;
+pub mod webhooks;
 
 pub use context::Context;
 pub use error::ServiceError;

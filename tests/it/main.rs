@@ -27,4 +27,6 @@ mod pricing;
 mod private_database;
 mod security;
 mod telemetry;
+mod tls;
 mod usage;
+mod webhooks;
