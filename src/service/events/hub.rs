@@ -192,7 +192,9 @@ async fn read_once(context: &Context) -> Result<(ReadOutcome, usize), StoreError
         .ok()
         .and_then(|followed| followed.position)
     else {
-        return Ok((ReadOutcome::Idle, 0));
+        // Not started (the database did not answer at start): start from now.
+        start(context).await?;
+        return Ok((ReadOutcome::More, 0));
     };
     let client = context.pool.get().await?;
     let page = events::read_after(&client, after, READ_BATCH).await?;
