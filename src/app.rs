@@ -128,12 +128,6 @@ pub async fn serve(
             sweeper_stopped,
         ))
     });
-    let hub = Arc::clone(&context.events);
-    // Event streams never end by themselves: end them first, or the drain would wait forever.
-    let shutdown = async move {
-        shutdown.await;
-        hub.drain();
-    };
     let authenticator = Arc::new(Authenticator::new(
         pool.clone(),
         Duration::from_secs(settings.key_cache_seconds),
@@ -146,6 +140,33 @@ pub async fn serve(
     health
         .set_serving::<CatalogServiceServer<CatalogApi>>()
         .await;
+    let hub = Arc::clone(&context.events);
+    let drain = Duration::from_millis(settings.drain_ms);
+    let reporter = health.clone();
+    // Drain: health turns NOT_SERVING first so probes and load balancers stop sending; event
+    // streams (which never end by themselves) end so their clients reconnect elsewhere; after
+    // `drain` the server refuses new calls and waits for those in flight.
+    let shutdown = async move {
+        shutdown.await;
+        tracing::info!(
+            drain_ms = drain.as_millis(),
+            "draining: health is NOT_SERVING"
+        );
+        reporter
+            .set_service_status("", tonic_health::ServingStatus::NotServing)
+            .await;
+        reporter
+            .set_not_serving::<CreditServiceServer<CreditApi>>()
+            .await;
+        reporter
+            .set_not_serving::<AccountServiceServer<AccountApi>>()
+            .await;
+        reporter
+            .set_not_serving::<CatalogServiceServer<CatalogApi>>()
+            .await;
+        hub.drain();
+        tokio::time::sleep(drain).await;
+    };
     let reflection_v1 = reflection_builder().build_v1()?;
     let reflection_v1alpha = reflection_builder().build_v1alpha()?;
     let max_bytes = settings.max_request_bytes;

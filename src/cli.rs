@@ -1,4 +1,4 @@
-//! The command line: `serve`, `migrate`, `verify`, `bench`, `catalog`, `tenant create`, `key create`,
+//! The command line: `serve`, `migrate`, `verify`, `bench`, `catalog`, `tenant create`, `key create|list|revoke`,
 //! `usage export`, `events tail`.
 
 use anyhow::Context as _;
@@ -19,6 +19,7 @@ use crate::service::{Context, catalog, demo, tenants};
 use crate::store::StoreError;
 
 mod events;
+mod keys;
 mod usage;
 
 /// creditgate: credit holds, settlement and balances for AI platforms, over gRPC.
@@ -88,7 +89,7 @@ enum Command {
     /// Manage API keys.
     Key {
         #[command(subcommand)]
-        command: KeyCommand,
+        command: keys::KeyCommand,
     },
     /// Usage history from the command line.
     Usage {
@@ -137,22 +138,6 @@ enum TenantCommand {
     Create {
         /// Tenant name: 1-63 lowercase letters, digits, '-' or '_'.
         name: String,
-        #[command(flatten)]
-        database: DatabaseSettings,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-enum KeyCommand {
-    /// Create an API key and print it once (it is stored hashed and cannot be shown again).
-    Create {
-        /// The tenant the key belongs to.
-        #[arg(long)]
-        tenant: String,
-        /// Comma-separated scopes: worker (CreditService), billing (account writes), reader
-        /// (reads), admin (catalog, everything).
-        #[arg(long, value_parser = ScopeSet::parse_list)]
-        scopes: ScopeSet,
         #[command(flatten)]
         database: DatabaseSettings,
     },
@@ -208,27 +193,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             })
             .await
         }
-        Command::Key {
-            command:
-                KeyCommand::Create {
-                    tenant,
-                    scopes,
-                    database,
-                },
-        } => {
-            with_database(&database, async |db| {
-                let client = db.pool.get().await.map_err(StoreError::from)?;
-                let tenant = tenants::find_tenant(&client, &tenant).await?;
-                let key = tenants::create_key(&client, tenant.tenant_id, scopes).await?;
-                println!("{}", key.secret);
-                eprintln!(
-                    "created key {} for tenant {} with scopes {scopes}; it is shown only this once",
-                    key.key_id, tenant.name
-                );
-                Ok(())
-            })
-            .await
-        }
+        Command::Key { command } => keys::run(command).await,
     }
 }
 

@@ -144,6 +144,11 @@ pub struct MoneySettings {
     /// Events buffered per WatchEvents stream; a consumer that lets it fill is disconnected.
     #[arg(long, env = "CREDITGATE_WATCH_BUFFER", default_value_t = 1_024)]
     pub watch_buffer: usize,
+
+    /// Longest a WatchEvents stream with a full buffer waits for its consumer to take an event
+    /// before ending it (a reading consumer takes one within milliseconds), in seconds.
+    #[arg(long, env = "CREDITGATE_WATCH_STALL_SECONDS", default_value_t = 30)]
+    pub watch_stall_seconds: u64,
 }
 
 impl MoneySettings {
@@ -203,6 +208,7 @@ impl MoneySettings {
             10_000,
         )?;
         check_range("--watch-buffer", self.watch_buffer, 16, 100_000)?;
+        check_range("--watch-stall-seconds", self.watch_stall_seconds, 1, 3_600)?;
         Ok(MoneyLimits {
             max_amount,
             default_hold_ttl: chrono::Duration::seconds(i64::from(self.default_hold_ttl_seconds)),
@@ -220,6 +226,7 @@ impl MoneySettings {
             event_poll_interval: Duration::from_millis(self.event_poll_ms),
             watch_streams_per_tenant: self.watch_streams_per_tenant,
             watch_buffer: self.watch_buffer,
+            watch_stall_timeout: Duration::from_secs(self.watch_stall_seconds),
         })
     }
 }
@@ -255,6 +262,8 @@ pub struct MoneyLimits {
     pub watch_streams_per_tenant: usize,
     /// Events buffered per WatchEvents stream.
     pub watch_buffer: usize,
+    /// Longest a stream with a full buffer waits for its consumer before it is ended.
+    pub watch_stall_timeout: Duration,
 }
 
 impl Default for MoneyLimits {
@@ -274,6 +283,7 @@ impl Default for MoneyLimits {
             event_poll_interval: Duration::from_secs(1),
             watch_streams_per_tenant: 64,
             watch_buffer: 1_024,
+            watch_stall_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -298,6 +308,11 @@ pub struct ServeSettings {
     #[arg(long, env = "CREDITGATE_KEY_CACHE_SECONDS", default_value_t = 30)]
     pub key_cache_seconds: u64,
 
+    /// On SIGTERM, how long health answers NOT_SERVING (so load balancers and probes stop
+    /// sending) before the server refuses new calls and lets in-flight ones finish, in ms.
+    #[arg(long, env = "CREDITGATE_DRAIN_MS", default_value_t = 5_000)]
+    pub drain_ms: u64,
+
     #[command(flatten)]
     pub money: MoneySettings,
 }
@@ -318,6 +333,7 @@ impl ServeSettings {
             MAX_REQUEST_BYTES_LIMIT,
         )?;
         check_range("--key-cache-seconds", self.key_cache_seconds, 0, 3_600)?;
+        check_range("--drain-ms", self.drain_ms, 0, 600_000)?;
         self.money.limits()?;
         Ok(())
     }

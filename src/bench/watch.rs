@@ -13,7 +13,9 @@ use tokio::task::JoinHandle;
 
 use super::report::Samples;
 use super::setup::Clients;
-use crate::proto::v1::{AccountKind, CreateAccountRequest, GrantRequest, GrantSource, WatchEventsRequest};
+use crate::proto::v1::{
+    AccountKind, CreateAccountRequest, GrantRequest, GrantSource, WatchEventsRequest,
+};
 
 /// Events in flight at the end of the load get this long to arrive before the watchers stop.
 const SETTLE_TIME: Duration = Duration::from_millis(500);

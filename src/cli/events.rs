@@ -11,10 +11,9 @@ use super::with_database;
 use crate::auth::ScopeSet;
 use crate::clock::SystemClock;
 use crate::config::DatabaseSettings;
-use crate::ledger::EventType;
 use crate::service::access::Caller;
 use crate::service::events::watch::{WatchRequest, watch};
-use crate::service::events::{StoredEvent, cursor, hub};
+use crate::service::events::{EventType, StoredEvent, cursor, hub};
 use crate::service::{Context, tenants};
 use crate::store::StoreError;
 

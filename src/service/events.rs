@@ -4,5 +4,6 @@ pub mod cursor;
 pub mod hub;
 pub mod watch;
 
+pub use crate::ledger::EventType;
 pub use crate::store::events::{Position, StoredEvent};
 pub use hub::EventHub;

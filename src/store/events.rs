@@ -114,6 +114,48 @@ pub async fn horizon(client: &impl GenericClient) -> Result<Position, StoreError
     Ok(Position::before_tx(row.get(0)))
 }
 
+/// The transactions that had ended at a moment, as a snapshot tells: a stream opened then
+/// without a cursor delivers none of their events (transaction ids are handed out before
+/// commit, so a position alone cannot say "committed before now").
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Ended {
+    /// Every older transaction had ended.
+    pub xmin: i64,
+    /// No transaction this young or younger had started.
+    pub xmax: i64,
+    /// Transactions in [`Ended::xmin`], [`Ended::xmax`]) still running.
+    pub running: Vec<i64>,
+}
+
+impl Ended {
+    /// Before every event of a transaction still running at the snapshot.
+    pub fn start(&self) -> Position {
+        Position::before_tx(self.xmin)
+    }
+
+    /// Whether transaction `tx` had ended (committed or rolled back) at the snapshot.
+    pub fn includes(&self, tx: i64) -> bool {
+        tx < self.xmin || (tx < self.xmax && !self.running.contains(&tx))
+    }
+}
+
+/// The transactions that have ended now.
+pub async fn ended_now(client: &impl GenericClient) -> Result<Ended, StoreError> {
+    let row = client
+        .query_one(
+            "SELECT pg_snapshot_xmin(s)::text::int8, pg_snapshot_xmax(s)::text::int8, \
+             ARRAY(SELECT x::text::int8 FROM pg_snapshot_xip(s) AS x) \
+             FROM pg_current_snapshot() AS s",
+            &[],
+        )
+        .await?;
+    Ok(Ended {
+        xmin: row.get(0),
+        xmax: row.get(1),
+        running: row.get(2),
+    })
+}
+
 /// Whether the outbox holds positions at or past the next transaction id: events copied from
 /// another cluster (a logical dump restored), whose ids started over. New events would then
 /// sort before old ones, and a cursor of an old one would skip them.
@@ -342,6 +384,18 @@ mod tests {
             classify(false, at(3, 0), None, oldest),
             CursorCheck::Unknown
         );
+    }
+
+    #[test]
+    fn a_snapshot_has_ended_what_is_older_than_it_and_not_running() {
+        let ended = Ended {
+            xmin: 10,
+            xmax: 14,
+            running: vec![10, 12],
+        };
+        let ended_txs: Vec<i64> = (8..16).filter(|tx| ended.includes(*tx)).collect();
+        assert_eq!(ended_txs, [8, 9, 11, 13]);
+        assert_eq!(ended.start(), Position::before_tx(10));
     }
 
     #[test]

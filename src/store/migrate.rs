@@ -68,6 +68,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "events",
         sql: include_str!("../../migrations/0010_events.sql"),
     },
+    Migration {
+        version: 12,
+        name: "key_last_used",
+        sql: include_str!("../../migrations/0012_key_last_used.sql"),
+    },
 ];
 
 fn checksum(sql: &str) -> String {

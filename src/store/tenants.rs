@@ -88,15 +88,17 @@ pub async fn insert_key(
     Ok(())
 }
 
-/// The live (not revoked) key with this digest, if any.
+/// The live (not revoked) key with this digest, if any, marked as used now (servers look a
+/// key up once per cache period, so this writes rarely).
 pub async fn find_key_by_hash(
     client: &impl GenericClient,
     hash: &[u8; 32],
 ) -> Result<Option<KeyGrant>, StoreError> {
     let row = client
         .query_opt(
-            "SELECT key_id, tenant_id, scopes FROM api_keys
-             WHERE key_hash = $1 AND revoked_at IS NULL",
+            "UPDATE api_keys SET last_used_at = now()
+             WHERE key_hash = $1 AND revoked_at IS NULL
+             RETURNING key_id, tenant_id, scopes",
             &[&Redacted(hash.as_slice())],
         )
         .await?;
@@ -112,4 +114,61 @@ pub async fn find_key_by_hash(
                 .collect(),
         }
     }))
+}
+
+/// One key as listed: never its secret or digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRow {
+    /// The key's id.
+    pub key_id: Uuid,
+    /// The first characters of the secret, to recognise it.
+    pub prefix: String,
+    /// Its scopes' names.
+    pub scopes: Vec<String>,
+    /// When it was made.
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    /// When a server last looked it up.
+    pub last_used_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// When it was revoked.
+    pub revoked_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// A tenant's keys, oldest first.
+pub async fn list_keys(
+    client: &impl GenericClient,
+    tenant_id: TenantId,
+) -> Result<Vec<KeyRow>, StoreError> {
+    let rows = client
+        .query(
+            "SELECT key_id, key_prefix, scopes, created_at, last_used_at, revoked_at
+             FROM api_keys WHERE tenant_id = $1 ORDER BY created_at, key_id",
+            &[&tenant_id],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|row| KeyRow {
+            key_id: row.get(0),
+            prefix: row.get(1),
+            scopes: row.get(2),
+            created_at: row.get(3),
+            last_used_at: row.get(4),
+            revoked_at: row.get(5),
+        })
+        .collect())
+}
+
+/// Revokes a live key; the tenant it belonged to, or `None` when no live key has this id.
+pub async fn revoke_key(
+    client: &impl GenericClient,
+    key_id: Uuid,
+) -> Result<Option<TenantId>, StoreError> {
+    let row = client
+        .query_opt(
+            "UPDATE api_keys SET revoked_at = now() WHERE key_id = $1 AND revoked_at IS NULL
+             RETURNING tenant_id",
+            &[&key_id],
+        )
+        .await?;
+    Ok(row.map(|row| row.get(0)))
 }

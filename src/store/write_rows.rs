@@ -304,6 +304,35 @@ impl UsageColumns {
     }
 }
 
+impl EventColumns {
+    /// An account's events, numbered after those already pushed.
+    pub(super) fn push(
+        &mut self,
+        tenant_id: TenantId,
+        account_id: AccountId,
+        events: &[EventDraft],
+    ) {
+        for event in events {
+            // A transaction holds a bounded number of operations, each a few events.
+            let seq = i32::try_from(self.seq.len()).unwrap_or(i32::MAX);
+            self.seq.push(seq);
+            self.event_id.push(Uuid::now_v7());
+            self.tenant_id.push(tenant_id);
+            self.account_id.push(account_id);
+            self.event_type.push(event.event_type.as_str());
+            self.attributes.push(serde_json::Value::Object(
+                event
+                    .attributes
+                    .iter()
+                    .map(|(name, value)| {
+                        ((*name).to_owned(), serde_json::Value::String(value.clone()))
+                    })
+                    .collect(),
+            ));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use chrono::{TimeZone as _, Utc};
@@ -369,34 +398,5 @@ mod tests {
             changes.account.as_ref().unwrap_or_else(|| unreachable!()),
         );
         assert_eq!(accounts.params(&now).len(), 3);
-    }
-}
-
-impl EventColumns {
-    /// An account's events, numbered after those already pushed.
-    pub(super) fn push(
-        &mut self,
-        tenant_id: TenantId,
-        account_id: AccountId,
-        events: &[EventDraft],
-    ) {
-        for event in events {
-            // A transaction holds a bounded number of operations, each a few events.
-            let seq = i32::try_from(self.seq.len()).unwrap_or(i32::MAX);
-            self.seq.push(seq);
-            self.event_id.push(Uuid::now_v7());
-            self.tenant_id.push(tenant_id);
-            self.account_id.push(account_id);
-            self.event_type.push(event.event_type.as_str());
-            self.attributes.push(serde_json::Value::Object(
-                event
-                    .attributes
-                    .iter()
-                    .map(|(name, value)| {
-                        ((*name).to_owned(), serde_json::Value::String(value.clone()))
-                    })
-                    .collect(),
-            ));
-        }
     }
 }

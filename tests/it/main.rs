@@ -10,6 +10,7 @@ mod access;
 mod bench;
 mod cli;
 mod discovery;
+mod drain;
 mod events;
 mod faults;
 mod faults_contract;

@@ -46,7 +46,6 @@ enum Expect {
     ScopeMissing,
     /// NOT_FOUND with this reason.
     NotFound(&'static str),
-    Unimplemented,
     /// Reached the RPC, which judged the request: OK or any code that is neither an
     /// authentication refusal, NOT_FOUND, UNIMPLEMENTED nor a failure of the server.
     Reached,
@@ -60,7 +59,6 @@ fn expected(row: &Row, caller: Caller, owner: Owner) -> Expect {
         return Expect::ScopeMissing;
     }
     match (row.target, owner) {
-        (Target::Unimplemented, _) => Expect::Unimplemented,
         (Target::Object(reason), Owner::Other) => Expect::NotFound(reason),
         (Target::Object(_) | Target::Tenant, _) => Expect::Reached,
     }
@@ -78,7 +76,6 @@ fn matches(expect: Expect, result: &Result<(), Status>) -> bool {
         Expect::NotFound(expected) => {
             status.code() == Code::NotFound && reason(status).as_deref() == Some(expected)
         }
-        Expect::Unimplemented => status.code() == Code::Unimplemented,
         Expect::Reached => {
             let refused = [
                 Code::Unauthenticated,

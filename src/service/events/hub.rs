@@ -87,6 +87,13 @@ impl EventHub {
         let _ = draining.wait_for(|draining| *draining).await;
     }
 
+    /// Streams of `tenant_id` open on this server now.
+    pub fn open_streams(&self, tenant_id: crate::ids::TenantId) -> usize {
+        self.streams
+            .lock()
+            .map_or(0, |streams| streams.get(&tenant_id).copied().unwrap_or(0))
+    }
+
     /// Wakes the reader (a notification arrived).
     pub fn wake(&self) {
         self.wake.notify_one();

@@ -1,9 +1,9 @@
 //! One WatchEvents stream: the tenant's events after the cursor from the database, then the
 //! reader's live batches; a stream that falls behind the broadcast catches up from the
-//! database, a consumer that lets its buffer fill is disconnected, the server's drain ends it.
+//! database, a consumer that lets its buffer fill and takes nothing for the stall timeout is
+//! disconnected, the server's drain ends it.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{broadcast, mpsc};
@@ -15,13 +15,11 @@ use crate::ledger::{EventType, Reason};
 use crate::service::access::Caller;
 use crate::service::{Context, ServiceError};
 use crate::store::StoreError;
-use crate::store::events::{self, CursorCheck, EventFilter, Position, StoredEvent};
+use crate::store::events::{self, CursorCheck, Ended, EventFilter, Position, StoredEvent};
 use crate::store::usage::account_exists;
 
 /// Events read from the database per page while catching up.
 const REPLAY_PAGE: i64 = 500;
-/// Longest a catching-up stream waits for its client to take an event.
-pub const WATCH_STALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What a watcher asks for.
 #[derive(Debug, Clone, Default)]
@@ -131,6 +129,12 @@ pub async fn watch(
             }
         }
     }
+    // "From now" is decided here, before the stream is answered: an event committed before
+    // the call is not delivered, one committed after it is, however far the reader lags.
+    let start = match request.cursor {
+        Some(position) => Start::After(position),
+        None => Start::Now(events::ended_now(&client).await?),
+    };
     drop(client);
     let limit = context.limits.watch_streams_per_tenant;
     let permit =
@@ -156,9 +160,7 @@ pub async fn watch(
         let _permit = permit;
         let outcome = follow(
             &context,
-            tenant_id,
-            &filter,
-            request.cursor,
+            (tenant_id, &filter, &start),
             subscription,
             &sender,
         )
@@ -170,24 +172,48 @@ pub async fn watch(
     Ok(EventStream { events, end })
 }
 
-/// Follows the tenant's events until the client goes away (`Ok`) or the stream must end.
+/// Where a stream starts.
+#[derive(Debug, Clone)]
+enum Start {
+    /// After a cursor's position.
+    After(Position),
+    /// With the transactions that had not ended when the stream was opened.
+    Now(Ended),
+}
+
+impl Start {
+    fn position(&self) -> Position {
+        match self {
+            Start::After(position) => *position,
+            Start::Now(ended) => ended.start(),
+        }
+    }
+
+    /// Whether the stream delivers `event` (not one committed before it was opened).
+    fn delivers(&self, event: &StoredEvent) -> bool {
+        match self {
+            Start::After(_) => true,
+            Start::Now(ended) => !ended.includes(event.position.tx),
+        }
+    }
+}
+
+/// Follows the tenant's events after `start` until the client goes away (`Ok`) or the stream
+/// must end.
 async fn follow(
     context: &Context,
-    tenant_id: TenantId,
-    filter: &EventFilter,
-    cursor: Option<Position>,
+    (tenant_id, filter, start): (TenantId, &EventFilter, &Start),
     first: (Position, broadcast::Receiver<Arc<Batch>>),
     sender: &mpsc::Sender<StoredEvent>,
 ) -> Result<(), ServiceError> {
     let hub = &context.events;
-    let mut last = cursor;
+    let mut from = start.position();
     let mut subscription = Some(first);
     loop {
         let Some((upto, mut receiver)) = subscription.take().or_else(|| hub.subscribe()) else {
             return Err(draining());
         };
-        let from = *last.get_or_insert(upto);
-        if from < upto && !replay(context, tenant_id, filter, from, upto, sender).await? {
+        if from < upto && !replay(context, (tenant_id, filter, start), from, upto, sender).await? {
             return Ok(());
         }
         let mut seen = from.max(upto);
@@ -196,18 +222,15 @@ async fn follow(
                 received = receiver.recv() => match received {
                     Ok(batch) => {
                         for event in batch.events.iter().filter(|event| {
-                            event.tenant_id == tenant_id && event.position > seen && filter.admits(event)
+                            event.tenant_id == tenant_id
+                                && event.position > seen
+                                && filter.admits(event)
+                                && start.delivers(event)
                         }) {
-                            match sender.try_send(event.clone()) {
-                                Ok(()) => {}
-                                Err(mpsc::error::TrySendError::Closed(_)) => return Ok(()),
-                                Err(mpsc::error::TrySendError::Full(_)) => {
-                                    return Err(stalled(format!(
-                                        "the stream was ended: {} events waited unread; \
-                                         resume after your last cursor",
-                                        sender.max_capacity()
-                                    )));
-                                }
+                            // A batch may hold more events than the buffer has room for,
+                            // however fast the consumer reads: wait for room, within bounds.
+                            if !deliver(context, sender, event.clone()).await? {
+                                return Ok(());
                             }
                         }
                         seen = seen.max(batch.upto);
@@ -220,7 +243,7 @@ async fn follow(
                 () = hub.drained() => return Err(draining()),
             }
         }
-        last = Some(seen);
+        from = seen;
     }
 }
 
@@ -228,8 +251,7 @@ async fn follow(
 /// client's pace; `false` when the client went away.
 async fn replay(
     context: &Context,
-    tenant_id: TenantId,
-    filter: &EventFilter,
+    (tenant_id, filter, start): (TenantId, &EventFilter, &Start),
     from: Position,
     upto: Position,
     sender: &mpsc::Sender<StoredEvent>,
@@ -243,19 +265,39 @@ async fn replay(
         let full = i64::try_from(page.len()).unwrap_or(i64::MAX) >= REPLAY_PAGE;
         for event in page {
             after = event.position;
-            match tokio::time::timeout(WATCH_STALL_TIMEOUT, sender.send(event)).await {
-                Ok(Ok(())) => {}
-                Ok(Err(_)) => return Ok(false),
-                Err(_) => {
-                    return Err(stalled(format!(
-                        "the stream was ended: no event was taken for {} s",
-                        WATCH_STALL_TIMEOUT.as_secs()
-                    )));
-                }
+            if !start.delivers(&event) {
+                continue;
+            }
+            if !deliver(context, sender, event).await? {
+                return Ok(false);
             }
         }
         if !full {
             return Ok(true);
         }
+    }
+}
+
+/// Hands `event` to the client's buffer, waiting while it is full at most the stall timeout
+/// (the broadcast meanwhile may lag: the stream then catches up from the database, so writers
+/// never wait); `false` when the client went away.
+async fn deliver(
+    context: &Context,
+    sender: &mpsc::Sender<StoredEvent>,
+    event: StoredEvent,
+) -> Result<bool, ServiceError> {
+    let stall = context.limits.watch_stall_timeout;
+    tokio::select! {
+        sent = tokio::time::timeout(stall, sender.send(event)) => match sent {
+            Ok(Ok(())) => Ok(true),
+            Ok(Err(_)) => Ok(false),
+            Err(_) => Err(stalled(format!(
+                "the stream was ended: its {} buffered events were not read for {} ms; resume \
+                 after your last cursor",
+                sender.max_capacity(),
+                stall.as_millis()
+            ))),
+        },
+        () = context.events.drained() => Err(draining()),
     }
 }

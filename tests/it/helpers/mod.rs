@@ -5,6 +5,7 @@ pub mod books;
 pub mod concurrency;
 mod database;
 pub mod dedicated_cluster;
+pub mod events;
 pub mod limits;
 pub mod money;
 pub mod mutating;
@@ -22,7 +23,7 @@ use std::sync::Arc;
 
 use clap::Parser as _;
 use creditgate::clock::ShiftedClock;
-use creditgate::config::{MoneySettings, ServeSettings};
+use creditgate::config::{MoneyLimits, MoneySettings, ServeSettings};
 use creditgate::proto::v1::account_service_client::AccountServiceClient;
 use creditgate::proto::v1::catalog_service_client::CatalogServiceClient;
 use creditgate::proto::v1::credit_service_client::CreditServiceClient;
@@ -102,6 +103,12 @@ pub struct TestApp {
 impl TestApp {
     /// Starts a server on a fresh database, with tenant `test` and an all-scopes key.
     pub async fn spawn() -> TestApp {
+        Self::spawn_with_limits(|_| {}).await
+    }
+
+    /// As [`TestApp::spawn`], with the default money limits adjusted by `adjust` (e.g. fewer
+    /// event streams, a smaller stream buffer, a sweeper that runs only at start).
+    pub async fn spawn_with_limits(adjust: impl FnOnce(&mut MoneyLimits)) -> TestApp {
         let database = fresh_database().await;
         let client = database.pool.get().await.unwrap();
         let tenant = tenants::create_tenant(&client, "test").await.unwrap();
@@ -109,20 +116,36 @@ impl TestApp {
             .await
             .unwrap();
         drop(client);
-        Self::start(database, tenant.tenant_id, key.secret, None).await
+        let mut limits = MoneyDefaults::parse_from(["money"]).money.limits().unwrap();
+        adjust(&mut limits);
+        Self::start(database, tenant.tenant_id, key.secret, None, limits).await
     }
 
-    /// A second server (its own pool and clock) on this app's database, as another replica
-    /// of the service would be.
+    /// A second server (its own pool and clock, this app's limits) on this app's database, as
+    /// another replica of the service would be.
     pub async fn replica(&self) -> TestApp {
         let database = self.database.reconnect();
-        Self::start(database, self.tenant_id, self.key.clone(), None).await
+        Self::start(
+            database,
+            self.tenant_id,
+            self.key.clone(),
+            None,
+            self.context.limits,
+        )
+        .await
     }
 
     /// A replica whose server reads `clock` (e.g. one whose system clock is wrong).
     pub async fn replica_with_clock(&self, clock: Arc<dyn creditgate::clock::Clock>) -> TestApp {
         let database = self.database.reconnect();
-        Self::start(database, self.tenant_id, self.key.clone(), Some(clock)).await
+        Self::start(
+            database,
+            self.tenant_id,
+            self.key.clone(),
+            Some(clock),
+            self.context.limits,
+        )
+        .await
     }
 
     async fn start(
@@ -130,6 +153,7 @@ impl TestApp {
         tenant_id: creditgate::ids::TenantId,
         key: String,
         server_clock: Option<Arc<dyn creditgate::clock::Clock>>,
+        limits: MoneyLimits,
     ) -> TestApp {
         let pool = database.pool.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -140,13 +164,14 @@ impl TestApp {
             request_timeout_ms: 10_000,
             max_request_bytes: 1024 * 1024,
             key_cache_seconds: 30,
+            drain_ms: 0,
             money: MoneyDefaults::parse_from(["money"]).money,
         };
         let clock = Arc::new(ShiftedClock::default());
         let mut context = Context::new(
             pool.clone(),
             server_clock.unwrap_or_else(|| clock.clone()),
-            settings.money.limits().unwrap(),
+            limits,
         );
         context.listen = Some(database.url().parse().unwrap());
         let server_context = context.clone();

@@ -35,6 +35,8 @@ impl Serve {
         let mut command = Command::new(env!("CARGO_BIN_EXE_creditgate"));
         command
             .args(["serve", "--listen", &address.to_string()])
+            // Tests stop servers often; a drain test sets its own.
+            .env("CREDITGATE_DRAIN_MS", "0")
             .stdout(Stdio::piped())
             .kill_on_drop(true);
         Serve {
@@ -137,11 +139,16 @@ impl Running {
         self.child.wait().await.unwrap();
     }
 
+    /// Sends SIGTERM (the start of a drain) without waiting.
+    pub fn terminate(&self) {
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.child.id().unwrap()).unwrap());
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    }
+
     /// Stops the server with SIGTERM, checks that it drained and exited cleanly, and returns
     /// its whole stderr if that was captured.
     pub async fn stop(mut self) -> Option<String> {
-        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.child.id().unwrap()).unwrap());
-        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+        self.terminate();
         let status = tokio::time::timeout(self.limit, self.child.wait())
             .await
             .expect("serve did not stop in time")

@@ -41,8 +41,6 @@ pub enum Target {
     Object(&'static str),
     /// Acts on the caller's tenant as a whole (a new account, the catalog).
     Tenant,
-    /// UNIMPLEMENTED today: only its authentication is checked.
-    Unimplemented,
 }
 
 pub struct Row {
@@ -76,7 +74,7 @@ macro_rules! on_account {
 }
 
 pub fn rows() -> Vec<Row> {
-    use Target::{Tenant, Unimplemented};
+    use Target::Tenant;
     const ACCOUNT: Target = Target::Object("ACCOUNT_NOT_FOUND");
     const HOLD: Target = Target::Object("HOLD_NOT_FOUND");
     const SETTLEMENT: Target = Target::Object("SETTLEMENT_NOT_FOUND");
@@ -301,7 +299,7 @@ pub fn rows() -> Vec<Row> {
         row(
             "AccountService/WatchEvents",
             READ,
-            Unimplemented,
+            ACCOUNT,
             on_account!(watch_events(WatchEventsRequest)),
         ),
         // No catalog: the server refuses the request itself once the caller may publish.
