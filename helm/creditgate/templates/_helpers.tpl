@@ -72,6 +72,7 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
   "statementTimeoutMs" "CREDITGATE_STATEMENT_TIMEOUT_MS"
   "lockTimeoutMs" "CREDITGATE_LOCK_TIMEOUT_MS"
   "requestTimeoutMs" "CREDITGATE_REQUEST_TIMEOUT_MS"
+  "drainMs" "CREDITGATE_DRAIN_MS"
   "maxRequestBytes" "CREDITGATE_MAX_REQUEST_BYTES"
   "keyCacheSeconds" "CREDITGATE_KEY_CACHE_SECONDS"
   "maxAmount" "CREDITGATE_MAX_AMOUNT"
@@ -88,6 +89,7 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
   "eventPollMs" "CREDITGATE_EVENT_POLL_MS"
   "watchStreamsPerTenant" "CREDITGATE_WATCH_STREAMS_PER_TENANT"
   "watchBuffer" "CREDITGATE_WATCH_BUFFER"
+  "watchStallSeconds" "CREDITGATE_WATCH_STALL_SECONDS"
   "logFormat" "CREDITGATE_LOG_FORMAT"
   "logLevel" "RUST_LOG" }}
 {{- range $key := keys .Values.settings | sortAlpha }}
@@ -106,10 +108,9 @@ CREDITGATE_METRICS_LISTEN: {{ printf "0.0.0.0:%d" (int .Values.metrics.port) | q
 
 {{/* Refuses a grace period that would SIGKILL a pod still draining calls. */}}
 {{- define "creditgate.checkShutdown" -}}
-{{- $drainSeconds := div (add .Values.settings.requestTimeoutMs 999) 1000 }}
-{{- $needed := add .Values.shutdown.preStopSleepSeconds $drainSeconds }}
-{{- if le (int .Values.shutdown.terminationGracePeriodSeconds) (int $needed) }}
-{{- fail (printf "shutdown.terminationGracePeriodSeconds (%d) must exceed shutdown.preStopSleepSeconds plus settings.requestTimeoutMs in seconds (%d)" (int .Values.shutdown.terminationGracePeriodSeconds) (int $needed)) }}
+{{- $drainSeconds := div (add .Values.settings.drainMs .Values.settings.requestTimeoutMs 999) 1000 }}
+{{- if le (int .Values.shutdown.terminationGracePeriodSeconds) (int $drainSeconds) }}
+{{- fail (printf "shutdown.terminationGracePeriodSeconds (%d) must exceed settings.drainMs plus settings.requestTimeoutMs (%d s)" (int .Values.shutdown.terminationGracePeriodSeconds) (int $drainSeconds)) }}
 {{- end }}
 {{- if and .Values.metrics.serviceMonitor.enabled (not .Values.metrics.enabled) }}
 {{- fail "metrics.serviceMonitor.enabled needs metrics.enabled" }}
