@@ -116,11 +116,12 @@ async function main() {
   });
   console.log(`hold ${hold.hold_id}: ${hold.amount} reserved, status ${hold.status}`);
 
-  // The run used more input and less output than estimated; Settle charges what was metered.
+  // The run used more tokens than estimated: Settle charges what was metered, the part above
+  // the hold from the rest of the balance.
   const { settlement } = await call(credit, "Settle", {
     idempotency_key: idempotencyKey(),
     hold_id: hold.hold_id,
-    usage: { input_tokens: "25000", output_tokens: "3000" },
+    usage: { input_tokens: "25000", output_tokens: "5000" },
   });
   console.log(`settled: ${settlement.total} (from hold ${settlement.from_hold}, from balance ${settlement.from_balance}, released ${settlement.released})`);
 

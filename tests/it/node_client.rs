@@ -31,7 +31,10 @@ async fn run(program: &str, args: &[&str], dir: &Path, timeout: Duration) -> Opt
         .kill_on_drop(true)
         .output();
     match tokio::time::timeout(timeout, child).await {
-        Err(_) => panic!("`{program} {}` did not finish in {timeout:?}", args.join(" ")),
+        Err(_) => panic!(
+            "`{program} {}` did not finish in {timeout:?}",
+            args.join(" ")
+        ),
         Ok(Err(error)) if error.kind() == std::io::ErrorKind::NotFound => None,
         Ok(Err(error)) => panic!("`{program}` could not start: {error}"),
         Ok(Ok(output)) => Some(output),
@@ -84,7 +87,9 @@ async fn the_node_client_quotes_authorizes_settles_and_reads_the_balance() {
         return;
     }
     if !node_modules(&dir).await {
-        eprintln!("node_client: skipped, `npm` is not installed and examples/node/node_modules is missing");
+        eprintln!(
+            "node_client: skipped, `npm` is not installed and examples/node/node_modules is missing"
+        );
         return;
     }
     let app = TestApp::spawn().await;
@@ -112,7 +117,7 @@ async fn the_node_client_quotes_authorizes_settles_and_reads_the_balance() {
     // The same usage quoted by the Rust client: the Node client priced and settled it alike.
     let settled_usage = Usage {
         input_tokens: 25_000,
-        output_tokens: 3_000,
+        output_tokens: 5_000,
         ..Usage::default()
     };
     let expected = app
@@ -129,7 +134,10 @@ async fn the_node_client_quotes_authorizes_settles_and_reads_the_balance() {
         .parse::<Decimal>()
         .unwrap();
     assert_eq!(decimal(&result, "settled_total"), expected, "{stdout}");
-    assert_eq!(decimal(&result, "hold_amount"), decimal(&result, "quote_total"));
+    assert_eq!(
+        decimal(&result, "hold_amount"),
+        decimal(&result, "quote_total")
+    );
     assert_eq!(
         decimal(&result, "available"),
         decimal(&result, "granted") - expected,
