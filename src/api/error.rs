@@ -224,6 +224,8 @@ mod tests {
         ("ALREADY_EXISTS", Code::AlreadyExists),
         ("TOO_MANY_STREAMS", Code::ResourceExhausted),
         ("STREAM_STALLED", Code::ResourceExhausted),
+        ("CURSOR_EXPIRED", Code::FailedPrecondition),
+        ("SERVER_DRAINING", Code::Unavailable),
         ("NOT_IMPLEMENTED", Code::Unimplemented),
         ("UNAVAILABLE", Code::Unavailable),
         ("INTERNAL", Code::Internal),
