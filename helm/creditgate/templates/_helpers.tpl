@@ -106,11 +106,17 @@ CREDITGATE_METRICS_LISTEN: {{ printf "0.0.0.0:%d" (int .Values.metrics.port) | q
 {{- end }}
 {{- end }}
 
-{{/* Refuses a grace period that would SIGKILL a pod still draining calls. */}}
-{{- define "creditgate.checkShutdown" -}}
+{{/* Refuses values that render valid objects but a broken service: a grace period that would
+SIGKILL a pod still draining calls, a liveness probe that would restart a pod for draining (health
+says NOT_SERVING then), a ServiceMonitor with nothing to scrape. */}}
+{{- define "creditgate.checkValues" -}}
 {{- $drainSeconds := div (add .Values.settings.drainMs .Values.settings.requestTimeoutMs 999) 1000 }}
 {{- if le (int .Values.shutdown.terminationGracePeriodSeconds) (int $drainSeconds) }}
 {{- fail (printf "shutdown.terminationGracePeriodSeconds (%d) must exceed settings.drainMs plus settings.requestTimeoutMs (%d s)" (int .Values.shutdown.terminationGracePeriodSeconds) (int $drainSeconds)) }}
+{{- end }}
+{{- $liveness := .Values.probes.liveness }}
+{{- if le (int (mul $liveness.periodSeconds $liveness.failureThreshold)) (int $drainSeconds) }}
+{{- fail (printf "probes.liveness.periodSeconds × failureThreshold must exceed the drain (%d s), or a draining pod is restarted" (int $drainSeconds)) }}
 {{- end }}
 {{- if and .Values.metrics.serviceMonitor.enabled (not .Values.metrics.enabled) }}
 {{- fail "metrics.serviceMonitor.enabled needs metrics.enabled" }}
