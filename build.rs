@@ -11,6 +11,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/creditgate/v1/credit.proto",
         "proto/creditgate/v1/account.proto",
         "proto/creditgate/v1/catalog.proto",
+        "proto/creditgate/v1/webhooks.proto",
     ];
     println!("cargo:rerun-if-changed=proto");
     let descriptors = protox::compile(files, ["proto"])?;

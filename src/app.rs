@@ -9,22 +9,25 @@ use std::time::Duration;
 use anyhow::Context as _;
 use deadpool_postgres::Pool;
 use tokio::net::TcpListener;
-use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
 use crate::api::account::AccountApi;
 use crate::api::authentication::RequireKey;
 use crate::api::catalog::CatalogApi;
 use crate::api::credit::CreditApi;
+use crate::api::webhooks::WebhookApi;
 use crate::clock::SystemClock;
 use crate::config::{DatabaseSettings, ServeSettings};
 use crate::proto::v1::account_service_server::AccountServiceServer;
 use crate::proto::v1::catalog_service_server::CatalogServiceServer;
 use crate::proto::v1::credit_service_server::CreditServiceServer;
+use crate::proto::v1::webhook_service_server::WebhookServiceServer;
 use crate::service::access::Authenticator;
+use crate::service::webhooks::delivery;
 use crate::service::{Context, events, sweeper};
 use crate::store::cluster::{self, ClusterOptions, PrivateCluster};
-use crate::store::{connect_pool, migrate};
+use crate::store::{connect_pool_with, migrate};
 
 /// The database the service runs on.
 #[derive(Debug)]
@@ -37,6 +40,8 @@ pub struct Database {
     pub data_dir: Option<PathBuf>,
     /// How to open a connection of one's own (the event reader's LISTEN).
     pub config: tokio_postgres::Config,
+    /// The TLS connector of every connection (plain when the URL's sslmode says so).
+    pub connector: crate::store::tls::PgConnector,
 }
 
 impl Database {
@@ -52,12 +57,10 @@ impl Database {
 /// Connects to DATABASE_URL, or starts the private cluster, then applies migrations.
 pub async fn open_database(settings: &DatabaseSettings) -> anyhow::Result<Database> {
     let limits = settings.pool_limits()?;
-    let (config, cluster, data_dir) = match &settings.database_url {
+    let (config, tls, cluster, data_dir) = match &settings.database_url {
         Some(url) => {
-            let config: tokio_postgres::Config = url
-                .parse()
-                .context("DATABASE_URL is not a valid Postgres connection URL")?;
-            (config, None, None)
+            let (config, tls) = crate::store::tls::parse_url(url).map_err(anyhow::Error::msg)?;
+            (config, tls, None, None)
         }
         None => {
             let data_dir = settings.data_dir();
@@ -68,15 +71,21 @@ pub async fn open_database(settings: &DatabaseSettings) -> anyhow::Result<Databa
             };
             let cluster = PrivateCluster::start(&options).await?;
             let config = cluster.connection().config(cluster::DATABASE);
-            (config, Some(cluster), Some(data_dir))
+            let plain = crate::store::tls::PgTls {
+                mode: crate::store::tls::PgSslMode::Disable,
+                root_cert: None,
+            };
+            (config, plain, Some(cluster), Some(data_dir))
         }
     };
-    let pool = connect_pool(config.clone(), limits)?;
+    let connector = crate::store::tls::connector(&tls).map_err(anyhow::Error::msg)?;
+    let pool = connect_pool_with(config.clone(), connector.clone(), limits)?;
     let database = Database {
         pool,
         cluster,
         data_dir,
         config,
+        connector,
     };
     let applied = async {
         let mut client = database.pool.get().await?;
@@ -105,7 +114,7 @@ pub fn context(pool: Pool, settings: &ServeSettings) -> anyhow::Result<Context> 
 }
 
 /// Serves gRPC on `listener` until `shutdown` completes, then drains in-flight calls. The
-/// background sweeper runs alongside and stops with it.
+/// background sweeper and webhook delivery run alongside and stop with it.
 pub async fn serve(
     listener: TcpListener,
     context: Context,
@@ -113,19 +122,30 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
     let pool = context.pool.clone();
-    let (stop_sweeper, sweeper_stopped) = tokio::sync::watch::channel(false);
+    let (stop_background, background_stopped) = tokio::sync::watch::channel(false);
     let sweeper = tokio::spawn(sweeper::run(
         context.clone(),
         context.limits.sweep_interval,
-        sweeper_stopped.clone(),
+        background_stopped.clone(),
     ));
+    let webhook_interval = context.limits.webhook_interval;
+    let deliveries = (!webhook_interval.is_zero()).then(|| {
+        tokio::spawn(delivery::run(
+            context.clone(),
+            webhook_interval,
+            background_stopped.clone(),
+        ))
+    });
     events::hub::start(&context).await?;
-    let reader = tokio::spawn(events::hub::run(context.clone(), sweeper_stopped.clone()));
+    let reader = tokio::spawn(events::hub::run(
+        context.clone(),
+        background_stopped.clone(),
+    ));
     let listener_task = context.listen.clone().map(|config| {
         tokio::spawn(events::hub::listen(
             config,
             Arc::clone(&context.events),
-            sweeper_stopped,
+            background_stopped,
         ))
     });
     let authenticator = Arc::new(Authenticator::new(
@@ -139,6 +159,9 @@ pub async fn serve(
         .await;
     health
         .set_serving::<CatalogServiceServer<CatalogApi>>()
+        .await;
+    health
+        .set_serving::<WebhookServiceServer<WebhookApi>>()
         .await;
     let hub = Arc::clone(&context.events);
     let drain = Duration::from_millis(settings.drain_ms);
@@ -164,13 +187,20 @@ pub async fn serve(
         reporter
             .set_not_serving::<CatalogServiceServer<CatalogApi>>()
             .await;
+        reporter
+            .set_not_serving::<WebhookServiceServer<WebhookApi>>()
+            .await;
         hub.drain();
         tokio::time::sleep(drain).await;
     };
     let reflection_v1 = reflection_builder().build_v1()?;
     let reflection_v1alpha = reflection_builder().build_v1alpha()?;
     let max_bytes = settings.max_request_bytes;
-    Server::builder()
+    let mut server = Server::builder();
+    if let Some(tls) = server_tls(settings)? {
+        server = server.tls_config(tls)?;
+    }
+    server
         .timeout(Duration::from_millis(settings.request_timeout_ms))
         .trace_fn(|request| tracing::info_span!("rpc", path = %request.uri().path(), tenant_id = tracing::field::Empty))
         .add_service(health_service)
@@ -185,7 +215,11 @@ pub async fn serve(
             Arc::clone(&authenticator),
         ))
         .add_service(RequireKey::new(
-            CatalogServiceServer::new(CatalogApi::new(context)).max_decoding_message_size(max_bytes),
+            CatalogServiceServer::new(CatalogApi::new(context.clone())).max_decoding_message_size(max_bytes),
+            Arc::clone(&authenticator),
+        ))
+        .add_service(RequireKey::new(
+            WebhookServiceServer::new(WebhookApi::new(context)).max_decoding_message_size(max_bytes),
             Arc::clone(&authenticator),
         ))
         .serve_with_incoming_shutdown(
@@ -194,13 +228,31 @@ pub async fn serve(
             shutdown,
         )
         .await?;
-    let _ = stop_sweeper.send(true);
+    let _ = stop_background.send(true);
     let _ = sweeper.await;
+    if let Some(deliveries) = deliveries {
+        let _ = deliveries.await;
+    }
     let _ = reader.await;
     if let Some(task) = listener_task {
         let _ = task.await;
     }
     Ok(())
+}
+
+/// The server's TLS, when its certificate is configured: files read now.
+fn server_tls(settings: &ServeSettings) -> anyhow::Result<Option<ServerTlsConfig>> {
+    let (Some(cert), Some(key)) = (&settings.tls_cert, &settings.tls_key) else {
+        return Ok(None);
+    };
+    let read = |path: &std::path::Path| {
+        std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+    };
+    let mut tls = ServerTlsConfig::new().identity(Identity::from_pem(read(cert)?, read(key)?));
+    if let Some(ca) = &settings.tls_client_ca {
+        tls = tls.client_ca_root(Certificate::from_pem(read(ca)?));
+    }
+    Ok(Some(tls))
 }
 
 /// Reflection over the creditgate and health protos; built twice, for v1 and v1alpha clients.

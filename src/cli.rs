@@ -1,5 +1,5 @@
 //! The command line: `serve`, `migrate`, `verify`, `bench`, `catalog`, `tenant create`, `key create|list|revoke`,
-//! `usage export`, `events tail`.
+//! `usage export`, `events tail`, `webhooks`.
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
@@ -21,6 +21,7 @@ use crate::store::StoreError;
 mod events;
 mod keys;
 mod usage;
+mod webhooks;
 
 /// creditgate: credit holds, settlement and balances for AI platforms, over gRPC.
 #[derive(Debug, Parser)]
@@ -101,6 +102,11 @@ enum Command {
         #[command(subcommand)]
         command: events::EventsCommand,
     },
+    /// Manage a tenant's webhook endpoints.
+    Webhooks {
+        #[command(subcommand)]
+        command: webhooks::WebhooksCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -180,6 +186,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Catalog { command } => run_catalog(command).await,
         Command::Usage { command } => usage::run(command).await,
         Command::Events { command } => events::run(command).await,
+        Command::Webhooks { command } => webhooks::run(command).await,
         Command::Bench { settings } => crate::bench::bench(settings).await,
         Command::Tenant {
             command: TenantCommand::Create { name, database },
@@ -278,7 +285,7 @@ async fn run_serve(database: &DatabaseSettings, serve: &ServeSettings) -> anyhow
         println!("creditgate listening on {address}");
         tracing::info!(%address, "serving grpc");
         let mut context = app::context(database.pool.clone(), serve)?;
-        context.listen = Some(database.config.clone());
+        context.listen = Some((database.config.clone(), database.connector.clone()));
         app::serve(listener, context, serve, app::shutdown_signal()).await
     }
     .await;

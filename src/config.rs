@@ -149,6 +149,10 @@ pub struct MoneySettings {
     /// before ending it (a reading consumer takes one within milliseconds), in seconds.
     #[arg(long, env = "CREDITGATE_WATCH_STALL_SECONDS", default_value_t = 30)]
     pub watch_stall_seconds: u64,
+    /// Pause between webhook delivery ticks, in milliseconds (at most 1,000); 0: this replica
+    /// delivers no webhooks (others do).
+    #[arg(long, env = "CREDITGATE_WEBHOOK_INTERVAL_MS", default_value_t = 1_000)]
+    pub webhook_interval_ms: u64,
 }
 
 impl MoneySettings {
@@ -209,6 +213,7 @@ impl MoneySettings {
         )?;
         check_range("--watch-buffer", self.watch_buffer, 16, 100_000)?;
         check_range("--watch-stall-seconds", self.watch_stall_seconds, 1, 3_600)?;
+        check_range("--webhook-interval-ms", self.webhook_interval_ms, 0, 1_000)?;
         Ok(MoneyLimits {
             max_amount,
             default_hold_ttl: chrono::Duration::seconds(i64::from(self.default_hold_ttl_seconds)),
@@ -227,6 +232,7 @@ impl MoneySettings {
             watch_streams_per_tenant: self.watch_streams_per_tenant,
             watch_buffer: self.watch_buffer,
             watch_stall_timeout: Duration::from_secs(self.watch_stall_seconds),
+            webhook_interval: Duration::from_millis(self.webhook_interval_ms),
         })
     }
 }
@@ -264,6 +270,8 @@ pub struct MoneyLimits {
     pub watch_buffer: usize,
     /// Longest a stream with a full buffer waits for its consumer before it is ended.
     pub watch_stall_timeout: Duration,
+    /// Pause between webhook delivery ticks; zero: no delivery on this replica.
+    pub webhook_interval: Duration,
 }
 
 impl Default for MoneyLimits {
@@ -284,6 +292,7 @@ impl Default for MoneyLimits {
             watch_streams_per_tenant: 64,
             watch_buffer: 1_024,
             watch_stall_timeout: Duration::from_secs(30),
+            webhook_interval: Duration::from_secs(1),
         }
     }
 }
@@ -313,6 +322,19 @@ pub struct ServeSettings {
     #[arg(long, env = "CREDITGATE_DRAIN_MS", default_value_t = 5_000)]
     pub drain_ms: u64,
 
+    /// Serve gRPC over TLS with this certificate chain (PEM); needs --tls-key. Read at start:
+    /// restart to load a renewed certificate.
+    #[arg(long, env = "CREDITGATE_TLS_CERT")]
+    pub tls_cert: Option<std::path::PathBuf>,
+
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, env = "CREDITGATE_TLS_KEY")]
+    pub tls_key: Option<std::path::PathBuf>,
+
+    /// Require client certificates signed by this CA (PEM): mutual TLS. Needs --tls-cert.
+    #[arg(long, env = "CREDITGATE_TLS_CLIENT_CA")]
+    pub tls_client_ca: Option<std::path::PathBuf>,
+
     #[command(flatten)]
     pub money: MoneySettings,
 }
@@ -334,6 +356,16 @@ impl ServeSettings {
         )?;
         check_range("--key-cache-seconds", self.key_cache_seconds, 0, 3_600)?;
         check_range("--drain-ms", self.drain_ms, 0, 600_000)?;
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return Err(ConfigError(
+                "--tls-cert and --tls-key go together: give both or neither".to_owned(),
+            ));
+        }
+        if self.tls_client_ca.is_some() && self.tls_cert.is_none() {
+            return Err(ConfigError(
+                "--tls-client-ca needs --tls-cert and --tls-key (mutual TLS is TLS)".to_owned(),
+            ));
+        }
         self.money.limits()?;
         Ok(())
     }

@@ -74,6 +74,10 @@ typed_id!(
     AllowanceId
 );
 typed_id!(
+    /// A webhook endpoint of a tenant (a URL its events are POSTed to).
+    WebhookEndpointId
+);
+typed_id!(
     /// A spend limit (a cap on one member, API key or project of an account, per period).
     SpendLimitId
 );

@@ -33,6 +33,8 @@ pub fn accepted_scopes(path: &str) -> ScopeSet {
         ("creditgate.v1.CatalogService", "GetCatalog" | "ListModels") => {
             &[Scope::Reader, Scope::Worker, Scope::Billing]
         }
+        // Endpoints receive every event of the tenant and hold a signing secret.
+        ("creditgate.v1.WebhookService", _) => &[Scope::Admin],
         _ => &[Scope::Admin],
     };
     scopes.iter().copied().collect()

@@ -67,7 +67,8 @@ fn code(reason: Reason) -> Code {
         | Reason::QuoteNotFound
         | Reason::SettlementNotFound
         | Reason::TenantNotFound
-        | Reason::CatalogVersionNotFound => Code::NotFound,
+        | Reason::CatalogVersionNotFound
+        | Reason::WebhookEndpointNotFound => Code::NotFound,
         Reason::InsufficientCredits
         | Reason::AccountInDebt
         | Reason::AccountSuspended
@@ -80,7 +81,9 @@ fn code(reason: Reason) -> Code {
         | Reason::CursorExpired => Code::FailedPrecondition,
         Reason::EntitlementRequired | Reason::ScopeMissing => Code::PermissionDenied,
         Reason::IdempotencyKeyReused | Reason::AlreadyExists => Code::AlreadyExists,
-        Reason::TooManyStreams | Reason::StreamStalled => Code::ResourceExhausted,
+        Reason::TooManyStreams | Reason::StreamStalled | Reason::TooManyWebhookEndpoints => {
+            Code::ResourceExhausted
+        }
         Reason::NotImplemented => Code::Unimplemented,
         Reason::Unavailable | Reason::ServerDraining => Code::Unavailable,
         Reason::Internal => Code::Internal,
@@ -222,6 +225,8 @@ mod tests {
         ("SCOPE_MISSING", Code::PermissionDenied),
         ("IDEMPOTENCY_KEY_REUSED", Code::AlreadyExists),
         ("ALREADY_EXISTS", Code::AlreadyExists),
+        ("WEBHOOK_ENDPOINT_NOT_FOUND", Code::NotFound),
+        ("TOO_MANY_WEBHOOK_ENDPOINTS", Code::ResourceExhausted),
         ("TOO_MANY_STREAMS", Code::ResourceExhausted),
         ("STREAM_STALLED", Code::ResourceExhausted),
         ("CURSOR_EXPIRED", Code::FailedPrecondition),

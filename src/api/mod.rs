@@ -12,6 +12,7 @@ mod parse;
 mod plans;
 mod pricing;
 mod usage;
+pub mod webhooks;
 
 use tonic::Request;
 

@@ -99,12 +99,12 @@ pub(super) async fn run(command: EventsCommand) -> anyhow::Result<()> {
             Arc::new(SystemClock),
             crate::config::MoneyLimits::default(),
         );
-        context.listen = Some(db.config.clone());
+        context.listen = Some((db.config.clone(), db.connector.clone()));
         let (stop, stopped) = tokio::sync::watch::channel(false);
         hub::start(&context).await?;
         let reader = tokio::spawn(hub::run(context.clone(), stopped.clone()));
         let listener = tokio::spawn(hub::listen(
-            db.config.clone(),
+            (db.config.clone(), db.connector.clone()),
             Arc::clone(&context.events),
             stopped,
         ));

@@ -78,6 +78,10 @@ reasons!(
         IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
         /// Something with that name already exists.
         AlreadyExists => "ALREADY_EXISTS",
+        /// No such webhook endpoint for the tenant.
+        WebhookEndpointNotFound => "WEBHOOK_ENDPOINT_NOT_FOUND",
+        /// The tenant has as many webhook endpoints as allowed; delete one first.
+        TooManyWebhookEndpoints => "TOO_MANY_WEBHOOK_ENDPOINTS",
         /// As many streams as the server allows are open; retry later.
         TooManyStreams => "TOO_MANY_STREAMS",
         /// The client took nothing from its stream for too long; the stream was ended.

@@ -35,8 +35,9 @@ pub struct Context {
     pub exports: Arc<tokio::sync::Semaphore>,
     /// The event reader and its streams.
     pub events: Arc<super::events::EventHub>,
-    /// Where the event reader listens for notifications; `None`: it polls only.
-    pub listen: Option<tokio_postgres::Config>,
+    /// Where the event reader listens for notifications, and how to connect there; `None`: it
+    /// polls only.
+    pub listen: Option<(tokio_postgres::Config, crate::store::tls::PgConnector)>,
 }
 
 impl Context {

@@ -42,11 +42,13 @@ pub enum Rpc {
     SetSpendLimit,
     /// `CatalogService/PublishCatalog`.
     PublishCatalog,
+    /// `WebhookService/CreateWebhookEndpoint`.
+    CreateWebhookEndpoint,
 }
 
 impl Rpc {
     /// Every RPC.
-    pub const ALL: [Rpc; 11] = [
+    pub const ALL: [Rpc; 12] = [
         Rpc::Authorize,
         Rpc::ExtendHold,
         Rpc::Settle,
@@ -58,6 +60,7 @@ impl Rpc {
         Rpc::SetAllowance,
         Rpc::SetSpendLimit,
         Rpc::PublishCatalog,
+        Rpc::CreateWebhookEndpoint,
     ];
 
     /// Its method name, as stored with its idempotency records and hashed into them.
@@ -83,6 +86,10 @@ impl Rpc {
             Rpc::SetAllowance => ("SetAllowance", "creditgate.v1.SetAllowanceRequest"),
             Rpc::SetSpendLimit => ("SetSpendLimit", "creditgate.v1.SetSpendLimitRequest"),
             Rpc::PublishCatalog => ("PublishCatalog", "creditgate.v1.PublishCatalogRequest"),
+            Rpc::CreateWebhookEndpoint => (
+                "CreateWebhookEndpoint",
+                "creditgate.v1.CreateWebhookEndpointRequest",
+            ),
         }
     }
 
@@ -271,6 +278,7 @@ mod tests {
                 Rpc::SetAllowance => 8,
                 Rpc::SetSpendLimit => 9,
                 Rpc::PublishCatalog => 10,
+                Rpc::CreateWebhookEndpoint => 11,
             };
             assert_eq!(listed, position, "{rpc:?}");
             assert_eq!(Rpc::from_name(rpc.as_str()), Some(rpc));

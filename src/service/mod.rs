@@ -21,6 +21,7 @@ mod recent;
 pub mod sweeper;
 pub mod tenants;
 pub mod usage;
+pub mod webhooks;
 
 pub use context::Context;
 pub use error::ServiceError;

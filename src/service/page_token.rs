@@ -1,6 +1,6 @@
-//! Page tokens of ListUsage and ListLedger: the position of the last row returned, signed
-//! (HMAC-SHA-256 under a key every replica shares) together with the tenant and everything
-//! the request filtered on, so a token only continues the listing it came from. Reused with
+//! Page tokens of ListUsage, ListLedger and the webhook listings: the position of the last
+//! row returned, signed (HMAC-SHA-256 under a key every replica shares) together with the
+//! tenant and everything the request filtered on, so a token only continues the listing it came from. Reused with
 //! other filters, another account or another tenant, or altered, it does not open.
 
 use base64::Engine as _;
@@ -28,6 +28,10 @@ pub enum Listing {
     Usage = 1,
     /// ListLedger.
     Ledger = 2,
+    /// ListWebhookEndpoints.
+    WebhookEndpoints = 3,
+    /// ListWebhookDeliveries.
+    WebhookDeliveries = 4,
 }
 
 /// What a request's token is bound to: its account and filters, in a fixed encoding.

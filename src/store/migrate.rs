@@ -69,6 +69,11 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../../migrations/0010_events.sql"),
     },
     Migration {
+        version: 11,
+        name: "webhooks",
+        sql: include_str!("../../migrations/0011_webhooks.sql"),
+    },
+    Migration {
         version: 12,
         name: "key_last_used",
         sql: include_str!("../../migrations/0012_key_last_used.sql"),

@@ -14,8 +14,10 @@ mod redacted;
 mod rows;
 pub mod secrets;
 pub mod tenants;
+pub mod tls;
 pub mod usage;
 pub mod verify;
+pub mod webhooks;
 mod write_columns;
 mod write_rows;
 mod write_sql;
@@ -25,7 +27,6 @@ mod writes;
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
-use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
 
 /// Connection limits applied to every pooled connection.
@@ -145,9 +146,23 @@ impl StoreError {
     }
 }
 
-/// Builds a pool over `config`, applying the limits to every connection it opens.
+/// Builds a pool over `config` without TLS, applying the limits to every connection it opens.
 pub fn connect_pool(
+    config: tokio_postgres::Config,
+    limits: PoolLimits,
+) -> Result<Pool, StoreError> {
+    let plain = tls::connector(&tls::PgTls {
+        mode: tls::PgSslMode::Disable,
+        root_cert: None,
+    })
+    .map_err(StoreError::Other)?;
+    connect_pool_with(config, plain, limits)
+}
+
+/// Builds a pool over `config` whose connections use `connector` as `config`'s sslmode says.
+pub fn connect_pool_with(
     mut config: tokio_postgres::Config,
+    connector: tls::PgConnector,
     limits: PoolLimits,
 ) -> Result<Pool, StoreError> {
     config.application_name("creditgate");
@@ -167,7 +182,7 @@ pub fn connect_pool(
     ));
     let manager = Manager::from_config(
         config,
-        NoTls,
+        connector.make(),
         ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
         },

@@ -8,8 +8,8 @@ use crate::helpers::TestApp;
 use crate::helpers::concurrency::race;
 use crate::helpers::money::key;
 use crate::helpers::mutating::{
-    Authorize, CreateAccount, ExtendHold, Grant, Mutating, PublishCatalog, Refund, Release,
-    SetAllowance, SetSpendLimit, Settle, UpdateAccount,
+    Authorize, CreateAccount, CreateWebhookEndpoint, ExtendHold, Grant, Mutating, PublishCatalog,
+    Refund, Release, SetAllowance, SetSpendLimit, Settle, UpdateAccount,
 };
 use crate::helpers::snapshot::Snapshot;
 use crate::helpers::status::{assert_invalid_field, assert_key_reused};
@@ -177,6 +177,7 @@ every_mutating_rpc! {
     publish_catalog: PublishCatalog, its key first used by UpdateAccount;
     set_allowance: SetAllowance, its key first used by Grant;
     set_spend_limit: SetSpendLimit, its key first used by SetAllowance;
+    create_webhook_endpoint: CreateWebhookEndpoint, its key first used by PublishCatalog;
 }
 
 /// Every RPC of the contract that takes an idempotency key has a case.

@@ -27,4 +27,6 @@ mod plans;
 mod pricing;
 mod private_database;
 mod security;
+mod tls;
 mod usage;
+mod webhooks;

@@ -207,14 +207,14 @@ async fn read_once(context: &Context) -> Result<ReadOutcome, StoreError> {
 /// Listens for the events trigger's notifications on a connection of its own (a pooled one
 /// would drop them), waking the reader on each; reconnects after a failure.
 pub async fn listen(
-    config: tokio_postgres::Config,
+    (config, connector): (tokio_postgres::Config, crate::store::tls::PgConnector),
     hub: Arc<EventHub>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
         tokio::select! {
             _ = shutdown.changed() => return,
-            result = listen_once(&config, &hub) => {
+            result = listen_once(&config, connector.clone(), &hub) => {
                 if let Err(error) = result {
                     tracing::warn!(%error, "listening for events failed; polling until it is back");
                 }
@@ -229,9 +229,10 @@ pub async fn listen(
 
 async fn listen_once(
     config: &tokio_postgres::Config,
+    connector: crate::store::tls::PgConnector,
     hub: &Arc<EventHub>,
 ) -> Result<(), StoreError> {
-    let (client, mut connection) = config.connect(tokio_postgres::NoTls).await?;
+    let (client, mut connection) = config.connect(connector.make()).await?;
     let woken = Arc::clone(hub);
     // Drives the connection; each notification only wakes the reader (nothing is queued).
     let driver = tokio::spawn(std::future::poll_fn(move |cx| {

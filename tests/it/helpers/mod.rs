@@ -10,6 +10,7 @@ pub mod limits;
 pub mod money;
 pub mod mutating;
 pub mod plans;
+pub mod receiver;
 mod retry;
 pub mod server_process;
 pub mod snapshot;
@@ -27,6 +28,7 @@ use creditgate::config::{MoneyLimits, MoneySettings, ServeSettings};
 use creditgate::proto::v1::account_service_client::AccountServiceClient;
 use creditgate::proto::v1::catalog_service_client::CatalogServiceClient;
 use creditgate::proto::v1::credit_service_client::CreditServiceClient;
+use creditgate::proto::v1::webhook_service_client::WebhookServiceClient;
 use creditgate::service::Context;
 use creditgate::service::tenants;
 use deadpool_postgres::Pool;
@@ -40,12 +42,13 @@ pub use status::reason;
 /// A client type whose every call carries a bearer key.
 pub type Authed = InterceptedService<Channel, BearerKey>;
 
-/// The three clients, all with one caller's key.
+/// The clients of every service, all with one caller's key.
 #[derive(Clone)]
 pub struct Clients {
     pub credit: CreditServiceClient<Authed>,
     pub account: AccountServiceClient<Authed>,
     pub catalog: CatalogServiceClient<Authed>,
+    pub webhooks: WebhookServiceClient<Authed>,
 }
 
 /// A new tenant named `name` in `database`, and a key of it with every scope.
@@ -101,7 +104,8 @@ pub struct TestApp {
 }
 
 impl TestApp {
-    /// Starts a server on a fresh database, with tenant `test` and an all-scopes key.
+    /// Starts a server on a fresh database, with tenant `test` and an all-scopes key. Its
+    /// webhook worker is off: tests deliver with `deliver_once`.
     pub async fn spawn() -> TestApp {
         Self::spawn_with_limits(|_| {}).await
     }
@@ -117,6 +121,8 @@ impl TestApp {
             .unwrap();
         drop(client);
         let mut limits = MoneyDefaults::parse_from(["money"]).money.limits().unwrap();
+        // Tests deliver webhooks with `deliver_once`, unless one turns the worker on.
+        limits.webhook_interval = std::time::Duration::ZERO;
         adjust(&mut limits);
         Self::start(database, tenant.tenant_id, key.secret, None, limits).await
     }
@@ -165,6 +171,9 @@ impl TestApp {
             max_request_bytes: 1024 * 1024,
             key_cache_seconds: 30,
             drain_ms: 0,
+            tls_cert: None,
+            tls_key: None,
+            tls_client_ca: None,
             money: MoneyDefaults::parse_from(["money"]).money,
         };
         let clock = Arc::new(ShiftedClock::default());
@@ -173,7 +182,8 @@ impl TestApp {
             server_clock.unwrap_or_else(|| clock.clone()),
             limits,
         );
-        context.listen = Some(database.url().parse().unwrap());
+        let (config, tls) = creditgate::store::tls::parse_url(&database.url()).unwrap();
+        context.listen = Some((config, creditgate::store::tls::connector(&tls).unwrap()));
         let server_context = context.clone();
         let server = tokio::spawn(async move {
             creditgate::app::serve(listener, server_context, &settings, async {
@@ -263,16 +273,22 @@ impl TestApp {
         CatalogServiceClient::with_interceptor(self.channel.clone(), Self::bearer(key))
     }
 
-    /// The three clients with `key`.
+    /// WebhookService client with `key`.
+    pub fn webhooks_as(&self, key: Option<&str>) -> WebhookServiceClient<Authed> {
+        WebhookServiceClient::with_interceptor(self.channel.clone(), Self::bearer(key))
+    }
+
+    /// Every client with `key`.
     pub fn clients_as(&self, key: Option<&str>) -> Clients {
         Clients {
             credit: self.credit_as(key),
             account: self.account_as(key),
             catalog: self.catalog_as(key),
+            webhooks: self.webhooks_as(key),
         }
     }
 
-    /// The three clients with the all-scopes key.
+    /// Every client with the all-scopes key.
     pub fn clients(&self) -> Clients {
         self.clients_as(Some(&self.key))
     }

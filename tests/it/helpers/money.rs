@@ -3,11 +3,11 @@
 
 use creditgate::proto::v1::{
     AccountKind, AllowancePeriod, AuthorizeRequest, AuthorizeResponse, CreateAccountRequest,
-    ExtendHoldRequest, GetBalanceRequest, GetBalanceResponse, GetHoldRequest, GetHoldResponse,
-    GrantRequest, GrantResponse, GrantSource, Hold, HoldStatus, LimitPeriod, RefundRequest,
-    ReleaseRequest, SetAllowanceRequest, SetSpendLimitRequest, SettlePolicy, SettleRequest,
-    SettleResponse, SpendScope, SpendScopeKind, authorize_request, get_hold_request,
-    settle_request,
+    CreateWebhookEndpointRequest, ExtendHoldRequest, GetBalanceRequest, GetBalanceResponse,
+    GetHoldRequest, GetHoldResponse, GrantRequest, GrantResponse, GrantSource, Hold, HoldStatus,
+    LimitPeriod, RefundRequest, ReleaseRequest, SetAllowanceRequest, SetSpendLimitRequest,
+    SettlePolicy, SettleRequest, SettleResponse, SpendScope, SpendScopeKind, authorize_request,
+    get_hold_request, settle_request,
 };
 
 use super::TestApp;
@@ -147,6 +147,8 @@ pub struct Objects {
     pub settled_hold_id: String,
     /// The settlement of `settled_hold_id` (5 captured).
     pub settlement_id: String,
+    /// A webhook endpoint of the tenant.
+    pub webhook_endpoint_id: String,
 }
 
 /// Refunds `amount` of a settlement ("" = all that is left) under a fresh key.
@@ -220,7 +222,18 @@ impl TestApp {
             .await
             .unwrap()
             .into_inner();
+        let endpoint = self
+            .webhooks_as(Some(api_key))
+            .create_webhook_endpoint(CreateWebhookEndpointRequest {
+                idempotency_key: key(),
+                url: "http://127.0.0.1:9/hooks".to_owned(),
+                ..CreateWebhookEndpointRequest::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
         Objects {
+            webhook_endpoint_id: endpoint.endpoint.unwrap().endpoint_id,
             account_id,
             hold_id: holds[0].clone(),
             spare_hold_id: holds[1].clone(),

@@ -29,7 +29,7 @@ use futures::future::BoxFuture;
 use tonic::Status;
 
 pub use self::account::{CreateAccount, Grant, SetAllowance, SetSpendLimit, UpdateAccount};
-pub use self::catalog::PublishCatalog;
+pub use self::catalog::{CreateWebhookEndpoint, PublishCatalog};
 pub use self::credit::{Authorize, ExtendHold, Refund, Release, Settle};
 use super::money::Objects;
 use super::snapshot::Snapshot;

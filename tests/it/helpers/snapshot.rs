@@ -90,6 +90,7 @@ pub struct Snapshot {
     /// Refund amounts by refund id.
     pub refunds: BTreeMap<String, String>,
     pub catalog_versions: i64,
+    pub webhook_endpoints: i64,
     pub idempotency_records: i64,
     pub journal_entries: i64,
 }
@@ -185,6 +186,7 @@ impl Snapshot {
                 .await
                 .unwrap()
                 .get(0),
+            webhook_endpoints: count("SELECT count(*) FROM webhook_endpoints").await,
             idempotency_records: count("SELECT count(*) FROM idempotency_records").await,
             journal_entries: count("SELECT count(*) FROM journal_entries").await,
         }
@@ -232,6 +234,11 @@ impl Snapshot {
                 "catalog versions",
                 self.catalog_versions,
                 expected.catalog_versions,
+            ),
+            (
+                "webhook endpoints",
+                self.webhook_endpoints,
+                expected.webhook_endpoints,
             ),
             (
                 "idempotency records",

@@ -17,6 +17,8 @@ use crate::helpers::money::{
     grant_request, key, refund_request, release_request, settle_request, spend_limit_request,
 };
 
+mod webhooks;
+
 pub type Call = fn(Clients, Objects) -> BoxFuture<'static, Result<(), Status>>;
 
 /// The RPCs of the contract whose method `keep` holds for, as `Service/Method`, sorted.
@@ -55,7 +57,7 @@ const WORKER: &[Scope] = &[Scope::Worker];
 const BILLING: &[Scope] = &[Scope::Billing];
 const READ: &[Scope] = &[Scope::Reader, Scope::Billing];
 const CATALOG_READ: &[Scope] = &[Scope::Reader, Scope::Worker, Scope::Billing];
-const ADMIN_ONLY: &[Scope] = &[];
+pub const ADMIN_ONLY: &[Scope] = &[];
 
 /// A call of the AccountService `$method` with a `$request` naming the account, every other
 /// field left at its default.
@@ -74,6 +76,12 @@ macro_rules! on_account {
 }
 
 pub fn rows() -> Vec<Row> {
+    let mut rows = money_rows();
+    rows.extend(webhooks::rows());
+    rows
+}
+
+fn money_rows() -> Vec<Row> {
     use Target::Tenant;
     const ACCOUNT: Target = Target::Object("ACCOUNT_NOT_FOUND");
     const HOLD: Target = Target::Object("HOLD_NOT_FOUND");

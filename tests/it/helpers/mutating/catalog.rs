@@ -1,7 +1,8 @@
-//! The CatalogService case.
+//! The CatalogService and WebhookService cases.
 
 use creditgate::proto::v1::{
-    Catalog, GetCatalogRequest, PublishCatalogRequest, PublishCatalogResponse,
+    Catalog, CreateWebhookEndpointRequest, CreateWebhookEndpointResponse, EventType,
+    GetCatalogRequest, PublishCatalogRequest, PublishCatalogResponse,
 };
 use futures::future::BoxFuture;
 
@@ -55,5 +56,43 @@ impl Mutating for PublishCatalog {
         assert_eq!(published.version, active.version + 1, "{published:?}");
         assert_eq!(published.models, active.models);
         books.catalog_versions += 1;
+    }
+}
+
+pub struct CreateWebhookEndpoint;
+
+impl Mutating for CreateWebhookEndpoint {
+    const RPC: &'static str = "WebhookService/CreateWebhookEndpoint";
+    /// Nothing: an endpoint belongs to the tenant.
+    type Subject = ();
+    type Request = CreateWebhookEndpointRequest;
+    type Response = CreateWebhookEndpointResponse;
+
+    fn prepare(_app: &TestApp) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
+
+    fn request(_: &(), key: &str) -> CreateWebhookEndpointRequest {
+        CreateWebhookEndpointRequest {
+            idempotency_key: key.to_owned(),
+            url: "https://hooks.example.com/creditgate".to_owned(),
+            account_id: String::new(),
+            types: vec![EventType::GrantAdded as i32],
+        }
+    }
+
+    fn variants(_: &(), key: &str) -> Vec<(&'static str, CreateWebhookEndpointRequest)> {
+        let mut url = Self::request(&(), key);
+        url.url = "https://hooks.example.com/other".to_owned();
+        let mut types = Self::request(&(), key);
+        types.types = vec![EventType::BalanceLow as i32];
+        vec![("url", url), ("types", types)]
+    }
+
+    sent_by!(webhooks.create_webhook_endpoint);
+
+    fn apply(books: &mut Snapshot, _: &(), response: &CreateWebhookEndpointResponse) {
+        assert!(response.secret.starts_with("whsec_"), "{response:?}");
+        books.webhook_endpoints += 1;
     }
 }
