@@ -90,6 +90,7 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
   "watchStreamsPerTenant" "CREDITGATE_WATCH_STREAMS_PER_TENANT"
   "watchBuffer" "CREDITGATE_WATCH_BUFFER"
   "watchStallSeconds" "CREDITGATE_WATCH_STALL_SECONDS"
+  "webhookIntervalMs" "CREDITGATE_WEBHOOK_INTERVAL_MS"
   "logFormat" "CREDITGATE_LOG_FORMAT"
   "logLevel" "RUST_LOG" }}
 {{- range $key := keys .Values.settings | sortAlpha }}
@@ -101,6 +102,13 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{ $name }}: {{ $value | toString | quote }}
 {{- end }}
 CREDITGATE_LISTEN: {{ printf "0.0.0.0:%d" (int .Values.grpc.port) | quote }}
+{{- with .Values.tls.secretName }}
+CREDITGATE_TLS_CERT: /etc/creditgate/tls/tls.crt
+CREDITGATE_TLS_KEY: /etc/creditgate/tls/tls.key
+{{- end }}
+{{- with .Values.tls.clientCaSecretName }}
+CREDITGATE_TLS_CLIENT_CA: /etc/creditgate/client-ca/ca.crt
+{{- end }}
 {{- if .Values.metrics.enabled }}
 CREDITGATE_METRICS_LISTEN: {{ printf "0.0.0.0:%d" (int .Values.metrics.port) | quote }}
 {{- end }}
@@ -108,7 +116,7 @@ CREDITGATE_METRICS_LISTEN: {{ printf "0.0.0.0:%d" (int .Values.metrics.port) | q
 
 {{/* Refuses values that render valid objects but a broken service: a grace period that would
 SIGKILL a pod still draining calls, a liveness probe that would restart a pod for draining (health
-says NOT_SERVING then), a ServiceMonitor with nothing to scrape. */}}
+says NOT_SERVING then), a client CA without TLS, a ServiceMonitor with nothing to scrape. */}}
 {{- define "creditgate.checkValues" -}}
 {{- $drainSeconds := div (add .Values.settings.drainMs .Values.settings.requestTimeoutMs 999) 1000 }}
 {{- if le (int .Values.shutdown.terminationGracePeriodSeconds) (int $drainSeconds) }}
@@ -118,7 +126,42 @@ says NOT_SERVING then), a ServiceMonitor with nothing to scrape. */}}
 {{- if le (int (mul $liveness.periodSeconds $liveness.failureThreshold)) (int $drainSeconds) }}
 {{- fail (printf "probes.liveness.periodSeconds × failureThreshold must exceed the drain (%d s), or a draining pod is restarted" (int $drainSeconds)) }}
 {{- end }}
+{{- if and .Values.tls.clientCaSecretName (not .Values.tls.secretName) }}
+{{- fail "tls.clientCaSecretName needs tls.secretName (client certificates are checked over TLS)" }}
+{{- end }}
 {{- if and .Values.metrics.serviceMonitor.enabled (not .Values.metrics.enabled) }}
 {{- fail "metrics.serviceMonitor.enabled needs metrics.enabled" }}
+{{- end }}
+{{- end }}
+
+{{/* A probe of the gRPC port: the health service in plaintext; with TLS, which Kubernetes' gRPC
+probes cannot speak, only that the port accepts connections. */}}
+{{- define "creditgate.probeAction" -}}
+{{- if .Values.tls.secretName }}
+tcpSocket:
+  port: grpc
+{{- else }}
+grpc:
+  port: {{ .Values.grpc.port }}
+{{- end }}
+{{- end }}
+
+{{/* The Postgres CA, mounted for DATABASE_URL's sslrootcert. */}}
+{{- define "creditgate.postgresCaVolume" -}}
+{{- with .Values.database.caSecretName }}
+- name: postgres-ca
+  secret:
+    secretName: {{ . }}
+    items:
+      - key: ca.crt
+        path: ca.crt
+{{- end }}
+{{- end }}
+
+{{- define "creditgate.postgresCaMount" -}}
+{{- if .Values.database.caSecretName }}
+- name: postgres-ca
+  mountPath: /etc/creditgate/postgres-ca
+  readOnly: true
 {{- end }}
 {{- end }}
