@@ -136,7 +136,10 @@ pub async fn serve(
             background_stopped.clone(),
         ))
     });
-    events::hub::start(&context).await?;
+    // Without the database the server still answers (UNAVAILABLE); the reader starts with it.
+    if let Err(error) = events::hub::start(&context).await {
+        tracing::warn!(%error, "the event reader starts once the database answers");
+    }
     let reader = tokio::spawn(events::hub::run(
         context.clone(),
         background_stopped.clone(),

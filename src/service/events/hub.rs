@@ -186,7 +186,9 @@ async fn read_once(context: &Context) -> Result<ReadOutcome, StoreError> {
         .ok()
         .and_then(|followed| followed.position)
     else {
-        return Ok(ReadOutcome::Idle);
+        // Not started (the database did not answer at start): start from now.
+        start(context).await?;
+        return Ok(ReadOutcome::More);
     };
     let client = context.pool.get().await?;
     let page = events::read_after(&client, after, READ_BATCH).await?;

@@ -84,6 +84,13 @@ fn draining() -> ServiceError {
     }
 }
 
+/// The server drains, or its event reader has not reached the database yet.
+fn not_following() -> ServiceError {
+    ServiceError::Unavailable(StoreError::Unavailable(
+        "this server is not following events (starting or shutting down); retry".to_owned(),
+    ))
+}
+
 fn stalled(message: String) -> ServiceError {
     ServiceError::Exhausted {
         reason: Reason::StreamStalled,
@@ -147,7 +154,7 @@ pub async fn watch(
         })?;
     // Subscribed before the call is answered: "from now" is the moment the client is told the
     // stream is open.
-    let subscription = context.events.subscribe().ok_or_else(draining)?;
+    let subscription = context.events.subscribe().ok_or_else(not_following)?;
     let (sender, events) = mpsc::channel(context.limits.watch_buffer);
     let end = Arc::new(Mutex::new(Some(draining())));
     let ended = Arc::clone(&end);
