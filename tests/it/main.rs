@@ -22,6 +22,7 @@ mod money_edges;
 mod money_groups;
 mod money_guarantees;
 mod money_semantics;
+mod node_client;
 mod plans;
 mod pricing;
 mod private_database;
