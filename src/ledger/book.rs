@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::allowance::{AllowanceGrant, AllowanceState};
-use super::events::LoadedBalance;
+use super::events::{LoadedBalance, stored_available};
 use super::journal::{LedgerAccount, MovementKind, Posting, Refs, movement};
 use super::model::{
     AccountState, AllocationState, GrantState, HoldState, HoldStatus, RefundRecord,
@@ -59,11 +59,7 @@ impl AccountBook {
             .map(|hold| (hold.hold_id, (hold.status, hold.captured)))
             .collect();
         let loaded = LoadedBalance {
-            available: grants
-                .iter()
-                .filter(|grant| grant.effective_at <= now)
-                .map(|grant| grant.remaining)
-                .sum(),
+            available: stored_available(&grants, now),
             threshold: account.low_balance_threshold,
             grant_ids: grants.iter().map(|grant| grant.grant_id).collect(),
         };

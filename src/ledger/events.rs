@@ -79,6 +79,19 @@ pub(super) struct LoadedBalance {
     pub(super) grant_ids: std::collections::BTreeSet<GrantId>,
 }
 
+/// The balance stored grants hold at `now`: those in effect, expired ones whose breakage is
+/// not posted yet included (BALANCE_LOW compares it as loaded and as left).
+pub(super) fn stored_available<'a>(
+    grants: impl IntoIterator<Item = &'a GrantState>,
+    now: DateTime<Utc>,
+) -> Credits {
+    grants
+        .into_iter()
+        .filter(|grant| grant.effective_at <= now)
+        .map(|grant| grant.remaining)
+        .sum()
+}
+
 fn time(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
@@ -101,11 +114,7 @@ fn grant_attributes(grant: &GrantState) -> BTreeMap<&'static str, String> {
 impl AccountBook {
     /// The balance the loaded rows say, at the book's time.
     pub(super) fn stored_available(&self) -> Credits {
-        self.grants
-            .values()
-            .filter(|grant| grant.effective_at <= self.now)
-            .map(|grant| grant.remaining)
-            .sum()
+        stored_available(self.grants.values(), self.now)
     }
 
     /// Marks the live grants expiring within the warning horizon (and not yet expired) as
