@@ -13,7 +13,7 @@ use crate::clock::SystemClock;
 use crate::config::DatabaseSettings;
 use crate::service::access::Caller;
 use crate::service::events::watch::{WatchRequest, watch};
-use crate::service::events::{EventType, StoredEvent, cursor, hub};
+use crate::service::events::{EventType, cursor, hub, json};
 use crate::service::{Context, tenants};
 use crate::store::StoreError;
 
@@ -40,19 +40,6 @@ pub(super) enum EventsCommand {
         #[command(flatten)]
         database: DatabaseSettings,
     },
-}
-
-/// One event as a JSON line: the fields of the wire `Event`.
-pub fn json_line(event: &StoredEvent) -> String {
-    serde_json::json!({
-        "event_id": event.event_id.to_string(),
-        "cursor": cursor::encode(event.position),
-        "type": event.event_type.as_str(),
-        "account_id": event.account_id.to_string(),
-        "created_at": event.created_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-        "attributes": event.attributes,
-    })
-    .to_string()
 }
 
 pub(super) async fn run(command: EventsCommand) -> anyhow::Result<()> {
@@ -127,7 +114,8 @@ pub(super) async fn run(command: EventsCommand) -> anyhow::Result<()> {
                     let end = stream.end.lock().ok().and_then(|mut slot| slot.take());
                     return end.map_or(Ok(()), |error| Err(anyhow::Error::new(error)));
                 };
-                writeln!(out, "{}", json_line(&event))?;
+                out.write_all(&json(&event))?;
+                writeln!(out)?;
                 out.flush()?;
                 printed += 1;
             }

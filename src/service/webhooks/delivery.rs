@@ -231,7 +231,7 @@ fn http_client() -> Result<&'static reqwest::Client, ServiceError> {
 async fn post(context: &Context, claimed: &Claimed, event: &StoredEvent, attempt: i32) -> Attempt {
     let endpoint = &claimed.endpoint;
     let attempted_at = context.clock.now();
-    let body = signature::body(event);
+    let body = crate::service::events::json(event);
     let signed = signature::header(&claimed.secret, attempted_at.timestamp(), &body);
     let started = Instant::now();
     let answer = match http_client() {

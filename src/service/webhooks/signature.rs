@@ -1,17 +1,12 @@
-//! What a webhook receiver gets: the JSON body of one event and its signature,
+//! What a webhook receiver gets besides the event's JSON ([`crate::service::events::json`]):
+//! its signature,
 //! `t=<unix seconds>,v1=<hex HMAC-SHA-256(secret, "<t>.<body>")>`. The timestamp is signed
 //! with the body so a receiver can refuse old replays.
 
-use std::collections::BTreeMap;
-
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chrono::SecondsFormat;
 use hmac::{Hmac, Mac as _};
-use serde::Serialize;
 use sha2::Sha256;
-
-use crate::store::events::StoredEvent;
 
 /// Prefix of every secret, so one found in a log or a repository is recognised.
 const SECRET_PREFIX: &str = "whsec_";
@@ -20,33 +15,6 @@ const SECRET_PREFIX: &str = "whsec_";
 pub fn new_secret() -> String {
     let bytes: [u8; 32] = rand::random();
     format!("{SECRET_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes))
-}
-
-#[derive(Serialize)]
-struct Body<'a> {
-    event_id: String,
-    cursor: String,
-    #[serde(rename = "type")]
-    event_type: &'static str,
-    account_id: String,
-    created_at: String,
-    attributes: &'a BTreeMap<String, String>,
-}
-
-/// The JSON body POSTed for `event`.
-pub fn body(event: &StoredEvent) -> Vec<u8> {
-    let body = Body {
-        event_id: event.event_id.to_string(),
-        cursor: crate::service::events::cursor::encode(event.position),
-        event_type: event.event_type.as_str(),
-        account_id: event.account_id.to_string(),
-        created_at: event
-            .created_at
-            .to_rfc3339_opts(SecondsFormat::Micros, true),
-        attributes: &event.attributes,
-    };
-    // Strings and a map of strings always serialize.
-    serde_json::to_vec(&body).unwrap_or_default()
 }
 
 /// The `creditgate-signature` header of `body` sent at `timestamp` (unix seconds).
