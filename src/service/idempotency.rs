@@ -1,10 +1,13 @@
 //! Idempotency: a request's fingerprint, and what a retry gets back. Same key and same request
 //! → the first answer (a decline included); same key and another request → refused, naming the
-//! top-level fields that differ (found by decoding both requests with the proto descriptors).
+//! top-level fields that differ (by the records' field digests, named with the proto
+//! descriptors).
+
+mod fields;
 
 use std::sync::OnceLock;
 
-use prost_reflect::{DescriptorPool, DynamicMessage};
+use prost_reflect::DescriptorPool;
 use sha2::{Digest as _, Sha256};
 use uuid::Uuid;
 
@@ -162,7 +165,7 @@ impl Fingerprint {
             key: self.key.clone(),
             rpc: self.rpc.as_str(),
             request_hash: self.hash(),
-            request: self.request.clone(),
+            request_fields: fields::field_digests(&self.request),
             account_id,
             answer,
         }
@@ -177,11 +180,7 @@ impl Fingerprint {
         }
         if stored.request_hash != self.hash() {
             return Err(ServiceError::IdempotencyKeyReused {
-                fields: differing_fields(
-                    self.rpc.request_message(),
-                    &stored.request,
-                    &self.request,
-                ),
+                fields: differing_fields(self.rpc.request_message(), stored, &self.request),
             });
         }
         answer_result(stored.answer.clone())
@@ -234,27 +233,26 @@ fn descriptors() -> Option<&'static DescriptorPool> {
         .as_ref()
 }
 
-/// Names of the top-level fields whose values differ between two encodings of `message`.
-fn differing_fields(message: &str, stored: &[u8], received: &[u8]) -> Vec<String> {
-    let decoded = descriptors()
-        .and_then(|pool| pool.get_message_by_name(message))
-        .and_then(|descriptor| {
-            let stored = DynamicMessage::decode(descriptor.clone(), stored).ok()?;
-            let received = DynamicMessage::decode(descriptor.clone(), received).ok()?;
-            Some((descriptor, stored, received))
-        });
-    let Some((descriptor, stored, received)) = decoded else {
-        return vec!["request".to_owned()];
+/// Names of the top-level fields of `message` that differ between the stored record's request
+/// and the one received; `["request"]` when they cannot be told.
+fn differing_fields(message: &str, stored: &StoredRecord, received: &[u8]) -> Vec<String> {
+    // Records written before digests were kept hold the whole request instead.
+    let stored_digests = match (&stored.request_fields, &stored.request) {
+        (Some(digests), _) => digests.clone(),
+        (None, Some(request)) => fields::field_digests(request),
+        (None, None) => Vec::new(),
     };
-    let fields: Vec<String> = descriptor
-        .fields()
-        .filter(|field| stored.get_field(field) != received.get_field(field))
-        .map(|field| field.name().to_owned())
-        .collect();
-    if fields.is_empty() {
-        vec!["request".to_owned()]
-    } else {
-        fields
+    let numbers = fields::differing(&stored_digests, &fields::field_digests(received));
+    let descriptor = descriptors().and_then(|pool| pool.get_message_by_name(message));
+    let names: Option<Vec<String>> = numbers.and_then(|numbers| {
+        numbers
+            .into_iter()
+            .map(|number| Some(descriptor.as_ref()?.get_field(number)?.name().to_owned()))
+            .collect()
+    });
+    match names {
+        Some(names) if !names.is_empty() => names,
+        _ => vec!["request".to_owned()],
     }
 }
 

@@ -30,8 +30,10 @@ pub struct StoredRecord {
     pub rpc: String,
     /// SHA-256 of the request.
     pub request_hash: Vec<u8>,
-    /// The encoded request.
-    pub request: Vec<u8>,
+    /// Digests of the request's fields (records written before they were kept: `None`).
+    pub request_fields: Option<Vec<u8>>,
+    /// The encoded request, kept by records written before field digests were.
+    pub request: Option<Vec<u8>>,
     /// The answer.
     pub answer: StoredAnswer,
 }
@@ -47,8 +49,8 @@ pub struct NewRecord {
     pub rpc: &'static str,
     /// SHA-256 of the request.
     pub request_hash: [u8; 32],
-    /// The encoded request.
-    pub request: Vec<u8>,
+    /// Digests of the request's fields, to name those a reused key changed.
+    pub request_fields: Vec<u8>,
     /// The account it touched.
     pub account_id: Option<AccountId>,
     /// The answer.
@@ -56,18 +58,18 @@ pub struct NewRecord {
 }
 
 /// Reads the record of `key`.
-pub const SELECT_RECORD: &str = "SELECT rpc, request_hash, request, response, error_reason, error_message, \
+pub const SELECT_RECORD: &str = "SELECT rpc, request_hash, request_fields, request, response, error_reason, error_message, \
      error_metadata FROM idempotency_records WHERE tenant_id = $1 AND idempotency_key = $2";
 
 /// Reads the records of several keys (`$2` is a text array).
-pub const SELECT_RECORDS: &str = "SELECT r.tenant_id, r.idempotency_key, rpc, request_hash, request, response, \
+pub const SELECT_RECORDS: &str = "SELECT r.tenant_id, r.idempotency_key, rpc, request_hash, request_fields, request, response, \
      error_reason, error_message, error_metadata FROM idempotency_records r \
      JOIN unnest($1::uuid[], $2::text[]) AS k(tenant_id, idempotency_key) \
      ON r.tenant_id = k.tenant_id AND r.idempotency_key = k.idempotency_key";
 
 /// Inserts a record; parameters as in [`record_params`].
 pub const INSERT_RECORD: &str = "INSERT INTO idempotency_records (tenant_id, idempotency_key, rpc, request_hash, \
-     request, account_id, response, error_reason, error_message, error_metadata, created_at) \
+     request_fields, account_id, response, error_reason, error_message, error_metadata, created_at) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, now())";
 
 /// A record row.
@@ -96,6 +98,7 @@ pub fn stored_record(row: &tokio_postgres::Row) -> StoredRecord {
     StoredRecord {
         rpc: row.get("rpc"),
         request_hash: row.get("request_hash"),
+        request_fields: row.get("request_fields"),
         request: row.get("request"),
         answer,
     }
@@ -107,7 +110,7 @@ pub struct RecordParams {
     key: String,
     rpc: String,
     hash: Vec<u8>,
-    request: Vec<u8>,
+    request_fields: Vec<u8>,
     account_id: Option<AccountId>,
     response: Option<Vec<u8>>,
     reason: Option<String>,
@@ -150,7 +153,7 @@ impl RecordParams {
             key: record.key.clone(),
             rpc: record.rpc.to_owned(),
             hash: record.request_hash.to_vec(),
-            request: record.request.clone(),
+            request_fields: record.request_fields.clone(),
             account_id: record.account_id,
             response,
             reason,
@@ -166,7 +169,7 @@ impl RecordParams {
             &self.key,
             &self.rpc,
             &self.hash,
-            &self.request,
+            &self.request_fields,
             &self.account_id,
             &self.response,
             &self.reason,
@@ -239,12 +242,12 @@ pub async fn prune(
 /// Inserts many records in one statement (one array per column; decline metadata travels as a
 /// JSON array of alternating keys and values).
 pub const INSERT_RECORDS: &str = "INSERT INTO idempotency_records (tenant_id, idempotency_key, rpc, request_hash, \
-     request, account_id, response, error_reason, error_message, error_metadata, created_at) \
-     SELECT r.tenant_id, r.key, r.rpc, r.hash, r.request, r.account_id, r.response, r.reason, r.message, \
+     request_fields, account_id, response, error_reason, error_message, error_metadata, created_at) \
+     SELECT r.tenant_id, r.key, r.rpc, r.hash, r.request_fields, r.account_id, r.response, r.reason, r.message, \
      CASE WHEN r.metadata IS NULL THEN NULL ELSE \
      ARRAY(SELECT item FROM jsonb_array_elements_text(r.metadata) WITH ORDINALITY AS e(item, n) ORDER BY n) END, now() \
      FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bytea[], $5::bytea[], $6::uuid[], $7::bytea[], $8::text[], \
-     $9::text[], $10::jsonb[]) AS r(tenant_id, key, rpc, hash, request, account_id, response, reason, message, metadata)";
+     $9::text[], $10::jsonb[]) AS r(tenant_id, key, rpc, hash, request_fields, account_id, response, reason, message, metadata)";
 
 /// Owned parameters of [`INSERT_RECORDS`].
 #[derive(Debug, Default)]
@@ -253,7 +256,7 @@ pub struct RecordColumns {
     keys: Vec<String>,
     rpcs: Vec<String>,
     hashes: Vec<Vec<u8>>,
-    requests: Vec<Vec<u8>>,
+    request_fields: Vec<Vec<u8>>,
     accounts: Vec<Option<AccountId>>,
     responses: Vec<Option<Vec<u8>>>,
     reasons: Vec<Option<String>>,
@@ -270,7 +273,7 @@ impl RecordColumns {
             columns.keys.push(record.key.clone());
             columns.rpcs.push(record.rpc.to_owned());
             columns.hashes.push(record.request_hash.to_vec());
-            columns.requests.push(record.request.clone());
+            columns.request_fields.push(record.request_fields.clone());
             columns.accounts.push(record.account_id);
             match &record.answer {
                 StoredAnswer::Response(bytes) => {
@@ -310,7 +313,7 @@ impl RecordColumns {
             &self.keys,
             &self.rpcs,
             &self.hashes,
-            &self.requests,
+            &self.request_fields,
             &self.accounts,
             &self.responses,
             &self.reasons,

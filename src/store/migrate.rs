@@ -78,6 +78,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "key_last_used",
         sql: include_str!("../../migrations/0012_key_last_used.sql"),
     },
+    Migration {
+        version: 13,
+        name: "lean_writes",
+        sql: include_str!("../../migrations/0013_lean_writes.sql"),
+    },
 ];
 
 fn checksum(sql: &str) -> String {

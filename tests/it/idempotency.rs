@@ -180,6 +180,41 @@ every_mutating_rpc! {
     create_webhook_endpoint: CreateWebhookEndpoint, its key first used by PublishCatalog;
 }
 
+/// A record written before records kept field digests holds the whole request instead: a key
+/// reused with another request is still refused naming the field.
+#[tokio::test]
+async fn a_record_that_kept_the_whole_request_still_names_the_field() {
+    use prost::Message as _;
+    let app = TestApp::spawn().await;
+    let subject = Authorize::prepare(&app).await;
+    let idempotency_key = key();
+    let request = Authorize::request(&subject, &idempotency_key);
+    let first = Authorize::send(app.clients(), request.clone())
+        .await
+        .unwrap();
+    let client = app.pool.get().await.unwrap();
+    let rewritten = client
+        .execute(
+            "UPDATE idempotency_records SET request = $1, request_fields = NULL \
+             WHERE idempotency_key = $2",
+            &[&request.encode_to_vec(), &idempotency_key],
+        )
+        .await
+        .unwrap();
+    assert_eq!(rewritten, 1);
+    let before = Snapshot::of(&app).await;
+    for (field, other) in Authorize::variants(&subject, &idempotency_key) {
+        let status = Authorize::send(app.clients(), other).await.unwrap_err();
+        assert_key_reused(&status, field);
+    }
+    Snapshot::of(&app)
+        .await
+        .assert_is(&before, "refused, nothing changed");
+    let retry = Authorize::send(app.clients(), request).await.unwrap();
+    assert_eq!(retry, first, "the key still answers its first request");
+    app.finish().await;
+}
+
 /// Every RPC of the contract that takes an idempotency key has a case.
 #[test]
 fn every_rpc_that_takes_an_idempotency_key_has_a_case() {

@@ -278,7 +278,8 @@ impl Staged {
             StoredRecord {
                 rpc: record.rpc.to_owned(),
                 request_hash: record.request_hash.to_vec(),
-                request: record.request.clone(),
+                request_fields: Some(record.request_fields.clone()),
+                request: None,
                 answer: record.answer.clone(),
             },
         );
