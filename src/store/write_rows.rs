@@ -12,6 +12,7 @@ use crate::ledger::{
     AccountState, AllowanceGrant, AllowanceState, EventDraft, GrantState, HoldState, Posting,
     RefundRecord, SettlementRecord, SpendLimitState, UsageDelta, UsageKey,
 };
+use crate::money::LineItem;
 
 impl AccountColumns {
     /// The account's new debt.
@@ -138,8 +139,30 @@ impl SettlementColumns {
         self.refunded.push(settlement.refunded.decimal());
         self.created_at.push(settlement.created_at);
         self.line_items
-            .push(serde_json::to_value(&settlement.line_items).unwrap_or_default());
+            .push(stored_line_items(&settlement.line_items));
     }
+}
+
+/// A settlement's line items as stored: each an array of its fields in declaration order (what
+/// `LineItem`'s derived deserializer reads, as it reads the objects stored before), so the
+/// field names are not repeated in every row.
+fn stored_line_items(items: &[LineItem]) -> serde_json::Value {
+    let string = |text: String| serde_json::Value::String(text);
+    serde_json::Value::Array(
+        items
+            .iter()
+            .map(|item| {
+                serde_json::Value::Array(vec![
+                    string(item.kind.clone()),
+                    string(item.description.clone()),
+                    string(item.quantity.to_string()),
+                    string(item.unit.clone()),
+                    string(item.rate.to_string()),
+                    string(item.amount.to_string()),
+                ])
+            })
+            .collect(),
+    )
 }
 
 impl PartColumns {

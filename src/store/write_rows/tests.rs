@@ -64,3 +64,33 @@ fn only_tables_with_rows_are_written() {
     );
     assert_eq!(accounts.params(&now).len(), 3);
 }
+
+#[test]
+fn line_items_are_stored_as_arrays_and_read_back_like_the_objects_stored_before() {
+    let items = vec![
+        LineItem {
+            kind: "input_tokens".to_owned(),
+            description: "vendor/model, \"quoted\" input tokens".to_owned(),
+            quantity: "0.1".parse().expect("decimal"),
+            unit: "10k tokens".to_owned(),
+            rate: "0.00625".parse().expect("decimal"),
+            amount: "0.000625".parse().expect("decimal"),
+        },
+        LineItem {
+            kind: "multiplier".to_owned(),
+            description: String::new(),
+            quantity: "1.5".parse().expect("decimal"),
+            unit: "x".to_owned(),
+            rate: "0".parse().expect("decimal"),
+            amount: "0".parse().expect("decimal"),
+        },
+    ];
+    let stored = stored_line_items(&items);
+    assert!(stored[0].is_array(), "{stored}");
+    let read: Vec<LineItem> = serde_json::from_value(stored.clone()).expect("reads back");
+    assert_eq!(read, items);
+    let before = serde_json::to_value(&items).expect("objects");
+    assert!(before.to_string().len() > stored.to_string().len() + 100);
+    let read_before: Vec<LineItem> = serde_json::from_value(before).expect("objects read");
+    assert_eq!(read_before, items);
+}
