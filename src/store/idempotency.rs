@@ -1,5 +1,7 @@
 //! Idempotency records: one row per mutating call, committed with its effect.
 
+mod compressed;
+
 use std::collections::HashMap;
 
 use deadpool_postgres::GenericClient;
@@ -76,7 +78,9 @@ pub const INSERT_RECORD: &str = "INSERT INTO idempotency_records (tenant_id, ide
 pub fn stored_record(row: &tokio_postgres::Row) -> StoredRecord {
     let response: Option<Vec<u8>> = row.get("response");
     let answer = match response {
-        Some(bytes) => StoredAnswer::Response(bytes),
+        // A response that does not expand is kept as stored: it then fails to decode where it
+        // is answered (an internal error, logged), never as another answer.
+        Some(bytes) => StoredAnswer::Response(compressed::load(bytes.clone()).unwrap_or(bytes)),
         None => {
             let flat: Vec<String> = row
                 .get::<_, Option<Vec<String>>>("error_metadata")
@@ -131,7 +135,7 @@ impl RecordParams {
     /// Parameters of a record.
     pub fn new(record: &NewRecord) -> Self {
         let (response, reason, message, metadata) = match &record.answer {
-            StoredAnswer::Response(bytes) => (Some(bytes.clone()), None, None, None),
+            StoredAnswer::Response(bytes) => (Some(compressed::store(bytes)), None, None, None),
             StoredAnswer::Declined {
                 reason,
                 message,
@@ -277,7 +281,7 @@ impl RecordColumns {
             columns.accounts.push(record.account_id);
             match &record.answer {
                 StoredAnswer::Response(bytes) => {
-                    columns.responses.push(Some(bytes.clone()));
+                    columns.responses.push(Some(compressed::store(bytes)));
                     columns.reasons.push(None);
                     columns.messages.push(None);
                     columns.metadata.push(None);

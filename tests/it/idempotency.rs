@@ -180,10 +180,11 @@ every_mutating_rpc! {
     create_webhook_endpoint: CreateWebhookEndpoint, its key first used by PublishCatalog;
 }
 
-/// A record written before records kept field digests holds the whole request instead: a key
-/// reused with another request is still refused naming the field.
+/// A record written before records kept field digests and compressed answers holds the whole
+/// request and the answer as encoded: a retry still gets that answer, and a key reused with
+/// another request is still refused naming the field.
 #[tokio::test]
-async fn a_record_that_kept_the_whole_request_still_names_the_field() {
+async fn a_record_in_the_older_form_still_replays_and_names_the_field() {
     use prost::Message as _;
     let app = TestApp::spawn().await;
     let subject = Authorize::prepare(&app).await;
@@ -195,9 +196,13 @@ async fn a_record_that_kept_the_whole_request_still_names_the_field() {
     let client = app.pool.get().await.unwrap();
     let rewritten = client
         .execute(
-            "UPDATE idempotency_records SET request = $1, request_fields = NULL \
-             WHERE idempotency_key = $2",
-            &[&request.encode_to_vec(), &idempotency_key],
+            "UPDATE idempotency_records SET request = $1, request_fields = NULL, response = $2 \
+             WHERE idempotency_key = $3",
+            &[
+                &request.encode_to_vec(),
+                &first.encode_to_vec(),
+                &idempotency_key,
+            ],
         )
         .await
         .unwrap();
