@@ -115,46 +115,34 @@ fn row_names(table: &Table) -> String {
     )
 }
 
-/// `INSERT … SELECT * FROM unnest(…)`; with key columns, an upsert: the rows whose key exists
-/// are updated, the others inserted. Not `ON CONFLICT`: its speculative insertion logs a
-/// confirmation record per row inserted and a tuple lock per row updated, and every row written
-/// here belongs to a locked account, so no other transaction inserts the same key meanwhile.
+/// `INSERT … SELECT * FROM unnest(…)`, upserting on the key columns when there are some.
 fn insert(name: &str, table: &Table) -> String {
-    let columns = row_names(table);
-    let keys: Vec<&str> = table.named(Role::Key).collect();
-    if keys.is_empty() {
-        return format!(
-            "INSERT INTO {name} ({columns}) SELECT * FROM {}",
-            unnest(table)
-        );
+    let mut sql = format!(
+        "INSERT INTO {name} ({}) SELECT * FROM {}",
+        row_names(table),
+        unnest(table)
+    );
+    let keys = list(table.named(Role::Key).map(str::to_owned));
+    if !keys.is_empty() {
+        let updated = table.columns.iter().filter_map(|column| {
+            let column_name = column.name;
+            match column.role {
+                Role::Updated => Some(format!("{column_name} = EXCLUDED.{column_name}")),
+                Role::Added => Some(format!(
+                    "{column_name} = {name}.{column_name} + EXCLUDED.{column_name}"
+                )),
+                Role::Latest => Some(format!(
+                    "{column_name} = greatest({name}.{column_name}, EXCLUDED.{column_name})"
+                )),
+                _ => None,
+            }
+        });
+        sql.push_str(&format!(
+            " ON CONFLICT ({keys}) DO UPDATE SET {}",
+            list(updated)
+        ));
     }
-    let updated = table.columns.iter().filter_map(|column| {
-        let column_name = column.name;
-        match column.role {
-            Role::Updated => Some(format!("{column_name} = v.{column_name}")),
-            Role::Added => Some(format!("{column_name} = t.{column_name} + v.{column_name}")),
-            Role::Latest => Some(format!(
-                "{column_name} = greatest(t.{column_name}, v.{column_name})"
-            )),
-            _ => None,
-        }
-    });
-    let same = |alias: &str| {
-        keys.iter()
-            .map(|key| format!("{alias}.{key} = v.{key}"))
-            .collect::<Vec<_>>()
-            .join(" AND ")
-    };
-    format!(
-        "WITH v AS (SELECT * FROM {} AS v({columns})), \
-         u AS (UPDATE {name} t SET {} FROM v WHERE {} RETURNING {}) \
-         INSERT INTO {name} ({columns}) SELECT v.* FROM v WHERE NOT EXISTS (SELECT FROM u WHERE {})",
-        unnest(table),
-        list(updated),
-        same("t"),
-        list(keys.iter().map(|key| format!("t.{key}"))),
-        same("u"),
-    )
+    sql
 }
 
 /// `INSERT … SELECT alias.*, $stamp FROM unnest(…) AS alias`.

@@ -6,15 +6,13 @@ use super::*;
 const UPDATE_ACCOUNTS_TEXT: &str = "UPDATE accounts a SET debt = v.debt, updated_at = $3 \
      FROM unnest($1::uuid[], $2::numeric[]) AS v(account_id, debt) WHERE a.account_id = v.account_id";
 
-const UPSERT_GRANTS_TEXT: &str = "WITH v AS (SELECT * FROM unnest($1::uuid[], $2::text[], $3::int4[], \
-     $4::numeric[], $5::numeric[], $6::numeric[], $7::timestamptz[], $8::timestamptz[], $9::text[], \
-     $10::timestamptz[], $11::uuid[], $12::uuid[], $13::bool[]) AS v(grant_id, source, priority, amount, \
-     remaining, reserved, effective_at, expires_at, external_ref, created_at, tenant_id, account_id, \
-     expiry_warned)), u AS (UPDATE grants t SET remaining = v.remaining, reserved = v.reserved, \
-     expiry_warned = v.expiry_warned FROM v WHERE t.grant_id = v.grant_id RETURNING t.grant_id) \
-     INSERT INTO grants (grant_id, source, priority, amount, remaining, reserved, effective_at, expires_at, \
-     external_ref, created_at, tenant_id, account_id, expiry_warned) SELECT v.* FROM v \
-     WHERE NOT EXISTS (SELECT FROM u WHERE u.grant_id = v.grant_id)";
+const UPSERT_GRANTS_TEXT: &str = "INSERT INTO grants (grant_id, source, priority, amount, remaining, reserved, \
+     effective_at, expires_at, external_ref, created_at, tenant_id, account_id, expiry_warned) \
+     SELECT * FROM unnest($1::uuid[], $2::text[], $3::int4[], $4::numeric[], \
+     $5::numeric[], $6::numeric[], $7::timestamptz[], $8::timestamptz[], $9::text[], $10::timestamptz[], \
+     $11::uuid[], $12::uuid[], $13::bool[]) \
+     ON CONFLICT (grant_id) DO UPDATE SET remaining = EXCLUDED.remaining, reserved = EXCLUDED.reserved, \
+     expiry_warned = EXCLUDED.expiry_warned";
 
 const INSERT_HOLDS_TEXT: &str = "INSERT INTO holds (hold_id, status, amount, captured, expires_at, \
      partial_captures, late_settled, authorize_key, catalog_version, quote_id, task_type, tool, model, project, \
@@ -39,29 +37,19 @@ const UPDATE_HOLDS_TEXT: &str = "UPDATE holds h SET status = v.status, amount = 
      $7::bool[], $8::timestamptz[]) AS v(hold_id, status, amount, captured, expires_at, partial_captures, \
      late_settled, resolved_at) WHERE h.hold_id = v.hold_id";
 
-const UPSERT_ALLOCATIONS_TEXT: &str = "WITH v AS (SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int4[], \
-     $4::numeric[], $5::numeric[], $6::uuid[]) AS v(hold_id, grant_id, position, reserved, captured, account_id)), \
-     u AS (UPDATE hold_allocations t SET reserved = v.reserved, captured = v.captured FROM v \
-     WHERE t.hold_id = v.hold_id AND t.grant_id = v.grant_id RETURNING t.hold_id, t.grant_id) \
-     INSERT INTO hold_allocations (hold_id, grant_id, position, reserved, captured, account_id) SELECT v.* FROM v \
-     WHERE NOT EXISTS (SELECT FROM u WHERE u.hold_id = v.hold_id AND u.grant_id = v.grant_id)";
+const UPSERT_ALLOCATIONS_TEXT: &str = "INSERT INTO hold_allocations (hold_id, grant_id, position, reserved, captured, account_id) \
+     SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int4[], $4::numeric[], $5::numeric[], $6::uuid[]) \
+     ON CONFLICT (hold_id, grant_id) DO UPDATE SET reserved = EXCLUDED.reserved, captured = EXCLUDED.captured";
 
-const UPSERT_SETTLEMENTS_TEXT: &str = "WITH v AS (SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::numeric[], \
-     $4::numeric[], $5::numeric[], $6::numeric[], $7::numeric[], $8::numeric[], $9::bool[], $10::bool[], \
-     $11::numeric[], $12::timestamptz[], $13::jsonb[], $14::uuid[], $15::uuid[]) AS v(settlement_id, hold_id, \
-     total, from_hold, from_balance, debt, written_off, released, late, partial, refunded, created_at, line_items, \
-     account_id, tenant_id)), u AS (UPDATE settlements t SET refunded = v.refunded FROM v \
-     WHERE t.settlement_id = v.settlement_id RETURNING t.settlement_id) \
-     INSERT INTO settlements (settlement_id, hold_id, total, from_hold, from_balance, debt, written_off, released, \
-     late, partial, refunded, created_at, line_items, account_id, tenant_id) SELECT v.* FROM v \
-     WHERE NOT EXISTS (SELECT FROM u WHERE u.settlement_id = v.settlement_id)";
+const UPSERT_SETTLEMENTS_TEXT: &str = "INSERT INTO settlements (settlement_id, hold_id, total, from_hold, from_balance, \
+     debt, written_off, released, late, partial, refunded, created_at, line_items, account_id, tenant_id) \
+     SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::numeric[], $4::numeric[], \
+     $5::numeric[], $6::numeric[], $7::numeric[], $8::numeric[], $9::bool[], $10::bool[], $11::numeric[], \
+     $12::timestamptz[], $13::jsonb[], $14::uuid[], $15::uuid[]) ON CONFLICT (settlement_id) DO UPDATE SET refunded = EXCLUDED.refunded";
 
-const UPSERT_PARTS_TEXT: &str = "WITH v AS (SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int4[], \
-     $4::numeric[], $5::numeric[], $6::uuid[]) AS v(settlement_id, grant_id, position, amount, refunded, account_id)), \
-     u AS (UPDATE settlement_parts t SET refunded = v.refunded FROM v \
-     WHERE t.settlement_id = v.settlement_id AND t.grant_id = v.grant_id RETURNING t.settlement_id, t.grant_id) \
-     INSERT INTO settlement_parts (settlement_id, grant_id, position, amount, refunded, account_id) SELECT v.* FROM v \
-     WHERE NOT EXISTS (SELECT FROM u WHERE u.settlement_id = v.settlement_id AND u.grant_id = v.grant_id)";
+const UPSERT_PARTS_TEXT: &str = "INSERT INTO settlement_parts (settlement_id, grant_id, position, amount, refunded, account_id) \
+     SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int4[], $4::numeric[], $5::numeric[], $6::uuid[]) \
+     ON CONFLICT (settlement_id, grant_id) DO UPDATE SET refunded = EXCLUDED.refunded";
 
 const INSERT_REFUNDS_TEXT: &str = "INSERT INTO refunds (refund_id, settlement_id, hold_id, amount, debt_reduced, \
      new_grant_id, reason, created_at, account_id) \
@@ -79,16 +67,12 @@ const DELETE_SPEND_LIMITS_TEXT: &str = "DELETE FROM spend_limits l USING unnest(
 const INSERT_ALLOWANCE_GRANTS_TEXT: &str = "INSERT INTO allowance_grants (allowance_id, period_start, grant_id, account_id) \
      SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::uuid[], $4::uuid[])";
 
-const UPSERT_USAGE_TEXT: &str = "WITH v AS (SELECT * FROM unnest($1::uuid[], $2::date[], $3::text[], \
-     $4::text[], $5::int8[], $6::numeric[], $7::numeric[], $8::timestamptz[]) AS v(account_id, day, task_type, \
-     model, runs, captured, refunded, last_run_at)), u AS (UPDATE usage_rollups t SET runs = t.runs + v.runs, \
-     captured = t.captured + v.captured, refunded = t.refunded + v.refunded, \
-     last_run_at = greatest(t.last_run_at, v.last_run_at) FROM v WHERE t.account_id = v.account_id \
-     AND t.day = v.day AND t.task_type = v.task_type AND t.model = v.model \
-     RETURNING t.account_id, t.day, t.task_type, t.model) \
-     INSERT INTO usage_rollups (account_id, day, task_type, model, runs, captured, refunded, last_run_at) \
-     SELECT v.* FROM v WHERE NOT EXISTS (SELECT FROM u WHERE u.account_id = v.account_id AND u.day = v.day \
-     AND u.task_type = v.task_type AND u.model = v.model)";
+const UPSERT_USAGE_TEXT: &str = "INSERT INTO usage_rollups (account_id, day, task_type, model, runs, captured, \
+     refunded, last_run_at) SELECT * FROM unnest($1::uuid[], $2::date[], $3::text[], $4::text[], $5::int8[], \
+     $6::numeric[], $7::numeric[], $8::timestamptz[]) ON CONFLICT (account_id, day, task_type, model) DO UPDATE SET \
+     runs = usage_rollups.runs + EXCLUDED.runs, captured = usage_rollups.captured + EXCLUDED.captured, \
+     refunded = usage_rollups.refunded + EXCLUDED.refunded, \
+     last_run_at = greatest(usage_rollups.last_run_at, EXCLUDED.last_run_at)";
 
 const INSERT_EVENTS_TEXT: &str = "INSERT INTO events (seq, event_id, tenant_id, account_id, event_type, attributes, \
      created_at) SELECT e.*, $7::timestamptz FROM unnest($1::int4[], $2::uuid[], $3::uuid[], $4::uuid[], \
