@@ -17,29 +17,8 @@ PRICING=${PRICING:-quote}
 PORT=${PORT:-50555}
 BIN=${BIN:-target/release/creditgate}
 
-[ -x "$BIN" ] || cargo build --release --quiet
-PG_BIN=$(pg_config --bindir 2>/dev/null || true)
-[ -x "$PG_BIN/pg_waldump" ] || PG_BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
-
-WORK=$(mktemp -d /tmp/creditgate-bytes-XXXXXX)
-chmod 755 "$WORK"   # as root the private Postgres runs as `postgres` and must enter it
-SERVER_PID=""
-cleanup() {
-  [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-"$BIN" serve --data-dir "$WORK/data" --listen "127.0.0.1:$PORT" --drain-ms 0 >"$WORK/serve.out" 2>"$WORK/serve.log" &
-SERVER_PID=$!
-for _ in $(seq 1 600); do
-  grep -q "listening on" "$WORK/serve.out" 2>/dev/null && break
-  kill -0 "$SERVER_PID" 2>/dev/null || { cat "$WORK/serve.log"; exit 1; }
-  sleep 0.1
-done
-export PGHOST=127.0.0.1 PGUSER=creditgate PGPORT PGPASSWORD PGDATABASE=creditgate
-PGPORT=$(sed -n 4p "$WORK/data/pgdata/postmaster.pid")
-PGPASSWORD=$(cat "$WORK/data/postgres-password")
+. bench/lib.sh
+bench_start bytes "$PORT" --drain-ms 0
 sizes() {
   "$PG_BIN/psql" -Atq -F ' ' -c "SELECT c.relname, pg_relation_size(c.oid) FROM pg_class c
     JOIN pg_namespace n ON n.oid = c.relnamespace

@@ -19,29 +19,8 @@ PLANS=${PLANS:-}
 PORT=${PORT:-50551}
 BIN=${BIN:-target/release/creditgate}
 
-[ -x "$BIN" ] || cargo build --release --quiet
-PG_BIN=$(pg_config --bindir 2>/dev/null || true)
-[ -x "$PG_BIN/pgbench" ] || PG_BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
-
-WORK=$(mktemp -d /tmp/creditgate-compare-XXXXXX)
-chmod 755 "$WORK"   # as root the private Postgres runs as `postgres` and must enter it
-SERVER_PID=""
-cleanup() {
-  [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-"$BIN" serve --data-dir "$WORK/data" --listen "127.0.0.1:$PORT" >"$WORK/serve.out" 2>"$WORK/serve.log" &
-SERVER_PID=$!
-for _ in $(seq 1 600); do
-  grep -q "listening on" "$WORK/serve.out" 2>/dev/null && break
-  kill -0 "$SERVER_PID" 2>/dev/null || { cat "$WORK/serve.log"; exit 1; }
-  sleep 0.1
-done
-export PGHOST=127.0.0.1 PGUSER=creditgate PGPORT PGPASSWORD
-PGPORT=$(sed -n 4p "$WORK/data/pgdata/postmaster.pid")
-PGPASSWORD=$(cat "$WORK/data/postgres-password")
+. bench/lib.sh
+bench_start compare "$PORT"
 KEY_FILE="$WORK/data/demo-api-key"
 
 "$PG_BIN/psql" -q -d creditgate -c "DROP DATABASE IF EXISTS naive" -c "CREATE DATABASE naive"

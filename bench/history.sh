@@ -47,31 +47,9 @@ PORT=${PORT:-50552}
 BIN=${BIN:-target/release/creditgate}
 LIMIT_SECONDS=${LIMIT_SECONDS:-1800}
 
-[ -x "$BIN" ] || cargo build --release --quiet
-PG_BIN=$(pg_config --bindir 2>/dev/null || true)
-[ -x "$PG_BIN/psql" ] || PG_BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
-
-WORK=$(mktemp -d /tmp/creditgate-history-XXXXXX)
-chmod 755 "$WORK"   # as root the private Postgres runs as `postgres` and must enter it
-SERVER_PID=""
-cleanup() {
-  [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-"$BIN" serve --data-dir "$WORK/data" --listen "127.0.0.1:$PORT" >"$WORK/serve.out" 2>"$WORK/serve.log" &
-SERVER_PID=$!
-for _ in $(seq 1 600); do
-  grep -q "listening on" "$WORK/serve.out" 2>/dev/null && break
-  kill -0 "$SERVER_PID" 2>/dev/null || { cat "$WORK/serve.log"; exit 1; }
-  sleep 0.1
-done
+. bench/lib.sh
+bench_start history "$PORT"
 ADDRESS=$(sed -n 's/^creditgate listening on //p' "$WORK/serve.out")
-[ -n "$ADDRESS" ] || { echo "the server did not start" >&2; cat "$WORK/serve.log" >&2; exit 1; }
-export PGHOST=127.0.0.1 PGUSER=creditgate PGPORT PGPASSWORD PGDATABASE=creditgate
-PGPORT=$(sed -n 4p "$WORK/data/pgdata/postmaster.pid")
-PGPASSWORD=$(cat "$WORK/data/postgres-password")
 export PGOPTIONS="-c statement_timeout=${LIMIT_SECONDS}s"
 KEY_FILE="$WORK/data/demo-api-key"
 psql() { "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 "$@"; }
