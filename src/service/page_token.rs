@@ -136,6 +136,47 @@ impl PageKey {
     }
 }
 
+/// A page token that this key did not sign for the tenant, listing and binding asked about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BadToken;
+
+impl PageKey {
+    /// Where a request continues from: `None` for the first page (no token).
+    pub fn resume(
+        &self,
+        tenant_id: TenantId,
+        listing: Listing,
+        binding: &Binding,
+        token: &str,
+    ) -> Result<Option<Position>, BadToken> {
+        if token.is_empty() {
+            return Ok(None);
+        }
+        self.open(tenant_id, listing, binding, token)
+            .map(Some)
+            .ok_or(BadToken)
+    }
+
+    /// The token after a page of `rows` read with `limit`: the last row's position when the
+    /// page is full, empty when it is the last page.
+    pub fn next_page<T>(
+        &self,
+        tenant_id: TenantId,
+        listing: Listing,
+        binding: &Binding,
+        rows: &[T],
+        limit: i64,
+        position: impl Fn(&T) -> Position,
+    ) -> String {
+        match rows.last() {
+            Some(last) if i64::try_from(rows.len()).unwrap_or(i64::MAX) >= limit => {
+                self.sign(tenant_id, listing, binding, position(last))
+            }
+            _ => String::new(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,6 +186,28 @@ mod tests {
             created_at: DateTime::from_timestamp_micros(1_790_000_000_123_456).unwrap_or_default(),
             id: Uuid::now_v7(),
         }
+    }
+
+    #[test]
+    fn a_full_page_continues_from_its_last_row_and_a_short_one_ends() {
+        let key = PageKey::new([7; 32]);
+        let tenant = TenantId::now_v7();
+        let binding = Binding::default();
+        let rows = [position(), position()];
+        let next = key.next_page(tenant, Listing::Usage, &binding, &rows, 2, |row| *row);
+        assert_eq!(
+            key.resume(tenant, Listing::Usage, &binding, &next),
+            Ok(Some(rows[1]))
+        );
+        assert_eq!(
+            key.next_page(tenant, Listing::Usage, &binding, &rows, 3, |row| *row),
+            ""
+        );
+        assert_eq!(key.resume(tenant, Listing::Usage, &binding, ""), Ok(None));
+        assert_eq!(
+            key.resume(tenant, Listing::Ledger, &binding, &next),
+            Err(BadToken)
+        );
     }
 
     #[test]

@@ -84,22 +84,6 @@ fn bad_token() -> ServiceError {
     }
 }
 
-/// The position a request's token continues from (`None` for the first page).
-fn open_token(
-    key: &PageKey,
-    tenant_id: TenantId,
-    listing: Listing,
-    binding: &Binding,
-    token: &str,
-) -> Result<Option<Position>, ServiceError> {
-    if token.is_empty() {
-        return Ok(None);
-    }
-    key.open(tenant_id, listing, binding, token)
-        .map(Some)
-        .ok_or_else(bad_token)
-}
-
 /// Checks the account is the tenant's, on the connection the read uses.
 async fn account_exists(
     client: &impl GenericClient,
@@ -110,23 +94,6 @@ async fn account_exists(
         Ok(())
     } else {
         Err(ServiceError::account_not_found(account_id))
-    }
-}
-
-fn next_token<T>(
-    key: &PageKey,
-    tenant_id: TenantId,
-    listing: Listing,
-    binding: &Binding,
-    rows: &[T],
-    limit: i64,
-    position: impl Fn(&T) -> Position,
-) -> String {
-    match rows.last() {
-        Some(last) if i64::try_from(rows.len()).unwrap_or(i64::MAX) >= limit => {
-            key.sign(tenant_id, listing, binding, position(last))
-        }
-        _ => String::new(),
     }
 }
 
@@ -141,7 +108,9 @@ pub async fn list_usage(
 ) -> Result<Page<UsageRow>, ServiceError> {
     let key = context.page_key().await?;
     let binding = usage_binding(account_id, filter);
-    let after = open_token(key, caller.tenant_id, Listing::Usage, &binding, page_token)?;
+    let after = key
+        .resume(caller.tenant_id, Listing::Usage, &binding, page_token)
+        .map_err(|_| bad_token())?;
     let client = context.pool.get().await.map_err(StoreError::from)?;
     let (_, rows) = tokio::try_join!(
         account_exists(&client, caller.tenant_id, account_id),
@@ -158,8 +127,7 @@ pub async fn list_usage(
             .await?)
         },
     )?;
-    let next_page_token = next_token(
-        key,
+    let next_page_token = key.next_page(
         caller.tenant_id,
         Listing::Usage,
         &binding,
@@ -188,7 +156,9 @@ pub async fn list_ledger(
 ) -> Result<Page<JournalRow>, ServiceError> {
     let key = context.page_key().await?;
     let binding = ledger_binding(account_id, start, end);
-    let after = open_token(key, caller.tenant_id, Listing::Ledger, &binding, page_token)?;
+    let after = key
+        .resume(caller.tenant_id, Listing::Ledger, &binding, page_token)
+        .map_err(|_| bad_token())?;
     let client = context.pool.get().await.map_err(StoreError::from)?;
     let (_, rows) = tokio::try_join!(
         account_exists(&client, caller.tenant_id, account_id),
@@ -205,8 +175,7 @@ pub async fn list_ledger(
             .await?)
         },
     )?;
-    let next_page_token = next_token(
-        key,
+    let next_page_token = key.next_page(
         caller.tenant_id,
         Listing::Ledger,
         &binding,

@@ -167,38 +167,18 @@ fn bad_token() -> ServiceError {
     }
 }
 
-fn open_token(
+/// Where a listing's request continues from, as the stores take it.
+fn page_after(
     key: &PageKey,
     tenant_id: TenantId,
     listing: Listing,
     binding: &Binding,
     token: &str,
 ) -> Result<Option<(DateTime<Utc>, uuid::Uuid)>, ServiceError> {
-    if token.is_empty() {
-        return Ok(None);
-    }
     let position = key
-        .open(tenant_id, listing, binding, token)
-        .ok_or_else(bad_token)?;
-    Ok(Some((position.created_at, position.id)))
-}
-
-fn next_token<T>(
-    key: &PageKey,
-    tenant_id: TenantId,
-    listing: Listing,
-    binding: &Binding,
-    rows: &[T],
-    limit: i64,
-    position: impl Fn(&T) -> (DateTime<Utc>, uuid::Uuid),
-) -> String {
-    match rows.last() {
-        Some(last) if i64::try_from(rows.len()).unwrap_or(i64::MAX) >= limit => {
-            let (created_at, id) = position(last);
-            key.sign(tenant_id, listing, binding, PagePosition { created_at, id })
-        }
-        _ => String::new(),
-    }
+        .resume(tenant_id, listing, binding, token)
+        .map_err(|_| bad_token())?;
+    Ok(position.map(|position| (position.created_at, position.id)))
 }
 
 /// A page of the tenant's endpoints, oldest first.
@@ -211,11 +191,14 @@ pub async fn list(
     let key = context.page_key().await?;
     let binding = Binding::default();
     let listing = Listing::WebhookEndpoints;
-    let after = open_token(key, tenant_id, listing, &binding, page_token)?;
+    let after = page_after(key, tenant_id, listing, &binding, page_token)?;
     let client = context.pool.get().await.map_err(StoreError::from)?;
     let rows = store::list(&client, tenant_id, after, page_size).await?;
-    let next_page_token = next_token(key, tenant_id, listing, &binding, &rows, page_size, |row| {
-        (row.created_at, row.endpoint_id.uuid())
+    let next_page_token = key.next_page(tenant_id, listing, &binding, &rows, page_size, |row| {
+        PagePosition {
+            created_at: row.created_at,
+            id: row.endpoint_id.uuid(),
+        }
     });
     Ok(Page {
         rows,
@@ -270,14 +253,17 @@ pub async fn deliveries(
     let key = context.page_key().await?;
     let binding = Binding::default().bytes(endpoint_id.uuid().as_bytes());
     let listing = Listing::WebhookDeliveries;
-    let before = open_token(key, tenant_id, listing, &binding, page_token)?;
+    let before = page_after(key, tenant_id, listing, &binding, page_token)?;
     let client = context.pool.get().await.map_err(StoreError::from)?;
     if store::get(&client, tenant_id, endpoint_id).await?.is_none() {
         return Err(not_found(endpoint_id));
     }
     let rows = store::deliveries::list(&client, tenant_id, endpoint_id, before, page_size).await?;
-    let next_page_token = next_token(key, tenant_id, listing, &binding, &rows, page_size, |row| {
-        (row.attempted_at, row.delivery_id)
+    let next_page_token = key.next_page(tenant_id, listing, &binding, &rows, page_size, |row| {
+        PagePosition {
+            created_at: row.attempted_at,
+            id: row.delivery_id,
+        }
     });
     Ok(Page {
         rows,
