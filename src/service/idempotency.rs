@@ -109,8 +109,11 @@ pub struct Fingerprint {
     pub key: String,
     /// The RPC.
     pub rpc: Rpc,
-    /// The encoded request (prost encodes deterministically; maps are sorted).
-    pub request: Vec<u8>,
+    /// SHA-256 of the RPC and the encoded request (prost encodes deterministically; maps are
+    /// sorted), computed once on arrival, not under the account lock.
+    hash: [u8; 32],
+    /// The request's field digests ([`fields::field_digests`]), likewise.
+    fields: Vec<u8>,
 }
 
 impl Fingerprint {
@@ -124,19 +127,16 @@ impl Fingerprint {
                 ),
             });
         }
+        let mut hasher = Sha256::new();
+        hasher.update(rpc.as_str().as_bytes());
+        hasher.update([0]);
+        hasher.update(&request);
         Ok(Fingerprint {
             key: key.to_owned(),
             rpc,
-            request,
+            hash: hasher.finalize().into(),
+            fields: fields::field_digests(&request),
         })
-    }
-
-    fn hash(&self) -> [u8; 32] {
-        let mut hasher = Sha256::new();
-        hasher.update(self.rpc.as_str().as_bytes());
-        hasher.update([0]);
-        hasher.update(&self.request);
-        hasher.finalize().into()
     }
 
     /// An id that only this key (of this RPC and tenant) yields: a row made with it remembers
@@ -164,8 +164,8 @@ impl Fingerprint {
             tenant_id,
             key: self.key.clone(),
             rpc: self.rpc.as_str(),
-            request_hash: self.hash(),
-            request_fields: fields::field_digests(&self.request),
+            request_hash: self.hash,
+            request_fields: self.fields.clone(),
             account_id,
             answer,
         }
@@ -178,9 +178,9 @@ impl Fingerprint {
                 fields: vec!["rpc".to_owned()],
             });
         }
-        if stored.request_hash != self.hash() {
+        if stored.request_hash != self.hash {
             return Err(ServiceError::IdempotencyKeyReused {
-                fields: differing_fields(self.rpc.request_message(), stored, &self.request),
+                fields: differing_fields(self.rpc.request_message(), stored, &self.fields),
             });
         }
         answer_result(stored.answer.clone())
@@ -234,7 +234,7 @@ fn descriptors() -> Option<&'static DescriptorPool> {
 }
 
 /// Names of the top-level fields of `message` that differ between the stored record's request
-/// and the one received; `["request"]` when they cannot be told.
+/// and the one received (its field digests); `["request"]` when they cannot be told.
 fn differing_fields(message: &str, stored: &StoredRecord, received: &[u8]) -> Vec<String> {
     // Records written before digests were kept hold the whole request instead.
     let stored_digests = match (&stored.request_fields, &stored.request) {
@@ -242,7 +242,7 @@ fn differing_fields(message: &str, stored: &StoredRecord, received: &[u8]) -> Ve
         (None, Some(request)) => fields::field_digests(request),
         (None, None) => Vec::new(),
     };
-    let numbers = fields::differing(&stored_digests, &fields::field_digests(received));
+    let numbers = fields::differing(&stored_digests, received);
     let descriptor = descriptors().and_then(|pool| pool.get_message_by_name(message));
     let names: Option<Vec<String>> = numbers.and_then(|numbers| {
         numbers
