@@ -10,7 +10,7 @@ use super::page_token::{Binding, Listing, PageKey};
 use super::{Context, ServiceError};
 use crate::ids::{AccountId, TenantId};
 use crate::store::StoreError;
-use crate::store::usage::{self, Position};
+use crate::store::usage::{self, Position, months};
 pub use crate::store::usage::{JournalRow, UsageFilter, UsageRow, UsageTotals};
 
 mod export;
@@ -200,10 +200,21 @@ pub async fn summary(
     start: Option<DateTime<Utc>>,
     end: Option<DateTime<Utc>>,
 ) -> Result<UsageSummary, ServiceError> {
-    let client = context.pool.get().await.map_err(StoreError::from)?;
-    let (_, totals) = tokio::try_join!(
+    let mut client = context.pool.get().await.map_err(StoreError::from)?;
+    let (_, mut folded_before) = tokio::try_join!(
         account_exists(&client, caller.tenant_id, account_id),
-        async { Ok(usage::usage_summary(&client, account_id, start, end).await?) },
+        async { Ok(months::folded_before(&client, account_id).await?) },
     )?;
+    let split = usage::split_range(start, end);
+    // Whole months of the range that have ended but are not folded yet are folded first (once
+    // per account and month), so that a long range reads months rather than days. Folding
+    // never changes an answer: a folded month's totals are the sum of its days.
+    let target =
+        months::month_floor(split.days.1).min(months::foldable_before(context.clock.now()));
+    if target > folded_before && target > months::month_ceil(split.days.0) {
+        folded_before = months::fold(&mut client, account_id, target).await?;
+    }
+    let folded = months::folded_months(split.days, folded_before);
+    let totals = usage::usage_summary(&client, account_id, &split, folded).await?;
     Ok(UsageSummary { totals })
 }

@@ -83,6 +83,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "lean_writes",
         sql: include_str!("../../migrations/0013_lean_writes.sql"),
     },
+    Migration {
+        version: 14,
+        name: "usage_months",
+        sql: include_str!("../../migrations/0014_usage_months.sql"),
+    },
 ];
 
 fn checksum(sql: &str) -> String {

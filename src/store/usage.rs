@@ -17,6 +17,7 @@ use crate::ids::{AccountId, HoldId, TenantId};
 use crate::ledger::{HoldStatus, LedgerAccount, MovementKind};
 use crate::money::Credits;
 
+pub mod months;
 mod summary;
 pub use summary::{SummarySplit, split_range, usage_summary};
 

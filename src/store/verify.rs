@@ -19,7 +19,7 @@ pub struct Discrepancy {
 /// Most discrepancies one check reports.
 const MAX_PER_CHECK: i64 = 100;
 
-const CHECKS: [(&str, &str); 20] = [
+const CHECKS: [(&str, &str); 21] = [
     (
         "every ledger row refers to rows that exist, of its own account",
         "SELECT 'allocation ' || a.hold_id || ' / ' || a.grant_id, 'its hold or grant is missing or of another account'
@@ -68,6 +68,24 @@ const CHECKS: [(&str, &str); 20] = [
          ON h.account_id = r.account_id AND h.day = r.day AND h.task_type = r.task_type AND h.model = r.model
          WHERE r.runs IS DISTINCT FROM h.runs OR r.captured IS DISTINCT FROM h.captured
             OR r.refunded IS DISTINCT FROM h.refunded OR r.last_run_at IS DISTINCT FROM h.last_run_at",
+    ),
+    (
+        "folded usage months equal the sum of their days",
+        "SELECT coalesce(m.account_id, d.account_id) || ' ' || coalesce(m.month, d.month) || ' ' ||
+         coalesce(m.task_type, d.task_type) || ' ' || coalesce(m.model, d.model),
+         'month runs ' || coalesce(m.runs, 0) || ', captured ' || coalesce(m.captured, 0) || ', refunded ' ||
+         coalesce(m.refunded, 0) || ', last run ' || coalesce(m.last_run_at::text, '-') || '; days ' ||
+         coalesce(d.runs, 0) || ', ' || coalesce(d.captured, 0) || ', ' || coalesce(d.refunded, 0) || ', ' ||
+         coalesce(d.last_run_at::text, '-')
+         FROM usage_months m
+         FULL JOIN (SELECT r.account_id, date_trunc('month', r.day::timestamp)::date AS month, r.task_type, r.model,
+                    sum(r.runs) AS runs, sum(r.captured) AS captured, sum(r.refunded) AS refunded,
+                    max(r.last_run_at) AS last_run_at
+                    FROM usage_rollups r JOIN usage_folds f ON f.account_id = r.account_id AND r.day < f.folded_before
+                    GROUP BY 1, 2, 3, 4) d
+         ON d.account_id = m.account_id AND d.month = m.month AND d.task_type = m.task_type AND d.model = m.model
+         WHERE m.runs IS DISTINCT FROM d.runs OR m.captured IS DISTINCT FROM d.captured
+            OR m.refunded IS DISTINCT FROM d.refunded OR m.last_run_at IS DISTINCT FROM d.last_run_at",
     ),
     (
         "journal transaction sums to zero",

@@ -64,6 +64,26 @@ pub(super) static DELETE_SPEND_LIMITS: Sql =
 pub(super) static UPSERT_USAGE: Sql =
     LazyLock::new(|| insert("usage_rollups", &UsageColumns::TABLE));
 
+/// The same rows added to the months that usage_folds says are folded (a refund, or a run
+/// resolved after its month was folded), summed per month first, as an upsert may not touch a
+/// row twice. Sent only by transactions that add to a day before the current month.
+pub(super) static UPSERT_USAGE_MONTHS: Sql = LazyLock::new(|| {
+    let table = &UsageColumns::TABLE;
+    format!(
+        "INSERT INTO usage_months (account_id, month, task_type, model, runs, captured, refunded, last_run_at) \
+         SELECT u.account_id, date_trunc('month', u.day::timestamp)::date, u.task_type, u.model, sum(u.runs), \
+         sum(u.captured), sum(u.refunded), max(u.last_run_at) FROM {} AS u({}) \
+         JOIN usage_folds f ON f.account_id = u.account_id AND u.day < f.folded_before \
+         GROUP BY 1, 2, 3, 4 \
+         ON CONFLICT (account_id, month, task_type, model) DO UPDATE SET \
+         runs = usage_months.runs + EXCLUDED.runs, captured = usage_months.captured + EXCLUDED.captured, \
+         refunded = usage_months.refunded + EXCLUDED.refunded, \
+         last_run_at = greatest(usage_months.last_run_at, EXCLUDED.last_run_at)",
+        unnest(table),
+        row_names(table),
+    )
+});
+
 /// Events: inserted only by transactions that have some (a trigger notifies listeners).
 pub(super) static INSERT_EVENTS: Sql =
     LazyLock::new(|| insert_stamped("events", "e", &EventColumns::TABLE));
@@ -72,7 +92,7 @@ pub(super) static INSERT_JOURNAL: Sql =
     LazyLock::new(|| insert_stamped("journal_entries", "j", &JournalColumns::TABLE));
 
 /// Every statement a commit may send, to prepare before the lock is taken.
-pub(super) fn all_statements() -> [&'static str; 16] {
+pub(super) fn all_statements() -> [&'static str; 17] {
     [
         &UPDATE_ACCOUNTS,
         &UPSERT_GRANTS,
@@ -88,6 +108,7 @@ pub(super) fn all_statements() -> [&'static str; 16] {
         &INSERT_SPEND_LIMITS,
         &UPDATE_SPEND_LIMITS,
         &UPSERT_USAGE,
+        &UPSERT_USAGE_MONTHS,
         &INSERT_JOURNAL,
         &INSERT_EVENTS,
     ]

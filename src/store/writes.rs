@@ -2,7 +2,7 @@
 //! or accounts (arrays through `unnest`), so the write round trip has a fixed, small number of
 //! statements.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike as _, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use tokio_postgres::types::ToSql;
 
@@ -15,7 +15,7 @@ use super::write_sql::{
     DELETE_SPEND_LIMITS, INSERT_ALLOWANCE_GRANTS, INSERT_EVENTS, INSERT_HOLDS, INSERT_JOURNAL,
     INSERT_REFUNDS, INSERT_SPEND_LIMITS, UPDATE_ACCOUNTS, UPDATE_HOLDS, UPDATE_SPEND_LIMITS,
     UPSERT_ALLOCATIONS, UPSERT_ALLOWANCES, UPSERT_GRANTS, UPSERT_PARTS, UPSERT_SETTLEMENTS,
-    UPSERT_USAGE,
+    UPSERT_USAGE, UPSERT_USAGE_MONTHS,
 };
 use super::write_table::WriteRows;
 use crate::ids::{AccountId, TenantId};
@@ -124,11 +124,21 @@ impl Writes {
             (INSERT_JOURNAL.as_str(), &self.journal),
             (INSERT_EVENTS.as_str(), &self.events),
         ];
-        tables
+        let mut statements: Vec<Statement<'_>> = tables
             .into_iter()
             .filter(|(_, rows)| !rows.is_empty())
             .map(|(sql, rows)| (sql, rows.params(&self.now)))
-            .collect()
+            .collect();
+        if self.adds_to_past_months() {
+            statements.push((UPSERT_USAGE_MONTHS.as_str(), self.usage.params(&self.now)));
+        }
+        statements
+    }
+
+    /// Whether some usage is added to a day before the current month, which may be folded.
+    fn adds_to_past_months(&self) -> bool {
+        let month_start = self.now.date_naive().with_day(1).unwrap_or(NaiveDate::MIN);
+        self.usage.day.iter().any(|day| *day < month_start)
     }
 }
 

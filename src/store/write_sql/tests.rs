@@ -105,7 +105,8 @@ fn every_statement_is_prepared() {
     let all = all_statements();
     assert_eq!(all[0], UPDATE_ACCOUNTS_TEXT);
     assert_eq!(all[13], UPSERT_USAGE_TEXT);
-    assert_eq!(all[14], INSERT_JOURNAL_TEXT);
-    assert_eq!(all[15], INSERT_EVENTS_TEXT);
-    assert_eq!(all.len(), 16);
+    assert_eq!(all[14], UPSERT_USAGE_MONTHS.as_str());
+    assert_eq!(all[15], INSERT_JOURNAL_TEXT);
+    assert_eq!(all[16], INSERT_EVENTS_TEXT);
+    assert_eq!(all.len(), 17);
 }

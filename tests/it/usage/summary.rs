@@ -2,7 +2,9 @@
 //! partial days at both edges, part of one day, no bound and an empty range, the summary is
 //! exactly what summing the runs ListUsage lists over the same range gives; refunds lower
 //! credits_spent and show in credits_refunded; ties are broken by name in the breakdowns and
-//! by the lower enum value for the most used task type.
+//! by the lower enum value for the most used task type. Months that have ended are folded into
+//! monthly totals by the first summary over them, and stay exact when their runs are refunded
+//! or resolved afterwards.
 
 use chrono::{DateTime, Duration, Utc};
 use creditgate::proto::v1::{
@@ -10,7 +12,7 @@ use creditgate::proto::v1::{
 };
 
 use crate::helpers::TestApp;
-use crate::helpers::limits::next_day;
+use crate::helpers::limits::{next_day, next_month};
 use crate::helpers::money::refund;
 use crate::helpers::time::{time, timestamp};
 use crate::helpers::usage::{Filters, run, summary_of};
@@ -208,6 +210,139 @@ async fn task_types_with_as_many_runs_are_listed_by_name() {
         summary.most_used_task_type(),
         TaskType::Search,
         "the lowest enum value"
+    );
+    app.finish().await;
+}
+
+/// Where the account's folded months end, if any are.
+async fn folded_before(app: &TestApp, account_id: &str) -> Option<chrono::NaiveDate> {
+    let client = app.pool.get().await.unwrap();
+    let account: uuid::Uuid = account_id.parse().unwrap();
+    client
+        .query_opt(
+            "SELECT folded_before FROM usage_folds WHERE account_id = $1",
+            &[&account],
+        )
+        .await
+        .unwrap()
+        .map(|row| row.get(0))
+}
+
+#[tokio::test]
+async fn summaries_over_folded_months_stay_the_sum_of_the_runs_after_refunds_and_late_expiry() {
+    let app = TestApp::spawn().await;
+    // Three months A, B, C from the month after next; the summaries are read in month D.
+    let a = next_month(next_month(app.now()));
+    let (b, c) = (next_month(a), next_month(next_month(a)));
+    let d = next_month(c);
+    let account_id = app.funded_account("1000").await;
+    let account = account_id.as_str();
+    let chat = |model| run(TaskType::Chat, model, "");
+    let image = |model| run(TaskType::Image, model, "");
+    run_at(
+        &app,
+        account,
+        a + Duration::hours(12),
+        chat(FIRST_MODEL),
+        ("5", ""),
+    )
+    .await;
+    app.advance_to(a + Duration::days(3));
+    let refunded_later = app
+        .start_run_for(account, "10", image(SECOND_MODEL), 86_400)
+        .await;
+    let settled = app
+        .settle(&refunded_later.hold_id, "3", false)
+        .await
+        .unwrap();
+    let settlement_id = settled.settlement.unwrap().settlement_id;
+    run_at(
+        &app,
+        account,
+        b + Duration::days(2),
+        chat(SECOND_MODEL),
+        ("2", "1"),
+    )
+    .await;
+    run_at(
+        &app,
+        account,
+        c + Duration::days(5),
+        chat(FIRST_MODEL),
+        ("4", ""),
+    )
+    .await;
+    // Open at C's last hour, expired when C is folded but not yet resolved: nothing touches
+    // the account until the sweep after the fold.
+    app.advance_to(d - Duration::hours(1));
+    let late = app
+        .start_run_for(account, "10", image(FIRST_MODEL), 60)
+        .await;
+    app.advance_to(d + Duration::days(2));
+
+    let ranges = [
+        ("unbounded", None, None),
+        ("the three months", Some(a), Some(d)),
+        (
+            "from a day of A to a day of C",
+            Some(a + Duration::days(2)),
+            Some(c + Duration::days(9)),
+        ),
+        (
+            "part of A to D",
+            Some(a + Duration::hours(30)),
+            Some(d + Duration::days(3)),
+        ),
+        ("month B alone", Some(b), Some(c)),
+    ];
+    let check = |stage: &'static str| {
+        let app = &app;
+        async move {
+            for (name, start, end) in ranges {
+                let filters = Filters::between(start, end);
+                let listed = app.usage(account, &filters).await;
+                let summary = app.usage_summary(account, &filters).await.unwrap();
+                assert_eq!(summary, summary_of(&listed), "{stage}: {name}");
+            }
+        }
+    };
+    assert_eq!(folded_before(&app, account).await, None);
+    check("folding").await;
+    // D began two days ago: A, B and C have ended more than a day ago.
+    assert_eq!(folded_before(&app, account).await, Some(d.date_naive()));
+
+    // A refund of a run of folded month A, and C's last run expired now.
+    refund(&app, &settlement_id, "2").await.unwrap();
+    app.sweep().await;
+    run_at(
+        &app,
+        account,
+        d + Duration::days(2) + Duration::hours(1),
+        chat(FIRST_MODEL),
+        ("1", ""),
+    )
+    .await;
+    let expired = app
+        .usage(account, &Filters::between(Some(c), Some(d)))
+        .await;
+    assert!(
+        expired.iter().any(|row| row.hold_id == late.hold_id
+            && row.status() != creditgate::proto::v1::HoldStatus::Active),
+        "the late run expired"
+    );
+    check("after a refund and an expiry in folded months").await;
+
+    let all = app
+        .usage_summary(account, &Filters::between(Some(a), Some(d)))
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            all.total_runs,
+            all.credits_spent.as_str(),
+            all.credits_refunded.as_str()
+        ),
+        (5, "11", "3")
     );
     app.finish().await;
 }
