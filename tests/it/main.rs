@@ -10,6 +10,7 @@ mod access;
 mod bench;
 mod cli;
 mod discovery;
+mod distribution;
 mod drain;
 mod events;
 mod faults;
