@@ -208,7 +208,7 @@ pub async fn bench_history(settings: HistorySettings) -> anyhow::Result<()> {
         settings.api_key.as_deref(),
         settings.key_file.as_deref(),
     )?;
-    let clients = Clients::connect(address, &key, 1).await?;
+    let clients = Clients::connect(&[address], &key, 1).await?;
     if settings.create_account {
         let accounts = setup::fund_accounts(&clients, 1, false).await?;
         println!("{}", accounts.concat());

@@ -46,6 +46,11 @@ pub struct BenchSettings {
     /// The server to load (loopback addresses only).
     #[arg(long, default_value = "127.0.0.1:50051")]
     pub address: String,
+    /// Other servers of the same database to load as well (repeat for several): the
+    /// connections are opened to each server in turn and the workers take them in turn, so
+    /// every account is called through every server.
+    #[arg(long)]
+    pub also_address: Vec<String>,
     /// API key with scopes worker and billing (or admin).
     #[arg(long, env = "CREDITGATE_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
@@ -169,7 +174,11 @@ fn target(
 /// Runs the bench and prints its report (human-readable, then one JSON line).
 pub async fn bench(settings: BenchSettings) -> anyhow::Result<()> {
     let (address, key) = settings.validate()?;
-    let clients = setup::Clients::connect(address, &key, settings.connections).await?;
+    let mut addresses = vec![address];
+    for other in &settings.also_address {
+        addresses.push(target(other, Some(&key), None)?.0);
+    }
+    let clients = setup::Clients::connect(&addresses, &key, settings.connections).await?;
     // The database, for VACUUM ANALYZE after funding and verify at the end: opened once, if
     // needed.
     let database = if settings.no_analyze && settings.no_verify {

@@ -52,9 +52,10 @@ pub struct Clients {
 }
 
 impl Clients {
-    /// Opens `connections` HTTP/2 connections to `address`.
+    /// Opens `connections` HTTP/2 connections to each of `addresses`, interleaved so that
+    /// consecutive indexes reach different servers.
     pub async fn connect(
-        address: SocketAddr,
+        addresses: &[SocketAddr],
         key: &str,
         connections: usize,
     ) -> anyhow::Result<Clients> {
@@ -63,8 +64,8 @@ impl Clients {
                 .parse()
                 .context("the API key is not valid metadata")?,
         );
-        let mut channels = Vec::with_capacity(connections);
-        for _ in 0..connections {
+        let mut channels = Vec::with_capacity(connections * addresses.len());
+        for address in (0..connections).flat_map(|_| addresses) {
             let channel = Channel::from_shared(format!("http://{address}"))?
                 .tcp_nodelay(true)
                 .connect()

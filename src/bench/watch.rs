@@ -33,7 +33,7 @@ pub async fn start(addresses: &[SocketAddr], key: &str, count: usize) -> anyhow:
     let mut tasks = Vec::with_capacity(count);
     for index in 0..count {
         let address = addresses[index % addresses.len()];
-        let clients = Clients::connect(address, key, 1).await?;
+        let clients = Clients::connect(&[address], key, 1).await?;
         let mut stream = clients
             .account(0)
             .watch_events(WatchEventsRequest::default())
