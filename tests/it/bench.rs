@@ -5,6 +5,22 @@ use tokio::process::Command;
 
 use crate::helpers::TestApp;
 
+/// The report of a bench run that succeeded, made runs, met no error and found the books
+/// balanced (fails the test otherwise).
+pub fn clean_report(output: &std::process::Output) -> serde_json::Value {
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "bench failed: {stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert!(report["runs"].as_u64().unwrap() > 0, "{report}");
+    assert_eq!(report["verify_discrepancies"], 0, "{report}");
+    assert_eq!(report["errors"], serde_json::json!({}), "{report}");
+    report
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_bench_runs_a_short_mix_and_verifies_the_books() {
     let app = TestApp::spawn().await;
@@ -25,16 +41,8 @@ async fn the_bench_runs_a_short_mix_and_verifies_the_books() {
         .output()
         .await
         .unwrap();
+    let report = clean_report(&output);
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "bench failed: {stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
-    assert!(report["runs"].as_u64().unwrap() > 0, "{report}");
-    assert_eq!(report["verify_discrepancies"], 0, "{report}");
-    assert_eq!(report["errors"], serde_json::json!({}), "{report}");
     for rpc in ["Quote", "Authorize", "Settle"] {
         assert!(
             report["latency"][rpc]["calls"].as_u64().unwrap() > 0,
