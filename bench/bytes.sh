@@ -7,6 +7,7 @@
 #   bench/bytes.sh                         # WORKERS=64 ACCOUNTS=1 DURATION=10 PRICING=quote
 #   ACCOUNTS=10000 bench/bytes.sh
 #   SETUP_SQL="ALTER TABLE holds SET (fillfactor = 60)" bench/bytes.sh   # try a storage setting
+#   PLANS=1 ACCOUNTS=10000 bench/bytes.sh  # every account with an allowance and a member limit
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +15,7 @@ WORKERS=${WORKERS:-64}
 ACCOUNTS=${ACCOUNTS:-1}
 DURATION=${DURATION:-10}
 PRICING=${PRICING:-quote}
+PLANS=${PLANS:-}
 PORT=${PORT:-50555}
 BIN=${BIN:-target/release/creditgate}
 
@@ -26,14 +28,14 @@ sizes() {
 }
 # The bench creates its accounts and grants first; measure a second, identical load on them.
 "$BIN" bench --address "127.0.0.1:$PORT" --key-file "$WORK/data/demo-api-key" --data-dir "$WORK/data" \
-  --workers "$WORKERS" --accounts "$ACCOUNTS" --duration-seconds 2 --pricing "$PRICING" >/dev/null 2>&1
+  --workers "$WORKERS" --accounts "$ACCOUNTS" --duration-seconds 2 --pricing "$PRICING" ${PLANS:+--plans} >/dev/null 2>&1
 [ -z "${SETUP_SQL:-}" ] || "$PG_BIN/psql" -q -c "$SETUP_SQL"
 "$PG_BIN/psql" -q -c "VACUUM ANALYZE" -c "CHECKPOINT"
 sizes >"$WORK/before"
 START=$("$PG_BIN/psql" -Atq -c "SELECT pg_current_wal_lsn()")
 RUNS_BEFORE=$("$PG_BIN/psql" -Atq -c "SELECT count(*) FROM holds")
 "$BIN" bench --address "127.0.0.1:$PORT" --key-file "$WORK/data/demo-api-key" --data-dir "$WORK/data" \
-  --workers "$WORKERS" --accounts "$ACCOUNTS" --duration-seconds "$DURATION" --pricing "$PRICING" \
+  --workers "$WORKERS" --accounts "$ACCOUNTS" --duration-seconds "$DURATION" --pricing "$PRICING" ${PLANS:+--plans} \
   2>"$WORK/bench.err" | tail -n 1 >"$WORK/bench.json"
 END=$("$PG_BIN/psql" -Atq -c "SELECT pg_current_wal_lsn()")
 RUNS=$(( $("$PG_BIN/psql" -Atq -c "SELECT count(*) FROM holds") - RUNS_BEFORE ))
