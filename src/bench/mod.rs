@@ -171,13 +171,23 @@ fn target(
     Ok((resolved, key))
 }
 
+/// `address` and the other servers `others`, each a loopback address.
+fn with_others(
+    address: SocketAddr,
+    others: &[String],
+    key: &str,
+) -> anyhow::Result<Vec<SocketAddr>> {
+    let mut addresses = vec![address];
+    for other in others {
+        addresses.push(target(other, Some(key), None)?.0);
+    }
+    Ok(addresses)
+}
+
 /// Runs the bench and prints its report (human-readable, then one JSON line).
 pub async fn bench(settings: BenchSettings) -> anyhow::Result<()> {
     let (address, key) = settings.validate()?;
-    let mut addresses = vec![address];
-    for other in &settings.also_address {
-        addresses.push(target(other, Some(&key), None)?.0);
-    }
+    let addresses = with_others(address, &settings.also_address, &key)?;
     let clients = setup::Clients::connect(&addresses, &key, settings.connections).await?;
     // The database, for VACUUM ANALYZE after funding and verify at the end: opened once, if
     // needed.
@@ -225,10 +235,7 @@ async fn load(
     );
     let watchers = if settings.watchers > 0 {
         let (address, key) = settings.validate()?;
-        let mut addresses = vec![address];
-        for other in &settings.watch_address {
-            addresses.push(target(other, Some(&key), None)?.0);
-        }
+        let addresses = with_others(address, &settings.watch_address, &key)?;
         eprintln!(
             "bench: {} event watchers on {} server(s)",
             settings.watchers,

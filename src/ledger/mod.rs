@@ -38,7 +38,9 @@ pub use reason::Reason;
 pub use refusal::HoldRefusal;
 pub use scope_limits::{LimitChange, ScopeUsage};
 pub use settle::{RefundRequest, SettleRequest};
-pub use spend_limit::{LimitPeriod, LimitReached, ScopeKind, SpendLimitState, SpendScope};
+pub use spend_limit::{
+    FIRST_DAY, LimitPeriod, LimitReached, ScopeKind, SpendLimitState, SpendScope,
+};
 pub use usage::{UsageDelta, UsageKey};
 #[cfg(test)]
 mod tests;

@@ -75,12 +75,10 @@ pub(super) static UPSERT_USAGE_MONTHS: Sql = LazyLock::new(|| {
          sum(u.captured), sum(u.refunded), max(u.last_run_at) FROM {} AS u({}) \
          JOIN usage_folds f ON f.account_id = u.account_id AND u.day < f.folded_before \
          GROUP BY 1, 2, 3, 4 \
-         ON CONFLICT (account_id, month, task_type, model) DO UPDATE SET \
-         runs = usage_months.runs + EXCLUDED.runs, captured = usage_months.captured + EXCLUDED.captured, \
-         refunded = usage_months.refunded + EXCLUDED.refunded, \
-         last_run_at = greatest(usage_months.last_run_at, EXCLUDED.last_run_at)",
+         ON CONFLICT (account_id, month, task_type, model) DO UPDATE SET {}",
         unnest(table),
         row_names(table),
+        upsert_set("usage_months", table),
     )
 });
 
@@ -145,25 +143,30 @@ fn insert(name: &str, table: &Table) -> String {
     );
     let keys = list(table.named(Role::Key).map(str::to_owned));
     if !keys.is_empty() {
-        let updated = table.columns.iter().filter_map(|column| {
-            let column_name = column.name;
-            match column.role {
-                Role::Updated => Some(format!("{column_name} = EXCLUDED.{column_name}")),
-                Role::Added => Some(format!(
-                    "{column_name} = {name}.{column_name} + EXCLUDED.{column_name}"
-                )),
-                Role::Latest => Some(format!(
-                    "{column_name} = greatest({name}.{column_name}, EXCLUDED.{column_name})"
-                )),
-                _ => None,
-            }
-        });
         sql.push_str(&format!(
             " ON CONFLICT ({keys}) DO UPDATE SET {}",
-            list(updated)
+            upsert_set(name, table)
         ));
     }
     sql
+}
+
+/// The `SET` list of an upsert into `name`: updated columns take the new value, added ones
+/// the sum, latest ones the greater.
+fn upsert_set(name: &str, table: &Table) -> String {
+    list(table.columns.iter().filter_map(|column| {
+        let column_name = column.name;
+        match column.role {
+            Role::Updated => Some(format!("{column_name} = EXCLUDED.{column_name}")),
+            Role::Added => Some(format!(
+                "{column_name} = {name}.{column_name} + EXCLUDED.{column_name}"
+            )),
+            Role::Latest => Some(format!(
+                "{column_name} = greatest({name}.{column_name}, EXCLUDED.{column_name})"
+            )),
+            _ => None,
+        }
+    }))
 }
 
 /// `INSERT … SELECT alias.*, $stamp FROM unnest(…) AS alias`.

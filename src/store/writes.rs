@@ -2,10 +2,11 @@
 //! or accounts (arrays through `unnest`), so the write round trip has a fixed, small number of
 //! statements.
 
-use chrono::{DateTime, Datelike as _, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use tokio_postgres::types::ToSql;
 
+use super::usage::months::month_floor;
 use super::write_columns::{
     AccountColumns, AllocationColumns, AllowanceColumns, AllowanceGrantColumns, EventColumns,
     GrantColumns, HoldColumns, JournalColumns, LimitColumns, NewHoldColumns, NewLimitColumns,
@@ -137,7 +138,7 @@ impl Writes {
 
     /// Whether some usage is added to a day before the current month, which may be folded.
     fn adds_to_past_months(&self) -> bool {
-        let month_start = self.now.date_naive().with_day(1).unwrap_or(NaiveDate::MIN);
+        let month_start = month_floor(self.now.date_naive());
         self.usage.day.iter().any(|day| *day < month_start)
     }
 }

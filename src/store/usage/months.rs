@@ -8,6 +8,7 @@ use deadpool_postgres::GenericClient;
 use tokio_postgres::error::SqlState;
 
 use crate::ids::AccountId;
+use crate::ledger::FIRST_DAY;
 use crate::store::StoreError;
 
 /// How long after its end a month may be folded: longer than any two servers' clocks differ,
@@ -68,12 +69,8 @@ pub fn folded_months(
     (start, stop)
 }
 
-/// Where the folded months of an account that has none end: before any day a run can have.
-pub fn nothing_folded() -> NaiveDate {
-    NaiveDate::from_ymd_opt(1, 1, 1).unwrap_or(NaiveDate::MIN)
-}
-
-/// Where the account's folded months end ([`nothing_folded`] when none are).
+/// Where the account's folded months end ([`FIRST_DAY`] when none are: before any day a run
+/// can have).
 pub async fn folded_before(
     client: &impl GenericClient,
     account_id: AccountId,
@@ -82,7 +79,7 @@ pub async fn folded_before(
     Ok(client
         .query_opt(&statement, &[&account_id])
         .await?
-        .map_or_else(nothing_folded, |row| row.get(0)))
+        .map_or(FIRST_DAY, |row| row.get(0)))
 }
 
 /// Folds the account's months before `target` that are not yet, under the account's lock (the
@@ -162,7 +159,7 @@ mod tests {
         );
         // Nothing folded, or folded only before the range: no months.
         assert_eq!(
-            folded_months(range, nothing_folded()),
+            folded_months(range, FIRST_DAY),
             (day("2025-12-01"), day("2025-12-01"))
         );
         assert_eq!(

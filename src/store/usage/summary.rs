@@ -7,6 +7,7 @@ use deadpool_postgres::GenericClient;
 
 use super::UsageTotals;
 use crate::ids::AccountId;
+use crate::ledger::FIRST_DAY;
 use crate::store::StoreError;
 
 /// Whole months from the monthly totals ($10 ≤ month < $11), the other whole UTC days from the
@@ -50,7 +51,7 @@ pub struct SummarySplit {
 pub fn split_range(start: Option<DateTime<Utc>>, end: Option<DateTime<Utc>>) -> SummarySplit {
     let midnight = |day: NaiveDate| day.and_time(NaiveTime::MIN).and_utc();
     let first_day = match start {
-        None => NaiveDate::from_ymd_opt(1, 1, 1).unwrap_or(NaiveDate::MIN),
+        None => FIRST_DAY,
         Some(start) if start == midnight(start.date_naive()) => start.date_naive(),
         Some(start) => start.date_naive().succ_opt().unwrap_or(NaiveDate::MAX),
     };
