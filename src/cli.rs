@@ -285,6 +285,7 @@ async fn run_serve(database: &DatabaseSettings, serve: &ServeSettings) -> anyhow
             let key = demo::ensure_demo_key(&database.pool, data_dir).await?;
             print_demo_key(&key, serve);
         }
+        let shutdown = app::shutdown_signal()?;
         let listener = TcpListener::bind(serve.listen)
             .await
             .with_context(|| format!("binding {}", serve.listen))?;
@@ -302,7 +303,7 @@ async fn run_serve(database: &DatabaseSettings, serve: &ServeSettings) -> anyhow
         tracing::info!(%address, "serving grpc");
         let mut context = app::context(database.pool.clone(), serve)?;
         context.listen = Some((database.config.clone(), database.connector.clone()));
-        let served = app::serve(listener, context, serve, app::shutdown_signal()).await;
+        let served = app::serve(listener, context, serve, shutdown).await;
         if let Some(metrics) = metrics {
             metrics.abort();
         }
