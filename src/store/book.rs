@@ -27,6 +27,21 @@ use crate::ledger::{AccountBook, Changes, SettlementRecord, SpendScope};
 /// many, under its lock.
 pub const MAX_SPEND_LIMITS: usize = 100_000;
 
+/// The reads of a locked transaction that run with generic plans, by name: each must look up
+/// keys by its shape alone, whatever the statistics were when it was planned (a plan test
+/// explains each, planned on empty tables).
+pub fn generic_plan_reads() -> [(&'static str, &'static str); 6] {
+    use super::read_sql::{ALLOCATIONS, ALLOWANCES, GRANTS, HOLDS, LIMIT_COUNTS, SPEND_LIMITS};
+    [
+        ("grants", GRANTS.as_str()),
+        ("holds", HOLDS.as_str()),
+        ("allocations", ALLOCATIONS.as_str()),
+        ("allowances", ALLOWANCES.as_str()),
+        ("spend limits", SPEND_LIMITS.as_str()),
+        ("limit counts", LIMIT_COUNTS.as_str()),
+    ]
+}
+
 /// What to lock and load: the accounts, and everything the operations of one transaction
 /// need (several operations, of one account or of several, may share a transaction).
 #[derive(Debug, Clone, Default)]

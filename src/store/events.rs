@@ -172,6 +172,9 @@ pub async fn positions_ahead(client: &impl GenericClient) -> Result<bool, StoreE
 
 /// Up to `limit` events of every tenant after `after` and below the horizon, in position
 /// order (one statement, so the horizon is that of the snapshot the events are read in).
+/// `pending` compares the newest event with the horizon, one step down the key's index: as
+/// `EXISTS (… WHERE tx >= horizon)` the planner, blind to the horizon's value, expected a
+/// match early and scanned the whole outbox for none (2.8 ms at 10,000 events, on every read).
 pub async fn read_after(
     client: &impl GenericClient,
     after: Position,
@@ -180,7 +183,8 @@ pub async fn read_after(
     let sql = format!(
         "WITH h AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin) \
          SELECT h.xmin::text::int8 AS horizon, \
-           EXISTS (SELECT 1 FROM events WHERE tx >= h.xmin) AS pending, e.* FROM h LEFT JOIN LATERAL ( \
+           coalesce((SELECT tx FROM events ORDER BY tx DESC, seq DESC LIMIT 1) >= h.xmin, false) AS pending, \
+           e.* FROM h LEFT JOIN LATERAL ( \
            SELECT {EVENT_COLUMNS} FROM events \
            WHERE (tx, seq) > ({}, $2) AND tx < h.xmin ORDER BY tx, seq LIMIT $3) e ON true",
         xid(1)

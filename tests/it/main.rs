@@ -27,6 +27,7 @@ mod node_client;
 mod plans;
 mod pricing;
 mod private_database;
+mod query_plans;
 mod replicas;
 mod security;
 mod telemetry;

@@ -14,22 +14,11 @@ use crate::ledger::SpendScope;
 use crate::store::StoreError;
 use crate::store::idempotency::{INSERT_RECORDS, SELECT_RECORDS};
 use crate::store::read_sql::{
-    ALLOCATIONS, ALLOWANCES, BEGIN, CLOCK, GRANTS, HOLDS, HOLDS_BY_KEY, LIMIT_COUNTS,
-    LOCK_ACCOUNTS, LOCK_ACCOUNTS_SKIP_LOCKED, PARTS, REFUNDS_BY_ID, SCOPE_RESERVED, SETTLEMENTS,
-    SPEND_LIMITS,
+    ALLOCATIONS, ALLOWANCES, BEGIN, CLOCK, CUSTOM_PLANS, GENERIC_PLANS, GRANTS, HOLDS,
+    HOLDS_BY_KEY, LIMIT_COUNTS, LOCK_ACCOUNTS, LOCK_ACCOUNTS_SKIP_LOCKED, PARTS, REFUNDS_BY_ID,
+    SCOPE_RESERVED, SETTLEMENTS, SPEND_LIMITS,
 };
 use crate::store::write_sql::all_statements;
-
-/// `pipeline!(first; Rows { a, b, … })` awaits the futures named `first`, `a`, `b`, … together
-/// and gathers their outputs (but `first`'s) into `Rows`, returning the first error from the
-/// enclosing function. Each query is sent when its future is first polled, and they are polled
-/// in the order written: the statements run in that order, in one round trip.
-macro_rules! pipeline {
-    ($first:ident; $rows:ident { $($query:ident),+ $(,)? }) => {{
-        let (_, $($query,)+) = futures::try_join!($first, $($query),+)?;
-        $rows { $($query),+ }
-    }};
-}
 
 /// The read round trip's statements.
 #[derive(Debug)]
@@ -118,12 +107,15 @@ impl ReadRows {
     /// Sends BEGIN, the lock and every read in one pipelined round trip; `due_by` chooses the
     /// holds loaded to be expired.
     ///
-    /// The statements run in the order `pipeline!` names them. Holds by Authorize key before
-    /// the records: a hold seen there whose record is not seen was made by a key whose record
-    /// was pruned (a record committed with its hold in between is seen, as the statements read
-    /// in order). A refund committed by another account's transaction between the records'
-    /// read and the refunds' shows as a reused key, which is what its record would have said
-    /// too. The clock last, so that it is read after the lock statement has taken the locks.
+    /// Each query is sent when its future is first polled, and one join polls them in the
+    /// order written: the statements run in that order, in one round trip. Holds by Authorize
+    /// key before the records: a hold seen there whose record is not seen was made by a key
+    /// whose record was pruned (a record committed with its hold in between is seen, as the
+    /// statements read in order). A refund committed by another account's transaction between
+    /// the records' read and the refunds' shows as a reused key, which is what its record would
+    /// have said too. The reads of the locked accounts' own rows, after the others, with
+    /// generic plans ([`GENERIC_PLANS`]). The clock last, so that it is read after the lock
+    /// statement has taken the locks.
     pub(super) async fn read(
         client: &Client,
         statements: &ReadStatements,
@@ -142,13 +134,6 @@ impl ReadRows {
             &s.holds_by_key,
             [&keys.authorize_tenants, &keys.authorize_keys],
         );
-        let grants = rows(
-            client,
-            &s.grants,
-            [account_ids, settlement_ids, &target.external_refs],
-        );
-        let holds = rows(client, &s.holds, holds_wanted);
-        let allocations = rows(client, &s.allocations, holds_wanted);
         let records = rows_if(
             !keys.keys.is_empty(),
             client,
@@ -169,8 +154,19 @@ impl ReadRows {
             &s.refunds_by_id,
             [&target.refund_ids],
         );
-        let allowances = rows(client, &s.allowances, [account_ids]);
         let (scopes, usage) = (&keys.scopes, &keys.usage);
+        let usage_wanted = !usage.accounts.is_empty();
+        let usage_params: [&(dyn ToSql + Sync); 3] = [&usage.accounts, &usage.kinds, &usage.ids];
+        let scope_reserved = rows_if(usage_wanted, client, &s.scope_reserved, usage_params);
+        let generic = client.simple_query(GENERIC_PLANS);
+        let grants = rows(
+            client,
+            &s.grants,
+            [account_ids, settlement_ids, &target.external_refs],
+        );
+        let holds = rows(client, &s.holds, holds_wanted);
+        let allocations = rows(client, &s.allocations, holds_wanted);
+        let allowances = rows(client, &s.allowances, [account_ids]);
         let spend_limits = rows(
             client,
             &s.spend_limits,
@@ -183,15 +179,63 @@ impl ReadRows {
                 &scopes.ids,
             ],
         );
-        let usage_wanted = !usage.accounts.is_empty();
-        let usage_params: [&(dyn ToSql + Sync); 3] = [&usage.accounts, &usage.kinds, &usage.ids];
-        let scope_reserved = rows_if(usage_wanted, client, &s.scope_reserved, usage_params);
         let limit_counts = rows_if(usage_wanted, client, &s.limit_counts, [&usage.accounts]);
         let clock = rows(client, &s.clock, []);
-        Ok(pipeline!(begin; ReadRows {
-            accounts, authorized, grants, holds, allocations, records, settlements, parts,
-            refunded, allowances, spend_limits, scope_reserved, limit_counts, clock,
-        }))
+        let custom = client.simple_query(CUSTOM_PLANS);
+        // One join, so that every statement is sent on the first poll, in the order written.
+        let (
+            _,
+            accounts,
+            authorized,
+            records,
+            settlements,
+            parts,
+            refunded,
+            scope_reserved,
+            _,
+            grants,
+            holds,
+            allocations,
+            allowances,
+            spend_limits,
+            limit_counts,
+            clock,
+            _,
+        ) = futures::try_join!(
+            begin,
+            accounts,
+            authorized,
+            records,
+            settlements,
+            parts,
+            refunded,
+            scope_reserved,
+            generic,
+            grants,
+            holds,
+            allocations,
+            allowances,
+            spend_limits,
+            limit_counts,
+            clock,
+            custom,
+        )?;
+        Ok(ReadRows {
+            accounts,
+            authorized,
+            grants,
+            holds,
+            allocations,
+            records,
+            settlements,
+            parts,
+            refunded,
+            allowances,
+            spend_limits,
+            scope_reserved,
+            limit_counts,
+            clock,
+        })
     }
 
     /// The database's clock read under the locks, plus `shift`.
