@@ -20,6 +20,17 @@ use crate::store::read_sql::{
 };
 use crate::store::write_sql::all_statements;
 
+/// `pipeline!(first; Rows { a, b, … })` awaits the futures named `first`, `a`, `b`, … together
+/// and gathers their outputs (but `first`'s) into `Rows`, returning the first error from the
+/// enclosing function. Each query is sent when its future is first polled, and they are polled
+/// in the order written: the statements run in that order, in one round trip.
+macro_rules! pipeline {
+    ($first:ident; $rows:ident { $($query:ident),+ $(,)? }) => {{
+        let (_, $($query,)+) = futures::try_join!($first, $($query),+)?;
+        $rows { $($query),+ }
+    }};
+}
+
 /// The read round trip's statements.
 #[derive(Debug)]
 pub(super) struct ReadStatements {
@@ -107,15 +118,14 @@ impl ReadRows {
     /// Sends BEGIN, the lock and every read in one pipelined round trip; `due_by` chooses the
     /// holds loaded to be expired.
     ///
-    /// Each query is sent when its future is first polled, and one join polls them in the
-    /// order written: the statements run in that order, in one round trip. Holds by Authorize
-    /// key before the records: a hold seen there whose record is not seen was made by a key
-    /// whose record was pruned (a record committed with its hold in between is seen, as the
-    /// statements read in order). A refund committed by another account's transaction between
-    /// the records' read and the refunds' shows as a reused key, which is what its record would
-    /// have said too. The reads of the locked accounts' own rows, after the others, with
-    /// generic plans ([`GENERIC_PLANS`]). The clock last, so that it is read after the lock
-    /// statement has taken the locks.
+    /// The statements run in the order `pipeline!` names them. Holds by Authorize key before
+    /// the records: a hold seen there whose record is not seen was made by a key whose record
+    /// was pruned (a record committed with its hold in between is seen, as the statements read
+    /// in order). A refund committed by another account's transaction between the records'
+    /// read and the refunds' shows as a reused key, which is what its record would have said
+    /// too. The reads of the locked accounts' own rows after the others, with generic plans
+    /// ([`GENERIC_PLANS`]). The clock last, so that it is read after the lock statement has
+    /// taken the locks.
     pub(super) async fn read(
         client: &Client,
         statements: &ReadStatements,
@@ -158,11 +168,13 @@ impl ReadRows {
         let usage_wanted = !usage.accounts.is_empty();
         let usage_params: [&(dyn ToSql + Sync); 3] = [&usage.accounts, &usage.kinds, &usage.ids];
         let scope_reserved = rows_if(usage_wanted, client, &s.scope_reserved, usage_params);
-        let generic = client.simple_query(GENERIC_PLANS);
-        let grants = rows(
-            client,
-            &s.grants,
-            [account_ids, settlement_ids, &target.external_refs],
+        let grants = after(
+            client.simple_query(GENERIC_PLANS),
+            rows(
+                client,
+                &s.grants,
+                [account_ids, settlement_ids, &target.external_refs],
+            ),
         );
         let holds = rows(client, &s.holds, holds_wanted);
         let allocations = rows(client, &s.allocations, holds_wanted);
@@ -180,62 +192,14 @@ impl ReadRows {
             ],
         );
         let limit_counts = rows_if(usage_wanted, client, &s.limit_counts, [&usage.accounts]);
-        let clock = rows(client, &s.clock, []);
-        let custom = client.simple_query(CUSTOM_PLANS);
-        // One join, so that every statement is sent on the first poll, in the order written.
-        let (
-            _,
-            accounts,
-            authorized,
-            records,
-            settlements,
-            parts,
-            refunded,
-            scope_reserved,
-            _,
-            grants,
-            holds,
-            allocations,
-            allowances,
-            spend_limits,
-            limit_counts,
-            clock,
-            _,
-        ) = futures::try_join!(
-            begin,
-            accounts,
-            authorized,
-            records,
-            settlements,
-            parts,
-            refunded,
-            scope_reserved,
-            generic,
-            grants,
-            holds,
-            allocations,
-            allowances,
-            spend_limits,
-            limit_counts,
-            clock,
-            custom,
-        )?;
-        Ok(ReadRows {
-            accounts,
-            authorized,
-            grants,
-            holds,
-            allocations,
-            records,
-            settlements,
-            parts,
-            refunded,
-            allowances,
-            spend_limits,
-            scope_reserved,
-            limit_counts,
-            clock,
-        })
+        let clock = before(
+            rows(client, &s.clock, []),
+            client.simple_query(CUSTOM_PLANS),
+        );
+        Ok(pipeline!(begin; ReadRows {
+            accounts, authorized, records, settlements, parts, refunded, scope_reserved, grants,
+            holds, allocations, allowances, spend_limits, limit_counts, clock,
+        }))
     }
 
     /// The database's clock read under the locks, plus `shift`.
@@ -311,6 +275,24 @@ async fn rows<const N: usize>(
     params: [&(dyn ToSql + Sync); N],
 ) -> Result<Vec<Row>, Error> {
     client.query(statement, &params).await
+}
+
+/// `query`'s rows, sent right after `set` in the same round trip (polled together, in order).
+async fn after<S>(
+    set: impl Future<Output = Result<S, Error>>,
+    query: impl Future<Output = Result<Vec<Row>, Error>>,
+) -> Result<Vec<Row>, Error> {
+    let (_, rows) = futures::try_join!(set, query)?;
+    Ok(rows)
+}
+
+/// `query`'s rows, with `set` sent right after it in the same round trip.
+async fn before<S>(
+    query: impl Future<Output = Result<Vec<Row>, Error>>,
+    set: impl Future<Output = Result<S, Error>>,
+) -> Result<Vec<Row>, Error> {
+    let (rows, _) = futures::try_join!(query, set)?;
+    Ok(rows)
 }
 
 /// `statement`'s rows when `wanted`; none, without sending it, otherwise.
