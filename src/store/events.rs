@@ -156,17 +156,17 @@ pub async fn ended_now(client: &impl GenericClient) -> Result<Ended, StoreError>
     })
 }
 
+/// The newest event's transaction (none when the outbox is empty): one step backwards down the
+/// primary key.
+const NEWEST_TX: &str = "SELECT tx FROM events ORDER BY tx DESC, seq DESC LIMIT 1";
+
 /// Whether the outbox holds positions at or past the next transaction id: events copied from
 /// another cluster (a logical dump restored), whose ids started over. New events would then
 /// sort before old ones, and a cursor of an old one would skip them.
 pub async fn positions_ahead(client: &impl GenericClient) -> Result<bool, StoreError> {
-    let row = client
-        .query_one(
-            "SELECT coalesce((SELECT tx FROM events ORDER BY tx DESC, seq DESC LIMIT 1) \
-               >= pg_snapshot_xmax(pg_current_snapshot()), false)",
-            &[],
-        )
-        .await?;
+    let sql =
+        format!("SELECT coalesce(({NEWEST_TX}) >= pg_snapshot_xmax(pg_current_snapshot()), false)");
+    let row = client.query_one(&sql, &[]).await?;
     Ok(row.get(0))
 }
 
@@ -183,7 +183,7 @@ pub async fn read_after(
     let sql = format!(
         "WITH h AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin) \
          SELECT h.xmin::text::int8 AS horizon, \
-           coalesce((SELECT tx FROM events ORDER BY tx DESC, seq DESC LIMIT 1) >= h.xmin, false) AS pending, \
+           coalesce(({NEWEST_TX}) >= h.xmin, false) AS pending, \
            e.* FROM h LEFT JOIN LATERAL ( \
            SELECT {EVENT_COLUMNS} FROM events \
            WHERE (tx, seq) > ({}, $2) AND tx < h.xmin ORDER BY tx, seq LIMIT $3) e ON true",
