@@ -8,6 +8,7 @@
 #   bench/compare.sh                      # defaults below
 #   WORKERS=64 SPREAD_ACCOUNTS=10000 DURATION=10 PRICING=quote bench/compare.sh
 #   PLANS=1 bench/compare.sh              # every account with an allowance and a member limit
+#   PHASES=spread bench/compare.sh        # one phase only (hot, spread, or both: the default)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +17,7 @@ SPREAD_ACCOUNTS=${SPREAD_ACCOUNTS:-10000}
 DURATION=${DURATION:-10}
 PRICING=${PRICING:-quote}
 PLANS=${PLANS:-}
+PHASES=${PHASES:-hot spread}
 PORT=${PORT:-50551}
 BIN=${BIN:-target/release/creditgate}
 
@@ -61,22 +63,28 @@ checkpoint() {
   "$PG_BIN/psql" -q -d naive -c "VACUUM ANALYZE" 2>/dev/null || true
   "$PG_BIN/psql" -q -d creditgate -c "VACUUM ANALYZE" -c "CHECKPOINT"
 }
-echo "== hot: 1 account, $WORKERS workers, ${DURATION}s, pricing $PRICING${PLANS:+, with plans}"
-checkpoint; NAIVE_HOT=$(naive 1)
-checkpoint; OURS_HOT=$(ours 1 | runs_per_second); OURS_HOT_WAL=$(cat "$WORK/ours-wal")
-echo "== spread: $SPREAD_ACCOUNTS accounts, $WORKERS workers, ${DURATION}s, pricing $PRICING${PLANS:+, with plans}"
-checkpoint; NAIVE_SPREAD=$(naive "$SPREAD_ACCOUNTS")
-checkpoint; OURS_SPREAD=$(ours "$SPREAD_ACCOUNTS" | runs_per_second); OURS_SPREAD_WAL=$(cat "$WORK/ours-wal")
+ROWS=()
+phase() {  # name, accounts → one row for the table below
+  echo "== $1: $2 account(s), $WORKERS workers, ${DURATION}s, pricing $PRICING${PLANS:+, with plans}"
+  local naive_runs ours_runs
+  checkpoint; naive_runs=$(naive "$2")
+  checkpoint; ours_runs=$(ours "$2" | runs_per_second)
+  ROWS+=("$1 $naive_runs $ours_runs $(cat "$WORK/naive-wal-$2") $(cat "$WORK/ours-wal")")
+}
+for name in $PHASES; do
+  case $name in
+    hot) phase hot 1 ;;
+    spread) phase spread "$SPREAD_ACCOUNTS" ;;
+    *) echo "PHASES: unknown phase '$name' (expected hot and/or spread)" >&2; exit 2 ;;
+  esac
+done
 
-python3 - "$NAIVE_HOT" "$OURS_HOT" "$NAIVE_SPREAD" "$OURS_SPREAD" \
-  "$(cat "$WORK/naive-wal-1")" "$OURS_HOT_WAL" "$(cat "$WORK/naive-wal-$SPREAD_ACCOUNTS")" "$OURS_SPREAD_WAL" <<'PY'
+python3 - "${ROWS[@]}" <<'PY'
 import sys
-naive_hot, ours_hot, naive_spread, ours_spread, naive_hot_wal, ours_hot_wal, naive_spread_wal, ours_spread_wal = map(float, sys.argv[1:])
 print(f"{'':8} {'naive runs/s':>14} {'creditgate runs/s':>18} {'ratio':>7} {'naive WAL B/run':>16} {'creditgate WAL B/run':>21} {'ratio':>7}")
-for name, naive, ours, naive_wal, ours_wal in [
-    ("hot", naive_hot, ours_hot, naive_hot_wal, ours_hot_wal),
-    ("spread", naive_spread, ours_spread, naive_spread_wal, ours_spread_wal),
-]:
+for row in sys.argv[1:]:
+    name, naive, ours, naive_wal, ours_wal = row.split()
+    naive, ours, naive_wal, ours_wal = map(float, (naive, ours, naive_wal, ours_wal))
     wal_ratio = ours_wal / naive_wal if naive_wal else float("nan")
     print(f"{name:8} {naive:>14.1f} {ours:>18.1f} {ours / naive:>7.2f} {naive_wal:>16.0f} {ours_wal:>21.0f} {wal_ratio:>7.2f}")
 PY

@@ -6,6 +6,7 @@
 //!
 //! Knows nothing of the rest of the crate: the layers above call in with plain values.
 
+use std::io::IsTerminal as _;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -74,7 +75,11 @@ pub fn exporting_traces() -> bool {
 pub fn init(options: Options) -> Telemetry {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,tokio_postgres=warn"));
-    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    // Colours only for a terminal: a log file or collector gets plain text, and a span's
+    // fields are not wrapped in escape codes on every call.
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     let fmt = if options.json {
         fmt.json().with_filter(filter).boxed()
     } else {

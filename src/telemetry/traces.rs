@@ -79,6 +79,9 @@ where
         .with_level(false)
         .with_target(false)
         .with_tracked_inactivity(false)
+        // Nothing here calls the OpenTelemetry API inside a span, so entering one need not make
+        // its context current: that was a lock and a thread-local push on every poll.
+        .with_context_activation(false)
         // Our spans only: the libraries' (h2, tokio-postgres) would cost more than the calls.
         .with_filter(Targets::new().with_target("creditgate", tracing::Level::INFO))
 }

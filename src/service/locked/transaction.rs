@@ -89,8 +89,13 @@ pub(super) async fn attempt(context: &Context, group: &Group) -> Attempt {
     Attempt::Answered(answers)
 }
 
+/// Links of a round trip's span to the other calls it served, at most: each costs two span
+/// lookups and locks while the accounts are locked, and a group serves up to hundreds of calls
+/// (the SDK would keep only 128 anyway). `operations` on the span says how many it served.
+const ROUND_TRIP_LINKS: usize = 16;
+
 /// A span of one round trip of the group's transaction: a child of its first operation's RPC,
-/// linked to the others' (one transaction serves them all).
+/// linked to the next [`ROUND_TRIP_LINKS`] operations' (one transaction serves them all).
 fn round_trip_span(group: &Group, name: &'static str, operations: usize) -> tracing::Span {
     let mut spans = group
         .iter()
@@ -104,7 +109,7 @@ fn round_trip_span(group: &Group, name: &'static str, operations: usize) -> trac
         operations
     );
     if !span.is_disabled() {
-        for other in spans {
+        for other in spans.take(ROUND_TRIP_LINKS) {
             span.follows_from(other);
         }
     }
