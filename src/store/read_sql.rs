@@ -68,22 +68,25 @@ pub(super) static GRANTS: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-/// The locked accounts' holds due by `$2`, and the holds asked for (`$3`): one lookup of each
-/// hold's key, never a walk of an account's holds, with a generic plan as [`GRANTS`].
+/// The holds asked for (`$3`) of the locked accounts (`$1`), and their other holds due by
+/// `$2`: each part one lookup per hold in an index that bounds it (the key, the due holds),
+/// whatever the statistics, as this read runs with a generic plan (see [`GENERIC_PLANS`]); the
+/// second part leaves out the holds of the first, so no wide row is compared to drop a duplicate.
 pub(super) static HOLDS: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "SELECT h.* FROM ({HOLDS_WANTED}) w CROSS JOIN LATERAL (SELECT account_id, {HOLD_COLUMNS} \
-         FROM holds h WHERE h.hold_id = w.hold_id AND h.account_id = ANY($1) OFFSET 0) h"
+        "SELECT account_id, {HOLD_COLUMNS} FROM holds WHERE hold_id = ANY($3) AND account_id = ANY($1) \
+         UNION ALL SELECT account_id, {HOLD_COLUMNS} FROM holds WHERE account_id = ANY($1) \
+         AND status = 'ACTIVE' AND expires_at <= $2 AND hold_id <> ALL($3)"
     )
 });
 
-/// The allocations of [`HOLDS`]' holds, in position order, looked up hold by hold as there.
+/// The allocations of [`HOLDS`]' holds, in position order, looked up hold by hold (each
+/// allocation carries its hold's account, as `creditgate verify` checks).
 pub(super) static ALLOCATIONS: LazyLock<String> = LazyLock::new(|| {
     format!(
         "SELECT a.* FROM ({HOLDS_WANTED}) w CROSS JOIN LATERAL ( \
-         SELECT a.hold_id, a.grant_id, a.reserved, a.captured, a.position FROM holds h \
-         JOIN hold_allocations a ON a.hold_id = h.hold_id \
-         WHERE h.hold_id = w.hold_id AND a.hold_id = w.hold_id AND h.account_id = ANY($1) OFFSET 0) a \
+         SELECT a.hold_id, a.grant_id, a.reserved, a.captured, a.position FROM hold_allocations a \
+         WHERE a.hold_id = w.hold_id AND a.account_id = ANY($1) OFFSET 0) a \
          ORDER BY a.hold_id, a.position"
     )
 });
@@ -107,10 +110,11 @@ pub(super) static ALLOWANCES: LazyLock<String> = LazyLock::new(|| {
 
 /// The spend limits of the scopes of [`HOLDS`]' holds (`$1` to `$3` as there), and of the
 /// scopes asked for (`$4` accounts, `$5` kinds, `$6` ids): every limit an operation may move.
-/// Each scope is one lookup of the limits' key, never a walk of all of an account's limits: the
-/// lateral subquery (kept apart by `OFFSET 0`) is a lookup per scope whatever plan a prepared
-/// statement settles on (a join planned while the table was small merged it with a walk of
-/// the whole key index).
+/// A hold's scope is read with the lookup that finds the hold (one probe, not a probe for its
+/// id and another for its row, as [`HOLDS_WANTED`] would). Each scope is one lookup of the
+/// limits' key, never a walk of all of an account's limits: the lateral subquery (kept apart
+/// by `OFFSET 0`) is a lookup per scope whatever plan a prepared statement settles on (a join
+/// planned while the table was small merged it with a walk of the whole key index).
 pub(super) static SPEND_LIMITS: LazyLock<String> = LazyLock::new(|| {
     let columns = SPEND_LIMIT_COLUMNS
         .split(", ")
@@ -119,9 +123,10 @@ pub(super) static SPEND_LIMITS: LazyLock<String> = LazyLock::new(|| {
         .join(", ");
     format!(
         "SELECT l.account_id, {columns} FROM ( \
-         SELECT h.* FROM ({HOLDS_WANTED}) w CROSS JOIN LATERAL ( \
-         SELECT account_id, spend_scope_kind, spend_scope_id FROM holds h WHERE h.hold_id = w.hold_id \
-         AND h.account_id = ANY($1) AND h.spend_scope_id IS NOT NULL OFFSET 0) h \
+         SELECT account_id, spend_scope_kind, spend_scope_id FROM holds WHERE account_id = ANY($1) \
+         AND status = 'ACTIVE' AND expires_at <= $2 AND spend_scope_id IS NOT NULL \
+         UNION SELECT account_id, spend_scope_kind, spend_scope_id FROM holds WHERE hold_id = ANY($3) \
+         AND account_id = ANY($1) AND spend_scope_id IS NOT NULL \
          UNION SELECT * FROM unnest($4::uuid[], $5::text[], $6::text[])) AS s(account_id, scope_kind, scope_id) \
          CROSS JOIN LATERAL (SELECT * FROM spend_limits l WHERE l.account_id = s.account_id \
          AND l.scope_kind = s.scope_kind AND l.scope_id = s.scope_id OFFSET 0) l"
