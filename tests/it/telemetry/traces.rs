@@ -220,3 +220,86 @@ async fn a_collector_that_hangs_never_slows_a_call_and_its_spans_are_dropped_and
     running.stop().await;
     held.abort();
 }
+
+/// The `operations` attribute of a round trip's span.
+fn operations(span: &Span) -> usize {
+    attribute(span, "operations").unwrap().parse().unwrap()
+}
+
+#[tokio::test]
+async fn a_shared_transactions_round_trips_link_to_at_most_sixteen_of_the_calls_it_served() {
+    const LINKS: usize = 16;
+    const CONCURRENT: usize = 60;
+    let (receiver, endpoint) = Receiver::start().await;
+    let database = fresh_database().await;
+    let api_key = tenant_key(&database, "grouped").await;
+    let (running, channel) = super::serve(&database.url(), |serve| {
+        serve.env("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)
+    })
+    .await;
+    let mut account =
+        AccountServiceClient::with_interceptor(channel.clone(), BearerKey::for_key(&api_key));
+    let credit = CreditServiceClient::with_interceptor(channel, BearerKey::for_key(&api_key));
+    let account_id = account
+        .create_account(create_account_request(&key(), &key()))
+        .await
+        .unwrap()
+        .into_inner()
+        .account
+        .unwrap()
+        .account_id;
+    account
+        .grant(grant_request(&account_id, &key(), "100000"))
+        .await
+        .unwrap();
+
+    // Calls sent together on one account share transactions; a few rounds make one that
+    // serves more calls than a span keeps links to.
+    let mut sent = 0;
+    let mut spans = Vec::new();
+    for _ in 0..10 {
+        futures::future::join_all((0..CONCURRENT).map(|_| {
+            let mut credit = credit.clone();
+            let request = authorize_request(&account_id, &key(), "1");
+            async move { credit.authorize(request).await.unwrap() }
+        }))
+        .await;
+        sent += CONCURRENT;
+        spans = receiver
+            .wait_for(|spans| {
+                named(spans, "creditgate.v1.CreditService/Authorize").len() == sent
+                    && named(spans, "commit")
+                        .iter()
+                        .map(|span| operations(span))
+                        .sum::<usize>()
+                        >= sent
+            })
+            .await;
+        if named(&spans, "lock")
+            .iter()
+            .any(|span| operations(span) > LINKS + 1)
+        {
+            break;
+        }
+    }
+    let round_trips: Vec<&Span> = ["lock", "commit"]
+        .into_iter()
+        .flat_map(|name| named(&spans, name))
+        .collect();
+    assert!(
+        round_trips.iter().any(|span| operations(span) > LINKS + 1),
+        "no transaction served more than {} calls in 10 rounds of {CONCURRENT}",
+        LINKS + 1
+    );
+    // Each is the child of its first call, linked to the next ones, at most 16.
+    for span in round_trips {
+        assert_eq!(
+            span.links.len(),
+            (operations(span) - 1).min(LINKS),
+            "{} of {} operations",
+            span.name,
+            operations(span)
+        );
+    }
+    running.stop().await;
+}
