@@ -50,21 +50,23 @@ pub(super) static LOCK_ACCOUNTS_SKIP_LOCKED: LazyLock<String> =
 
 // Each read is a union of index lookups, never a walk of all of an account's rows: a hot
 // account has millions of holds, and one OR of the conditions let the planner scan them.
-const GRANTS_WANTED: &str = "SELECT grant_id FROM grants WHERE account_id = ANY($1) AND live \
-     UNION SELECT grant_id FROM settlement_parts WHERE settlement_id = ANY($2) \
+// GRANTS_NAMED: the grants of settlements' parts (`$2`) and with external references (`$3`).
+const GRANTS_NAMED: &str = "SELECT grant_id FROM settlement_parts WHERE settlement_id = ANY($2) \
      UNION SELECT grant_id FROM grants WHERE account_id = ANY($1) AND external_ref = ANY($3)";
 const HOLDS_WANTED: &str = "SELECT hold_id FROM holds WHERE account_id = ANY($1) AND status = 'ACTIVE' \
      AND expires_at <= $2 UNION SELECT hold_id FROM holds WHERE hold_id = ANY($3)";
 
 /// The locked accounts' live grants, those settlements' parts came from, and those with the
-/// external references asked for: `$1` accounts, `$2` settlements, `$3` references. Each grant
-/// is one lookup of its key (the lateral subquery kept apart by `OFFSET 0`), whatever the
-/// statistics said when the plan was made: this read runs with a generic plan (see
-/// [`GENERIC_PLANS`]).
+/// external references asked for: `$1` accounts, `$2` settlements, `$3` references. The live
+/// grants are read through their partial index, a few rows an account whatever its history;
+/// the others not live, each one lookup of its key (the lateral subquery kept apart by
+/// `OFFSET 0`), whatever the statistics said when the plan was made: this read runs with a
+/// generic plan (see [`GENERIC_PLANS`]).
 pub(super) static GRANTS: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "SELECT g.* FROM ({GRANTS_WANTED}) w CROSS JOIN LATERAL (SELECT account_id, {GRANT_COLUMNS} \
-         FROM grants g WHERE g.grant_id = w.grant_id AND g.account_id = ANY($1) OFFSET 0) g"
+        "SELECT account_id, {GRANT_COLUMNS} FROM grants WHERE account_id = ANY($1) AND live \
+         UNION ALL SELECT g.* FROM ({GRANTS_NAMED}) w CROSS JOIN LATERAL (SELECT account_id, {GRANT_COLUMNS} \
+         FROM grants g WHERE g.grant_id = w.grant_id AND g.account_id = ANY($1) AND NOT g.live OFFSET 0) g"
     )
 });
 
