@@ -9,7 +9,7 @@ use creditgate::proto::v1::credit_service_client::CreditServiceClient;
 use prometheus_parse::{Sample, Scrape, Value};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-use crate::helpers::money::{authorize_request, create_account_request, grant_request, key};
+use crate::helpers::money::{authorize_request, key};
 use crate::helpers::{BearerKey, fresh_database, tenant_key};
 
 /// Every family the endpoint must serve.
@@ -105,18 +105,7 @@ async fn the_endpoint_serves_every_family_and_counters_move_with_calls() {
     let authorize_path = "creditgate.v1.CreditService/Authorize";
     let before = scrape(metrics_address).await;
 
-    let account_id = account
-        .create_account(create_account_request(&key(), &key()))
-        .await
-        .unwrap()
-        .into_inner()
-        .account
-        .unwrap()
-        .account_id;
-    account
-        .grant(grant_request(&account_id, &key(), "100"))
-        .await
-        .unwrap();
+    let account_id = super::funded_account(&mut account, "100").await;
     for _ in 0..3 {
         credit
             .authorize(authorize_request(&account_id, &key(), "10"))

@@ -9,7 +9,7 @@ use opentelemetry_proto::tonic::trace::v1::Span;
 
 use super::receiver::{Receiver, attribute};
 use crate::helpers::money::{
-    authorize_request, create_account_request, grant_request, key, refund_request, settle_request,
+    authorize_request, create_account_request, key, refund_request, settle_request,
 };
 use crate::helpers::{BearerKey, fresh_database, tenant_key};
 
@@ -48,18 +48,7 @@ async fn rpcs_are_spans_continuing_the_callers_trace_with_their_round_trips() {
         AccountServiceClient::with_interceptor(channel.clone(), BearerKey::for_key(&api_key));
     let mut credit = CreditServiceClient::with_interceptor(channel, BearerKey::for_key(&api_key));
 
-    let account_id = account
-        .create_account(create_account_request(&key(), &key()))
-        .await
-        .unwrap()
-        .into_inner()
-        .account
-        .unwrap()
-        .account_id;
-    account
-        .grant(grant_request(&account_id, &key(), "100"))
-        .await
-        .unwrap();
+    let account_id = super::funded_account(&mut account, "100").await;
     let hold_id = credit
         .authorize(authorize_request(&account_id, &key(), "10"))
         .await
@@ -240,18 +229,7 @@ async fn a_shared_transactions_round_trips_link_to_at_most_sixteen_of_the_calls_
     let mut account =
         AccountServiceClient::with_interceptor(channel.clone(), BearerKey::for_key(&api_key));
     let credit = CreditServiceClient::with_interceptor(channel, BearerKey::for_key(&api_key));
-    let account_id = account
-        .create_account(create_account_request(&key(), &key()))
-        .await
-        .unwrap()
-        .into_inner()
-        .account
-        .unwrap()
-        .account_id;
-    account
-        .grant(grant_request(&account_id, &key(), "100000"))
-        .await
-        .unwrap();
+    let account_id = super::funded_account(&mut account, "100000").await;
 
     // Calls sent together on one account share transactions; a few rounds make one that
     // serves more calls than a span keeps links to.
