@@ -6,10 +6,9 @@ mod receiver;
 mod traces;
 
 use creditgate::proto::v1::account_service_client::AccountServiceClient;
-use tonic::service::interceptor::InterceptedService;
 
-use crate::helpers::BearerKey;
-use crate::helpers::money::{create_account_request, grant_request, key};
+use crate::helpers::Authed;
+use crate::helpers::money::{grant_request, key, new_account};
 use crate::helpers::server_process::{Running, Serve};
 
 /// A free port of the loopback interface, for an address the server must print nowhere.
@@ -45,19 +44,9 @@ async fn serve(
     (running, channel)
 }
 
-/// The account service of a served process, as a tenant's key calls it.
-type Accounts = AccountServiceClient<InterceptedService<tonic::transport::Channel, BearerKey>>;
-
 /// A new account of the key's tenant, holding `credits`.
-async fn funded_account(account: &mut Accounts, credits: &str) -> String {
-    let account_id = account
-        .create_account(create_account_request(&key(), &key()))
-        .await
-        .unwrap()
-        .into_inner()
-        .account
-        .unwrap()
-        .account_id;
+async fn funded_account(account: &mut AccountServiceClient<Authed>, credits: &str) -> String {
+    let account_id = new_account(account).await;
     account
         .grant(grant_request(&account_id, &key(), credits))
         .await

@@ -10,7 +10,9 @@ use creditgate::proto::v1::{
     get_hold_request, settle_request,
 };
 
-use super::TestApp;
+use creditgate::proto::v1::account_service_client::AccountServiceClient;
+
+use super::{Authed, TestApp};
 
 /// A fresh idempotency key.
 pub fn key() -> String {
@@ -135,6 +137,26 @@ pub fn create_account_request(idempotency_key: &str, external_id: &str) -> Creat
     }
 }
 
+/// Creates an account with `request` through `account`; returns its id.
+pub async fn create_account(
+    account: &mut AccountServiceClient<Authed>,
+    request: CreateAccountRequest,
+) -> String {
+    account
+        .create_account(request)
+        .await
+        .unwrap()
+        .into_inner()
+        .account
+        .unwrap()
+        .account_id
+}
+
+/// A new account (fresh key and external id) made through `account`; its id.
+pub async fn new_account(account: &mut AccountServiceClient<Authed>) -> String {
+    create_account(account, create_account_request(&key(), &key())).await
+}
+
 /// One tenant's objects: an account with credits, two live holds and a settled one.
 #[derive(Clone, Debug)]
 pub struct Objects {
@@ -166,14 +188,7 @@ pub async fn refund(
 impl TestApp {
     /// Creates an account with `request` through `api_key`'s tenant; returns its id.
     pub async fn create_account_as(&self, api_key: &str, request: CreateAccountRequest) -> String {
-        self.account_as(Some(api_key))
-            .create_account(request)
-            .await
-            .unwrap()
-            .into_inner()
-            .account
-            .unwrap()
-            .account_id
+        create_account(&mut self.account_as(Some(api_key)), request).await
     }
 
     /// Creates an account with `policy`; returns its id.

@@ -16,7 +16,7 @@ use tonic::Status;
 use tonic::transport::Channel;
 
 use super::daily_free;
-use crate::helpers::money::{authorize_request, create_account_request, key};
+use crate::helpers::money::{authorize_request, key, new_account};
 use crate::helpers::plans::{period_grants, periods_granted_twice, recurrence_of};
 use crate::helpers::server_process::ServerProcess;
 use crate::helpers::time::time;
@@ -182,14 +182,7 @@ async fn two_serve_processes_racing_on_a_period_never_granted_grant_it_once() {
     let bearer = BearerKey::for_key(&api_key);
     let mut account_client =
         AccountServiceClient::with_interceptor(channels[0].clone(), bearer.clone());
-    let account = account_client
-        .create_account(create_account_request(&key(), &key()))
-        .await
-        .unwrap()
-        .into_inner()
-        .account
-        .unwrap()
-        .account_id;
+    let account = new_account(&mut account_client).await;
     let start = insert_allowance_never_granted(&database, &account).await;
 
     // The account has no credits but the allowance's: every hold needs the period granted.
