@@ -65,6 +65,16 @@ impl AllowanceState {
         (period.start >= self.effective_from && !granted && after_granted).then_some(period)
     }
 
+    /// The earliest time the rule may owe a period: a period is owed only once it has started,
+    /// and it must start at or after both when the rule takes effect and the end of the last
+    /// period granted under its name ([`due_period`](Self::due_period)). `None` while paused.
+    pub fn due_from(&self) -> Option<DateTime<Utc>> {
+        self.enabled.then(|| {
+            self.granted_until
+                .map_or(self.effective_from, |until| until.max(self.effective_from))
+        })
+    }
+
     /// When a rule set at `now` over `previous` (the rule of the same name, if any) starts
     /// granting: after the last period granted under the name, if any (a replacement set while
     /// its predecessor's period is under way, and granted, takes effect from the next one); else
@@ -127,6 +137,10 @@ impl AccountBook {
     /// takes effect from the next period; a new rule (or a paused one resumed, if nothing was
     /// granted for the period under way) grants the current period at once.
     pub fn set_allowance(&mut self, rule: &AllowanceRule) -> AllowanceState {
+        debug_assert!(
+            self.allowances_complete,
+            "a rule is set only on a book with all the account's rules"
+        );
         self.begin();
         let now = self.now;
         let index = self
@@ -164,6 +178,15 @@ impl AccountBook {
 
     /// The book with the account's allowances, granted on the next operation.
     pub fn with_allowances(mut self, allowances: Vec<AllowanceState>) -> Self {
+        self.allowances = allowances;
+        self.allowances_complete = true;
+        self
+    }
+
+    /// The book with those of the account's allowances that may owe a period at its `now`
+    /// (every rule whose [`AllowanceState::due_from`] has come): enough to grant what is owed,
+    /// not to set a rule.
+    pub fn with_due_allowances(mut self, allowances: Vec<AllowanceState>) -> Self {
         self.allowances = allowances;
         self
     }

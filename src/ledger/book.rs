@@ -34,6 +34,9 @@ pub struct AccountBook {
     pub(super) allowances: Vec<AllowanceState>,
     pub(super) changed_allowances: BTreeSet<AllowanceId>,
     pub(super) allowance_grants: Vec<AllowanceGrant>,
+    /// Whether `allowances` holds all the account's rules, not only those due (a locked
+    /// transaction reads all only to set one).
+    pub(super) allowances_complete: bool,
     pub(super) limits: ScopeLimits,
     /// Each loaded hold's status and capture as loaded (usage rollups count what changed).
     pub(super) loaded_holds: BTreeMap<HoldId, (HoldStatus, Credits)>,
@@ -81,6 +84,7 @@ impl AccountBook {
             allowances: Vec::new(),
             changed_allowances: BTreeSet::new(),
             allowance_grants: Vec::new(),
+            allowances_complete: false,
             limits,
             loaded_holds,
             loaded,

@@ -63,6 +63,8 @@ pub struct Operation {
     pub spend_scope: Option<SpendScope>,
     /// Whether the scope's history is read too (to set a limit on it).
     pub scope_usage: bool,
+    /// Whether it needs the account's allowance rules whatever their due time (to set one).
+    pub allowances: bool,
     /// What it does.
     pub apply: Apply,
     /// The caller's RPC span, the parent of the round trips of the transaction it runs in.
@@ -97,6 +99,8 @@ pub struct OpTarget {
     pub spend_scope: Option<SpendScope>,
     /// Whether the scope's history is read too (to set a limit on it).
     pub scope_usage: bool,
+    /// Whether it needs the account's allowance rules whatever their due time (to set one).
+    pub allowances: bool,
 }
 
 impl OpTarget {
@@ -111,6 +115,7 @@ impl OpTarget {
             refund_id: None,
             spend_scope: None,
             scope_usage: false,
+            allowances: false,
         }
     }
 }
@@ -147,6 +152,7 @@ where
         refund_id: target.refund_id,
         spend_scope: target.spend_scope,
         scope_usage: target.scope_usage,
+        allowances: target.allowances,
         apply: Box::new(move |book, settlements| {
             // The hold was found before the lock (or in this server's memory of recent holds)
             // but not under it: answered as missing, never applied to a book without it.

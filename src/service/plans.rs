@@ -67,7 +67,10 @@ pub async fn set_allowance(
     fingerprint: Fingerprint,
     encode: Encoder<AllowanceState>,
 ) -> Result<Vec<u8>, ServiceError> {
-    let target = OpTarget::new(caller.tenant_id, command.account_id);
+    let target = OpTarget {
+        allowances: true,
+        ..OpTarget::new(caller.tenant_id, command.account_id)
+    };
     let operate = move |book: &mut AccountBook, _: Option<&mut SettlementRecord>| {
         let is_new = book
             .allowances()

@@ -7,7 +7,7 @@ use rust_decimal::Decimal;
 
 use super::StoreError;
 use super::idempotency::{INSERT_RECORD, NewRecord, RecordParams};
-use super::read_sql::{ALLOWANCES, SPEND_LIMITS};
+use super::read_sql::{ALLOWANCES_OF, SPEND_LIMITS};
 use super::rows::{self, GRANT_COLUMNS, HOLD_COLUMNS, SETTLEMENT_COLUMNS, SPEND_LIMIT_COLUMNS};
 use crate::ids::{AccountId, AccountKey, HoldId, SettlementId, TenantId};
 use crate::ledger::{
@@ -321,7 +321,7 @@ async fn plans(
 ) -> Result<(Vec<AllowanceState>, Vec<SpendLimitState>), StoreError> {
     let accounts = [account_id];
     let allowances = client
-        .query(ALLOWANCES.as_str(), &[&accounts.as_slice()])
+        .query(ALLOWANCES_OF.as_str(), &[&accounts.as_slice()])
         .await?
         .iter()
         .map(rows::allowance)

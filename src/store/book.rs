@@ -64,6 +64,9 @@ pub struct LockTarget {
     pub spend_scopes: Vec<(AccountId, SpendScope)>,
     /// Scopes whose history is read, for limits to be set on them.
     pub scope_usage: Vec<(AccountId, SpendScope)>,
+    /// Accounts whose allowance rules are read whatever their due time, for one to be set
+    /// (else only those of accounts whose rules may be due are).
+    pub allowances_for: Vec<AccountId>,
     /// Skip an account (leave it out of the books) instead of waiting when another
     /// transaction holds its lock.
     pub skip_locked: bool,
@@ -139,11 +142,13 @@ impl LockedBooks {
             accounts: 0,
             now: due_by,
         };
-        let rows = ReadRows::read(locked.client()?, &statements, target, due_by).await?;
+        let mut rows = ReadRows::read(locked.client()?, &statements, target, due_by).await?;
         locked.locked_at = Instant::now();
         // A shift read before the wait would let a test that moves the clock meanwhile see this
         // transaction decide before one that committed ahead of it.
         locked.now = rows.database_now(clock.shift())?;
+        rows.read_late_allowances(locked.client()?, &statements, locked.now)
+            .await?;
         if rows.accounts.is_empty() {
             locked.rollback().await;
             return Ok(None);

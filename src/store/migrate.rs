@@ -88,6 +88,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "usage_months",
         sql: include_str!("../../migrations/0014_usage_months.sql"),
     },
+    Migration {
+        version: 15,
+        name: "allowances_due",
+        sql: include_str!("../../migrations/0015_allowances_due.sql"),
+    },
 ];
 
 fn checksum(sql: &str) -> String {

@@ -105,8 +105,21 @@ pub(super) static SETTLEMENTS: LazyLock<String> = LazyLock::new(|| {
 pub(super) const PARTS: &str = "SELECT settlement_id, grant_id, amount, refunded FROM settlement_parts \
      WHERE settlement_id = ANY($1) ORDER BY settlement_id, position";
 
-/// The locked accounts' allowances (`$1`).
+/// The allowances of the locked accounts (`$1`) that may owe a period by `$2` (their `due_from`,
+/// migration 0015), and all those of the accounts whose rules are asked for (`$3`, some of
+/// `$1`): one probe of `allowances_due_idx` an account, which finds nothing once its period
+/// is granted; the rest only for the few transactions that set a rule.
 pub(super) static ALLOWANCES: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT account_id, {ALLOWANCE_COLUMNS} FROM allowances WHERE account_id = ANY($1) AND due_from <= $2 \
+         UNION ALL SELECT account_id, {ALLOWANCE_COLUMNS} FROM allowances WHERE account_id = ANY($3) \
+         AND (due_from IS NULL OR due_from > $2)"
+    )
+});
+
+/// All the allowances of the accounts `$1`: for snapshots, and for a locked transaction that
+/// decides past the time [`ALLOWANCES`] read them for.
+pub(super) static ALLOWANCES_OF: LazyLock<String> = LazyLock::new(|| {
     format!("SELECT account_id, {ALLOWANCE_COLUMNS} FROM allowances WHERE account_id = ANY($1)")
 });
 

@@ -303,3 +303,98 @@ proptest! {
         prop_assert_eq!(distinct, granted);
     }
 }
+
+/// One store of an account's rules: `lazy` gives the book only the rules whose `due_from` has
+/// come (all of them to set one), as a locked transaction reads them; otherwise all.
+struct RuleStore {
+    lazy: bool,
+    rules: Vec<AllowanceState>,
+    granted: Vec<DateTime<Utc>>,
+}
+
+impl RuleStore {
+    fn new(lazy: bool, rules: Vec<AllowanceState>) -> Self {
+        RuleStore {
+            lazy,
+            rules,
+            granted: Vec::new(),
+        }
+    }
+
+    /// Opens the book at `now` and sets the first rule's `enabled` and amount, or only sweeps.
+    fn open(&mut self, now: DateTime<Utc>, set: Option<(bool, i64)>) {
+        let book = AccountBook::new(account(SettlePolicy::Debt), Vec::new(), Vec::new(), now);
+        let mut book = if self.lazy && set.is_none() {
+            let due = self
+                .rules
+                .iter()
+                .filter(|rule| rule.due_from().is_some_and(|from| from <= now))
+                .cloned()
+                .collect();
+            book.with_due_allowances(due)
+        } else {
+            book.with_allowances(self.rules.clone())
+        };
+        match set {
+            Some((enabled, amount)) => {
+                let current = &self.rules[0];
+                book.set_allowance(&AllowanceRule {
+                    new_id: AllowanceId::now_v7(),
+                    name: current.name.clone(),
+                    source: current.source,
+                    amount: c(amount),
+                    recurrence: current.recurrence,
+                    enabled,
+                });
+            }
+            None => book.sweep(),
+        }
+        let changes = book.into_changes();
+        self.granted.extend(
+            changes
+                .allowance_grants
+                .iter()
+                .map(|grant| grant.period_start),
+        );
+        for updated in changes.allowances {
+            let index = self
+                .rules
+                .iter()
+                .position(|rule| rule.allowance_id == updated.allowance_id)
+                .unwrap();
+            self.rules[index] = updated;
+        }
+    }
+}
+
+proptest! {
+    #[test]
+    fn giving_the_book_only_the_rules_due_grants_what_giving_it_all_grants(
+        by_month in any::<bool>(),
+        steps in prop::collection::vec((0_i64..40 * 3600, 0_u8..8, 1_i64..9), 1..40),
+    ) {
+        // The rule that is paused, resumed and replaced, and one that only renews.
+        let (changed, steady) = if by_month {
+            (monthly_subscription(), daily_free())
+        } else {
+            (daily_free(), monthly_subscription())
+        };
+        let rules = vec![changed, steady];
+        let mut all = RuleStore::new(false, rules.clone());
+        let mut due = RuleStore::new(true, rules);
+        let mut now = at("2025-01-31T00:00:00Z");
+        for (step, action, amount) in steps {
+            now += Duration::seconds(step * if by_month { 24 } else { 1 });
+            // Mostly operations; now and then the rule is paused, resumed or replaced.
+            let set = match action {
+                0 => Some((false, amount)),
+                1 | 2 => Some((true, amount)),
+                _ => None,
+            };
+            all.open(now, set);
+            due.open(now, set);
+            prop_assert_eq!(&due.granted, &all.granted);
+            prop_assert_eq!(&due.rules, &all.rules);
+        }
+    }
+}

@@ -152,6 +152,9 @@ fn lock_target(group: &Group) -> LockTarget {
             target.settlement_ids.extend(operation.settlement_id);
             target.external_refs.extend(operation.external_ref.clone());
             target.refund_ids.extend(operation.refund_id);
+            if operation.allowances && !target.allowances_for.contains(&key.account) {
+                target.allowances_for.push(key.account);
+            }
             // Each scope once: its usage is summed per row asked for.
             if let Some(scope) = &operation.spend_scope {
                 let scoped = (key.account, scope.clone());

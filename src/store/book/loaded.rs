@@ -35,6 +35,7 @@ impl ReadRows {
         let mut allowances = by_account(&self.allowances, rows::allowance)?;
         let mut limits = by_account(&self.spend_limits, rows::spend_limit)?;
         let mut usage = self.usage_by_account(usage_asked);
+
         // Rows of accounts that were not locked (another tenant's id, a skipped lock) are
         // dropped here: only locked accounts get a book.
         let accounts = states
@@ -47,11 +48,16 @@ impl ReadRows {
                     holds.remove(&account).unwrap_or_default(),
                     now,
                 )
-                .with_allowances(allowances.remove(&account).unwrap_or_default())
                 .with_spend_limits(
                     limits.remove(&account).unwrap_or_default(),
                     usage.remove(&account).unwrap_or_default(),
                 );
+                let rules = allowances.remove(&account).unwrap_or_default();
+                book = if self.allowances_all || target.allowances_for.contains(&account) {
+                    book.with_allowances(rules)
+                } else {
+                    book.with_due_allowances(rules)
+                };
                 if let Some(horizon) = target.expiry_warning {
                     book = book.with_expiry_warning(horizon);
                 }

@@ -14,20 +14,20 @@ use crate::ledger::SpendScope;
 use crate::store::StoreError;
 use crate::store::idempotency::{INSERT_RECORDS, SELECT_RECORDS};
 use crate::store::read_sql::{
-    ALLOCATIONS, ALLOWANCES, BEGIN, CLOCK, CUSTOM_PLANS, GENERIC_PLANS, GRANTS, HOLDS,
-    HOLDS_BY_KEY, LIMIT_COUNTS, LOCK_ACCOUNTS, LOCK_ACCOUNTS_SKIP_LOCKED, PARTS, REFUNDS_BY_ID,
-    SCOPE_RESERVED, SETTLEMENTS, SPEND_LIMITS,
+    ALLOCATIONS, ALLOWANCES, ALLOWANCES_OF, BEGIN, CLOCK, CUSTOM_PLANS, GENERIC_PLANS, GRANTS,
+    HOLDS, HOLDS_BY_KEY, LIMIT_COUNTS, LOCK_ACCOUNTS, LOCK_ACCOUNTS_SKIP_LOCKED, PARTS,
+    REFUNDS_BY_ID, SCOPE_RESERVED, SETTLEMENTS, SPEND_LIMITS,
 };
 use crate::store::write_sql::all_statements;
 
-/// `pipeline!(first; Rows { a, b, … })` awaits the futures named `first`, `a`, `b`, … together
-/// and gathers their outputs (but `first`'s) into `Rows`, returning the first error from the
-/// enclosing function. Each query is sent when its future is first polled, and they are polled
+/// `pipeline!(first; Rows { a, b, … }, field: value, …)` awaits the futures named `first`, `a`,
+/// `b`, … together and gathers their outputs (but `first`'s) into `Rows`, with the other fields
+/// given, returning the first error from the enclosing function. Each query is sent when its future is first polled, and they are polled
 /// in the order written: the statements run in that order, in one round trip.
 macro_rules! pipeline {
-    ($first:ident; $rows:ident { $($query:ident),+ $(,)? }) => {{
+    ($first:ident; $rows:ident { $($query:ident),+ $(,)? } $(, $field:ident $(: $value:expr)?)* $(,)?) => {{
         let (_, $($query,)+) = futures::try_join!($first, $($query),+)?;
-        $rows { $($query),+ }
+        $rows { $($query,)+ $($field $(: $value)?),* }
     }};
 }
 
@@ -45,6 +45,7 @@ pub(super) struct ReadStatements {
     clock: Statement,
     refunds_by_id: Statement,
     allowances: Statement,
+    allowances_of: Statement,
     spend_limits: Statement,
     scope_reserved: Statement,
     limit_counts: Statement,
@@ -82,6 +83,7 @@ impl ReadStatements {
             clock: client.prepare_cached(CLOCK).await?,
             refunds_by_id: client.prepare_cached(REFUNDS_BY_ID).await?,
             allowances: client.prepare_cached(&ALLOWANCES).await?,
+            allowances_of: client.prepare_cached(&ALLOWANCES_OF).await?,
             spend_limits: client.prepare_cached(&SPEND_LIMITS).await?,
             scope_reserved: client.prepare_cached(SCOPE_RESERVED).await?,
             limit_counts: client.prepare_cached(&LIMIT_COUNTS).await?,
@@ -105,7 +107,13 @@ pub(super) struct ReadRows {
     pub(super) parts: Vec<Row>,
     /// Refunds already made with the ids asked about: `refund_id`.
     pub(super) refunded: Vec<Row>,
+    /// The allowances that may owe a period by `allowances_by`, and all those of the accounts
+    /// whose rules were asked for; all the locked accounts' once `allowances_by` has passed.
     pub(super) allowances: Vec<Row>,
+    /// The time `allowances` were read for.
+    allowances_by: DateTime<Utc>,
+    /// Whether `allowances` holds every rule of every locked account.
+    pub(super) allowances_all: bool,
     pub(super) spend_limits: Vec<Row>,
     /// Scopes' reservations: `account_id, scope_kind, scope_id, amount`.
     pub(super) scope_reserved: Vec<Row>,
@@ -178,7 +186,12 @@ impl ReadRows {
         );
         let holds = rows(client, &s.holds, holds_wanted);
         let allocations = rows(client, &s.allocations, holds_wanted);
-        let allowances = rows(client, &s.allowances, [account_ids]);
+        let allowances_by = due_by + ALLOWANCES_READ_AHEAD;
+        let allowances = rows(
+            client,
+            &s.allowances,
+            [account_ids, &allowances_by, &target.allowances_for],
+        );
         let spend_limits = rows(
             client,
             &s.spend_limits,
@@ -196,10 +209,36 @@ impl ReadRows {
             rows(client, &s.clock, []),
             client.simple_query(CUSTOM_PLANS),
         );
-        Ok(pipeline!(begin; ReadRows {
+        let read = pipeline!(begin; ReadRows {
             accounts, authorized, records, settlements, parts, refunded, scope_reserved, grants,
             holds, allocations, allowances, spend_limits, limit_counts, clock,
-        }))
+        }, allowances_by, allowances_all: false);
+        Ok(read)
+    }
+
+    /// Reads all the locked accounts' allowances again, in one more round trip, when the books
+    /// decide (at `now`, the database's clock) past the time they were read for: a rule may
+    /// have fallen due in between. Never, unless the locks took minutes or this server's clock
+    /// lags the database's by as much.
+    pub(super) async fn read_late_allowances(
+        &mut self,
+        client: &Client,
+        statements: &ReadStatements,
+        now: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        if now <= self.allowances_by {
+            return Ok(());
+        }
+        let accounts: Vec<AccountId> = self
+            .accounts
+            .iter()
+            .map(|row| row.get("account_id"))
+            .collect();
+        self.allowances = client
+            .query(&statements.allowances_of, &[&accounts])
+            .await?;
+        self.allowances_all = true;
+        Ok(())
     }
 
     /// The database's clock read under the locks, plus `shift`.
@@ -213,6 +252,11 @@ impl ReadRows {
             .ok_or_else(|| StoreError::Other("the database clock was not read".to_owned()))
     }
 }
+
+/// How far past the caller's clock the allowances are read for: the books decide at the
+/// database's clock read after the locks (and a replica's clock may lag it), and an account
+/// that falls due between the two costs one more round trip.
+const ALLOWANCES_READ_AHEAD: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
 
 /// The target's keys as parameter columns.
 struct TargetKeys {

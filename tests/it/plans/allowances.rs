@@ -8,10 +8,12 @@ mod calendar;
 mod races;
 
 use chrono::{DateTime, Duration, Utc};
+use creditgate::ids::AccountKey;
 use creditgate::proto::v1::{
     Allowance, AllowancePeriod, GrantSource, QuoteRequest, QuoteResponse, SetAllowanceRequest,
     Usage,
 };
+use creditgate::store::book::{LockTarget, LockedBooks};
 use rust_decimal::Decimal;
 
 use crate::helpers::TestApp;
@@ -293,5 +295,74 @@ async fn an_account_idle_for_three_months_gets_only_the_current_periods() {
         .collect();
     assert_eq!(grants, expected);
     assert_available(&app, &account, "104", "4", "100").await;
+    app.finish().await;
+}
+
+/// The account's key, and when its rule may next owe a period (`allowances.due_from`).
+async fn due_from(app: &TestApp, account_id: &str) -> (AccountKey, Option<DateTime<Utc>>) {
+    let client = app.pool.get().await.unwrap();
+    let account: uuid::Uuid = account_id.parse().unwrap();
+    let row = client
+        .query_one(
+            "SELECT a.tenant_id, a.account_id, al.due_from FROM accounts a \
+             JOIN allowances al USING (account_id) WHERE a.account_id = $1",
+            &[&account],
+        )
+        .await
+        .unwrap();
+    let key = AccountKey {
+        tenant: row.get("tenant_id"),
+        account: row.get("account_id"),
+    };
+    (key, row.get("due_from"))
+}
+
+#[tokio::test]
+async fn the_rules_are_read_under_the_lock_from_their_due_time_even_when_it_passed_meanwhile() {
+    let app = TestApp::spawn().await;
+    let account = app.account().await;
+    let free = app.set_allowance(daily_free(&account, "5")).await.unwrap();
+    let midnight = time(free.next_reset_at.as_ref().unwrap());
+    let (key, due) = due_from(&app, &account).await;
+    assert_eq!(due, Some(midnight), "today is granted; tomorrow is due");
+
+    // A transaction told to expect the time an hour before midnight (as a server whose clock
+    // lags would) reads no rule, yet decides after midnight: it reads them before deciding.
+    app.advance_to(midnight + PAST);
+    let target = LockTarget {
+        accounts: vec![key],
+        ..LockTarget::default()
+    };
+    let (locked, mut loaded) = LockedBooks::lock(
+        &app.pool,
+        &target,
+        midnight - Duration::hours(1),
+        app.clock.as_ref(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let mut book = loaded.accounts.remove(&key).unwrap().book;
+    book.sweep();
+    let changes = book.into_changes();
+    locked.rollback().await;
+    let granted: Vec<_> = changes
+        .allowance_grants
+        .iter()
+        .map(|grant| grant.period_start)
+        .collect();
+    assert_eq!(granted, [midnight]);
+
+    // Through the API: the day is granted once, and the rule is due next midnight.
+    assert_available(&app, &account, "5", "5", "0").await;
+    spend(&app, &account, "1").await;
+    assert_eq!(period_grants(&app.database, &account).await.len(), 2);
+    let (_, due) = due_from(&app, &account).await;
+    assert_eq!(due, Some(midnight + Duration::days(1)));
+
+    // Paused: never due.
+    app.set_allowance(paused_free(&account, "5")).await.unwrap();
+    let (_, due) = due_from(&app, &account).await;
+    assert_eq!(due, None);
     app.finish().await;
 }
