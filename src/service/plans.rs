@@ -18,7 +18,8 @@ use crate::ledger::{
 };
 use crate::money::Credits;
 
-/// Most allowances an account may have: every operation on the account loads them all.
+/// Most allowances an account may have: setting one loads them all (other operations only
+/// those that may owe a period).
 pub const MAX_ALLOWANCES: usize = 32;
 /// Most spend limits an account may have (its members, keys and projects times periods); an
 /// operation loads only those of the scopes it touches.

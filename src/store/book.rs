@@ -95,6 +95,9 @@ pub struct Loaded {
     pub authorized: HashSet<(TenantId, String)>,
     /// Refund ids asked about that a refund already has.
     pub refunded: HashSet<Uuid>,
+    /// Whether the allowances were read a second time, as the books decide past the time the
+    /// first read was for.
+    pub allowances_reread: bool,
 }
 
 /// The changes of one account in a transaction.
@@ -125,8 +128,9 @@ impl LockedBooks {
     /// The books decide at the database's clock read once the locks are held, plus the shift
     /// of `clock` read then too (see [`Clock::shift`]): not at a time taken before a lock wait,
     /// nor at one replica's clock, which may be skewed from another's. `due_by` (the caller's
-    /// clock) only chooses which holds are loaded to be expired: one that falls due between the
-    /// two times stays reserved until a later transaction expires it.
+    /// clock) chooses which holds are loaded to be expired (one that falls due between the two
+    /// times stays reserved until a later transaction expires it) and bounds the allowances
+    /// read (those that fall due after it are read again before the books decide).
     pub async fn lock(
         pool: &Pool,
         target: &LockTarget,

@@ -87,6 +87,7 @@ pub struct Instruments {
     holds_active: Gauge<i64>,
     events_broadcast: Counter<u64>,
     events_lag: Gauge<f64>,
+    allowances_reread: Counter<u64>,
 }
 
 impl Instruments {
@@ -164,8 +165,26 @@ impl Instruments {
                     "How long committed events have been waiting to be broadcast (0: caught up)",
                 )
                 .build(),
+            allowances_reread: {
+                let counter = meter
+                    .u64_counter("creditgate.allowances.reread")
+                    .with_description(
+                        "Locked transactions that read their allowances again: they decided past \
+                         the time the first read was for (this server's clock behind the \
+                         database's, or locks waited on for minutes)",
+                    )
+                    .build();
+                // Served from the start, at zero: a rise is what to watch.
+                counter.add(0, &[]);
+                counter
+            },
             meter: meter.clone(),
         }
+    }
+
+    /// A locked transaction read its allowances again.
+    pub fn allowances_reread(&self) {
+        self.allowances_reread.add(1, &[]);
     }
 
     /// One RPC answered with `code` after `elapsed`.

@@ -129,7 +129,14 @@ async fn lock_group(context: &Context, group: &Group) -> Result<(LockedBooks, Lo
     )
     .await
     {
-        Ok(Some(locked)) => Ok(locked),
+        Ok(Some(locked)) => {
+            if locked.1.allowances_reread {
+                if let Some(metrics) = telemetry::metrics() {
+                    metrics.allowances_reread();
+                }
+            }
+            Ok(locked)
+        }
         Ok(None) => Err(Attempt::Answered(every_refused(group, |key| {
             ServiceError::account_not_found(key.account)
         }))),

@@ -71,6 +71,7 @@ impl ReadRows {
             records,
             authorized: authorized(&self.authorized),
             refunded: refunded(&self.refunded),
+            allowances_reread: self.allowances_all,
         })
     }
 }

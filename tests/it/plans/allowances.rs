@@ -342,6 +342,7 @@ async fn the_rules_are_read_under_the_lock_from_their_due_time_even_when_it_pass
     .await
     .unwrap()
     .unwrap();
+    assert!(loaded.allowances_reread, "read again, as it decided later");
     let mut book = loaded.accounts.remove(&key).unwrap().book;
     book.sweep();
     let changes = book.into_changes();

@@ -28,6 +28,7 @@ const FAMILIES: &[&str] = &[
     "creditgate_events_broadcast_total",
     "creditgate_events_lag_seconds",
     "creditgate_spans_dropped_total",
+    "creditgate_allowances_reread_total",
 ];
 /// The only labels a creditgate sample may carry: bounded sets.
 const BOUNDED_LABELS: &[&str] = &["method", "code", "outcome", "kind"];
