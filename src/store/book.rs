@@ -151,12 +151,12 @@ impl LockedBooks {
         // A shift read before the wait would let a test that moves the clock meanwhile see this
         // transaction decide before one that committed ahead of it.
         locked.now = rows.database_now(clock.shift())?;
-        rows.read_late_allowances(locked.client()?, &statements, locked.now)
-            .await?;
         if rows.accounts.is_empty() {
             locked.rollback().await;
             return Ok(None);
         }
+        rows.read_late_allowances(locked.client()?, &statements, locked.now)
+            .await?;
         locked.accounts = rows.accounts.len();
         let loaded = rows.into_loaded(locked.now, target)?;
         Ok(Some((locked, loaded)))

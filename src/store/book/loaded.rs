@@ -35,7 +35,6 @@ impl ReadRows {
         let mut allowances = by_account(&self.allowances, rows::allowance)?;
         let mut limits = by_account(&self.spend_limits, rows::spend_limit)?;
         let mut usage = self.usage_by_account(usage_asked);
-
         // Rows of accounts that were not locked (another tenant's id, a skipped lock) are
         // dropped here: only locked accounts get a book.
         let accounts = states

@@ -209,11 +209,10 @@ impl ReadRows {
             rows(client, &s.clock, []),
             client.simple_query(CUSTOM_PLANS),
         );
-        let read = pipeline!(begin; ReadRows {
+        Ok(pipeline!(begin; ReadRows {
             accounts, authorized, records, settlements, parts, refunded, scope_reserved, grants,
             holds, allocations, allowances, spend_limits, limit_counts, clock,
-        }, allowances_by, allowances_all: false);
-        Ok(read)
+        }, allowances_by, allowances_all: false))
     }
 
     /// Reads all the locked accounts' allowances again, in one more round trip, when the books
