@@ -43,6 +43,8 @@ pub struct Database {
     pub config: tokio_postgres::Config,
     /// The TLS connector of every connection (plain when the URL's sslmode says so).
     pub connector: crate::store::tls::PgConnector,
+    /// The migration that waits for older servers to disconnect, if one does.
+    pub waiting: Option<migrate::Waiting>,
 }
 
 impl Database {
@@ -54,6 +56,10 @@ impl Database {
         }
     }
 }
+
+/// How often a server checks whether a waiting contract migration can run (the servers that
+/// predate it gone). One cheap query when nothing waits, and then no more.
+const MIGRATION_RETRY: Duration = Duration::from_secs(15);
 
 /// Connects to DATABASE_URL, or starts the private cluster, then applies migrations.
 pub async fn open_database(settings: &DatabaseSettings) -> anyhow::Result<Database> {
@@ -81,12 +87,13 @@ pub async fn open_database(settings: &DatabaseSettings) -> anyhow::Result<Databa
     };
     let connector = crate::store::tls::connector(&tls).map_err(anyhow::Error::msg)?;
     let pool = connect_pool_with(config.clone(), connector.clone(), limits)?;
-    let database = Database {
+    let mut database = Database {
         pool,
         cluster,
         data_dir,
         config,
         connector,
+        waiting: None,
     };
     let applied = async {
         let mut client = database.pool.get().await?;
@@ -94,8 +101,11 @@ pub async fn open_database(settings: &DatabaseSettings) -> anyhow::Result<Databa
     }
     .await;
     match applied {
-        Ok(count) => {
-            tracing::info!(applied = count, "schema up to date");
+        Ok(migrated) => {
+            if migrated.waiting.is_none() {
+                tracing::info!(applied = migrated.applied, "schema up to date");
+            }
+            database.waiting = migrated.waiting;
             Ok(database)
         }
         Err(error) => {
@@ -127,6 +137,11 @@ pub async fn serve(
     let sweeper = tokio::spawn(sweeper::run(
         context.clone(),
         context.limits.sweep_interval,
+        background_stopped.clone(),
+    ));
+    let migrations = tokio::spawn(migrate::finish_waiting(
+        pool.clone(),
+        MIGRATION_RETRY,
         background_stopped.clone(),
     ));
     let webhook_interval = context.limits.webhook_interval;
@@ -239,6 +254,7 @@ pub async fn serve(
         .await?;
     let _ = stop_background.send(true);
     let _ = sweeper.await;
+    let _ = migrations.await;
     if let Some(deliveries) = deliveries {
         let _ = deliveries.await;
     }

@@ -60,7 +60,9 @@ enum Command {
         #[command(flatten)]
         serve: ServeSettings,
     },
-    /// Apply the database migrations this database lacks, then exit.
+    /// Apply the database migrations this database lacks, then exit. A migration that breaks
+    /// the servers of the version before it waits while any is connected (it says so and
+    /// exits 0); a server of this version applies it once they are gone.
     Migrate {
         #[command(flatten)]
         database: DatabaseSettings,
@@ -163,7 +165,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::BenchHistory { settings } => crate::bench::history::bench_history(settings).await,
         Command::Migrate { database } => {
             let database = app::open_database(&database).await?;
-            println!("database schema is up to date");
+            match &database.waiting {
+                None => println!("database schema is up to date"),
+                Some(waiting) => println!("{waiting}"),
+            }
             database.close().await;
             Ok(())
         }

@@ -166,7 +166,7 @@ pub fn connect_pool_with(
     connector: tls::PgConnector,
     limits: PoolLimits,
 ) -> Result<Pool, StoreError> {
-    config.application_name("creditgate");
+    config.application_name(migrate::application_name());
     config.connect_timeout(Duration::from_secs(10));
     // A connection whose peer vanished (a half-open socket) is found and closed, instead of
     // holding a transaction's slot until the process restarts.

@@ -19,7 +19,7 @@ pub struct Discrepancy {
 /// Most discrepancies one check reports.
 const MAX_PER_CHECK: i64 = 100;
 
-const CHECKS: [(&str, &str); 21] = [
+const CHECKS: [(&str, &str); 22] = [
     (
         "every ledger row refers to rows that exist, of its own account",
         "SELECT 'allocation ' || a.hold_id || ' / ' || a.grant_id, 'its hold or grant is missing or of another account'
@@ -47,6 +47,26 @@ const CHECKS: [(&str, &str); 21] = [
          SELECT 'grant ' || g.grant_id, 'its account is missing or of another tenant'
          FROM grants g LEFT JOIN accounts a ON a.account_id = g.account_id
          WHERE a.account_id IS NULL OR a.tenant_id <> g.tenant_id",
+    ),
+    (
+        "every ledger row's id is unique alone, though its key also names its account",
+        "SELECT 'grant ' || grant_id, count(*) || ' rows' FROM grants GROUP BY grant_id HAVING count(*) > 1
+         UNION ALL
+         SELECT 'refund ' || refund_id, count(*) || ' rows' FROM refunds GROUP BY refund_id HAVING count(*) > 1
+         UNION ALL
+         SELECT 'allocation ' || hold_id || ' / ' || grant_id, count(*) || ' rows' FROM hold_allocations
+         GROUP BY hold_id, grant_id HAVING count(*) > 1
+         UNION ALL
+         SELECT 'settlement part ' || settlement_id || ' / ' || grant_id, count(*) || ' rows' FROM settlement_parts
+         GROUP BY settlement_id, grant_id HAVING count(*) > 1
+         UNION ALL
+         SELECT 'allowance ' || allowance_id, count(*) || ' rows' FROM allowances GROUP BY allowance_id HAVING count(*) > 1
+         UNION ALL
+         SELECT 'allowance grant ' || allowance_id || ' / ' || period_start, count(*) || ' rows' FROM allowance_grants
+         GROUP BY allowance_id, period_start HAVING count(*) > 1
+         UNION ALL
+         SELECT 'spend limit ' || spend_limit_id, count(*) || ' rows' FROM spend_limits
+         GROUP BY spend_limit_id HAVING count(*) > 1",
     ),
     (
         "usage rollups equal the resolved runs they count and the refunds of all",

@@ -33,7 +33,7 @@ write_table! {
         external_ref: Option<String> = "text",
         created_at: DateTime<Utc> = "timestamptz",
         tenant_id: TenantId = "uuid",
-        account_id: AccountId = "uuid",
+        #[key] account_id: AccountId = "uuid",
         #[updated] expiry_warned: bool = "bool",
     }
 }
@@ -93,7 +93,7 @@ write_table! {
         position: i32 = "int4",
         #[updated] reserved: Decimal = "numeric",
         #[updated] captured: Decimal = "numeric",
-        account_id: AccountId = "uuid",
+        #[key] account_id: AccountId = "uuid",
     }
 }
 
@@ -126,7 +126,7 @@ write_table! {
         position: i32 = "int4",
         amount: Decimal = "numeric",
         #[updated] refunded: Decimal = "numeric",
-        account_id: AccountId = "uuid",
+        #[key] account_id: AccountId = "uuid",
     }
 }
 
@@ -178,7 +178,7 @@ write_table! {
         #[updated] granted_until: Option<DateTime<Utc>> = "timestamptz",
         created_at: DateTime<Utc> = "timestamptz",
         tenant_id: TenantId = "uuid",
-        account_id: AccountId = "uuid",
+        #[key] account_id: AccountId = "uuid",
     }
 }
 

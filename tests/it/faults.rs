@@ -98,7 +98,7 @@ async fn connections_terminated_mid_transaction_lose_and_double_nothing() {
             .query_one(
                 "SELECT count(*) FROM (
                     SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-                    WHERE datname = current_database() AND application_name = 'creditgate'
+                    WHERE datname = current_database() AND application_name LIKE 'creditgate/%'
                       AND xact_start IS NOT NULL AND pid <> pg_backend_pid()
                  ) AS terminated",
                 &[],

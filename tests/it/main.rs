@@ -18,6 +18,7 @@ mod faults_contract;
 mod helpers;
 mod hostile_input;
 mod idempotency;
+mod migrations;
 mod model;
 mod money_edges;
 mod money_groups;

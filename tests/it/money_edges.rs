@@ -261,5 +261,24 @@ async fn verify_finds_ledger_rows_that_refer_to_missing_or_foreign_rows() {
             .iter()
             .any(|subject| subject.starts_with("allocation "))
     );
+
+    // A grant's id again under another account: its key (id, account) allows it, verify not.
+    client
+        .batch_execute(
+            "INSERT INTO grants (grant_id, tenant_id, account_id, source, priority, amount, remaining, \
+             reserved, effective_at, expires_at, external_ref, created_at, expiry_warned) \
+             SELECT grant_id, tenant_id, gen_random_uuid(), source, priority, amount, remaining, reserved, \
+             effective_at, expires_at, external_ref, created_at, expiry_warned FROM grants",
+        )
+        .await
+        .unwrap();
+    let found = creditgate::store::verify::verify(&client).await.unwrap();
+    let unique: Vec<&str> = found
+        .iter()
+        .filter(|found| found.check.starts_with("every ledger row's id is unique"))
+        .map(|found| found.subject.as_str())
+        .collect();
+    assert_eq!(unique.len(), 1, "{found:?}");
+    assert!(unique[0].starts_with("grant "));
     app.stop().await;
 }

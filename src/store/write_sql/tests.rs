@@ -11,7 +11,7 @@ const UPSERT_GRANTS_TEXT: &str = "INSERT INTO grants (grant_id, source, priority
      SELECT * FROM unnest($1::uuid[], $2::text[], $3::int4[], $4::numeric[], \
      $5::numeric[], $6::numeric[], $7::timestamptz[], $8::timestamptz[], $9::text[], $10::timestamptz[], \
      $11::uuid[], $12::uuid[], $13::bool[]) \
-     ON CONFLICT (grant_id) DO UPDATE SET remaining = EXCLUDED.remaining, reserved = EXCLUDED.reserved, \
+     ON CONFLICT (grant_id, account_id) DO UPDATE SET remaining = EXCLUDED.remaining, reserved = EXCLUDED.reserved, \
      expiry_warned = EXCLUDED.expiry_warned";
 
 const INSERT_HOLDS_TEXT: &str = "INSERT INTO holds (hold_id, status, amount, captured, expires_at, \
@@ -39,7 +39,7 @@ const UPDATE_HOLDS_TEXT: &str = "UPDATE holds h SET status = v.status, amount = 
 
 const UPSERT_ALLOCATIONS_TEXT: &str = "INSERT INTO hold_allocations (hold_id, grant_id, position, reserved, captured, account_id) \
      SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int4[], $4::numeric[], $5::numeric[], $6::uuid[]) \
-     ON CONFLICT (hold_id, grant_id) DO UPDATE SET reserved = EXCLUDED.reserved, captured = EXCLUDED.captured";
+     ON CONFLICT (hold_id, grant_id, account_id) DO UPDATE SET reserved = EXCLUDED.reserved, captured = EXCLUDED.captured";
 
 const UPSERT_SETTLEMENTS_TEXT: &str = "INSERT INTO settlements (settlement_id, hold_id, total, from_hold, from_balance, \
      debt, written_off, released, late, partial, refunded, created_at, line_items, account_id, tenant_id) \
@@ -49,7 +49,7 @@ const UPSERT_SETTLEMENTS_TEXT: &str = "INSERT INTO settlements (settlement_id, h
 
 const UPSERT_PARTS_TEXT: &str = "INSERT INTO settlement_parts (settlement_id, grant_id, position, amount, refunded, account_id) \
      SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int4[], $4::numeric[], $5::numeric[], $6::uuid[]) \
-     ON CONFLICT (settlement_id, grant_id) DO UPDATE SET refunded = EXCLUDED.refunded";
+     ON CONFLICT (settlement_id, grant_id, account_id) DO UPDATE SET refunded = EXCLUDED.refunded";
 
 const INSERT_REFUNDS_TEXT: &str = "INSERT INTO refunds (refund_id, settlement_id, hold_id, amount, debt_reduced, \
      new_grant_id, reason, created_at, account_id) \

@@ -67,7 +67,11 @@ async fn start_server() -> Server {
     config.dbname(&template);
     let (mut template_client, driver) = config.connect(tokio_postgres::NoTls).await.unwrap();
     let driver = tokio::spawn(driver);
-    migrate::migrate(&mut template_client).await.unwrap();
+    let migrated = migrate::migrate(&mut template_client).await.unwrap();
+    assert_eq!(
+        migrated.waiting, None,
+        "nothing else is connected to the template"
+    );
     drop(template_client);
     // Cloning needs the template to have no connections left.
     let _ = driver.await;
@@ -122,15 +126,22 @@ impl TestDatabase {
 
 /// A new database cloned from the migrated template.
 pub async fn fresh_database() -> TestDatabase {
+    new_database(Some(&server().template)).await
+}
+
+/// A new database without any migration.
+pub async fn empty_database() -> TestDatabase {
+    new_database(None).await
+}
+
+async fn new_database(template: Option<&str>) -> TestDatabase {
     let server = server();
     let name = format!("creditgate_test_{}", uuid::Uuid::now_v7().simple());
     let (client, driver) = server.admin.connect(tokio_postgres::NoTls).await.unwrap();
     tokio::spawn(driver);
+    let template = template.map_or_else(String::new, |template| format!(" TEMPLATE {template}"));
     client
-        .batch_execute(&format!(
-            "CREATE DATABASE {name} TEMPLATE {}",
-            server.template
-        ))
+        .batch_execute(&format!("CREATE DATABASE {name}{template}"))
         .await
         .unwrap();
     let mut config = server.admin.clone();

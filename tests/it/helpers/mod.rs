@@ -36,7 +36,7 @@ use tokio::sync::oneshot;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
-pub use database::{TestDatabase, fresh_database};
+pub use database::{TestDatabase, empty_database, fresh_database};
 pub use status::reason;
 
 /// A client type whose every call carries a bearer key.
@@ -113,7 +113,14 @@ impl TestApp {
     /// As [`TestApp::spawn`], with the default money limits adjusted by `adjust` (e.g. fewer
     /// event streams, a smaller stream buffer, a sweeper that runs only at start).
     pub async fn spawn_with_limits(adjust: impl FnOnce(&mut MoneyLimits)) -> TestApp {
-        let database = fresh_database().await;
+        Self::spawn_on(fresh_database().await, adjust).await
+    }
+
+    /// As [`TestApp::spawn_with_limits`], on `database` (migrated as the test needs).
+    pub async fn spawn_on(
+        database: TestDatabase,
+        adjust: impl FnOnce(&mut MoneyLimits),
+    ) -> TestApp {
         let client = database.pool.get().await.unwrap();
         let tenant = tenants::create_tenant(&client, "test").await.unwrap();
         let key = tenants::create_key(&client, tenant.tenant_id, ScopeSet::all())

@@ -1,0 +1,18 @@
+-- The contract step of 0016: each index built there becomes its table's primary key (keeping
+-- the key's name), and the old key, which names no account, goes. Servers before 0016 name the
+-- old keys in their upserts and fail once this has run, so it waits until none is connected.
+-- Each swap changes only the catalog: the index exists and its columns are NOT NULL.
+ALTER TABLE grants DROP CONSTRAINT grants_pkey,
+    ADD CONSTRAINT grants_pkey PRIMARY KEY USING INDEX grants_account_key;
+ALTER TABLE refunds DROP CONSTRAINT refunds_pkey,
+    ADD CONSTRAINT refunds_pkey PRIMARY KEY USING INDEX refunds_account_key;
+ALTER TABLE hold_allocations DROP CONSTRAINT hold_allocations_pkey,
+    ADD CONSTRAINT hold_allocations_pkey PRIMARY KEY USING INDEX hold_allocations_account_key;
+ALTER TABLE settlement_parts DROP CONSTRAINT settlement_parts_pkey,
+    ADD CONSTRAINT settlement_parts_pkey PRIMARY KEY USING INDEX settlement_parts_account_key;
+ALTER TABLE allowances DROP CONSTRAINT allowances_pkey,
+    ADD CONSTRAINT allowances_pkey PRIMARY KEY USING INDEX allowances_account_key;
+ALTER TABLE allowance_grants DROP CONSTRAINT allowance_grants_pkey,
+    ADD CONSTRAINT allowance_grants_pkey PRIMARY KEY USING INDEX allowance_grants_account_key;
+ALTER TABLE spend_limits DROP CONSTRAINT spend_limits_pkey,
+    ADD CONSTRAINT spend_limits_pkey PRIMARY KEY USING INDEX spend_limits_account_key;

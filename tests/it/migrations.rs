@@ -1,0 +1,200 @@
+//! Migrations through a rolling upgrade: a contract migration (one that breaks the servers
+//! before it) waits while any of them is connected, the servers of the new version work
+//! before and after it, and one of them applies it once the last older server has gone.
+
+use std::time::Duration;
+
+use creditgate::proto::v1::{AllowancePeriod, GrantSource, LimitPeriod};
+use creditgate::store::migrate::{self, Waiting};
+
+use crate::helpers::limits::{limit_request, member, scoped_request};
+use crate::helpers::money::refund;
+use crate::helpers::plans::allowance_request;
+use crate::helpers::{TestApp, TestDatabase, empty_database};
+
+/// The first migration that waits for older servers, and its name.
+const CONTRACT: (i32, &str) = (17, "account_keys_contract");
+
+/// A connection to `database` that says it is `application_name`.
+async fn connect_as(database: &TestDatabase, application_name: &str) -> tokio_postgres::Client {
+    let mut config = database.config.clone();
+    config.application_name(application_name);
+    let (client, driver) = config.connect(tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(driver);
+    client
+}
+
+/// The key columns of `index`.
+async fn key_columns(database: &TestDatabase, index: &str) -> Vec<String> {
+    let client = database.pool.get().await.unwrap();
+    client
+        .query(
+            "SELECT a.attname::text FROM pg_index x \
+             CROSS JOIN LATERAL unnest(x.indkey) WITH ORDINALITY AS k(attnum, ord) \
+             JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = k.attnum \
+             WHERE x.indexrelid = $1::text::regclass ORDER BY k.ord",
+            &[&index],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect()
+}
+
+/// Plans the upsert a server before 0016 sends for a grant (planning infers the conflict
+/// target's unique index, or fails for want of one).
+async fn plan_old_grant_upsert(database: &TestDatabase) -> Result<(), tokio_postgres::Error> {
+    let client = database.pool.get().await.unwrap();
+    client
+        .batch_execute(
+            "EXPLAIN INSERT INTO grants (grant_id, account_id) \
+             VALUES (gen_random_uuid(), gen_random_uuid()) \
+             ON CONFLICT (grant_id) DO UPDATE SET remaining = EXCLUDED.remaining",
+        )
+        .await
+}
+
+/// A run through every table whose key the contract changes: a grant, an allowance and its
+/// period's grant, a member's spend limit, a hold's allocations, a settlement's parts and a
+/// refund.
+async fn write_every_changed_table(app: &TestApp) {
+    let account_id = app.account().await;
+    app.grant(&account_id, GrantSource::Purchase, "20").await;
+    app.set_allowance(allowance_request(
+        &account_id,
+        "daily",
+        GrantSource::FreeDaily,
+        "5",
+        AllowancePeriod::Day,
+    ))
+    .await
+    .unwrap();
+    let alice = member("alice");
+    app.set_spend_limit(limit_request(&account_id, &alice, LimitPeriod::Day, "15"))
+        .await
+        .unwrap();
+    let hold = app
+        .credit()
+        .authorize(scoped_request(&account_id, &alice, "8"))
+        .await
+        .unwrap()
+        .into_inner()
+        .hold
+        .unwrap();
+    let settled = app.settle(&hold.hold_id, "7", false).await.unwrap();
+    let settlement_id = settled.settlement.unwrap().settlement_id;
+    refund(app, &settlement_id, "2").await.unwrap();
+    // 5 free + 20 bought, 7 spent (5 free first), 2 refunded.
+    app.assert_balance(&account_id, "20", "0").await;
+}
+
+#[tokio::test]
+async fn a_contract_migration_waits_for_the_servers_that_predate_it() {
+    let database = empty_database().await;
+    // Servers before application names carried a version, one that knows only 0016, one of
+    // this version, and a tool that is no server at all.
+    let before = connect_as(&database, "creditgate").await;
+    let knows_16 = connect_as(&database, "creditgate/16").await;
+    let _current = connect_as(&database, &migrate::application_name()).await;
+    let _tool = connect_as(&database, "psql").await;
+
+    // The upgrade's migration Job applies what it can, says what waits, and succeeds.
+    let job = tokio::process::Command::new(env!("CARGO_BIN_EXE_creditgate"))
+        .arg("migrate")
+        .env("DATABASE_URL", database.url())
+        .output()
+        .await
+        .unwrap();
+    let said = String::from_utf8_lossy(&job.stdout);
+    assert!(job.status.success(), "{said}");
+    assert!(
+        said.contains("migration 17 (account_keys_contract) waits")
+            && said.contains("1 of creditgate, 1 of creditgate/16"),
+        "{said}"
+    );
+    let mut client = database.pool.get().await.unwrap();
+    let migrated = migrate::migrate(&mut client).await.unwrap();
+    assert_eq!(
+        migrated.applied, 0,
+        "the Job applied every migration it could"
+    );
+    let applied: i32 = client
+        .query_one("SELECT max(version) FROM schema_migrations", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(applied, CONTRACT.0 - 1);
+    assert_eq!(
+        migrated.waiting,
+        Some(Waiting {
+            version: CONTRACT.0,
+            name: CONTRACT.1,
+            older: vec![
+                ("creditgate".to_owned(), 1),
+                ("creditgate/16".to_owned(), 1)
+            ],
+        })
+    );
+    drop(client);
+    // Expanded: the old key stays for the older servers, the new index is there for this
+    // version's, and this version's server works on it.
+    assert_eq!(key_columns(&database, "grants_pkey").await, ["grant_id"]);
+    assert_eq!(
+        key_columns(&database, "grants_account_key").await,
+        ["grant_id", "account_id"]
+    );
+    plan_old_grant_upsert(&database).await.unwrap();
+    let app = TestApp::spawn_on(database, |_| {}).await;
+    write_every_changed_table(&app).await;
+
+    // The servers that predate it stop; this version's (here driven directly, with a short
+    // interval) applies the contract once they are gone, and then has nothing left to do.
+    drop(before);
+    drop(knows_16);
+    let (_stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        migrate::finish_waiting(app.pool.clone(), Duration::from_millis(50), stopped),
+    )
+    .await
+    .expect("the contract migration is applied once the older servers are gone");
+    let mut client = app.pool.get().await.unwrap();
+    let again = migrate::migrate(&mut client).await.unwrap();
+    assert_eq!((again.applied, again.waiting), (0, None));
+    drop(client);
+
+    for (key, columns) in [
+        ("grants_pkey", &["grant_id", "account_id"][..]),
+        ("refunds_pkey", &["refund_id", "account_id"]),
+        (
+            "hold_allocations_pkey",
+            &["hold_id", "grant_id", "account_id"],
+        ),
+        (
+            "settlement_parts_pkey",
+            &["settlement_id", "grant_id", "account_id"],
+        ),
+        ("allowances_pkey", &["allowance_id", "account_id"]),
+        (
+            "allowance_grants_pkey",
+            &["allowance_id", "period_start", "account_id"],
+        ),
+        ("spend_limits_pkey", &["spend_limit_id", "account_id"]),
+    ] {
+        assert_eq!(key_columns(&app.database, key).await, columns, "{key}");
+    }
+    // What the wait was for: an older server's upsert no longer finds its key.
+    let refused = plan_old_grant_upsert(&app.database).await.unwrap_err();
+    let message = refused
+        .as_db_error()
+        .map(|error| error.message().to_owned());
+    assert!(
+        message
+            .as_deref()
+            .is_some_and(|message| message.contains("ON CONFLICT")),
+        "{message:?}"
+    );
+    write_every_changed_table(&app).await;
+    app.finish().await;
+}
