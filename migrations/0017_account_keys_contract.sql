@@ -4,6 +4,10 @@
 -- Each swap changes only the catalog: the index exists and its columns are NOT NULL.
 ALTER TABLE grants DROP CONSTRAINT grants_pkey,
     ADD CONSTRAINT grants_pkey PRIMARY KEY USING INDEX grants_account_key;
+ALTER TABLE holds DROP CONSTRAINT holds_pkey,
+    ADD CONSTRAINT holds_pkey PRIMARY KEY USING INDEX holds_account_key;
+ALTER TABLE settlements DROP CONSTRAINT settlements_pkey,
+    ADD CONSTRAINT settlements_pkey PRIMARY KEY USING INDEX settlements_account_key;
 ALTER TABLE refunds DROP CONSTRAINT refunds_pkey,
     ADD CONSTRAINT refunds_pkey PRIMARY KEY USING INDEX refunds_account_key;
 ALTER TABLE hold_allocations DROP CONSTRAINT hold_allocations_pkey,

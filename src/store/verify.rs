@@ -52,6 +52,11 @@ const CHECKS: [(&str, &str); 22] = [
         "every ledger row's id is unique alone, though its key also names its account",
         "SELECT 'grant ' || grant_id, count(*) || ' rows' FROM grants GROUP BY grant_id HAVING count(*) > 1
          UNION ALL
+         SELECT 'hold ' || hold_id, count(*) || ' rows' FROM holds GROUP BY hold_id HAVING count(*) > 1
+         UNION ALL
+         SELECT 'settlement ' || settlement_id, count(*) || ' rows' FROM settlements
+         GROUP BY settlement_id HAVING count(*) > 1
+         UNION ALL
          SELECT 'refund ' || refund_id, count(*) || ' rows' FROM refunds GROUP BY refund_id HAVING count(*) > 1
          UNION ALL
          SELECT 'allocation ' || hold_id || ' / ' || grant_id, count(*) || ' rows' FROM hold_allocations

@@ -113,7 +113,7 @@ write_table! {
         #[updated] refunded: Decimal = "numeric",
         created_at: DateTime<Utc> = "timestamptz",
         line_items: serde_json::Value = "jsonb",
-        account_id: AccountId = "uuid",
+        #[key] account_id: AccountId = "uuid",
         tenant_id: TenantId = "uuid",
     }
 }

@@ -166,6 +166,8 @@ async fn a_contract_migration_waits_for_the_servers_that_predate_it() {
 
     for (key, columns) in [
         ("grants_pkey", &["grant_id", "account_id"][..]),
+        ("holds_pkey", &["hold_id", "account_id"]),
+        ("settlements_pkey", &["settlement_id", "account_id"]),
         ("refunds_pkey", &["refund_id", "account_id"]),
         (
             "hold_allocations_pkey",

@@ -45,7 +45,7 @@ const UPSERT_SETTLEMENTS_TEXT: &str = "INSERT INTO settlements (settlement_id, h
      debt, written_off, released, late, partial, refunded, created_at, line_items, account_id, tenant_id) \
      SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::numeric[], $4::numeric[], \
      $5::numeric[], $6::numeric[], $7::numeric[], $8::numeric[], $9::bool[], $10::bool[], $11::numeric[], \
-     $12::timestamptz[], $13::jsonb[], $14::uuid[], $15::uuid[]) ON CONFLICT (settlement_id) DO UPDATE SET refunded = EXCLUDED.refunded";
+     $12::timestamptz[], $13::jsonb[], $14::uuid[], $15::uuid[]) ON CONFLICT (settlement_id, account_id) DO UPDATE SET refunded = EXCLUDED.refunded";
 
 const UPSERT_PARTS_TEXT: &str = "INSERT INTO settlement_parts (settlement_id, grant_id, position, amount, refunded, account_id) \
      SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int4[], $4::numeric[], $5::numeric[], $6::uuid[]) \
