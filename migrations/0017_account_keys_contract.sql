@@ -20,3 +20,9 @@ ALTER TABLE allowance_grants DROP CONSTRAINT allowance_grants_pkey,
     ADD CONSTRAINT allowance_grants_pkey PRIMARY KEY USING INDEX allowance_grants_account_key;
 ALTER TABLE spend_limits DROP CONSTRAINT spend_limits_pkey,
     ADD CONSTRAINT spend_limits_pkey PRIMARY KEY USING INDEX spend_limits_account_key;
+
+-- External ids: every server writes its claims now, so the trigger that claimed for older ones
+-- and the key on `accounts` that spanned its tenant's accounts go.
+DROP TRIGGER accounts_claim_external_id ON accounts;
+DROP FUNCTION claim_account_external_id();
+ALTER TABLE accounts DROP CONSTRAINT accounts_tenant_id_external_id_key;

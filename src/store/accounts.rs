@@ -37,8 +37,10 @@ fn account_row(row: &tokio_postgres::Row) -> Result<Account, StoreError> {
     })
 }
 
-/// Inserts an account and its idempotency record in one transaction. A taken external id is
-/// a [`StoreError::UniqueViolation`] on `accounts_tenant_id_external_id_key`.
+/// Inserts an account, the claim of its external id and its idempotency record in one
+/// transaction. A taken external id is a [`StoreError::UniqueViolation`] on
+/// `account_external_ids_pkey` (or, while migration 0017 waits, on the older key of
+/// `accounts`).
 pub async fn insert_account(
     pool: &Pool,
     tenant_id: TenantId,
@@ -48,6 +50,12 @@ pub async fn insert_account(
     let mut client = pool.get().await?;
     let transaction = client.transaction().await?;
     let threshold = account.low_balance_threshold.map(Credits::decimal);
+    transaction
+        .execute(
+            "INSERT INTO account_external_ids (tenant_id, external_id, account_id) VALUES ($1, $2, $3)",
+            &[&tenant_id, &account.external_id, &account.account_id],
+        )
+        .await?;
     transaction
         .execute(
             "INSERT INTO accounts (account_id, tenant_id, external_id, kind, status, settle_policy, entitlements, \
@@ -73,7 +81,8 @@ pub async fn insert_account(
     Ok(())
 }
 
-/// The account by id or external id, scoped by tenant.
+/// The account by id or, when none is given, by external id (through its claim), scoped by
+/// tenant.
 pub async fn find_account(
     client: &impl GenericClient,
     tenant_id: TenantId,
@@ -83,7 +92,8 @@ pub async fn find_account(
     let row = client
         .query_opt(
             &format!(
-                "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE tenant_id = $1 AND (account_id = $2 OR external_id = $3)"
+                "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE tenant_id = $1 AND account_id = coalesce($2, \
+                 (SELECT account_id FROM account_external_ids WHERE tenant_id = $1 AND external_id = $3))"
             ),
             &[&tenant_id, &account_id, &external_id],
         )

@@ -4,11 +4,13 @@
 
 use std::time::Duration;
 
-use creditgate::proto::v1::{AllowancePeriod, GrantSource, LimitPeriod};
+use creditgate::proto::v1::{
+    AllowancePeriod, GetAccountRequest, GrantSource, LimitPeriod, get_account_request,
+};
 use creditgate::store::migrate::{self, Waiting};
 
 use crate::helpers::limits::{limit_request, member, scoped_request};
-use crate::helpers::money::refund;
+use crate::helpers::money::{create_account_request, key, refund};
 use crate::helpers::plans::allowance_request;
 use crate::helpers::{TestApp, TestDatabase, empty_database};
 
@@ -24,7 +26,7 @@ async fn connect_as(database: &TestDatabase, application_name: &str) -> tokio_po
     client
 }
 
-/// The key columns of `index`.
+/// The key columns of `index` (none when there is no such index).
 async fn key_columns(database: &TestDatabase, index: &str) -> Vec<String> {
     let client = database.pool.get().await.unwrap();
     client
@@ -32,7 +34,7 @@ async fn key_columns(database: &TestDatabase, index: &str) -> Vec<String> {
             "SELECT a.attname::text FROM pg_index x \
              CROSS JOIN LATERAL unnest(x.indkey) WITH ORDINALITY AS k(attnum, ord) \
              JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = k.attnum \
-             WHERE x.indexrelid = $1::text::regclass ORDER BY k.ord",
+             WHERE x.indexrelid = to_regclass($1::text) ORDER BY k.ord",
             &[&index],
         )
         .await
@@ -53,6 +55,49 @@ async fn plan_old_grant_upsert(database: &TestDatabase) -> Result<(), tokio_post
              ON CONFLICT (grant_id) DO UPDATE SET remaining = EXCLUDED.remaining",
         )
         .await
+}
+
+/// Creates an account as a server before 0016 did, copying `like`: the account row alone, its
+/// external id claimed by nothing but the row's own key.
+async fn create_account_as_before(
+    app: &TestApp,
+    like: &str,
+    external_id: &str,
+) -> Result<String, tokio_postgres::Error> {
+    let account_id = uuid::Uuid::now_v7();
+    let like: uuid::Uuid = like.parse().unwrap();
+    let client = app.pool.get().await.unwrap();
+    client
+        .execute(
+            "INSERT INTO accounts (account_id, tenant_id, external_id, kind, status, settle_policy, \
+             entitlements, low_balance_threshold, debt, created_at, updated_at) \
+             SELECT $1, tenant_id, $2, kind, status, settle_policy, entitlements, \
+             low_balance_threshold, 0, created_at, updated_at FROM accounts WHERE account_id = $3",
+            &[&account_id, &external_id, &like],
+        )
+        .await?;
+    Ok(account_id.to_string())
+}
+
+/// The id of the account GetAccount finds by `external_id`, or the refusal's code.
+async fn account_by_external_id(app: &TestApp, external_id: &str) -> Result<String, tonic::Code> {
+    let lookup = Some(get_account_request::Lookup::ExternalId(
+        external_id.to_owned(),
+    ));
+    app.account_as(Some(&app.key))
+        .get_account(GetAccountRequest { lookup })
+        .await
+        .map(|found| found.into_inner().account.unwrap().account_id)
+        .map_err(|status| status.code())
+}
+
+/// CreateAccount of `external_id` under a fresh key: the code it is refused with, if it is.
+async fn create_refused(app: &TestApp, external_id: &str) -> Option<tonic::Code> {
+    app.account_as(Some(&app.key))
+        .create_account(create_account_request(&key(), external_id))
+        .await
+        .err()
+        .map(|status| status.code())
 }
 
 /// A run through every table whose key the contract changes: a grant, an allowance and its
@@ -147,6 +192,30 @@ async fn a_contract_migration_waits_for_the_servers_that_predate_it() {
     plan_old_grant_upsert(&database).await.unwrap();
     let app = TestApp::spawn_on(database, |_| {}).await;
     write_every_changed_table(&app).await;
+    // External ids: an older server's account is claimed for it (and found by its id), and
+    // neither version can take an id the other has.
+    let like = app.account().await;
+    let older = create_account_as_before(&app, &like, "by-older")
+        .await
+        .unwrap();
+    assert_eq!(
+        account_by_external_id(&app, "by-older").await,
+        Ok(older.clone())
+    );
+    assert_eq!(
+        create_refused(&app, "by-older").await,
+        Some(tonic::Code::AlreadyExists)
+    );
+    let current = app
+        .create_account_as(&app.key, create_account_request(&key(), "by-current"))
+        .await;
+    create_account_as_before(&app, &like, "by-current")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        account_by_external_id(&app, "by-current").await,
+        Ok(current.clone())
+    );
 
     // The servers that predate it stop; this version's (here driven directly, with a short
     // interval) applies the contract once they are gone, and then has nothing left to do.
@@ -198,5 +267,29 @@ async fn a_contract_migration_waits_for_the_servers_that_predate_it() {
         "{message:?}"
     );
     write_every_changed_table(&app).await;
+    // The claims alone keep external ids unique now.
+    assert!(
+        key_columns(&app.database, "accounts_tenant_id_external_id_key")
+            .await
+            .is_empty(),
+        "the key of accounts is gone"
+    );
+    assert_eq!(account_by_external_id(&app, "by-older").await, Ok(older));
+    assert_eq!(
+        account_by_external_id(&app, "by-current").await,
+        Ok(current)
+    );
+    assert_eq!(
+        create_refused(&app, "by-older").await,
+        Some(tonic::Code::AlreadyExists)
+    );
+    assert_eq!(
+        create_refused(&app, "by-current").await,
+        Some(tonic::Code::AlreadyExists)
+    );
+    assert_eq!(
+        account_by_external_id(&app, "nobody").await,
+        Err(tonic::Code::NotFound)
+    );
     app.finish().await;
 }
