@@ -4,7 +4,7 @@
 --   * here (expand): a unique index of each key's columns and `account_id`, beside the old
 --     key. Servers of this version name it in their upserts' conflict target; older ones
 --     still name the old key, which stays.
---   * 0017 (contract): each new index becomes the primary key, the old key goes. It runs only
+--   * 0018 (contract): each new index becomes the primary key, the old key goes. It runs only
 --     once no older server is connected (src/store/migrate.rs).
 -- Writes to each table wait while its index is built, for a time that grows with the table.
 CREATE UNIQUE INDEX grants_account_key ON grants (grant_id, account_id);
@@ -36,7 +36,7 @@ ALTER TABLE webhook_deliveries DROP CONSTRAINT webhook_deliveries_pkey,
 -- cannot stay on `accounts`. The claim moves to a table of the tenant group
 -- (docs/SCALING.md §3.3), looked up by (tenant, external id); `accounts.external_id` stays for
 -- reading. Servers of this version write the claim with the account. Servers before it do
--- not: until 0017 (which waits for them to go) this trigger claims for them, and the old
+-- not: until 0018 (which waits for them to go) this trigger claims for them, and the old
 -- unique key stays, so an id is never claimed twice whichever server creates the account.
 CREATE TABLE account_external_ids (
     tenant_id    uuid NOT NULL,

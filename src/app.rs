@@ -139,6 +139,15 @@ pub async fn serve(
         context.limits.sweep_interval,
         background_stopped.clone(),
     ));
+    let partition_interval = context.limits.partition_interval;
+    let partitions = (!partition_interval.is_zero()).then(|| {
+        tokio::spawn(crate::store::partitions::run(
+            pool.clone(),
+            Arc::clone(&context.clock),
+            partition_interval,
+            background_stopped.clone(),
+        ))
+    });
     let migrations = tokio::spawn(migrate::finish_waiting(
         pool.clone(),
         MIGRATION_RETRY,
@@ -255,6 +264,9 @@ pub async fn serve(
     let _ = stop_background.send(true);
     let _ = sweeper.await;
     let _ = migrations.await;
+    if let Some(partitions) = partitions {
+        let _ = partitions.await;
+    }
     if let Some(deliveries) = deliveries {
         let _ = deliveries.await;
     }

@@ -156,6 +156,14 @@ pub struct MoneySettings {
     /// delivers no webhooks (others do).
     #[arg(long, env = "CREDITGATE_WEBHOOK_INTERVAL_MS", default_value_t = 1_000)]
     pub webhook_interval_ms: u64,
+    /// Pause between runs that make the journal's monthly partitions three months ahead, in
+    /// seconds (at most 86,400); 0: this replica makes none (others do).
+    #[arg(
+        long,
+        env = "CREDITGATE_PARTITION_INTERVAL_SECONDS",
+        default_value_t = 3_600
+    )]
+    pub partition_interval_seconds: u64,
 }
 
 impl MoneySettings {
@@ -217,6 +225,12 @@ impl MoneySettings {
         check_range("--watch-buffer", self.watch_buffer, 16, 100_000)?;
         check_range("--watch-stall-seconds", self.watch_stall_seconds, 1, 3_600)?;
         check_range("--webhook-interval-ms", self.webhook_interval_ms, 0, 1_000)?;
+        check_range(
+            "--partition-interval-seconds",
+            self.partition_interval_seconds,
+            0,
+            86_400,
+        )?;
         Ok(MoneyLimits {
             max_amount,
             default_hold_ttl: chrono::Duration::seconds(i64::from(self.default_hold_ttl_seconds)),
@@ -236,6 +250,7 @@ impl MoneySettings {
             watch_buffer: self.watch_buffer,
             watch_stall_timeout: Duration::from_secs(self.watch_stall_seconds),
             webhook_interval: Duration::from_millis(self.webhook_interval_ms),
+            partition_interval: Duration::from_secs(self.partition_interval_seconds),
         })
     }
 }
@@ -275,6 +290,8 @@ pub struct MoneyLimits {
     pub watch_stall_timeout: Duration,
     /// Pause between webhook delivery ticks; zero: no delivery on this replica.
     pub webhook_interval: Duration,
+    /// Pause between partition maintenance runs; zero: none on this replica.
+    pub partition_interval: Duration,
 }
 
 impl Default for MoneyLimits {
@@ -296,6 +313,7 @@ impl Default for MoneyLimits {
             watch_buffer: 1_024,
             watch_stall_timeout: Duration::from_secs(30),
             webhook_interval: Duration::from_secs(1),
+            partition_interval: Duration::from_secs(3_600),
         }
     }
 }

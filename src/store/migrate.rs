@@ -4,10 +4,12 @@
 //!
 //! Most migrations leave the servers of the version before working (they add, and those name
 //! their columns). A *contract* migration removes or replaces what older servers name, so it
-//! runs only when none is connected: every connection says the newest migration its binary
-//! knows in `application_name`, and `pg_stat_activity` shows the rest. During a rolling
-//! upgrade the migration Job applies what it can, and a server of the new version applies the
-//! contract once the last older server has gone ([`finish_waiting`]).
+//! runs only when none is connected: every connection of this binary (the pool's and the
+//! event listener's) says the newest migration it knows in `application_name`, and
+//! `pg_stat_activity` shows the others. During a rolling upgrade the migration Job applies
+//! the rest, and a server of the new version applies the contract once the last older server
+//! has gone ([`finish_waiting`]). A connection pooler in transaction mode hides who is
+//! connected: with one, stop the older servers before upgrading.
 
 use std::time::Duration;
 
@@ -26,8 +28,12 @@ struct Migration {
     name: &'static str,
     sql: &'static str,
     /// Whether servers built before it break once it has run (it drops or replaces what their
-    /// statements name). It waits until none is connected, and the migrations after it wait
-    /// with it; servers of its own version work before and after it.
+    /// statements name). It waits until none is connected, and the later contract migrations
+    /// wait with it; the other migrations do not wait, so one that needs a contract migration
+    /// applied is a contract migration too. Servers of its own version work before and after
+    /// it. It runs while servers serve: it changes only the catalog, takes its locks up
+    /// front, `accounts` first (every locked transaction locks its accounts first), and gives
+    /// up on a lock after [`CONTRACT_LOCK_TIMEOUT`].
     contract: bool,
 }
 
@@ -131,8 +137,14 @@ const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 17,
+        name: "journal_partitions",
+        sql: include_str!("../../migrations/0017_journal_partitions.sql"),
+        contract: false,
+    },
+    Migration {
+        version: 18,
         name: "account_keys_contract",
-        sql: include_str!("../../migrations/0017_account_keys_contract.sql"),
+        sql: include_str!("../../migrations/0018_account_keys_contract.sql"),
         contract: true,
     },
 ];
@@ -148,7 +160,7 @@ fn newest_known() -> i32 {
 
 /// The `application_name` of this binary's connections: `creditgate/` and the newest migration
 /// it knows, so that a contract migration sees which connected servers predate it. Servers
-/// before 0017 connect as plain `creditgate`.
+/// before 0018 connect as plain `creditgate`.
 pub fn application_name() -> String {
     format!("{APPLICATION}/{}", newest_known())
 }
@@ -156,79 +168,89 @@ pub fn application_name() -> String {
 const APPLICATION: &str = "creditgate";
 
 /// The other connections to this database of servers that do not know migration `$1`, counted
-/// by application name. The `CASE` keeps the cast from names it does not fit.
-const OLDER_SERVERS: &str = "SELECT application_name, count(*) FROM pg_stat_activity \
+/// by name: those named `creditgate/N` with N below it, those named `creditgate` (servers
+/// before names carried a version), and event listeners under any other name (an older
+/// server's LISTEN connection took its name from the URL, and it stays open while its pool may
+/// have none). The `CASE` keeps the cast from names it does not fit.
+const OLDER_SERVERS: &str = "SELECT CASE WHEN application_name ~ '^creditgate(/[0-9]+)?$' \
+         THEN application_name ELSE 'a listener named ' || quote_literal(application_name) END, \
+     count(*) FROM pg_stat_activity \
      WHERE datname = current_database() AND pid <> pg_backend_pid() \
      AND CASE WHEN application_name ~ '^creditgate/[0-9]{1,9}$' \
          THEN substr(application_name, 12)::int4 < $1 \
-         ELSE application_name = 'creditgate' END \
+         ELSE application_name = 'creditgate' OR query = 'LISTEN creditgate_events' END \
      GROUP BY 1 ORDER BY 1";
+
+/// How long a contract migration waits for each lock: below Postgres's `deadlock_timeout`
+/// (1 s), so that if a request and the migration ever wait on each other, the migration gives
+/// up first and no request is chosen to fail.
+const CONTRACT_LOCK_TIMEOUT: &str = "200ms";
+
+/// How many times a contract migration tries for its locks in one run before waiting for the
+/// next.
+const CONTRACT_ATTEMPTS: u32 = 5;
 
 /// What a run of the migrations did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Migrated {
     /// How many migrations it applied.
     pub applied: usize,
-    /// The contract migration left for later, because servers that predate it are connected.
+    /// The first contract migration left for later, if one was.
     pub waiting: Option<Waiting>,
 }
 
-/// A contract migration that waits for the servers before it to disconnect.
+/// A contract migration left for later; it and every later contract migration wait.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Waiting {
-    /// Its version; it and every later migration wait.
+    /// Its version.
     pub version: i32,
     /// Its name.
     pub name: &'static str,
-    /// The connected servers that predate it: application name and connection count.
-    pub older: Vec<(String, i64)>,
+    /// Why it waits.
+    pub why: WaitingFor,
+}
+
+/// Why a contract migration waits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WaitingFor {
+    /// Servers that predate it are connected: their names and connection counts.
+    OlderServers(Vec<(String, i64)>),
+    /// Its tables' locks were not had in time (requests or long reads held them).
+    Locks,
 }
 
 impl std::fmt::Display for Waiting {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let older: Vec<String> = self
-            .older
-            .iter()
-            .map(|(name, count)| format!("{count} of {name}"))
-            .collect();
-        write!(
-            f,
-            "migration {} ({}) waits until the servers that predate it disconnect (connections: {}); \
-             a server of this version applies it then",
-            self.version,
-            self.name,
-            older.join(", ")
-        )
+        write!(f, "migration {} ({}) waits ", self.version, self.name)?;
+        match &self.why {
+            WaitingFor::OlderServers(older) => {
+                let older: Vec<String> = older
+                    .iter()
+                    .map(|(name, count)| format!("{count} of {name}"))
+                    .collect();
+                write!(
+                    f,
+                    "until the servers that predate it disconnect (connections: {})",
+                    older.join(", ")
+                )?;
+            }
+            WaitingFor::Locks => write!(f, "for its tables' locks, held by requests")?,
+        }
+        write!(f, "; a server of this version applies it then")
     }
 }
 
-/// How long a migration waits for a table's lock. At startup or in the migration Job, a long
-/// wait is fine; a server finishing a waiting migration while it serves gives up sooner, as
-/// every request behind the lock queue waits with it, and tries again later.
-#[derive(Debug, Clone, Copy)]
-enum LockWait {
-    Long,
-    Short,
-}
-
 /// Applies the migrations this database lacks. A contract migration is applied only when no
-/// server that predates it is connected; otherwise it and the ones after it wait (see
-/// [`Migrated::waiting`] and [`finish_waiting`]).
+/// server that predates it is connected, and only if it gets its locks quickly; otherwise it
+/// and every later contract migration wait (see [`Migrated::waiting`] and [`finish_waiting`]),
+/// while the other migrations are applied.
 pub async fn migrate(client: &mut Client) -> Result<Migrated, StoreError> {
-    apply(client, LockWait::Long).await
-}
-
-async fn apply(client: &mut Client, wait: LockWait) -> Result<Migrated, StoreError> {
     let transaction = client.transaction().await?;
     // A migration may build an index over a large table: the pool's statement timeout is for
     // requests. Waiting for the tables' locks stays bounded.
-    let lock_timeout = match wait {
-        LockWait::Long => "60s",
-        LockWait::Short => "2s",
-    };
     transaction
         .batch_execute(&format!(
-            "SET LOCAL statement_timeout = 0; SET LOCAL lock_timeout = '{lock_timeout}'"
+            "SET LOCAL statement_timeout = 0; SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"
         ))
         .await?;
     transaction
@@ -257,7 +279,7 @@ async fn apply(client: &mut Client, wait: LockWait) -> Result<Migrated, StoreErr
         )));
     }
     let mut count = 0;
-    let mut waiting = None;
+    let mut waiting: Option<Waiting> = None;
     for migration in MIGRATIONS {
         let expected = checksum(migration.sql);
         match applied
@@ -274,24 +296,21 @@ async fn apply(client: &mut Client, wait: LockWait) -> Result<Migrated, StoreErr
             None => {}
         }
         if migration.contract {
-            // An older server that connects after this check starts by migrating: it waits
-            // for the advisory lock, then refuses the newer schema.
-            let older: Vec<(String, i64)> = transaction
-                .query(OLDER_SERVERS, &[&migration.version])
-                .await?
-                .iter()
-                .map(|row| (row.get(0), row.get(1)))
-                .collect();
-            if !older.is_empty() {
+            // Contract migrations keep their order: once one waits, the later ones do.
+            if waiting.is_some() {
+                continue;
+            }
+            if let Some(why) = apply_contract(&transaction, migration).await? {
                 waiting = Some(Waiting {
                     version: migration.version,
                     name: migration.name,
-                    older,
+                    why,
                 });
-                break;
+                continue;
             }
+        } else {
+            transaction.batch_execute(migration.sql).await?;
         }
-        transaction.batch_execute(migration.sql).await?;
         transaction
             .execute(
                 "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
@@ -315,8 +334,73 @@ async fn apply(client: &mut Client, wait: LockWait) -> Result<Migrated, StoreErr
     })
 }
 
-/// Whether this database lacks some migration this binary knows (one that waits, as every
-/// other was applied when the server started).
+/// How long an ordinary migration waits for a table's lock.
+const LOCK_TIMEOUT: &str = "60s";
+
+/// Runs a contract migration if no older server is connected, trying for its locks a few
+/// times with the short timeout; returns why it waits instead, if it does.
+async fn apply_contract(
+    transaction: &tokio_postgres::Transaction<'_>,
+    migration: &Migration,
+) -> Result<Option<WaitingFor>, StoreError> {
+    // An older server that connects after this check starts by migrating: it waits for the
+    // advisory lock, then refuses the newer schema.
+    let older: Vec<(String, i64)> = transaction
+        .query(OLDER_SERVERS, &[&migration.version])
+        .await?
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
+    if !older.is_empty() {
+        return Ok(Some(WaitingFor::OlderServers(older)));
+    }
+    for attempt in 1..=CONTRACT_ATTEMPTS {
+        transaction
+            .batch_execute(&format!(
+                "SAVEPOINT contract; SET LOCAL lock_timeout = '{CONTRACT_LOCK_TIMEOUT}'"
+            ))
+            .await?;
+        match transaction.batch_execute(migration.sql).await {
+            Ok(()) => {
+                transaction
+                    .batch_execute(&format!(
+                        "RELEASE SAVEPOINT contract; SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"
+                    ))
+                    .await?;
+                return Ok(None);
+            }
+            Err(error) if gave_up_on_a_lock(&error) => {
+                // Undoes the attempt and its short timeout alike.
+                transaction
+                    .batch_execute("ROLLBACK TO SAVEPOINT contract")
+                    .await?;
+                tracing::info!(
+                    version = migration.version,
+                    attempt,
+                    "a contract migration gave up on a lock"
+                );
+                if attempt < CONTRACT_ATTEMPTS {
+                    // Apart, and not in step with another server's attempts.
+                    let jitter = rand::random_range(0..200);
+                    tokio::time::sleep(Duration::from_millis(100 + jitter)).await;
+                }
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
+    Ok(Some(WaitingFor::Locks))
+}
+
+/// A lock not had within `lock_timeout`, or a deadlock this session was chosen to break.
+fn gave_up_on_a_lock(error: &tokio_postgres::Error) -> bool {
+    error.code().is_some_and(|code| {
+        *code == tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE
+            || *code == tokio_postgres::error::SqlState::T_R_DEADLOCK_DETECTED
+    })
+}
+
+/// Whether this database lacks some migration this binary knows (a contract migration that
+/// waits, as every other was applied when the server started).
 async fn lacks_some(client: &Client) -> Result<bool, StoreError> {
     let row = client
         .query_one("SELECT count(*) FROM schema_migrations", &[])
@@ -335,7 +419,7 @@ pub async fn finish_waiting(pool: Pool, interval: Duration, mut shutdown: watch:
             if !lacks_some(&client).await? {
                 return Ok::<_, StoreError>(true);
             }
-            let migrated = apply(&mut client, LockWait::Short).await?;
+            let migrated = migrate(&mut client).await?;
             Ok(migrated.waiting.is_none())
         };
         match attempt.await {

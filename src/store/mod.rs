@@ -10,6 +10,7 @@ pub mod footprint;
 pub mod gauges;
 pub mod idempotency;
 pub mod migrate;
+pub mod partitions;
 mod read_sql;
 mod redacted;
 mod rows;

@@ -173,9 +173,14 @@ fn export_sql() -> String {
     )
 }
 
-const LEDGER_SQL: &str = "SELECT entry_id, transaction_id, ledger_account, amount, kind, grant_id, hold_id, \
+/// ListLedger's page: an account's entries after a position, before an end, oldest first. The
+/// position's time is also a bound of `created_at` alone (the row comparison is not one that
+/// prunes), so the journal's monthly partitions outside the range are pruned when the
+/// statement starts, even in a generic plan.
+pub const LEDGER_SQL: &str = "SELECT entry_id, transaction_id, ledger_account, amount, kind, grant_id, hold_id, \
      settlement_id, refund_id, created_at FROM journal_entries \
      WHERE account_id = $1 AND tenant_id = $2 AND created_at < coalesce($3::timestamptz, 'infinity') \
+     AND created_at >= coalesce($4::timestamptz, '-infinity') \
      AND (created_at, entry_id) > (coalesce($4::timestamptz, '-infinity'), $5::uuid) \
      ORDER BY created_at, entry_id LIMIT $6";
 

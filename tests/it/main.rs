@@ -25,6 +25,7 @@ mod money_groups;
 mod money_guarantees;
 mod money_semantics;
 mod node_client;
+mod partitions;
 mod plans;
 mod pricing;
 mod private_database;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use creditgate::proto::v1::{
     AllowancePeriod, GetAccountRequest, GrantSource, LimitPeriod, get_account_request,
 };
-use creditgate::store::migrate::{self, Waiting};
+use creditgate::store::migrate::{self, Waiting, WaitingFor};
 
 use crate::helpers::limits::{limit_request, member, scoped_request};
 use crate::helpers::money::{create_account_request, key, refund};
@@ -15,7 +15,7 @@ use crate::helpers::plans::allowance_request;
 use crate::helpers::{TestApp, TestDatabase, empty_database};
 
 /// The first migration that waits for older servers, and its name.
-const CONTRACT: (i32, &str) = (17, "account_keys_contract");
+const CONTRACT: (i32, &str) = (18, "account_keys_contract");
 
 /// A connection to `database` that says it is `application_name`.
 async fn connect_as(database: &TestDatabase, application_name: &str) -> tokio_postgres::Client {
@@ -137,10 +137,10 @@ async fn write_every_changed_table(app: &TestApp) {
 #[tokio::test]
 async fn a_contract_migration_waits_for_the_servers_that_predate_it() {
     let database = empty_database().await;
-    // Servers before application names carried a version, one that knows only 0016, one of
+    // Servers before application names carried a version, one that knows only 0017, one of
     // this version, and a tool that is no server at all.
     let before = connect_as(&database, "creditgate").await;
-    let knows_16 = connect_as(&database, "creditgate/16").await;
+    let knows_17 = connect_as(&database, "creditgate/17").await;
     let _current = connect_as(&database, &migrate::application_name()).await;
     let _tool = connect_as(&database, "psql").await;
 
@@ -154,8 +154,8 @@ async fn a_contract_migration_waits_for_the_servers_that_predate_it() {
     let said = String::from_utf8_lossy(&job.stdout);
     assert!(job.status.success(), "{said}");
     assert!(
-        said.contains("migration 17 (account_keys_contract) waits")
-            && said.contains("1 of creditgate, 1 of creditgate/16"),
+        said.contains("migration 18 (account_keys_contract) waits")
+            && said.contains("1 of creditgate, 1 of creditgate/17"),
         "{said}"
     );
     let mut client = database.pool.get().await.unwrap();
@@ -175,10 +175,10 @@ async fn a_contract_migration_waits_for_the_servers_that_predate_it() {
         Some(Waiting {
             version: CONTRACT.0,
             name: CONTRACT.1,
-            older: vec![
+            why: WaitingFor::OlderServers(vec![
                 ("creditgate".to_owned(), 1),
-                ("creditgate/16".to_owned(), 1)
-            ],
+                ("creditgate/17".to_owned(), 1)
+            ]),
         })
     );
     drop(client);
@@ -220,7 +220,7 @@ async fn a_contract_migration_waits_for_the_servers_that_predate_it() {
     // The servers that predate it stop; this version's (here driven directly, with a short
     // interval) applies the contract once they are gone, and then has nothing left to do.
     drop(before);
-    drop(knows_16);
+    drop(knows_17);
     let (_stop, stopped) = tokio::sync::watch::channel(false);
     tokio::time::timeout(
         Duration::from_secs(60),
@@ -291,5 +291,85 @@ async fn a_contract_migration_waits_for_the_servers_that_predate_it() {
         account_by_external_id(&app, "nobody").await,
         Err(tonic::Code::NotFound)
     );
+    app.finish().await;
+}
+
+#[tokio::test]
+async fn a_contract_migration_applied_under_load_fails_no_request() {
+    let database = empty_database().await;
+    let before = connect_as(&database, "creditgate").await;
+    let mut client = database.pool.get().await.unwrap();
+    let migrated = migrate::migrate(&mut client).await.unwrap();
+    assert_eq!(
+        migrated.waiting.map(|waiting| waiting.version),
+        Some(CONTRACT.0)
+    );
+    drop(client);
+    // The server's requests wait for locks as long as a server's by default, and no longer.
+    let database = database.waiting_at_most(Duration::from_secs(2));
+    let app = std::sync::Arc::new(TestApp::spawn_on(database, |_| {}).await);
+
+    // Workers run through every table the contract changes, over and over, until told to
+    // stop; any refused request fails the test.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let runs = std::sync::Arc::new(tokio::sync::watch::Sender::new(0_usize));
+    let workers: Vec<_> = (0..4)
+        .map(|_| {
+            let (app, stop, runs) = (app.clone(), stop.clone(), runs.clone());
+            tokio::spawn(async move {
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    write_every_changed_table(&app).await;
+                    runs.send_modify(|runs| *runs += 1);
+                }
+            })
+        })
+        .collect();
+    drop(before);
+    // A long read holds one of its tables: the migration gives up on that lock again and
+    // again, each time within its short timeout, and waits for later; the workers' requests
+    // behind it wait no longer than that.
+    let reader = connect_as(&app.database, "a report").await;
+    reader
+        .batch_execute("BEGIN; SELECT count(*) FROM settlement_parts")
+        .await
+        .unwrap();
+    let mut client = app.pool.get().await.unwrap();
+    let busy = migrate::migrate(&mut client).await.unwrap();
+    assert_eq!(
+        busy.waiting.map(|waiting| waiting.why),
+        Some(WaitingFor::Locks)
+    );
+    drop(client);
+    reader.batch_execute("COMMIT").await.unwrap();
+    let (_stop_background, stopped) = tokio::sync::watch::channel(false);
+    tokio::time::timeout(
+        Duration::from_secs(120),
+        migrate::finish_waiting(app.pool.clone(), Duration::from_millis(20), stopped),
+    )
+    .await
+    .expect("the contract migration is applied under load");
+    // A few more runs on the contracted schema, then stop.
+    let applied_at = *runs.borrow();
+    let mut progress = runs.subscribe();
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        progress.wait_for(|runs| *runs >= applied_at + 8),
+    )
+    .await
+    .expect("the workers keep running (none has failed)")
+    .unwrap();
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    for worker in workers {
+        worker
+            .await
+            .expect("no request failed while the contract ran");
+    }
+    assert_eq!(
+        key_columns(&app.database, "grants_pkey").await,
+        ["grant_id", "account_id"]
+    );
+    let Ok(app) = std::sync::Arc::try_unwrap(app) else {
+        panic!("the workers are done with the app");
+    };
     app.finish().await;
 }

@@ -91,6 +91,7 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
   "watchBuffer" "CREDITGATE_WATCH_BUFFER"
   "watchStallSeconds" "CREDITGATE_WATCH_STALL_SECONDS"
   "webhookIntervalMs" "CREDITGATE_WEBHOOK_INTERVAL_MS"
+  "partitionIntervalSeconds" "CREDITGATE_PARTITION_INTERVAL_SECONDS"
   "logFormat" "CREDITGATE_LOG_FORMAT"
   "logLevel" "RUST_LOG" }}
 {{- range $key := keys .Values.settings | sortAlpha }}

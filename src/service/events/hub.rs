@@ -266,6 +266,10 @@ async fn listen_once(
     connector: crate::store::tls::PgConnector,
     hub: &Arc<EventHub>,
 ) -> Result<(), StoreError> {
+    // Named like the pool's connections, so that a contract migration counts it as this
+    // version's (src/store/migrate.rs).
+    let mut config = config.clone();
+    config.application_name(crate::store::migrate::application_name());
     let (client, mut connection) = config.connect(connector.make()).await?;
     let woken = Arc::clone(hub);
     // Drives the connection; each notification only wakes the reader (nothing is queued).

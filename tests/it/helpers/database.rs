@@ -84,13 +84,20 @@ pub struct TestDatabase {
     pub config: tokio_postgres::Config,
 }
 
+/// The tests' waits: generous, so that a slow machine fails no test.
+const TEST_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
+
 fn test_pool(config: tokio_postgres::Config) -> Pool {
+    pool_waiting(config, TEST_LOCK_TIMEOUT)
+}
+
+fn pool_waiting(config: tokio_postgres::Config, lock_timeout: Duration) -> Pool {
     connect_pool(
         config,
         PoolLimits {
             max_connections: 16,
             statement_timeout: Duration::from_secs(30),
-            lock_timeout: Duration::from_secs(30),
+            lock_timeout,
             acquire_timeout: Duration::from_secs(30),
         },
     )
@@ -98,6 +105,15 @@ fn test_pool(config: tokio_postgres::Config) -> Pool {
 }
 
 impl TestDatabase {
+    /// A new pool on the same database whose statements wait at most `lock_timeout` for a
+    /// lock (as a server's do, by `--lock-timeout-ms`).
+    pub fn waiting_at_most(&self, lock_timeout: Duration) -> TestDatabase {
+        TestDatabase {
+            pool: pool_waiting(self.config.clone(), lock_timeout),
+            config: self.config.clone(),
+        }
+    }
+
     /// A new pool on the same database.
     pub fn reconnect(&self) -> TestDatabase {
         TestDatabase {

@@ -130,6 +130,8 @@ impl TestApp {
         let mut limits = MoneyDefaults::parse_from(["money"]).money.limits().unwrap();
         // Tests deliver webhooks with `deliver_once`, unless one turns the worker on.
         limits.webhook_interval = std::time::Duration::ZERO;
+        // Tests make partitions with `partitions::maintain`, at the times they choose.
+        limits.partition_interval = std::time::Duration::ZERO;
         adjust(&mut limits);
         Self::start(database, tenant.tenant_id, key.secret, None, limits).await
     }

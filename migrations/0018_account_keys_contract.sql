@@ -2,6 +2,14 @@
 -- the key's name), and the old key, which names no account, goes. Servers before 0016 name the
 -- old keys in their upserts and fail once this has run, so it waits until none is connected.
 -- Each swap changes only the catalog: the index exists and its columns are NOT NULL.
+--
+-- It runs while servers serve, so it takes every lock it needs up front, `accounts` first:
+-- every locked transaction locks its accounts before any other table, so none is halfway
+-- through when the rest are taken, and the migration never waits holding a ledger table a
+-- request needs. It gives up on any lock after 200 ms and tries again (src/store/migrate.rs).
+LOCK TABLE accounts IN ACCESS EXCLUSIVE MODE;
+LOCK TABLE grants, holds, settlements, refunds, hold_allocations, settlement_parts, allowances,
+    allowance_grants, spend_limits IN ACCESS EXCLUSIVE MODE;
 ALTER TABLE grants DROP CONSTRAINT grants_pkey,
     ADD CONSTRAINT grants_pkey PRIMARY KEY USING INDEX grants_account_key;
 ALTER TABLE holds DROP CONSTRAINT holds_pkey,
