@@ -39,7 +39,7 @@ fn account_row(row: &tokio_postgres::Row) -> Result<Account, StoreError> {
 
 /// Inserts an account, the claim of its external id and its idempotency record in one
 /// transaction. A taken external id is a [`StoreError::UniqueViolation`] on
-/// `account_external_ids_pkey` (or, while migration 0018 waits, on the older key of
+/// `account_external_ids_pkey` (or, while migration 0021 waits, on the older key of
 /// `accounts`).
 pub async fn insert_account(
     pool: &Pool,

@@ -1,6 +1,7 @@
-//! Versioned schema migrations embedded in the binary. They are applied in one transaction
-//! under an advisory lock, so replicas starting together apply each exactly once, and an
-//! applied migration whose text changed is refused rather than silently skipped.
+//! Versioned schema migrations embedded in the binary. They are applied under an advisory lock,
+//! so replicas starting together apply each exactly once, and an applied migration whose text
+//! changed is refused rather than silently skipped. Most run in a transaction; an *online*
+//! one builds indexes or checks constraints while writes go on (see [`Kind`]).
 //!
 //! Most migrations leave the servers of the version before working (they add, and those name
 //! their columns). A *contract* migration removes or replaces what older servers name, so it
@@ -16,7 +17,7 @@ use std::time::Duration;
 use deadpool_postgres::Pool;
 use sha2::{Digest as _, Sha256};
 use tokio::sync::watch;
-use tokio_postgres::Client;
+use tokio_postgres::{Client, GenericClient};
 
 use super::StoreError;
 
@@ -27,14 +28,29 @@ struct Migration {
     version: i32,
     name: &'static str,
     sql: &'static str,
-    /// Whether servers built before it break once it has run (it drops or replaces what their
-    /// statements name). It waits until none is connected, and the later contract migrations
-    /// wait with it; the other migrations do not wait, so one that needs a contract migration
-    /// applied is a contract migration too. Servers of its own version work before and after
-    /// it. It runs while servers serve: it changes only the catalog, takes its locks up
-    /// front, `accounts` first (every locked transaction locks its accounts first), and gives
-    /// up on a lock after [`CONTRACT_LOCK_TIMEOUT`].
-    contract: bool,
+    kind: Kind,
+}
+
+/// How a migration runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// In a transaction with the ordinary migrations beside it. Servers of the version before
+    /// keep working after it (it adds; they name their columns).
+    Ordinary,
+    /// Each statement alone, outside a transaction, so that it can build an index
+    /// `CONCURRENTLY` or validate a constraint while writes go on. Every statement can run
+    /// again (`IF NOT EXISTS`, validating a valid constraint), so an interrupted run is
+    /// finished by the next; an index an interrupted build left invalid is built again. The
+    /// statements are separated by semicolons; comments stand on lines of their own.
+    Online,
+    /// Breaks the servers built before it (it drops or replaces what their statements name):
+    /// it waits until none is connected, and the later contract migrations wait with it; the
+    /// other migrations do not wait, so one that needs a contract migration applied is a
+    /// contract migration too. Servers of its own version work before and after it. It runs
+    /// while servers serve: it changes only the catalog, takes its locks up front, `accounts`
+    /// first (every locked transaction locks its accounts first), and gives up on a lock after
+    /// [`CONTRACT_LOCK_TIMEOUT`].
+    Contract,
 }
 
 /// Every migration, in order. Never edit an entry once released: add a new one.
@@ -43,109 +59,127 @@ const MIGRATIONS: &[Migration] = &[
         version: 1,
         name: "tenants",
         sql: include_str!("../../migrations/0001_tenants.sql"),
-        contract: false,
+        kind: Kind::Ordinary,
     },
     Migration {
         version: 2,
         name: "ledger",
         sql: include_str!("../../migrations/0002_ledger.sql"),
-        contract: false,
+        kind: Kind::Ordinary,
     },
     Migration {
         version: 3,
         name: "catalog",
         sql: include_str!("../../migrations/0003_catalog.sql"),
-        contract: false,
+        kind: Kind::Ordinary,
     },
     Migration {
         version: 4,
         name: "grant_account_index",
         sql: include_str!("../../migrations/0004_grant_account_index.sql"),
-        contract: false,
+        kind: Kind::Ordinary,
     },
     Migration {
         version: 5,
         name: "signing_keys",
         sql: include_str!("../../migrations/0005_signing_keys.sql"),
-        contract: false,
+        kind: Kind::Ordinary,
     },
     Migration {
         version: 6,
         name: "hot_grant_updates",
         sql: include_str!("../../migrations/0006_hot_grant_updates.sql"),
-        contract: false,
+        kind: Kind::Ordinary,
     },
     Migration {
         version: 7,
         name: "ledger_references_in_verify",
         sql: include_str!("../../migrations/0007_ledger_references_in_verify.sql"),
-        contract: false,
+        kind: Kind::Ordinary,
     },
     Migration {
         version: 8,
         name: "allowances_and_spend_limits",
         sql: include_str!("../../migrations/0008_allowances_and_spend_limits.sql"),
-        contract: false,
+        kind: Kind::Ordinary,
     },
     Migration {
         version: 9,
         name: "usage_history",
         sql: include_str!("../../migrations/0009_usage_history.sql"),
-        contract: false,
+        kind: Kind::Ordinary,
     },
     Migration {
         version: 10,
         name: "events",
         sql: include_str!("../../migrations/0010_events.sql"),
-        contract: false,
+        kind: Kind::Ordinary,
     },
     Migration {
         version: 11,
         name: "webhooks",
         sql: include_str!("../../migrations/0011_webhooks.sql"),
-        contract: false,
+        kind: Kind::Ordinary,
     },
     Migration {
         version: 12,
         name: "key_last_used",
         sql: include_str!("../../migrations/0012_key_last_used.sql"),
-        contract: false,
+        kind: Kind::Ordinary,
     },
     Migration {
         version: 13,
         name: "lean_writes",
         sql: include_str!("../../migrations/0013_lean_writes.sql"),
-        contract: false,
+        kind: Kind::Ordinary,
     },
     Migration {
         version: 14,
         name: "usage_months",
         sql: include_str!("../../migrations/0014_usage_months.sql"),
-        contract: false,
+        kind: Kind::Ordinary,
     },
     Migration {
         version: 15,
         name: "allowances_due",
         sql: include_str!("../../migrations/0015_allowances_due.sql"),
-        contract: false,
+        kind: Kind::Ordinary,
     },
     Migration {
         version: 16,
         name: "account_keys",
         sql: include_str!("../../migrations/0016_account_keys.sql"),
-        contract: false,
+        kind: Kind::Online,
     },
     Migration {
         version: 17,
-        name: "journal_partitions",
-        sql: include_str!("../../migrations/0017_journal_partitions.sql"),
-        contract: false,
+        name: "tenant_keys",
+        sql: include_str!("../../migrations/0017_tenant_keys.sql"),
+        kind: Kind::Ordinary,
     },
     Migration {
         version: 18,
+        name: "journal_bound",
+        sql: include_str!("../../migrations/0018_journal_bound.sql"),
+        kind: Kind::Ordinary,
+    },
+    Migration {
+        version: 19,
+        name: "journal_bound_checked",
+        sql: include_str!("../../migrations/0019_journal_bound_checked.sql"),
+        kind: Kind::Online,
+    },
+    Migration {
+        version: 20,
+        name: "journal_partitions",
+        sql: include_str!("../../migrations/0020_journal_partitions.sql"),
+        kind: Kind::Ordinary,
+    },
+    Migration {
+        version: 21,
         name: "account_keys_contract",
-        sql: include_str!("../../migrations/0018_account_keys_contract.sql"),
-        contract: true,
+        sql: include_str!("../../migrations/0021_account_keys_contract.sql"),
+        kind: Kind::Contract,
     },
 ];
 
@@ -160,7 +194,7 @@ fn newest_known() -> i32 {
 
 /// The `application_name` of this binary's connections: `creditgate/` and the newest migration
 /// it knows, so that a contract migration sees which connected servers predate it. Servers
-/// before 0018 connect as plain `creditgate`.
+/// that know no more than migration 15 connect as plain `creditgate`.
 pub fn application_name() -> String {
     format!("{APPLICATION}/{}", newest_known())
 }
@@ -240,23 +274,47 @@ impl std::fmt::Display for Waiting {
     }
 }
 
-/// Applies the migrations this database lacks. A contract migration is applied only when no
-/// server that predates it is connected, and only if it gets its locks quickly; otherwise it
-/// and every later contract migration wait (see [`Migrated::waiting`] and [`finish_waiting`]),
-/// while the other migrations are applied.
+/// Applies the migrations this database lacks, in order, under a session advisory lock (so
+/// replicas starting together apply each once): ordinary and contract migrations in a
+/// transaction per run of them, online ones statement by statement. A contract migration is
+/// applied only when no server that predates it is connected, and only if it gets its locks
+/// quickly; otherwise it and every later contract migration wait (see [`Migrated::waiting`]
+/// and [`finish_waiting`]), while the others are applied.
 pub async fn migrate(client: &mut Client) -> Result<Migrated, StoreError> {
-    let transaction = client.transaction().await?;
-    // A migration may build an index over a large table: the pool's statement timeout is for
-    // requests. Waiting for the tables' locks stays bounded.
-    transaction
+    migrate_until(client, newest_known()).await
+}
+
+/// As [`migrate`], applying no migration after `last`: the schema of an older version, for
+/// testing what the later migrations do to its data.
+pub async fn migrate_until(client: &mut Client, last: i32) -> Result<Migrated, StoreError> {
+    // Another server may be migrating: wait for it as long as for a table (the pool's lock
+    // timeout is for requests).
+    let locked = client
         .batch_execute(&format!(
-            "SET LOCAL statement_timeout = 0; SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"
+            "SET lock_timeout = '{LOCK_TIMEOUT}'; SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"
         ))
-        .await?;
-    transaction
-        .execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK_KEY])
-        .await?;
-    transaction
+        .await;
+    let migrated = match locked {
+        Ok(()) => migrate_locked(client, last).await,
+        Err(error) => Err(error.into()),
+    };
+    // The lock is the session's: released here, or with the connection if it broke. The
+    // connection goes back to the pool with its own timeouts.
+    let unlocked = client
+        .batch_execute(&format!(
+            "RESET statement_timeout; RESET lock_timeout; SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})"
+        ))
+        .await;
+    let migrated = migrated?;
+    unlocked?;
+    if let Some(waiting) = &migrated.waiting {
+        tracing::warn!(%waiting, "a migration waits");
+    }
+    Ok(migrated)
+}
+
+async fn migrate_locked(client: &mut Client, last: i32) -> Result<Migrated, StoreError> {
+    client
         .batch_execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations (
                 version integer PRIMARY KEY,
@@ -266,7 +324,7 @@ pub async fn migrate(client: &mut Client) -> Result<Migrated, StoreError> {
             )",
         )
         .await?;
-    let applied: Vec<(i32, String)> = transaction
+    let applied: Vec<(i32, String)> = client
         .query("SELECT version, checksum FROM schema_migrations", &[])
         .await?
         .iter()
@@ -278,30 +336,70 @@ pub async fn migrate(client: &mut Client) -> Result<Migrated, StoreError> {
             "the database has migration {version}, newer than this binary knows ({newest_known}); run a newer creditgate"
         )));
     }
-    let mut count = 0;
-    let mut waiting: Option<Waiting> = None;
-    for migration in MIGRATIONS {
-        let expected = checksum(migration.sql);
+    let mut pending = Vec::new();
+    for migration in MIGRATIONS
+        .iter()
+        .filter(|migration| migration.version <= last)
+    {
         match applied
             .iter()
             .find(|(version, _)| *version == migration.version)
         {
-            Some((_, stored)) if *stored == expected => continue,
+            Some((_, stored)) if *stored == checksum(migration.sql) => {}
             Some(_) => {
                 return Err(StoreError::Schema(format!(
                     "migration {} ({}) differs from the one applied to this database; migrations must never be edited",
                     migration.version, migration.name
                 )));
             }
-            None => {}
+            None => pending.push(migration),
         }
-        if migration.contract {
+    }
+    let mut migrated = Migrated {
+        applied: 0,
+        waiting: None,
+    };
+    let mut rest = pending.as_slice();
+    while let Some((first, _)) = rest.split_first() {
+        if first.kind == Kind::Online {
+            apply_online(client, first).await?;
+            record(client, first).await?;
+            migrated.applied += 1;
+            rest = &rest[1..];
+            continue;
+        }
+        let run = rest
+            .iter()
+            .take_while(|migration| migration.kind != Kind::Online)
+            .count();
+        apply_in_transaction(client, &rest[..run], &mut migrated).await?;
+        rest = &rest[run..];
+    }
+    Ok(migrated)
+}
+
+/// Applies ordinary and contract migrations in one transaction.
+async fn apply_in_transaction(
+    client: &mut Client,
+    migrations: &[&Migration],
+    migrated: &mut Migrated,
+) -> Result<(), StoreError> {
+    let transaction = client.transaction().await?;
+    // A migration may build an index over a large table: the pool's statement timeout is for
+    // requests. Waiting for the tables' locks stays bounded.
+    transaction
+        .batch_execute(&format!(
+            "SET LOCAL statement_timeout = 0; SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"
+        ))
+        .await?;
+    for &migration in migrations {
+        if migration.kind == Kind::Contract {
             // Contract migrations keep their order: once one waits, the later ones do.
-            if waiting.is_some() {
+            if migrated.waiting.is_some() {
                 continue;
             }
             if let Some(why) = apply_contract(&transaction, migration).await? {
-                waiting = Some(Waiting {
+                migrated.waiting = Some(Waiting {
                     version: migration.version,
                     name: migration.name,
                     why,
@@ -311,27 +409,81 @@ pub async fn migrate(client: &mut Client) -> Result<Migrated, StoreError> {
         } else {
             transaction.batch_execute(migration.sql).await?;
         }
-        transaction
-            .execute(
-                "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
-                &[&migration.version, &migration.name, &expected],
-            )
-            .await?;
-        tracing::info!(
-            version = migration.version,
-            name = migration.name,
-            "applied migration"
-        );
-        count += 1;
+        record(&transaction, migration).await?;
+        migrated.applied += 1;
     }
     transaction.commit().await?;
-    if let Some(waiting) = &waiting {
-        tracing::warn!(%waiting, "a migration waits");
+    Ok(())
+}
+
+/// Notes `migration` as applied.
+async fn record(client: &impl GenericClient, migration: &Migration) -> Result<(), StoreError> {
+    client
+        .execute(
+            "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
+            &[
+                &migration.version,
+                &migration.name,
+                &checksum(migration.sql),
+            ],
+        )
+        .await?;
+    tracing::info!(
+        version = migration.version,
+        name = migration.name,
+        "applied migration"
+    );
+    Ok(())
+}
+
+/// The statements of an online migration: its text split at semicolons, comment lines left
+/// out.
+fn statements(sql: &str) -> Vec<String> {
+    let code: String = sql
+        .lines()
+        .filter(|line| !line.trim_start().starts_with("--"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    code.split(';')
+        .map(str::trim)
+        .filter(|statement| !statement.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The index an online statement builds (`… INDEX CONCURRENTLY IF NOT EXISTS name …`).
+fn index_built(statement: &str) -> Option<&str> {
+    let (_, rest) = statement.split_once("INDEX CONCURRENTLY IF NOT EXISTS ")?;
+    rest.split_whitespace().next()
+}
+
+/// Runs an online migration's statements one by one, outside a transaction.
+async fn apply_online(client: &Client, migration: &Migration) -> Result<(), StoreError> {
+    client
+        .batch_execute(&format!(
+            "SET statement_timeout = 0; SET lock_timeout = '{LOCK_TIMEOUT}'"
+        ))
+        .await?;
+    for statement in statements(migration.sql) {
+        if let Some(index) = index_built(&statement) {
+            // An interrupted build leaves the index invalid, and `IF NOT EXISTS` would keep it.
+            let invalid: bool = client
+                .query_one(
+                    "SELECT coalesce((SELECT NOT indisvalid FROM pg_index \
+                     WHERE indexrelid = to_regclass($1::text)), false)",
+                    &[&index],
+                )
+                .await?
+                .get(0);
+            if invalid {
+                client
+                    .batch_execute(&format!("DROP INDEX CONCURRENTLY {index}"))
+                    .await?;
+            }
+        }
+        client.batch_execute(&statement).await?;
     }
-    Ok(Migrated {
-        applied: count,
-        waiting,
-    })
+    Ok(())
 }
 
 /// How long an ordinary migration waits for a table's lock.
@@ -444,5 +596,28 @@ mod tests {
             assert_eq!(usize::try_from(migration.version).ok(), Some(index + 1));
             assert!(!migration.sql.trim().is_empty());
         }
+    }
+
+    #[test]
+    fn every_statement_of_an_online_migration_can_run_again() {
+        for migration in MIGRATIONS.iter().filter(|m| m.kind == Kind::Online) {
+            let statements = statements(migration.sql);
+            assert!(!statements.is_empty(), "{}", migration.name);
+            for statement in statements {
+                let again = index_built(&statement).is_some()
+                    || statement.contains(" VALIDATE CONSTRAINT ");
+                assert!(again, "{}: {statement}", migration.name);
+            }
+        }
+    }
+
+    #[test]
+    fn an_online_statement_names_the_index_it_builds() {
+        let sql = "-- a comment; with a semicolon\nCREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS \
+                   a_key\n    ON a (b, c);\nALTER TABLE a VALIDATE CONSTRAINT d;\n";
+        let statements = statements(sql);
+        assert_eq!(statements.len(), 2);
+        assert_eq!(index_built(&statements[0]), Some("a_key"));
+        assert_eq!(index_built(&statements[1]), None);
     }
 }
