@@ -207,7 +207,8 @@ const APPLICATION: &str = "creditgate";
 /// server's LISTEN connection took its name from the URL, and it stays open while its pool may
 /// have none). The `CASE` keeps the cast from names it does not fit.
 const OLDER_SERVERS: &str = "SELECT CASE WHEN application_name ~ '^creditgate(/[0-9]+)?$' \
-         THEN application_name ELSE 'a listener named ' || quote_literal(application_name) END, \
+         THEN application_name WHEN application_name = '' THEN 'an unnamed event listener' \
+         ELSE 'an event listener named ' || quote_literal(application_name) END, \
      count(*) FROM pg_stat_activity \
      WHERE datname = current_database() AND pid <> pg_backend_pid() \
      AND CASE WHEN application_name ~ '^creditgate/[0-9]{1,9}$' \

@@ -143,6 +143,12 @@ async fn a_contract_migration_waits_for_the_servers_that_predate_it() {
     let knows_20 = connect_as(&database, "creditgate/20").await;
     let _current = connect_as(&database, &migrate::application_name()).await;
     let _tool = connect_as(&database, "psql").await;
+    // An older server's event listener, named by its URL.
+    let listener = connect_as(&database, "billing").await;
+    listener
+        .batch_execute("LISTEN creditgate_events")
+        .await
+        .unwrap();
 
     // The upgrade's migration Job applies what it can, says what waits, and succeeds.
     let job = tokio::process::Command::new(env!("CARGO_BIN_EXE_creditgate"))
@@ -155,7 +161,7 @@ async fn a_contract_migration_waits_for_the_servers_that_predate_it() {
     assert!(job.status.success(), "{said}");
     assert!(
         said.contains("migration 21 (account_keys_contract) waits")
-            && said.contains("1 of creditgate, 1 of creditgate/20"),
+            && said.contains("1 of an event listener named 'billing', 1 of creditgate, 1 of creditgate/20"),
         "{said}"
     );
     let mut client = database.pool.get().await.unwrap();
@@ -176,6 +182,7 @@ async fn a_contract_migration_waits_for_the_servers_that_predate_it() {
             version: CONTRACT.0,
             name: CONTRACT.1,
             why: WaitingFor::OlderServers(vec![
+                ("an event listener named 'billing'".to_owned(), 1),
                 ("creditgate".to_owned(), 1),
                 ("creditgate/20".to_owned(), 1)
             ]),
@@ -221,6 +228,7 @@ async fn a_contract_migration_waits_for_the_servers_that_predate_it() {
     // interval) applies the contract once they are gone, and then has nothing left to do.
     drop(before);
     drop(knows_20);
+    drop(listener);
     let (_stop, stopped) = tokio::sync::watch::channel(false);
     tokio::time::timeout(
         Duration::from_secs(60),
