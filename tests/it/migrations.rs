@@ -100,6 +100,18 @@ async fn create_refused(app: &TestApp, external_id: &str) -> Option<tonic::Code>
         .map(|status| status.code())
 }
 
+/// Runs what every server runs in the background, checking often, until the waiting contract
+/// migration is applied.
+async fn finish_waiting(app: &TestApp) {
+    let (_stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::time::timeout(
+        Duration::from_secs(120),
+        migrate::finish_waiting(app.pool.clone(), Duration::from_millis(20), stopped),
+    )
+    .await
+    .expect("the contract migration is applied once nothing holds it back");
+}
+
 /// A run through every table whose key the contract changes: a grant, an allowance and its
 /// period's grant, a member's spend limit, a hold's allocations, a settlement's parts and a
 /// refund.
@@ -161,7 +173,9 @@ async fn a_contract_migration_waits_for_the_servers_that_predate_it() {
     assert!(job.status.success(), "{said}");
     assert!(
         said.contains("migration 21 (account_keys_contract) waits")
-            && said.contains("1 of an event listener named 'billing', 1 of creditgate, 1 of creditgate/20"),
+            && said.contains(
+                "1 of an event listener named 'billing', 1 of creditgate, 1 of creditgate/20"
+            ),
         "{said}"
     );
     let mut client = database.pool.get().await.unwrap();
@@ -229,13 +243,7 @@ async fn a_contract_migration_waits_for_the_servers_that_predate_it() {
     drop(before);
     drop(knows_20);
     drop(listener);
-    let (_stop, stopped) = tokio::sync::watch::channel(false);
-    tokio::time::timeout(
-        Duration::from_secs(60),
-        migrate::finish_waiting(app.pool.clone(), Duration::from_millis(50), stopped),
-    )
-    .await
-    .expect("the contract migration is applied once the older servers are gone");
+    finish_waiting(&app).await;
     let mut client = app.pool.get().await.unwrap();
     let again = migrate::migrate(&mut client).await.unwrap();
     assert_eq!((again.applied, again.waiting), (0, None));
@@ -349,13 +357,7 @@ async fn a_contract_migration_applied_under_load_fails_no_request() {
     );
     drop(client);
     reader.batch_execute("COMMIT").await.unwrap();
-    let (_stop_background, stopped) = tokio::sync::watch::channel(false);
-    tokio::time::timeout(
-        Duration::from_secs(120),
-        migrate::finish_waiting(app.pool.clone(), Duration::from_millis(20), stopped),
-    )
-    .await
-    .expect("the contract migration is applied under load");
+    finish_waiting(&app).await;
     // A few more runs on the contracted schema, then stop.
     let applied_at = *runs.borrow();
     let mut progress = runs.subscribe();
