@@ -61,8 +61,9 @@ enum Command {
         serve: ServeSettings,
     },
     /// Apply the database migrations this database lacks, then exit. A migration that breaks
-    /// the servers of the version before it waits while any is connected (it says so and
-    /// exits 0); a server of this version applies it once they are gone.
+    /// the servers of the version before it waits while any is connected, or while requests
+    /// hold its tables' locks (it says so and exits 0); a server of this version applies it
+    /// once they are gone.
     Migrate {
         #[command(flatten)]
         database: DatabaseSettings,

@@ -288,22 +288,47 @@ pub async fn migrate(client: &mut Client) -> Result<Migrated, StoreError> {
 /// As [`migrate`], applying no migration after `last`: the schema of an older version, for
 /// testing what the later migrations do to its data.
 pub async fn migrate_until(client: &mut Client, last: i32) -> Result<Migrated, StoreError> {
-    // Another server may be migrating: wait for it as long as for a table (the pool's lock
-    // timeout is for requests).
-    let locked = client
-        .batch_execute(&format!(
-            "SET lock_timeout = '{LOCK_TIMEOUT}'; SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"
-        ))
-        .await;
-    let migrated = match locked {
-        Ok(()) => migrate_locked(client, last).await,
-        Err(error) => Err(error.into()),
-    };
+    // Another server may be migrating: wait for it as long as for a table.
+    if !take_lock(client, LOCK_WAIT).await? {
+        return Err(StoreError::Timeout(format!(
+            "another process has been migrating this database for {LOCK_WAIT:?}; try again once it is done"
+        )));
+    }
+    migrate_holding_lock(client, last).await
+}
+
+/// How long a migration waits for another to finish.
+const LOCK_WAIT: Duration = Duration::from_secs(60);
+
+/// Takes the migration lock, trying every 100 ms for `wait` (zero: once). It is tried, not
+/// waited for in Postgres: a session waiting in `pg_advisory_lock` holds a snapshot, which an
+/// index build `CONCURRENTLY` by the holder waits for in turn, a deadlock.
+async fn take_lock(client: &Client, wait: Duration) -> Result<bool, StoreError> {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let taken: bool = client
+            .query_one("SELECT pg_try_advisory_lock($1)", &[&MIGRATION_LOCK_KEY])
+            .await?
+            .get(0);
+        if taken {
+            return Ok(true);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Ok(false);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Migrates with the migration lock held, then releases it.
+async fn migrate_holding_lock(client: &mut Client, last: i32) -> Result<Migrated, StoreError> {
+    let migrated = migrate_locked(client, last).await;
     // The lock is the session's: released here, or with the connection if it broke. The
     // connection goes back to the pool with its own timeouts.
     let unlocked = client
         .batch_execute(&format!(
-            "RESET statement_timeout; RESET lock_timeout; SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})"
+            "RESET statement_timeout; RESET lock_timeout; RESET client_connection_check_interval; \
+             RESET TimeZone; RESET DateStyle; SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})"
         ))
         .await;
     let migrated = migrated?;
@@ -369,10 +394,15 @@ async fn migrate_locked(client: &mut Client, last: i32) -> Result<Migrated, Stor
             rest = &rest[1..];
             continue;
         }
-        let run = rest
-            .iter()
-            .take_while(|migration| migration.kind != Kind::Online)
-            .count();
+        // A contract migration has a transaction of its own, so that it never waits for its
+        // locks holding those of the migrations before it.
+        let run = if first.kind == Kind::Contract {
+            1
+        } else {
+            rest.iter()
+                .take_while(|migration| migration.kind == Kind::Ordinary)
+                .count()
+        };
         apply_in_transaction(client, &rest[..run], &mut migrated).await?;
         rest = &rest[run..];
     }
@@ -390,7 +420,8 @@ async fn apply_in_transaction(
     // requests. Waiting for the tables' locks stays bounded.
     transaction
         .batch_execute(&format!(
-            "SET LOCAL statement_timeout = 0; SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"
+            "SET LOCAL statement_timeout = 0; SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'; \
+             {TIME_TEXT}"
         ))
         .await?;
     for &migration in migrations {
@@ -460,10 +491,16 @@ fn index_built(statement: &str) -> Option<&str> {
 
 /// Runs an online migration's statements one by one, outside a transaction.
 async fn apply_online(client: &Client, migration: &Migration) -> Result<(), StoreError> {
+    // A build `CONCURRENTLY` waits in the lock manager for every older transaction (a backup,
+    // a long report): no lock timeout, or any such transaction would throw the build away. A
+    // Job killed meanwhile leaves a backend that stops within 10 s instead of building on
+    // with the migration lock held.
     client
-        .batch_execute(&format!(
-            "SET statement_timeout = 0; SET lock_timeout = '{LOCK_TIMEOUT}'"
-        ))
+        .batch_execute(
+            "SET statement_timeout = 0; SET lock_timeout = 0; \
+             SET client_connection_check_interval = '10s'; \
+             SET TimeZone = 'UTC'; SET DateStyle = 'ISO'",
+        )
         .await?;
     for statement in statements(migration.sql) {
         if let Some(index) = index_built(&statement) {
@@ -486,6 +523,10 @@ async fn apply_online(client: &Client, migration: &Migration) -> Result<(), Stor
     }
     Ok(())
 }
+
+/// Times written as text and read back (partition bounds) mean one instant whatever the
+/// database's or the URL's settings: UTC, ISO.
+const TIME_TEXT: &str = "SET LOCAL TimeZone = 'UTC'; SET LOCAL DateStyle = 'ISO'";
 
 /// How long an ordinary migration waits for a table's lock.
 const LOCK_TIMEOUT: &str = "60s";
@@ -570,19 +611,33 @@ pub async fn finish_waiting(pool: Pool, interval: Duration, mut shutdown: watch:
         let attempt = async {
             let mut client = pool.get().await?;
             if !lacks_some(&client).await? {
-                return Ok::<_, StoreError>(true);
+                return Ok::<_, StoreError>(Some(None));
             }
-            let migrated = migrate(&mut client).await?;
-            Ok(migrated.waiting.is_none())
+            // Another server migrating does this one's work: skip, never wait.
+            if !take_lock(&client, Duration::ZERO).await? {
+                return Ok(None);
+            }
+            let migrated = migrate_holding_lock(&mut client, newest_known()).await?;
+            Ok(Some(migrated.waiting))
         };
-        match attempt.await {
-            Ok(true) => return,
-            Ok(false) => {}
-            Err(error) => tracing::warn!(%error, "applying a waiting migration; trying again"),
-        }
+        // Not raced with shutdown: dropped halfway, it would leave the migration lock held on
+        // a pooled connection. It is short: the contract gives up on its locks within seconds.
+        let pause = match attempt.await {
+            Ok(Some(None)) => return,
+            // Requests or a long read held the locks: back off, as every server tries.
+            Ok(Some(Some(Waiting {
+                why: WaitingFor::Locks,
+                ..
+            }))) => interval * 4,
+            Ok(_) => interval,
+            Err(error) => {
+                tracing::warn!(%error, "applying a waiting migration; trying again");
+                interval
+            }
+        };
         tokio::select! {
             _ = shutdown.changed() => return,
-            () = tokio::time::sleep(interval) => {}
+            () = tokio::time::sleep(pause) => {}
         }
     }
 }

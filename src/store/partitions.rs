@@ -130,7 +130,8 @@ pub async fn maintain(client: &mut Client, now: DateTime<Utc>) -> Result<Maintai
     let transaction = client.transaction().await?;
     transaction
         .batch_execute(&format!(
-            "SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'; SET LOCAL statement_timeout = 0"
+            "SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'; SET LOCAL statement_timeout = 0; \
+             SET LOCAL TimeZone = 'UTC'; SET LOCAL DateStyle = 'ISO'"
         ))
         .await?;
     let locked: bool = transaction
