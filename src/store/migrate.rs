@@ -14,10 +14,18 @@
 
 use std::time::Duration;
 
-use deadpool_postgres::Pool;
 use sha2::{Digest as _, Sha256};
-use tokio::sync::watch;
 use tokio_postgres::{Client, GenericClient};
+
+use contract::apply_contract;
+pub use contract::{Waiting, WaitingFor, finish_waiting};
+use online::apply_online;
+
+mod contract;
+mod online;
+mod versions;
+
+use versions::MIGRATIONS;
 
 use super::StoreError;
 
@@ -53,136 +61,6 @@ enum Kind {
     Contract,
 }
 
-/// Every migration, in order. Never edit an entry once released: add a new one.
-const MIGRATIONS: &[Migration] = &[
-    Migration {
-        version: 1,
-        name: "tenants",
-        sql: include_str!("../../migrations/0001_tenants.sql"),
-        kind: Kind::Ordinary,
-    },
-    Migration {
-        version: 2,
-        name: "ledger",
-        sql: include_str!("../../migrations/0002_ledger.sql"),
-        kind: Kind::Ordinary,
-    },
-    Migration {
-        version: 3,
-        name: "catalog",
-        sql: include_str!("../../migrations/0003_catalog.sql"),
-        kind: Kind::Ordinary,
-    },
-    Migration {
-        version: 4,
-        name: "grant_account_index",
-        sql: include_str!("../../migrations/0004_grant_account_index.sql"),
-        kind: Kind::Ordinary,
-    },
-    Migration {
-        version: 5,
-        name: "signing_keys",
-        sql: include_str!("../../migrations/0005_signing_keys.sql"),
-        kind: Kind::Ordinary,
-    },
-    Migration {
-        version: 6,
-        name: "hot_grant_updates",
-        sql: include_str!("../../migrations/0006_hot_grant_updates.sql"),
-        kind: Kind::Ordinary,
-    },
-    Migration {
-        version: 7,
-        name: "ledger_references_in_verify",
-        sql: include_str!("../../migrations/0007_ledger_references_in_verify.sql"),
-        kind: Kind::Ordinary,
-    },
-    Migration {
-        version: 8,
-        name: "allowances_and_spend_limits",
-        sql: include_str!("../../migrations/0008_allowances_and_spend_limits.sql"),
-        kind: Kind::Ordinary,
-    },
-    Migration {
-        version: 9,
-        name: "usage_history",
-        sql: include_str!("../../migrations/0009_usage_history.sql"),
-        kind: Kind::Ordinary,
-    },
-    Migration {
-        version: 10,
-        name: "events",
-        sql: include_str!("../../migrations/0010_events.sql"),
-        kind: Kind::Ordinary,
-    },
-    Migration {
-        version: 11,
-        name: "webhooks",
-        sql: include_str!("../../migrations/0011_webhooks.sql"),
-        kind: Kind::Ordinary,
-    },
-    Migration {
-        version: 12,
-        name: "key_last_used",
-        sql: include_str!("../../migrations/0012_key_last_used.sql"),
-        kind: Kind::Ordinary,
-    },
-    Migration {
-        version: 13,
-        name: "lean_writes",
-        sql: include_str!("../../migrations/0013_lean_writes.sql"),
-        kind: Kind::Ordinary,
-    },
-    Migration {
-        version: 14,
-        name: "usage_months",
-        sql: include_str!("../../migrations/0014_usage_months.sql"),
-        kind: Kind::Ordinary,
-    },
-    Migration {
-        version: 15,
-        name: "allowances_due",
-        sql: include_str!("../../migrations/0015_allowances_due.sql"),
-        kind: Kind::Ordinary,
-    },
-    Migration {
-        version: 16,
-        name: "account_keys",
-        sql: include_str!("../../migrations/0016_account_keys.sql"),
-        kind: Kind::Online,
-    },
-    Migration {
-        version: 17,
-        name: "tenant_keys",
-        sql: include_str!("../../migrations/0017_tenant_keys.sql"),
-        kind: Kind::Ordinary,
-    },
-    Migration {
-        version: 18,
-        name: "journal_bound",
-        sql: include_str!("../../migrations/0018_journal_bound.sql"),
-        kind: Kind::Ordinary,
-    },
-    Migration {
-        version: 19,
-        name: "journal_bound_checked",
-        sql: include_str!("../../migrations/0019_journal_bound_checked.sql"),
-        kind: Kind::Online,
-    },
-    Migration {
-        version: 20,
-        name: "journal_partitions",
-        sql: include_str!("../../migrations/0020_journal_partitions.sql"),
-        kind: Kind::Ordinary,
-    },
-    Migration {
-        version: 21,
-        name: "account_keys_contract",
-        sql: include_str!("../../migrations/0021_account_keys_contract.sql"),
-        kind: Kind::Contract,
-    },
-];
-
 fn checksum(sql: &str) -> String {
     hex::encode(Sha256::digest(sql.as_bytes()))
 }
@@ -201,30 +79,6 @@ pub fn application_name() -> String {
 
 const APPLICATION: &str = "creditgate";
 
-/// The other connections to this database of servers that do not know migration `$1`, counted
-/// by name: those named `creditgate/N` with N below it, those named `creditgate` (servers
-/// before names carried a version), and event listeners under any other name (an older
-/// server's LISTEN connection took its name from the URL, and it stays open while its pool may
-/// have none). The `CASE` keeps the cast from names it does not fit.
-const OLDER_SERVERS: &str = "SELECT CASE WHEN application_name ~ '^creditgate(/[0-9]+)?$' \
-         THEN application_name WHEN application_name = '' THEN 'an unnamed event listener' \
-         ELSE 'an event listener named ' || quote_literal(application_name) END, \
-     count(*) FROM pg_stat_activity \
-     WHERE datname = current_database() AND pid <> pg_backend_pid() \
-     AND CASE WHEN application_name ~ '^creditgate/[0-9]{1,9}$' \
-         THEN substr(application_name, 12)::int4 < $1 \
-         ELSE application_name = 'creditgate' OR query = 'LISTEN creditgate_events' END \
-     GROUP BY 1 ORDER BY 1";
-
-/// How long a contract migration waits for each lock: below Postgres's `deadlock_timeout`
-/// (1 s), so that if a request and the migration ever wait on each other, the migration gives
-/// up first and no request is chosen to fail.
-const CONTRACT_LOCK_TIMEOUT: &str = "200ms";
-
-/// How many times a contract migration tries for its locks in one run before waiting for the
-/// next.
-const CONTRACT_ATTEMPTS: u32 = 5;
-
 /// What a run of the migrations did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Migrated {
@@ -232,47 +86,6 @@ pub struct Migrated {
     pub applied: usize,
     /// The first contract migration left for later, if one was.
     pub waiting: Option<Waiting>,
-}
-
-/// A contract migration left for later; it and every later contract migration wait.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Waiting {
-    /// Its version.
-    pub version: i32,
-    /// Its name.
-    pub name: &'static str,
-    /// Why it waits.
-    pub why: WaitingFor,
-}
-
-/// Why a contract migration waits.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum WaitingFor {
-    /// Servers that predate it are connected: their names and connection counts.
-    OlderServers(Vec<(String, i64)>),
-    /// Its tables' locks were not had in time (requests or long reads held them).
-    Locks,
-}
-
-impl std::fmt::Display for Waiting {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "migration {} ({}) waits ", self.version, self.name)?;
-        match &self.why {
-            WaitingFor::OlderServers(older) => {
-                let older: Vec<String> = older
-                    .iter()
-                    .map(|(name, count)| format!("{count} of {name}"))
-                    .collect();
-                write!(
-                    f,
-                    "until the servers that predate it disconnect (connections: {})",
-                    older.join(", ")
-                )?;
-            }
-            WaitingFor::Locks => write!(f, "for its tables' locks, held by requests")?,
-        }
-        write!(f, "; a server of this version applies it then")
-    }
 }
 
 /// Applies the migrations this database lacks, in order, under a session advisory lock (so
@@ -468,179 +281,12 @@ async fn record(client: &impl GenericClient, migration: &Migration) -> Result<()
     Ok(())
 }
 
-/// The statements of an online migration: its text split at semicolons, comment lines left
-/// out.
-fn statements(sql: &str) -> Vec<String> {
-    let code: String = sql
-        .lines()
-        .filter(|line| !line.trim_start().starts_with("--"))
-        .collect::<Vec<_>>()
-        .join("\n");
-    code.split(';')
-        .map(str::trim)
-        .filter(|statement| !statement.is_empty())
-        .map(str::to_owned)
-        .collect()
-}
-
-/// The index an online statement builds (`… INDEX CONCURRENTLY IF NOT EXISTS name …`).
-fn index_built(statement: &str) -> Option<&str> {
-    let (_, rest) = statement.split_once("INDEX CONCURRENTLY IF NOT EXISTS ")?;
-    rest.split_whitespace().next()
-}
-
-/// Runs an online migration's statements one by one, outside a transaction.
-async fn apply_online(client: &Client, migration: &Migration) -> Result<(), StoreError> {
-    // A build `CONCURRENTLY` waits in the lock manager for every older transaction (a backup,
-    // a long report): no lock timeout, or any such transaction would throw the build away. A
-    // Job killed meanwhile leaves a backend that stops within 10 s instead of building on
-    // with the migration lock held.
-    client
-        .batch_execute(
-            "SET statement_timeout = 0; SET lock_timeout = 0; \
-             SET client_connection_check_interval = '10s'; \
-             SET TimeZone = 'UTC'; SET DateStyle = 'ISO'",
-        )
-        .await?;
-    for statement in statements(migration.sql) {
-        if let Some(index) = index_built(&statement) {
-            // An interrupted build leaves the index invalid, and `IF NOT EXISTS` would keep it.
-            let invalid: bool = client
-                .query_one(
-                    "SELECT coalesce((SELECT NOT indisvalid FROM pg_index \
-                     WHERE indexrelid = to_regclass($1::text)), false)",
-                    &[&index],
-                )
-                .await?
-                .get(0);
-            if invalid {
-                client
-                    .batch_execute(&format!("DROP INDEX CONCURRENTLY {index}"))
-                    .await?;
-            }
-        }
-        client.batch_execute(&statement).await?;
-    }
-    Ok(())
-}
-
 /// Times written as text and read back (partition bounds) mean one instant whatever the
 /// database's or the URL's settings: UTC, ISO.
 const TIME_TEXT: &str = "SET LOCAL TimeZone = 'UTC'; SET LOCAL DateStyle = 'ISO'";
 
 /// How long an ordinary migration waits for a table's lock.
 const LOCK_TIMEOUT: &str = "60s";
-
-/// Runs a contract migration if no older server is connected, trying for its locks a few
-/// times with the short timeout; returns why it waits instead, if it does.
-async fn apply_contract(
-    transaction: &tokio_postgres::Transaction<'_>,
-    migration: &Migration,
-) -> Result<Option<WaitingFor>, StoreError> {
-    // An older server that connects after this check starts by migrating: it waits for the
-    // advisory lock, then refuses the newer schema.
-    let older: Vec<(String, i64)> = transaction
-        .query(OLDER_SERVERS, &[&migration.version])
-        .await?
-        .iter()
-        .map(|row| (row.get(0), row.get(1)))
-        .collect();
-    if !older.is_empty() {
-        return Ok(Some(WaitingFor::OlderServers(older)));
-    }
-    for attempt in 1..=CONTRACT_ATTEMPTS {
-        transaction
-            .batch_execute(&format!(
-                "SAVEPOINT contract; SET LOCAL lock_timeout = '{CONTRACT_LOCK_TIMEOUT}'"
-            ))
-            .await?;
-        match transaction.batch_execute(migration.sql).await {
-            Ok(()) => {
-                transaction
-                    .batch_execute(&format!(
-                        "RELEASE SAVEPOINT contract; SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"
-                    ))
-                    .await?;
-                return Ok(None);
-            }
-            Err(error) if gave_up_on_a_lock(&error) => {
-                // Undoes the attempt and its short timeout alike.
-                transaction
-                    .batch_execute("ROLLBACK TO SAVEPOINT contract")
-                    .await?;
-                tracing::info!(
-                    version = migration.version,
-                    attempt,
-                    "a contract migration gave up on a lock"
-                );
-                if attempt < CONTRACT_ATTEMPTS {
-                    // Apart, and not in step with another server's attempts.
-                    let jitter = rand::random_range(0..200);
-                    tokio::time::sleep(Duration::from_millis(100 + jitter)).await;
-                }
-            }
-            Err(error) => return Err(error.into()),
-        }
-    }
-    Ok(Some(WaitingFor::Locks))
-}
-
-/// A lock not had within `lock_timeout`, or a deadlock this session was chosen to break.
-fn gave_up_on_a_lock(error: &tokio_postgres::Error) -> bool {
-    error.code().is_some_and(|code| {
-        *code == tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE
-            || *code == tokio_postgres::error::SqlState::T_R_DEADLOCK_DETECTED
-    })
-}
-
-/// Whether this database lacks some migration this binary knows (a contract migration that
-/// waits, as every other was applied when the server started).
-async fn lacks_some(client: &Client) -> Result<bool, StoreError> {
-    let row = client
-        .query_one("SELECT count(*) FROM schema_migrations", &[])
-        .await?;
-    let applied: i64 = row.get(0);
-    Ok(applied < i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX))
-}
-
-/// Applies a waiting contract migration once the servers that predate it are gone: checks every
-/// `interval` until nothing is left to apply or `shutdown` flips. Returns at once when nothing
-/// waits, which is the common case.
-pub async fn finish_waiting(pool: Pool, interval: Duration, mut shutdown: watch::Receiver<bool>) {
-    loop {
-        let attempt = async {
-            let mut client = pool.get().await?;
-            if !lacks_some(&client).await? {
-                return Ok::<_, StoreError>(Some(None));
-            }
-            // Another server migrating does this one's work: skip, never wait.
-            if !take_lock(&client, Duration::ZERO).await? {
-                return Ok(None);
-            }
-            let migrated = migrate_holding_lock(&mut client, newest_known()).await?;
-            Ok(Some(migrated.waiting))
-        };
-        // Not raced with shutdown: dropped halfway, it would leave the migration lock held on
-        // a pooled connection. It is short: the contract gives up on its locks within seconds.
-        let pause = match attempt.await {
-            Ok(Some(None)) => return,
-            // Requests or a long read held the locks: back off, as every server tries.
-            Ok(Some(Some(Waiting {
-                why: WaitingFor::Locks,
-                ..
-            }))) => interval * 4,
-            Ok(_) => interval,
-            Err(error) => {
-                tracing::warn!(%error, "applying a waiting migration; trying again");
-                interval
-            }
-        };
-        tokio::select! {
-            _ = shutdown.changed() => return,
-            () = tokio::time::sleep(pause) => {}
-        }
-    }
-}
 
 #[cfg(test)]
 mod tests {
@@ -652,28 +298,5 @@ mod tests {
             assert_eq!(usize::try_from(migration.version).ok(), Some(index + 1));
             assert!(!migration.sql.trim().is_empty());
         }
-    }
-
-    #[test]
-    fn every_statement_of_an_online_migration_can_run_again() {
-        for migration in MIGRATIONS.iter().filter(|m| m.kind == Kind::Online) {
-            let statements = statements(migration.sql);
-            assert!(!statements.is_empty(), "{}", migration.name);
-            for statement in statements {
-                let again = index_built(&statement).is_some()
-                    || statement.contains(" VALIDATE CONSTRAINT ");
-                assert!(again, "{}: {statement}", migration.name);
-            }
-        }
-    }
-
-    #[test]
-    fn an_online_statement_names_the_index_it_builds() {
-        let sql = "-- a comment; with a semicolon\nCREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS \
-                   a_key\n    ON a (b, c);\nALTER TABLE a VALIDATE CONSTRAINT d;\n";
-        let statements = statements(sql);
-        assert_eq!(statements.len(), 2);
-        assert_eq!(index_built(&statements[0]), Some("a_key"));
-        assert_eq!(index_built(&statements[1]), None);
     }
 }
