@@ -28,6 +28,10 @@ pub struct AccountBook {
     pub(super) changed_grants: BTreeSet<GrantId>,
     pub(super) changed_holds: BTreeSet<HoldId>,
     pub(super) created_holds: BTreeSet<HoldId>,
+    /// How many allocations each loaded hold had (later ones are new rows).
+    pub(super) stored_allocations: BTreeMap<HoldId, usize>,
+    /// Settlements made by this book (the others in `settlements` were loaded).
+    pub(super) created_settlements: BTreeSet<SettlementId>,
     pub(super) postings: Vec<Posting>,
     pub(super) settlements: Vec<SettlementRecord>,
     pub(super) refunds: Vec<RefundRecord>,
@@ -61,6 +65,10 @@ impl AccountBook {
             .iter()
             .map(|hold| (hold.hold_id, (hold.status, hold.captured)))
             .collect();
+        let stored_allocations = holds
+            .iter()
+            .map(|hold| (hold.hold_id, hold.allocations.len()))
+            .collect();
         let loaded = LoadedBalance {
             available: stored_available(&grants, now),
             threshold: account.low_balance_threshold,
@@ -78,6 +86,8 @@ impl AccountBook {
             changed_grants: BTreeSet::new(),
             changed_holds: BTreeSet::new(),
             created_holds: BTreeSet::new(),
+            stored_allocations,
+            created_settlements: BTreeSet::new(),
             postings: Vec::new(),
             settlements: Vec::new(),
             refunds: Vec::new(),

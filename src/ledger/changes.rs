@@ -1,5 +1,7 @@
 //! [`Changes`]: what the operations on a book changed, for the store to write.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use super::allowance::{AllowanceGrant, AllowanceState};
 use super::book::AccountBook;
 use super::events::EventDraft;
@@ -7,7 +9,7 @@ use super::journal::Posting;
 use super::model::{AccountState, GrantState, HoldState, RefundRecord, SettlementRecord};
 use super::spend_limit::SpendLimitState;
 use super::usage::{UsageDelta, UsageKey};
-use crate::ids::SpendLimitId;
+use crate::ids::{GrantId, HoldId, SettlementId, SpendLimitId};
 use crate::money::Credits;
 
 /// What an operation changed, for the store to write.
@@ -17,12 +19,18 @@ pub struct Changes {
     pub account: Option<AccountState>,
     /// Grants created or changed.
     pub grants: Vec<GrantState>,
+    /// Which of `grants` are new rows (the others exist and are updated).
+    pub created_grants: BTreeSet<GrantId>,
     /// Holds created by this operation.
     pub new_holds: Vec<HoldState>,
     /// Existing holds changed (with all their allocations).
     pub holds: Vec<HoldState>,
+    /// How many of each changed hold's allocations exist (ExtendHold appends new ones).
+    pub stored_allocations: BTreeMap<HoldId, usize>,
     /// Settlements created or refunded from.
     pub settlements: Vec<SettlementRecord>,
+    /// Which of `settlements` are new rows (the others exist and are updated).
+    pub created_settlements: BTreeSet<SettlementId>,
     /// Refunds created.
     pub refunds: Vec<RefundRecord>,
     /// Journal lines, summing to zero.
@@ -66,8 +74,15 @@ impl AccountBook {
         let (new_spend_limits, spend_limits) = self.changed_limits();
         let usage = self.usage_deltas();
         let events = self.events();
+        let created_grants = self
+            .changed_grants
+            .iter()
+            .filter(|id| !self.loaded.grant_ids.contains(id))
+            .copied()
+            .collect();
         Changes {
             account: self.account_changed.then(|| self.account.clone()),
+            created_grants,
             grants: self
                 .changed_grants
                 .iter()
@@ -84,6 +99,8 @@ impl AccountBook {
                 .filter(|id| !self.created_holds.contains(id))
                 .filter_map(|id| self.holds.get(id).cloned())
                 .collect(),
+            stored_allocations: self.stored_allocations,
+            created_settlements: self.created_settlements,
             // A settlement refunded twice in one transaction is written once, as it ends.
             settlements: {
                 let mut latest: Vec<SettlementRecord> = Vec::new();

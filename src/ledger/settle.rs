@@ -106,6 +106,7 @@ impl AccountBook {
             record.total,
             "settlement invariant: from_hold + from_balance + debt + written_off must equal total"
         );
+        self.created_settlements.insert(record.settlement_id);
         self.settlements.push(record.clone());
         self.finish();
         Ok(record)

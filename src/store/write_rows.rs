@@ -103,9 +103,17 @@ impl HoldColumns {
 }
 
 impl AllocationColumns {
-    /// A hold's allocations, in position order.
-    pub(super) fn push(&mut self, account_id: AccountId, hold: &HoldState) {
-        for (position, allocation) in (0_i32..).zip(&hold.allocations) {
+    /// A hold's allocations at `positions`, in position order.
+    pub(super) fn push(
+        &mut self,
+        account_id: AccountId,
+        hold: &HoldState,
+        positions: impl std::ops::RangeBounds<usize>,
+    ) {
+        let allocations = (0_i32..).zip(&hold.allocations);
+        for (position, allocation) in allocations.filter(|(position, _)| {
+            usize::try_from(*position).is_ok_and(|position| positions.contains(&position))
+        }) {
             self.account_id.push(account_id);
             self.hold_id.push(hold.hold_id);
             self.grant_id.push(allocation.grant_id);

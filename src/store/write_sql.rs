@@ -17,7 +17,13 @@ type Sql = LazyLock<String>;
 pub(super) static UPDATE_ACCOUNTS: Sql =
     LazyLock::new(|| update("accounts", "a", &AccountColumns::TABLE));
 
-pub(super) static UPSERT_GRANTS: Sql = LazyLock::new(|| insert("grants", &GrantColumns::TABLE));
+// A row the book made is inserted plainly: a speculative insertion (`ON CONFLICT`) writes a
+// confirmation record more to the WAL. A row it loaded is upserted: its conflict target is a
+// probe of the key index by construction, where an `UPDATE … FROM unnest` join's generic plan,
+// made while the table was nearly empty, may walk a whole index.
+pub(super) static INSERT_GRANTS: Sql = LazyLock::new(|| insert("grants", &GrantColumns::TABLE));
+
+pub(super) static UPSERT_GRANTS: Sql = LazyLock::new(|| upsert("grants", &GrantColumns::TABLE));
 
 /// New holds, inserted in (tenant, Authorize key) order like the idempotency records: the key
 /// is unique per tenant across accounts, so two transactions inserting the same keys in
@@ -33,19 +39,28 @@ pub(super) static INSERT_HOLDS: Sql = LazyLock::new(|| {
 
 pub(super) static UPDATE_HOLDS: Sql = LazyLock::new(|| update("holds", "h", &HoldColumns::TABLE));
 
-pub(super) static UPSERT_ALLOCATIONS: Sql =
+pub(super) static INSERT_ALLOCATIONS: Sql =
     LazyLock::new(|| insert("hold_allocations", &AllocationColumns::TABLE));
 
-pub(super) static UPSERT_SETTLEMENTS: Sql =
+pub(super) static UPSERT_ALLOCATIONS: Sql =
+    LazyLock::new(|| upsert("hold_allocations", &AllocationColumns::TABLE));
+
+pub(super) static INSERT_SETTLEMENTS: Sql =
     LazyLock::new(|| insert("settlements", &SettlementColumns::TABLE));
 
-pub(super) static UPSERT_PARTS: Sql =
+pub(super) static UPSERT_SETTLEMENTS: Sql =
+    LazyLock::new(|| upsert("settlements", &SettlementColumns::TABLE));
+
+pub(super) static INSERT_PARTS: Sql =
     LazyLock::new(|| insert("settlement_parts", &PartColumns::TABLE));
+
+pub(super) static UPSERT_PARTS: Sql =
+    LazyLock::new(|| upsert("settlement_parts", &PartColumns::TABLE));
 
 pub(super) static INSERT_REFUNDS: Sql = LazyLock::new(|| insert("refunds", &RefundColumns::TABLE));
 
 pub(super) static UPSERT_ALLOWANCES: Sql =
-    LazyLock::new(|| insert("allowances", &AllowanceColumns::TABLE));
+    LazyLock::new(|| upsert("allowances", &AllowanceColumns::TABLE));
 
 pub(super) static INSERT_ALLOWANCE_GRANTS: Sql =
     LazyLock::new(|| insert("allowance_grants", &AllowanceGrantColumns::TABLE));
@@ -62,7 +77,7 @@ pub(super) static DELETE_SPEND_LIMITS: Sql =
 /// Usage rollups: each transaction adds its runs, captures and refunds to the rows of their
 /// (account, day, task type, model); one row per key, as an upsert may not touch a row twice.
 pub(super) static UPSERT_USAGE: Sql =
-    LazyLock::new(|| insert("usage_rollups", &UsageColumns::TABLE));
+    LazyLock::new(|| upsert("usage_rollups", &UsageColumns::TABLE));
 
 /// The same rows added to the months that usage_folds says are folded (a refund, or a run
 /// resolved after its month was folded), summed per month first, as an upsert may not touch a
@@ -90,14 +105,18 @@ pub(super) static INSERT_JOURNAL: Sql =
     LazyLock::new(|| insert_stamped("journal_entries", "j", &JournalColumns::TABLE));
 
 /// Every statement a commit may send, to prepare before the lock is taken.
-pub(super) fn all_statements() -> [&'static str; 17] {
+pub(super) fn all_statements() -> [&'static str; 21] {
     [
         &UPDATE_ACCOUNTS,
+        &INSERT_GRANTS,
         &UPSERT_GRANTS,
         &INSERT_HOLDS,
         &UPDATE_HOLDS,
+        &INSERT_ALLOCATIONS,
         &UPSERT_ALLOCATIONS,
+        &INSERT_SETTLEMENTS,
         &UPSERT_SETTLEMENTS,
+        &INSERT_PARTS,
         &UPSERT_PARTS,
         &INSERT_REFUNDS,
         &UPSERT_ALLOWANCES,
@@ -134,13 +153,19 @@ fn row_names(table: &Table) -> String {
     )
 }
 
-/// `INSERT … SELECT * FROM unnest(…)`, upserting on the key columns when there are some.
+/// `INSERT … SELECT * FROM unnest(…)`.
 fn insert(name: &str, table: &Table) -> String {
-    let mut sql = format!(
+    format!(
         "INSERT INTO {name} ({}) SELECT * FROM {}",
         row_names(table),
         unnest(table)
-    );
+    )
+}
+
+/// [`insert`], upserting on the key columns: for rows that exist, and for counters whose row
+/// may or may not.
+fn upsert(name: &str, table: &Table) -> String {
+    let mut sql = insert(name, table);
     let keys = list(table.named(Role::Key).map(str::to_owned));
     if !keys.is_empty() {
         sql.push_str(&format!(

@@ -13,10 +13,11 @@ use super::write_columns::{
     PartColumns, RefundColumns, RemovedLimitColumns, SettlementColumns, UsageColumns,
 };
 use super::write_sql::{
-    DELETE_SPEND_LIMITS, INSERT_ALLOWANCE_GRANTS, INSERT_EVENTS, INSERT_HOLDS, INSERT_JOURNAL,
-    INSERT_REFUNDS, INSERT_SPEND_LIMITS, UPDATE_ACCOUNTS, UPDATE_HOLDS, UPDATE_SPEND_LIMITS,
-    UPSERT_ALLOCATIONS, UPSERT_ALLOWANCES, UPSERT_GRANTS, UPSERT_PARTS, UPSERT_SETTLEMENTS,
-    UPSERT_USAGE, UPSERT_USAGE_MONTHS,
+    DELETE_SPEND_LIMITS, INSERT_ALLOCATIONS, INSERT_ALLOWANCE_GRANTS, INSERT_EVENTS, INSERT_GRANTS,
+    INSERT_HOLDS, INSERT_JOURNAL, INSERT_PARTS, INSERT_REFUNDS, INSERT_SETTLEMENTS,
+    INSERT_SPEND_LIMITS, UPDATE_ACCOUNTS, UPDATE_HOLDS, UPDATE_SPEND_LIMITS, UPSERT_ALLOCATIONS,
+    UPSERT_ALLOWANCES, UPSERT_GRANTS, UPSERT_PARTS, UPSERT_SETTLEMENTS, UPSERT_USAGE,
+    UPSERT_USAGE_MONTHS,
 };
 use super::write_table::WriteRows;
 use crate::ids::{AccountId, TenantId};
@@ -30,11 +31,15 @@ pub type Statement<'a> = (&'static str, Vec<&'a (dyn ToSql + Sync)>);
 pub struct Writes {
     now: DateTime<Utc>,
     accounts: AccountColumns,
+    new_grants: GrantColumns,
     grants: GrantColumns,
     new_holds: NewHoldColumns,
     holds: HoldColumns,
+    new_allocations: AllocationColumns,
     allocations: AllocationColumns,
+    new_settlements: SettlementColumns,
     settlements: SettlementColumns,
+    new_parts: PartColumns,
     parts: PartColumns,
     refunds: RefundColumns,
     allowances: AllowanceColumns,
@@ -63,20 +68,38 @@ impl Writes {
             self.accounts.push(account_id, account);
         }
         for grant in &changes.grants {
-            self.grants.push(tenant_id, account_id, grant);
+            let grants = if changes.created_grants.contains(&grant.grant_id) {
+                &mut self.new_grants
+            } else {
+                &mut self.grants
+            };
+            grants.push(tenant_id, account_id, grant);
         }
         for hold in &changes.new_holds {
             self.new_holds.push(tenant_id, account_id, hold);
+            self.new_allocations.push(account_id, hold, 0..);
         }
         for hold in &changes.holds {
             self.holds.push(hold);
-        }
-        for hold in changes.new_holds.iter().chain(&changes.holds) {
-            self.allocations.push(account_id, hold);
+            let stored = changes
+                .stored_allocations
+                .get(&hold.hold_id)
+                .copied()
+                .unwrap_or_default();
+            self.allocations.push(account_id, hold, ..stored);
+            self.new_allocations.push(account_id, hold, stored..);
         }
         for settlement in &changes.settlements {
-            self.settlements.push(tenant_id, account_id, settlement);
-            self.parts.push(account_id, settlement);
+            if changes
+                .created_settlements
+                .contains(&settlement.settlement_id)
+            {
+                self.new_settlements.push(tenant_id, account_id, settlement);
+                self.new_parts.push(account_id, settlement);
+            } else {
+                self.settlements.push(tenant_id, account_id, settlement);
+                self.parts.push(account_id, settlement);
+            }
         }
         for refund in &changes.refunds {
             self.refunds.push(account_id, refund);
@@ -105,13 +128,17 @@ impl Writes {
 
     /// The statements to send, with their parameters, skipping tables with nothing to write.
     pub fn statements(&self) -> Vec<Statement<'_>> {
-        let tables: [(&'static str, &dyn WriteRows); 16] = [
+        let tables: [(&'static str, &dyn WriteRows); 21] = [
             (UPDATE_ACCOUNTS.as_str(), &self.accounts),
+            (INSERT_GRANTS.as_str(), &self.new_grants),
             (UPSERT_GRANTS.as_str(), &self.grants),
             (INSERT_HOLDS.as_str(), &self.new_holds),
             (UPDATE_HOLDS.as_str(), &self.holds),
+            (INSERT_ALLOCATIONS.as_str(), &self.new_allocations),
             (UPSERT_ALLOCATIONS.as_str(), &self.allocations),
+            (INSERT_SETTLEMENTS.as_str(), &self.new_settlements),
             (UPSERT_SETTLEMENTS.as_str(), &self.settlements),
+            (INSERT_PARTS.as_str(), &self.new_parts),
             (UPSERT_PARTS.as_str(), &self.parts),
             (INSERT_REFUNDS.as_str(), &self.refunds),
             (UPSERT_ALLOWANCES.as_str(), &self.allowances),
@@ -124,16 +151,15 @@ impl Writes {
             (UPSERT_USAGE.as_str(), &self.usage),
             (INSERT_JOURNAL.as_str(), &self.journal),
             (INSERT_EVENTS.as_str(), &self.events),
+            (UPSERT_USAGE_MONTHS.as_str(), &self.usage),
         ];
-        let mut statements: Vec<Statement<'_>> = tables
+        let past_months = self.adds_to_past_months();
+        tables
             .into_iter()
             .filter(|(_, rows)| !rows.is_empty())
+            .filter(|(sql, _)| past_months || *sql != UPSERT_USAGE_MONTHS.as_str())
             .map(|(sql, rows)| (sql, rows.params(&self.now)))
-            .collect();
-        if self.adds_to_past_months() {
-            statements.push((UPSERT_USAGE_MONTHS.as_str(), self.usage.params(&self.now)));
-        }
-        statements
+            .collect()
     }
 
     /// Whether some usage is added to a day before the current month, which may be folded.

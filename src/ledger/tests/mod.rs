@@ -198,8 +198,24 @@ impl Store {
         if let Some(account) = &changes.account {
             self.account = account.clone();
         }
+        // Rows the changes call new are inserted, the others updated: each must be right.
         for grant in &changes.grants {
+            assert_eq!(
+                changes.created_grants.contains(&grant.grant_id),
+                !self.grants.contains_key(&grant.grant_id),
+                "grant {} is called new where it was stored, or the reverse",
+                grant.grant_id
+            );
             self.grants.insert(grant.grant_id, grant.clone());
+        }
+        for grant_id in &changes.created_grants {
+            assert!(
+                changes
+                    .grants
+                    .iter()
+                    .any(|grant| grant.grant_id == *grant_id),
+                "a new grant is not among the changed ones"
+            );
         }
         for hold in &changes.new_holds {
             assert!(
@@ -213,9 +229,34 @@ impl Store {
                 self.holds.contains_key(&hold.hold_id),
                 "a changed hold was never stored"
             );
+            let stored = self.holds[&hold.hold_id].allocations.len();
+            assert_eq!(
+                changes.stored_allocations.get(&hold.hold_id),
+                Some(&stored),
+                "the changes miscount a hold's stored allocations"
+            );
+            let grants_of = |allocations: &[AllocationState]| -> Vec<GrantId> {
+                allocations
+                    .iter()
+                    .map(|allocation| allocation.grant_id)
+                    .collect()
+            };
+            assert_eq!(
+                grants_of(hold.allocations.get(..stored).unwrap_or_default()),
+                grants_of(&self.holds[&hold.hold_id].allocations),
+                "a hold's stored allocations keep their positions (new ones follow them)"
+            );
             self.holds.insert(hold.hold_id, hold.clone());
         }
         for settlement in &changes.settlements {
+            assert_eq!(
+                changes
+                    .created_settlements
+                    .contains(&settlement.settlement_id),
+                !self.settlements.contains_key(&settlement.settlement_id),
+                "settlement {} is called new where it was stored, or the reverse",
+                settlement.settlement_id
+            );
             self.settlements
                 .insert(settlement.settlement_id, settlement.clone());
         }

@@ -14,6 +14,12 @@ const UPSERT_GRANTS_TEXT: &str = "INSERT INTO grants (grant_id, source, priority
      ON CONFLICT (grant_id, account_id) DO UPDATE SET remaining = EXCLUDED.remaining, reserved = EXCLUDED.reserved, \
      expiry_warned = EXCLUDED.expiry_warned";
 
+const INSERT_GRANTS_TEXT: &str = "INSERT INTO grants (grant_id, source, priority, amount, remaining, reserved, \
+     effective_at, expires_at, external_ref, created_at, tenant_id, account_id, expiry_warned) \
+     SELECT * FROM unnest($1::uuid[], $2::text[], $3::int4[], $4::numeric[], \
+     $5::numeric[], $6::numeric[], $7::timestamptz[], $8::timestamptz[], $9::text[], $10::timestamptz[], \
+     $11::uuid[], $12::uuid[], $13::bool[])";
+
 const INSERT_HOLDS_TEXT: &str = "INSERT INTO holds (hold_id, status, amount, captured, expires_at, \
      partial_captures, late_settled, authorize_key, catalog_version, quote_id, task_type, tool, model, project, \
      run_id, label_keys, label_values, created_at, resolved_at, tenant_id, account_id, quote_token, \
@@ -41,15 +47,27 @@ const UPSERT_ALLOCATIONS_TEXT: &str = "INSERT INTO hold_allocations (hold_id, gr
      SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int4[], $4::numeric[], $5::numeric[], $6::uuid[]) \
      ON CONFLICT (hold_id, grant_id, account_id) DO UPDATE SET reserved = EXCLUDED.reserved, captured = EXCLUDED.captured";
 
+const INSERT_ALLOCATIONS_TEXT: &str = "INSERT INTO hold_allocations (hold_id, grant_id, position, reserved, captured, account_id) \
+     SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int4[], $4::numeric[], $5::numeric[], $6::uuid[])";
+
 const UPSERT_SETTLEMENTS_TEXT: &str = "INSERT INTO settlements (settlement_id, hold_id, total, from_hold, from_balance, \
      debt, written_off, released, late, partial, refunded, created_at, line_items, account_id, tenant_id) \
      SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::numeric[], $4::numeric[], \
      $5::numeric[], $6::numeric[], $7::numeric[], $8::numeric[], $9::bool[], $10::bool[], $11::numeric[], \
      $12::timestamptz[], $13::jsonb[], $14::uuid[], $15::uuid[]) ON CONFLICT (settlement_id, account_id) DO UPDATE SET refunded = EXCLUDED.refunded";
 
+const INSERT_SETTLEMENTS_TEXT: &str = "INSERT INTO settlements (settlement_id, hold_id, total, from_hold, from_balance, \
+     debt, written_off, released, late, partial, refunded, created_at, line_items, account_id, tenant_id) \
+     SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::numeric[], $4::numeric[], \
+     $5::numeric[], $6::numeric[], $7::numeric[], $8::numeric[], $9::bool[], $10::bool[], $11::numeric[], \
+     $12::timestamptz[], $13::jsonb[], $14::uuid[], $15::uuid[])";
+
 const UPSERT_PARTS_TEXT: &str = "INSERT INTO settlement_parts (settlement_id, grant_id, position, amount, refunded, account_id) \
      SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int4[], $4::numeric[], $5::numeric[], $6::uuid[]) \
      ON CONFLICT (settlement_id, grant_id, account_id) DO UPDATE SET refunded = EXCLUDED.refunded";
+
+const INSERT_PARTS_TEXT: &str = "INSERT INTO settlement_parts (settlement_id, grant_id, position, amount, refunded, account_id) \
+     SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int4[], $4::numeric[], $5::numeric[], $6::uuid[])";
 
 const INSERT_REFUNDS_TEXT: &str = "INSERT INTO refunds (refund_id, settlement_id, hold_id, amount, debt_reduced, \
      new_grant_id, reason, created_at, account_id) \
@@ -82,11 +100,15 @@ const INSERT_EVENTS_TEXT: &str = "INSERT INTO events (seq, event_id, tenant_id, 
 fn generated_statements_are_the_written_ones() {
     let pairs = [
         (&UPDATE_ACCOUNTS, UPDATE_ACCOUNTS_TEXT),
+        (&INSERT_GRANTS, INSERT_GRANTS_TEXT),
         (&UPSERT_GRANTS, UPSERT_GRANTS_TEXT),
         (&INSERT_HOLDS, INSERT_HOLDS_TEXT),
         (&UPDATE_HOLDS, UPDATE_HOLDS_TEXT),
+        (&INSERT_ALLOCATIONS, INSERT_ALLOCATIONS_TEXT),
         (&UPSERT_ALLOCATIONS, UPSERT_ALLOCATIONS_TEXT),
+        (&INSERT_SETTLEMENTS, INSERT_SETTLEMENTS_TEXT),
         (&UPSERT_SETTLEMENTS, UPSERT_SETTLEMENTS_TEXT),
+        (&INSERT_PARTS, INSERT_PARTS_TEXT),
         (&UPSERT_PARTS, UPSERT_PARTS_TEXT),
         (&INSERT_REFUNDS, INSERT_REFUNDS_TEXT),
         (&INSERT_JOURNAL, INSERT_JOURNAL_TEXT),
@@ -104,9 +126,9 @@ fn generated_statements_are_the_written_ones() {
 fn every_statement_is_prepared() {
     let all = all_statements();
     assert_eq!(all[0], UPDATE_ACCOUNTS_TEXT);
-    assert_eq!(all[13], UPSERT_USAGE_TEXT);
-    assert_eq!(all[14], UPSERT_USAGE_MONTHS.as_str());
-    assert_eq!(all[15], INSERT_JOURNAL_TEXT);
-    assert_eq!(all[16], INSERT_EVENTS_TEXT);
-    assert_eq!(all.len(), 17);
+    assert_eq!(all[17], UPSERT_USAGE_TEXT);
+    assert_eq!(all[18], UPSERT_USAGE_MONTHS.as_str());
+    assert_eq!(all[19], INSERT_JOURNAL_TEXT);
+    assert_eq!(all[20], INSERT_EVENTS_TEXT);
+    assert_eq!(all.len(), 21);
 }
