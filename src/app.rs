@@ -148,11 +148,21 @@ pub async fn serve(
             background_stopped.clone(),
         ))
     });
-    let migrations = tokio::spawn(migrate::finish_waiting(
-        pool.clone(),
-        MIGRATION_RETRY,
-        background_stopped.clone(),
-    ));
+    // Answers are stored by reference once no older server can read them: known before the
+    // first request when the schema is complete, else once the waiting migrations ran.
+    let by_reference = Arc::clone(&context.answers_by_reference);
+    let checked = tokio::time::timeout(Duration::from_secs(2), migrate::up_to_date(&pool)).await;
+    if matches!(checked, Ok(Ok(true))) {
+        by_reference.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+    let migrations = tokio::spawn({
+        let (pool, stopped) = (pool.clone(), background_stopped.clone());
+        async move {
+            if migrate::finish_waiting(pool, MIGRATION_RETRY, stopped).await {
+                by_reference.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    });
     let webhook_interval = context.limits.webhook_interval;
     let deliveries = (!webhook_interval.is_zero()).then(|| {
         tokio::spawn(delivery::run(

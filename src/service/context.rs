@@ -38,6 +38,10 @@ pub struct Context {
     /// Where the event reader listens for notifications, and how to connect there; `None`: it
     /// polls only.
     pub listen: Option<(tokio_postgres::Config, crate::store::tls::PgConnector)>,
+    /// Whether Authorize, ExtendHold, Settle and Release answers are stored by reference to
+    /// their hold: only once the database has every migration this server knows, as servers
+    /// before 0022 could not read them. Until then (and without `serve`) they are stored whole.
+    pub answers_by_reference: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Context {
@@ -57,6 +61,7 @@ impl Context {
             )),
             events: Arc::default(),
             listen: None,
+            answers_by_reference: Arc::default(),
         }
     }
 }

@@ -168,6 +168,7 @@ impl Fingerprint {
             request_fields: self.fields.clone(),
             account_id,
             answer,
+            answer_hold: None,
         }
     }
 

@@ -1,13 +1,15 @@
 //! Idempotency records: one row per mutating call, committed with its effect.
 
+mod by_reference;
 mod compressed;
 
 use std::collections::HashMap;
 
 use deadpool_postgres::GenericClient;
 
+pub use self::by_reference::dictionary as hold_dictionary;
 use super::StoreError;
-use crate::ids::{AccountId, TenantId};
+use crate::ids::{AccountId, HoldId, TenantId};
 
 /// What a mutating call answered, as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,17 +59,33 @@ pub struct NewRecord {
     pub account_id: Option<AccountId>,
     /// The answer.
     pub answer: StoredAnswer,
+    /// The hold of `account_id` the answer shows, to store it by reference to: the hold and
+    /// its text ([`hold_dictionary`]).
+    pub answer_hold: Option<(HoldId, Vec<u8>)>,
 }
 
 /// Reads the record of `key`.
-pub const SELECT_RECORD: &str = "SELECT rpc, request_hash, request_fields, request, response, error_reason, error_message, \
-     error_metadata FROM idempotency_records WHERE tenant_id = $1 AND idempotency_key = $2";
+pub static SELECT_RECORD: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "SELECT r.rpc, r.request_hash, r.request_fields, r.request, r.response, r.error_reason, r.error_message, \
+         r.error_metadata, {} FROM idempotency_records r {} \
+         WHERE r.tenant_id = $1 AND r.idempotency_key = $2",
+        by_reference::HOLD_TEXT_COLUMNS,
+        by_reference::HOLD_TEXT_JOIN,
+    )
+});
 
 /// Reads the records of several keys (`$2` is a text array).
-pub const SELECT_RECORDS: &str = "SELECT r.tenant_id, r.idempotency_key, rpc, request_hash, request_fields, request, response, \
-     error_reason, error_message, error_metadata FROM idempotency_records r \
-     JOIN unnest($1::uuid[], $2::text[]) AS k(tenant_id, idempotency_key) \
-     ON r.tenant_id = k.tenant_id AND r.idempotency_key = k.idempotency_key";
+pub static SELECT_RECORDS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "SELECT r.tenant_id, r.idempotency_key, r.rpc, r.request_hash, r.request_fields, r.request, r.response, \
+         r.error_reason, r.error_message, r.error_metadata, {} FROM idempotency_records r \
+         JOIN unnest($1::uuid[], $2::text[]) AS k(tenant_id, idempotency_key) \
+         ON r.tenant_id = k.tenant_id AND r.idempotency_key = k.idempotency_key {}",
+        by_reference::HOLD_TEXT_COLUMNS,
+        by_reference::HOLD_TEXT_JOIN,
+    )
+});
 
 /// Inserts a record; parameters as in [`record_params`].
 pub const INSERT_RECORD: &str = "INSERT INTO idempotency_records (tenant_id, idempotency_key, rpc, request_hash, \
@@ -80,7 +98,9 @@ pub fn stored_record(row: &tokio_postgres::Row) -> StoredRecord {
     let answer = match response {
         // A response that does not expand is kept as stored: it then fails to decode where it
         // is answered (an internal error, logged), never as another answer.
-        Some(bytes) => StoredAnswer::Response(compressed::load(bytes.clone()).unwrap_or(bytes)),
+        Some(bytes) => {
+            StoredAnswer::Response(by_reference::load(row, bytes.clone()).unwrap_or(bytes))
+        }
         None => {
             let flat: Vec<String> = row
                 .get::<_, Option<Vec<String>>>("error_metadata")
@@ -189,7 +209,9 @@ pub async fn find(
     tenant_id: TenantId,
     key: &str,
 ) -> Result<Option<StoredRecord>, StoreError> {
-    let row = client.query_opt(SELECT_RECORD, &[&tenant_id, &key]).await?;
+    let row = client
+        .query_opt(SELECT_RECORD.as_str(), &[&tenant_id, &key])
+        .await?;
     Ok(row.as_ref().map(stored_record))
 }
 
@@ -199,7 +221,9 @@ pub async fn find_many(
     keys: &[(TenantId, String)],
 ) -> Result<HashMap<(TenantId, String), StoredRecord>, StoreError> {
     let (tenants, keys): (Vec<TenantId>, Vec<String>) = keys.iter().cloned().unzip();
-    let rows = client.query(SELECT_RECORDS, &[&tenants, &keys]).await?;
+    let rows = client
+        .query(SELECT_RECORDS.as_str(), &[&tenants, &keys])
+        .await?;
     Ok(records_by_key(&rows))
 }
 
@@ -246,12 +270,14 @@ pub async fn prune(
 /// Inserts many records in one statement (one array per column; decline metadata travels as a
 /// JSON array of alternating keys and values).
 pub const INSERT_RECORDS: &str = "INSERT INTO idempotency_records (tenant_id, idempotency_key, rpc, request_hash, \
-     request_fields, account_id, response, error_reason, error_message, error_metadata, created_at) \
+     request_fields, account_id, response, error_reason, error_message, error_metadata, answer_hold, created_at) \
      SELECT r.tenant_id, r.key, r.rpc, r.hash, r.request_fields, r.account_id, r.response, r.reason, r.message, \
      CASE WHEN r.metadata IS NULL THEN NULL ELSE \
-     ARRAY(SELECT item FROM jsonb_array_elements_text(r.metadata) WITH ORDINALITY AS e(item, n) ORDER BY n) END, now() \
+     ARRAY(SELECT item FROM jsonb_array_elements_text(r.metadata) WITH ORDINALITY AS e(item, n) ORDER BY n) END, \
+     r.answer_hold, now() \
      FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bytea[], $5::bytea[], $6::uuid[], $7::bytea[], $8::text[], \
-     $9::text[], $10::jsonb[]) AS r(tenant_id, key, rpc, hash, request_fields, account_id, response, reason, message, metadata)";
+     $9::text[], $10::jsonb[], $11::uuid[]) AS r(tenant_id, key, rpc, hash, request_fields, account_id, response, reason, \
+     message, metadata, answer_hold)";
 
 /// Owned parameters of [`INSERT_RECORDS`].
 #[derive(Debug, Default)]
@@ -266,6 +292,7 @@ pub struct RecordColumns {
     reasons: Vec<Option<String>>,
     messages: Vec<Option<String>>,
     metadata: Vec<Option<serde_json::Value>>,
+    answer_holds: Vec<Option<HoldId>>,
 }
 
 impl RecordColumns {
@@ -279,9 +306,18 @@ impl RecordColumns {
             columns.hashes.push(record.request_hash.to_vec());
             columns.request_fields.push(record.request_fields.clone());
             columns.accounts.push(record.account_id);
+            let mut answer_hold = None;
             match &record.answer {
                 StoredAnswer::Response(bytes) => {
-                    columns.responses.push(Some(compressed::store(bytes)));
+                    let stored = match &record.answer_hold {
+                        Some((hold_id, dictionary)) => {
+                            let (stored, used) = compressed::store_with(bytes, dictionary);
+                            answer_hold = used.then_some(*hold_id);
+                            stored
+                        }
+                        None => compressed::store(bytes),
+                    };
+                    columns.responses.push(Some(stored));
                     columns.reasons.push(None);
                     columns.messages.push(None);
                     columns.metadata.push(None);
@@ -301,6 +337,7 @@ impl RecordColumns {
                     columns.metadata.push(Some(serde_json::json!(flat)));
                 }
             }
+            columns.answer_holds.push(answer_hold);
         }
         columns
     }
@@ -311,7 +348,7 @@ impl RecordColumns {
     }
 
     /// As statement parameters.
-    pub fn as_params(&self) -> [&(dyn tokio_postgres::types::ToSql + Sync); 10] {
+    pub fn as_params(&self) -> [&(dyn tokio_postgres::types::ToSql + Sync); 11] {
         [
             &self.tenants,
             &self.keys,
@@ -323,6 +360,7 @@ impl RecordColumns {
             &self.reasons,
             &self.messages,
             &self.metadata,
+            &self.answer_holds,
         ]
     }
 }

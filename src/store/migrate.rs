@@ -18,7 +18,7 @@ use sha2::{Digest as _, Sha256};
 use tokio_postgres::{Client, GenericClient};
 
 use contract::apply_contract;
-pub use contract::{Waiting, WaitingFor, finish_waiting};
+pub use contract::{Waiting, WaitingFor, finish_waiting, up_to_date};
 use online::apply_online;
 
 mod contract;
@@ -66,7 +66,7 @@ fn checksum(sql: &str) -> String {
 }
 
 /// The newest migration this binary knows.
-fn newest_known() -> i32 {
+pub fn newest_known() -> i32 {
     MIGRATIONS.last().map_or(0, |migration| migration.version)
 }
 

@@ -234,3 +234,155 @@ fn every_rpc_that_takes_an_idempotency_key_has_a_case() {
     cases.sort();
     assert_eq!(cases, mutating);
 }
+
+/// The answers that show a hold (Authorize, ExtendHold, Settle, Release) are stored by
+/// reference to it, without the hold's text, and replay byte for byte; when the hold's text
+/// is not what the answer was stored against, the replay fails as INTERNAL and never gives
+/// another answer.
+#[tokio::test]
+async fn answers_that_show_a_hold_are_stored_by_reference_to_it() {
+    use creditgate::proto::v1::credit_service_client::CreditServiceClient;
+    use creditgate::proto::v1::{
+        AuthorizeRequest, ExtendHoldRequest, ReleaseRequest, RunMetadata, SettleRequest, TaskType,
+    };
+    use prost::Message as _;
+
+    use crate::helpers::limits::member;
+    use crate::helpers::money::{authorize_request, extend_request, release_request};
+    use crate::helpers::usage::labels;
+
+    /// An answer's record: the hold it names and the length of what it stored.
+    async fn stored(app: &TestApp, idempotency_key: &str) -> (Option<uuid::Uuid>, i32) {
+        let client = app.pool.get().await.unwrap();
+        let row = client
+            .query_one(
+                "SELECT answer_hold, length(response) FROM idempotency_records \
+                 WHERE idempotency_key = $1",
+                &[&idempotency_key],
+            )
+            .await
+            .unwrap();
+        (row.get(0), row.get(1))
+    }
+
+    /// The four calls again, each answer as encoded.
+    async fn replays(
+        mut credit: CreditServiceClient<crate::helpers::Authed>,
+        (authorize, extend, settle, release): &(
+            AuthorizeRequest,
+            ExtendHoldRequest,
+            SettleRequest,
+            ReleaseRequest,
+        ),
+    ) -> Vec<Result<Vec<u8>, tonic::Status>> {
+        vec![
+            credit
+                .authorize(authorize.clone())
+                .await
+                .map(|r| r.into_inner().encode_to_vec()),
+            credit
+                .extend_hold(extend.clone())
+                .await
+                .map(|r| r.into_inner().encode_to_vec()),
+            credit
+                .settle(settle.clone())
+                .await
+                .map(|r| r.into_inner().encode_to_vec()),
+            credit
+                .release(release.clone())
+                .await
+                .map(|r| r.into_inner().encode_to_vec()),
+        ]
+    }
+
+    let app = TestApp::spawn().await;
+    let account_id = app.funded_account("100").await;
+    let authorize = AuthorizeRequest {
+        run: Some(RunMetadata {
+            task_type: TaskType::Chat as i32,
+            project: "project-7f3a".to_owned(),
+            run_id: "run-4c1e9d2b".to_owned(),
+            labels: labels(&[("team", "search"), ("env", "prod"), ("region", "eu")]),
+            ..RunMetadata::default()
+        }),
+        spend_scope: Some(member("alice")),
+        ..authorize_request(&account_id, &key(), "10")
+    };
+    let mut credit = app.credit();
+    let first = credit
+        .authorize(authorize.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    let hold_id = first.hold.as_ref().unwrap().hold_id.clone();
+    let extend = extend_request(&hold_id, &key(), "12", 0);
+    let extended = credit
+        .extend_hold(extend.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    let settle = SettleRequest {
+        partial: true,
+        ..crate::helpers::money::settle_request(&hold_id, &key(), "4")
+    };
+    let settled = credit.settle(settle.clone()).await.unwrap().into_inner();
+    let release = release_request(&hold_id, &key(), "done");
+    let released = credit.release(release.clone()).await.unwrap().into_inner();
+
+    let hold: uuid::Uuid = hold_id.parse().unwrap();
+    for (idempotency_key, encoded) in [
+        (&authorize.idempotency_key, first.encoded_len()),
+        (&extend.idempotency_key, extended.encoded_len()),
+        (&settle.idempotency_key, settled.encoded_len()),
+        (&release.idempotency_key, released.encoded_len()),
+    ] {
+        let (answer_hold, length) = stored(&app, idempotency_key).await;
+        assert_eq!(answer_hold, Some(hold), "{idempotency_key}");
+        let length = usize::try_from(length).unwrap();
+        // The hold's text is not stored: its id and its account's id alone are 72 bytes.
+        assert!(
+            length + 64 < encoded,
+            "stored in {length} bytes, answered in {encoded}"
+        );
+    }
+    let answers = [
+        first.encode_to_vec(),
+        extended.encode_to_vec(),
+        settled.encode_to_vec(),
+        released.encode_to_vec(),
+    ];
+    let requests = (authorize, extend, settle, release);
+    let before = Snapshot::of(&app).await;
+    for (replayed, answer) in replays(credit.clone(), &requests)
+        .await
+        .into_iter()
+        .zip(&answers)
+    {
+        assert_eq!(
+            &replayed.unwrap(),
+            answer,
+            "a retry answers the first bytes"
+        );
+    }
+
+    // The hold's text changed under the records: each replay fails, none answers otherwise.
+    let client = app.pool.get().await.unwrap();
+    let changed = "UPDATE holds SET run_id = run_id || '-changed' WHERE hold_id = $1";
+    assert_eq!(client.execute(changed, &[&hold]).await.unwrap(), 1);
+    for replayed in replays(credit.clone(), &requests).await {
+        assert_eq!(replayed.unwrap_err().code(), tonic::Code::Internal);
+    }
+    let restored = "UPDATE holds SET run_id = left(run_id, -8) WHERE hold_id = $1";
+    assert_eq!(client.execute(restored, &[&hold]).await.unwrap(), 1);
+    for (replayed, answer) in replays(credit, &requests).await.into_iter().zip(&answers) {
+        assert_eq!(
+            &replayed.unwrap(),
+            answer,
+            "the hold's own text expands it again"
+        );
+    }
+    Snapshot::of(&app)
+        .await
+        .assert_is(&before, "replays change nothing");
+    app.finish().await;
+}

@@ -13,12 +13,12 @@ use tracing::Instrument as _;
 
 use super::isolation::{Refusal, refused_by_data};
 use super::{Group, Operation, Pending, RECHECK_TIMEOUT};
-use crate::ids::{AccountKey, TenantId};
+use crate::ids::{AccountKey, HoldId, TenantId};
 use crate::service::idempotency::{Rpc, stored_answer};
 use crate::service::{Context, ServiceError};
 use crate::store::StoreError;
 use crate::store::book::{AccountChanges, Loaded, LoadedAccount, LockTarget, LockedBooks};
-use crate::store::idempotency::{self, NewRecord, StoredRecord};
+use crate::store::idempotency::{self, NewRecord, StoredAnswer, StoredRecord};
 use crate::telemetry;
 
 /// The answer to one operation of a transaction.
@@ -46,6 +46,8 @@ struct Staged {
     records: Vec<NewRecord>,
     /// Each changed account's changes.
     changes: Vec<AccountChanges>,
+    /// Whether answers that show a hold are stored by reference to it.
+    by_reference: bool,
 }
 
 /// One transaction over the group's accounts: lock, apply every operation, commit.
@@ -63,7 +65,12 @@ pub(super) async fn attempt(context: &Context, group: &Group) -> Attempt {
         Ok(locked) => locked,
         Err(attempt) => return attempt,
     };
-    let mut staged = Staged::default();
+    let mut staged = Staged {
+        by_reference: context
+            .answers_by_reference
+            .load(std::sync::atomic::Ordering::Relaxed),
+        ..Staged::default()
+    };
     let mut answers: Vec<Vec<Answer>> = Vec::with_capacity(group.len());
     for (key, batch) in group {
         match apply_batch(&mut staged, &mut loaded, *key, batch) {
@@ -257,10 +264,38 @@ fn apply_operation(
     .map_err(|panic| Refusal::Panic(panic_message(&*panic)))?;
     // Input refused under the lock is not kept: nothing happened.
     if let Some(answer) = stored_answer(&result) {
-        let record = fingerprint.record(key.tenant, Some(key.account), answer);
+        let mut record = fingerprint.record(key.tenant, Some(key.account), answer);
+        if staged.by_reference {
+            record.answer_hold = answer_hold(fingerprint.rpc, &record.answer).and_then(|hold_id| {
+                let hold = account.book.hold(hold_id)?;
+                Some((
+                    hold_id,
+                    idempotency::hold_dictionary(hold_id, key.account, &hold.meta),
+                ))
+            });
+        }
         staged.record(record_key, record);
     }
     Ok(Answer { result, ran: true })
+}
+
+/// The hold an answer of `rpc` shows, when it shows one.
+fn answer_hold(rpc: Rpc, answer: &StoredAnswer) -> Option<HoldId> {
+    use prost::Message as _;
+
+    use crate::proto::v1;
+    let StoredAnswer::Response(bytes) = answer else {
+        return None;
+    };
+    let bytes = bytes.as_slice();
+    let hold = match rpc {
+        Rpc::Authorize => v1::AuthorizeResponse::decode(bytes).ok()?.hold,
+        Rpc::ExtendHold => v1::ExtendHoldResponse::decode(bytes).ok()?.hold,
+        Rpc::Settle => v1::SettleResponse::decode(bytes).ok()?.hold,
+        Rpc::Release => v1::ReleaseResponse::decode(bytes).ok()?.hold,
+        _ => None,
+    }?;
+    hold.hold_id.parse().ok()
 }
 
 /// Whether the operation's key already made a refund or a hold.

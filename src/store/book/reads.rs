@@ -62,7 +62,7 @@ impl ReadStatements {
         };
         let (lock, records, grants, holds, allocations, settlements, parts) = futures::try_join!(
             client.prepare_cached(lock),
-            client.prepare_cached(SELECT_RECORDS),
+            client.prepare_cached(SELECT_RECORDS.as_str()),
             client.prepare_cached(&GRANTS),
             client.prepare_cached(&HOLDS),
             client.prepare_cached(&ALLOCATIONS),

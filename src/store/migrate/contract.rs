@@ -148,10 +148,20 @@ async fn lacks_some(client: &Client) -> Result<bool, StoreError> {
     Ok(applied < i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX))
 }
 
+/// Whether this database has every migration this binary knows (so no server that predates
+/// any of them is connected, nor can connect: it would refuse the schema).
+pub async fn up_to_date(pool: &Pool) -> Result<bool, StoreError> {
+    Ok(!lacks_some(&*pool.get().await?).await?)
+}
+
 /// Applies a waiting contract migration once the servers that predate it are gone: checks every
-/// `interval` until nothing is left to apply or `shutdown` flips. Returns at once when nothing
-/// waits, which is the common case.
-pub async fn finish_waiting(pool: Pool, interval: Duration, mut shutdown: watch::Receiver<bool>) {
+/// `interval` until nothing is left to apply (true) or `shutdown` flips (false). Returns at once
+/// when nothing waits, which is the common case.
+pub async fn finish_waiting(
+    pool: Pool,
+    interval: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) -> bool {
     loop {
         let attempt = async {
             let mut client = pool.get().await?;
@@ -168,7 +178,7 @@ pub async fn finish_waiting(pool: Pool, interval: Duration, mut shutdown: watch:
         // Not raced with shutdown: dropped halfway, it would leave the migration lock held on
         // a pooled connection. It is short: the contract gives up on its locks within seconds.
         let pause = match attempt.await {
-            Ok(Some(None)) => return,
+            Ok(Some(None)) => return true,
             // Requests or a long read held the locks: back off, as every server tries.
             Ok(Some(Some(Waiting {
                 why: WaitingFor::Locks,
@@ -181,7 +191,7 @@ pub async fn finish_waiting(pool: Pool, interval: Duration, mut shutdown: watch:
             }
         };
         tokio::select! {
-            _ = shutdown.changed() => return,
+            _ = shutdown.changed() => return false,
             () = tokio::time::sleep(pause) => {}
         }
     }

@@ -130,4 +130,16 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../../../migrations/0021_account_keys_contract.sql"),
         kind: Kind::Contract,
     },
+    Migration {
+        version: 22,
+        name: "answer_hold",
+        sql: include_str!("../../../migrations/0022_answer_hold.sql"),
+        kind: Kind::Ordinary,
+    },
+    Migration {
+        version: 23,
+        name: "answers_by_reference",
+        sql: include_str!("../../../migrations/0023_answers_by_reference.sql"),
+        kind: Kind::Contract,
+    },
 ];
