@@ -16,7 +16,8 @@ pub(super) const HOLD_TEXT_COLUMNS: &str = "r.answer_hold, r.account_id AS answe
      h.hold_id AS answer_hold_found, h.quote_id AS answer_quote_id, h.quote_token AS answer_quote_token, \
      h.task_type AS answer_task_type, h.tool AS answer_tool, h.model AS answer_model, \
      h.project AS answer_project, h.run_id AS answer_run_id, h.label_keys AS answer_label_keys, \
-     h.label_values AS answer_label_values, h.spend_scope_id AS answer_scope_id";
+     h.label_values AS answer_label_values, h.spend_scope_kind AS answer_scope_kind, \
+     h.spend_scope_id AS answer_scope_id";
 
 /// The join that reads them.
 pub(super) const HOLD_TEXT_JOIN: &str =
@@ -106,7 +107,10 @@ fn dictionary_of_row(row: &Row) -> Option<Vec<u8>> {
         project: row.get("answer_project"),
         run_id: row.get("answer_run_id"),
         labels: keys.into_iter().zip(values).collect(),
-        scope_id: row.get("answer_scope_id"),
+        // As a hold is read: a scope has both its kind and its id.
+        scope_id: row
+            .get::<_, Option<&str>>("answer_scope_kind")
+            .and(row.get("answer_scope_id")),
     };
     Some(text.dictionary())
 }
@@ -117,5 +121,17 @@ pub(super) fn load(row: &Row, stored: Vec<u8>) -> Option<Vec<u8>> {
     if !compressed::needs_dictionary(&stored) {
         return compressed::load(stored);
     }
-    compressed::load_with(stored, &dictionary_of_row(row)?)
+    let hold: Option<HoldId> = row.get("answer_hold");
+    let Some(dictionary) = dictionary_of_row(row) else {
+        tracing::error!(?hold, "a stored answer's hold is missing");
+        return None;
+    };
+    let loaded = compressed::load_with(stored, &dictionary);
+    if loaded.is_none() {
+        tracing::error!(
+            ?hold,
+            "a stored answer does not expand against its hold's text"
+        );
+    }
+    loaded
 }

@@ -19,8 +19,10 @@ const MIN_COMPRESSED: usize = 64;
 const MAX_RESPONSE: usize = 16 * 1024 * 1024;
 /// Set in the length of a response compressed against a dictionary.
 const WITH_DICTIONARY: u32 = 1 << 31;
-/// Bytes of the response's SHA-256 kept to check what a dictionary expands to.
-const CHECK_LENGTH: usize = 4;
+/// Bytes of the response's SHA-256 kept to check what a dictionary expands to: a changed
+/// dictionary of the same length expands to a response of the right length, which only the
+/// check tells apart (a chance of 2⁻⁶⁴ to miss).
+const CHECK_LENGTH: usize = 8;
 
 fn check(response: &[u8]) -> [u8; CHECK_LENGTH] {
     let digest = sha2::Sha256::digest(response);

@@ -148,10 +148,23 @@ async fn lacks_some(client: &Client) -> Result<bool, StoreError> {
     Ok(applied < i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX))
 }
 
-/// Whether this database has every migration this binary knows (so no server that predates
-/// any of them is connected, nor can connect: it would refuse the schema).
+/// Whether this database has every migration this binary knows, each by its version (so no
+/// server that predates any of them is connected, nor can connect: it would refuse the schema).
 pub async fn up_to_date(pool: &Pool) -> Result<bool, StoreError> {
-    Ok(!lacks_some(&*pool.get().await?).await?)
+    let versions: Vec<i32> = MIGRATIONS
+        .iter()
+        .map(|migration| migration.version)
+        .collect();
+    let row = pool
+        .get()
+        .await?
+        .query_one(
+            "SELECT count(*) FROM schema_migrations WHERE version = ANY($1)",
+            &[&versions],
+        )
+        .await?;
+    let applied: i64 = row.get(0);
+    Ok(usize::try_from(applied).is_ok_and(|applied| applied == versions.len()))
 }
 
 /// Applies a waiting contract migration once the servers that predate it are gone: checks every
