@@ -13,12 +13,12 @@ use tracing::Instrument as _;
 
 use super::isolation::{Refusal, refused_by_data};
 use super::{Group, Operation, Pending, RECHECK_TIMEOUT};
-use crate::ids::{AccountKey, HoldId, TenantId};
+use crate::ids::{AccountKey, TenantId};
 use crate::service::idempotency::{Rpc, stored_answer};
 use crate::service::{Context, ServiceError};
 use crate::store::StoreError;
 use crate::store::book::{AccountChanges, Loaded, LoadedAccount, LockTarget, LockedBooks};
-use crate::store::idempotency::{self, NewRecord, StoredAnswer, StoredRecord};
+use crate::store::idempotency::{self, NewRecord, StoredRecord};
 use crate::telemetry;
 
 /// The answer to one operation of a transaction.
@@ -266,36 +266,20 @@ fn apply_operation(
     if let Some(answer) = stored_answer(&result) {
         let mut record = fingerprint.record(key.tenant, Some(key.account), answer);
         if staged.by_reference {
-            record.answer_hold = answer_hold(fingerprint.rpc, &record.answer).and_then(|hold_id| {
-                let hold = account.book.hold(hold_id)?;
-                Some((
-                    hold_id,
-                    idempotency::hold_dictionary(hold_id, key.account, &hold.meta),
-                ))
-            });
+            record.answer_hold = fingerprint
+                .rpc
+                .hold_shown(&record.answer)
+                .and_then(|hold_id| {
+                    let hold = account.book.hold(hold_id)?;
+                    Some((
+                        hold_id,
+                        idempotency::hold_dictionary(hold_id, key.account, &hold.meta),
+                    ))
+                });
         }
         staged.record(record_key, record);
     }
     Ok(Answer { result, ran: true })
-}
-
-/// The hold an answer of `rpc` shows, when it shows one.
-fn answer_hold(rpc: Rpc, answer: &StoredAnswer) -> Option<HoldId> {
-    use prost::Message as _;
-
-    use crate::proto::v1;
-    let StoredAnswer::Response(bytes) = answer else {
-        return None;
-    };
-    let bytes = bytes.as_slice();
-    let hold = match rpc {
-        Rpc::Authorize => v1::AuthorizeResponse::decode(bytes).ok()?.hold,
-        Rpc::ExtendHold => v1::ExtendHoldResponse::decode(bytes).ok()?.hold,
-        Rpc::Settle => v1::SettleResponse::decode(bytes).ok()?.hold,
-        Rpc::Release => v1::ReleaseResponse::decode(bytes).ok()?.hold,
-        _ => None,
-    }?;
-    hold.hold_id.parse().ok()
 }
 
 /// Whether the operation's key already made a refund or a hold.
