@@ -14,6 +14,8 @@ use crate::helpers::money::{create_account_request, key, refund};
 use crate::helpers::plans::allowance_request;
 use crate::helpers::{TestApp, TestDatabase, empty_database};
 
+mod books;
+
 /// The first migration that waits for older servers, and its name.
 const CONTRACT: (i32, &str) = (21, "account_keys_contract");
 
@@ -400,95 +402,5 @@ async fn a_contract_migration_applied_under_load_fails_no_request() {
     let Ok(app) = std::sync::Arc::try_unwrap(app) else {
         panic!("the workers are done with the app");
     };
-    app.finish().await;
-}
-
-#[tokio::test]
-async fn an_upgrade_keeps_the_books_of_the_version_before() {
-    // A database of the version before (migration 15) with an account that was granted 10:
-    // its grant and the grant's two postings, as that version wrote them.
-    let database = empty_database().await;
-    let mut client = database.pool.get().await.unwrap();
-    migrate::migrate_until(&mut client, 15).await.unwrap();
-    let (tenant_id, account_id, grant_id, transaction_id) = (
-        uuid::Uuid::now_v7(),
-        uuid::Uuid::now_v7(),
-        uuid::Uuid::now_v7(),
-        uuid::Uuid::now_v7(),
-    );
-    client
-        .execute(
-            "WITH tenant AS (INSERT INTO tenants (tenant_id, name) VALUES ($1, 'before')), \
-             account AS (INSERT INTO accounts (account_id, tenant_id, external_id, kind, status, \
-               settle_policy, created_at, updated_at) \
-               VALUES ($2, $1, 'org-before', 'ORGANIZATION', 'ACTIVE', 'DEBT', now(), now())), \
-             granted AS (INSERT INTO grants (grant_id, tenant_id, account_id, source, priority, amount, \
-               remaining, reserved, effective_at, created_at) \
-               VALUES ($3, $1, $2, 'PURCHASE', 3, 10, 10, 0, now(), now())) \
-             INSERT INTO journal_entries (entry_id, transaction_id, tenant_id, account_id, \
-               ledger_account, amount, kind, grant_id, created_at) \
-             VALUES (gen_random_uuid(), $4, $1, $2, 'ISSUED', -10, 'GRANT', $3, now()), \
-               (gen_random_uuid(), $4, $1, $2, 'AVAILABLE', 10, 'GRANT', $3, now())",
-            &[&tenant_id, &account_id, &grant_id, &transaction_id],
-        )
-        .await
-        .unwrap();
-
-    let migrated = migrate::migrate(&mut client).await.unwrap();
-    assert_eq!((migrated.applied, migrated.waiting), (8, None));
-    // The journal's rows stayed where they were, now its first partition, proven in range.
-    let (partitioned, legacy_rows, bound_checked): (bool, i64, bool) = {
-        let row = client
-            .query_one(
-                "SELECT (SELECT relkind = 'p' FROM pg_class WHERE oid = 'journal_entries'::regclass), \
-                 (SELECT count(*) FROM journal_entries_legacy), \
-                 (SELECT convalidated FROM pg_constraint WHERE conname = 'journal_entries_before_partitions')",
-                &[],
-            )
-            .await
-            .unwrap();
-        (row.get(0), row.get(1), row.get(2))
-    };
-    assert_eq!((partitioned, legacy_rows, bound_checked), (true, 2, true));
-    // Migrating again finds nothing to do.
-    let again = migrate::migrate(&mut client).await.unwrap();
-    assert_eq!((again.applied, again.waiting), (0, None));
-    let key = creditgate::service::tenants::create_key(
-        &client,
-        creditgate::ids::TenantId::from_uuid(tenant_id),
-        creditgate::auth::ScopeSet::all(),
-    )
-    .await
-    .unwrap()
-    .secret;
-    drop(client);
-
-    // The account's claim was backfilled: this version finds it by its external id, with its
-    // balance and its journal.
-    let app = TestApp::spawn_on(database, |_| {}).await;
-    let lookup = Some(get_account_request::Lookup::ExternalId(
-        "org-before".to_owned(),
-    ));
-    let found = app
-        .account_as(Some(&key))
-        .get_account(GetAccountRequest { lookup })
-        .await
-        .unwrap()
-        .into_inner()
-        .account
-        .unwrap();
-    assert_eq!(found.account_id, account_id.to_string());
-    assert_eq!(
-        app.account_as(Some(&key))
-            .get_balance(creditgate::proto::v1::GetBalanceRequest {
-                account_id: account_id.to_string(),
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .available,
-        "10"
-    );
     app.finish().await;
 }
