@@ -158,9 +158,7 @@ pub async fn serve(
     let migrations = tokio::spawn({
         let (pool, stopped) = (pool.clone(), background_stopped.clone());
         async move {
-            if migrate::finish_waiting(pool.clone(), MIGRATION_RETRY, stopped).await
-                && migrate::up_to_date(&pool).await.unwrap_or(false)
-            {
+            if migrate::finish_waiting(pool, MIGRATION_RETRY, stopped).await {
                 by_reference.store(true, std::sync::atomic::Ordering::Relaxed);
             }
         }

@@ -3,7 +3,10 @@
 //! top-level fields that differ (by the records' field digests, named with the proto
 //! descriptors).
 
+mod by_reference;
 mod fields;
+
+pub use by_reference::refer_to_hold;
 
 use std::sync::OnceLock;
 
@@ -12,7 +15,7 @@ use sha2::{Digest as _, Sha256};
 use uuid::Uuid;
 
 use super::ServiceError;
-use crate::ids::{AccountId, HoldId, TenantId};
+use crate::ids::{AccountId, TenantId};
 use crate::ledger::Reason;
 use crate::store::StoreError;
 use crate::store::idempotency::{NewRecord, StoredAnswer, StoredRecord};
@@ -50,26 +53,6 @@ pub enum Rpc {
 }
 
 impl Rpc {
-    /// The hold an answer of this RPC shows, when it shows one (the hold its record may be
-    /// stored by reference to).
-    pub fn hold_shown(self, answer: &StoredAnswer) -> Option<HoldId> {
-        use prost::Message as _;
-
-        use crate::proto::v1;
-        let StoredAnswer::Response(bytes) = answer else {
-            return None;
-        };
-        let bytes = bytes.as_slice();
-        let hold = match self {
-            Rpc::Authorize => v1::AuthorizeResponse::decode(bytes).ok()?.hold,
-            Rpc::ExtendHold => v1::ExtendHoldResponse::decode(bytes).ok()?.hold,
-            Rpc::Settle => v1::SettleResponse::decode(bytes).ok()?.hold,
-            Rpc::Release => v1::ReleaseResponse::decode(bytes).ok()?.hold,
-            _ => None,
-        }?;
-        hold.hold_id.parse().ok()
-    }
-
     /// Every RPC.
     pub const ALL: [Rpc; 12] = [
         Rpc::Authorize,
@@ -280,42 +263,6 @@ fn differing_fields(message: &str, stored: &StoredRecord, received: &[u8]) -> Ve
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_hold_an_answer_shows_is_read_for_the_rpcs_that_show_one() {
-        use prost::Message as _;
-
-        use crate::proto::v1;
-        let hold_id = HoldId::now_v7();
-        let hold = Some(v1::Hold {
-            hold_id: hold_id.to_string(),
-            ..v1::Hold::default()
-        });
-        let settled = v1::SettleResponse {
-            hold: hold.clone(),
-            ..v1::SettleResponse::default()
-        };
-        let answer = StoredAnswer::Response(settled.encode_to_vec());
-        assert_eq!(Rpc::Settle.hold_shown(&answer), Some(hold_id));
-        let released = StoredAnswer::Response(
-            v1::ReleaseResponse {
-                hold,
-                ..v1::ReleaseResponse::default()
-            }
-            .encode_to_vec(),
-        );
-        assert_eq!(Rpc::Release.hold_shown(&released), Some(hold_id));
-        // Another RPC's answer, a decline and bytes that do not decode show none.
-        assert_eq!(Rpc::Refund.hold_shown(&answer), None);
-        let declined = StoredAnswer::Declined {
-            reason: "INSUFFICIENT_CREDITS".to_owned(),
-            message: String::new(),
-            metadata: Vec::new(),
-        };
-        assert_eq!(Rpc::Authorize.hold_shown(&declined), None);
-        let garbage = StoredAnswer::Response(vec![0xff, 0xff]);
-        assert_eq!(Rpc::Authorize.hold_shown(&garbage), None);
-    }
 
     #[test]
     fn every_rpc_round_trips_through_its_name_and_names_its_request_message() {

@@ -14,7 +14,7 @@ use tracing::Instrument as _;
 use super::isolation::{Refusal, refused_by_data};
 use super::{Group, Operation, Pending, RECHECK_TIMEOUT};
 use crate::ids::{AccountKey, TenantId};
-use crate::service::idempotency::{Rpc, stored_answer};
+use crate::service::idempotency::{Rpc, refer_to_hold, stored_answer};
 use crate::service::{Context, ServiceError};
 use crate::store::StoreError;
 use crate::store::book::{AccountChanges, Loaded, LoadedAccount, LockTarget, LockedBooks};
@@ -266,16 +266,7 @@ fn apply_operation(
     if let Some(answer) = stored_answer(&result) {
         let mut record = fingerprint.record(key.tenant, Some(key.account), answer);
         if staged.by_reference {
-            record.answer_hold = fingerprint
-                .rpc
-                .hold_shown(&record.answer)
-                .and_then(|hold_id| {
-                    let hold = account.book.hold(hold_id)?;
-                    Some((
-                        hold_id,
-                        idempotency::hold_dictionary(hold_id, key.account, &hold.meta),
-                    ))
-                });
+            refer_to_hold(&mut record, fingerprint.rpc, &account.book);
         }
         staged.record(record_key, record);
     }

@@ -138,26 +138,16 @@ fn gave_up_on_a_lock(error: &tokio_postgres::Error) -> bool {
     })
 }
 
-/// Whether this database lacks some migration this binary knows (a contract migration that
-/// waits, as every other was applied when the server started).
-async fn lacks_some(client: &Client) -> Result<bool, StoreError> {
-    let row = client
-        .query_one("SELECT count(*) FROM schema_migrations", &[])
-        .await?;
-    let applied: i64 = row.get(0);
-    Ok(applied < i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX))
-}
-
 /// Whether this database has every migration this binary knows, each by its version (so no
 /// server that predates any of them is connected, nor can connect: it would refuse the schema).
-pub async fn up_to_date(pool: &Pool) -> Result<bool, StoreError> {
+/// When it lacks one, that is a contract migration that waits, as every other was applied when
+/// the server started.
+async fn has_every(client: &Client) -> Result<bool, StoreError> {
     let versions: Vec<i32> = MIGRATIONS
         .iter()
         .map(|migration| migration.version)
         .collect();
-    let row = pool
-        .get()
-        .await?
+    let row = client
         .query_one(
             "SELECT count(*) FROM schema_migrations WHERE version = ANY($1)",
             &[&versions],
@@ -165,6 +155,11 @@ pub async fn up_to_date(pool: &Pool) -> Result<bool, StoreError> {
         .await?;
     let applied: i64 = row.get(0);
     Ok(usize::try_from(applied).is_ok_and(|applied| applied == versions.len()))
+}
+
+/// [`has_every`], on a connection of `pool`.
+pub async fn up_to_date(pool: &Pool) -> Result<bool, StoreError> {
+    has_every(&*pool.get().await?).await
 }
 
 /// Applies a waiting contract migration once the servers that predate it are gone: checks every
@@ -178,7 +173,7 @@ pub async fn finish_waiting(
     loop {
         let attempt = async {
             let mut client = pool.get().await?;
-            if !lacks_some(&client).await? {
+            if has_every(&client).await? {
                 return Ok::<_, StoreError>(Some(None));
             }
             // Another server migrating does this one's work: skip, never wait.
