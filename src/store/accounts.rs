@@ -206,22 +206,33 @@ pub async fn settlement_account(
     Ok(row.map(|row| (row.get(0), row.get(1))))
 }
 
-/// A hold by id or Authorize idempotency key, with its allocations and settlements.
+/// A hold by id, else by Authorize idempotency key, with its allocations and settlements. A
+/// key is unique per account: reused on another account after its record was pruned, it names
+/// the newest of its holds.
 pub async fn find_hold(
     client: &impl GenericClient,
     tenant_id: TenantId,
     hold_id: Option<HoldId>,
     authorize_key: Option<&str>,
 ) -> Result<Option<(AccountId, HoldState, Vec<SettlementRecord>)>, StoreError> {
-    let Some(row) = client
-        .query_opt(
-            &format!(
-                "SELECT account_id, {HOLD_COLUMNS} FROM holds WHERE tenant_id = $1 AND (hold_id = $2 OR authorize_key = $3)"
-            ),
-            &[&tenant_id, &hold_id, &authorize_key],
-        )
-        .await?
-    else {
+    let found = match (hold_id, authorize_key) {
+        (Some(hold_id), _) => {
+            let sql = format!(
+                "SELECT account_id, {HOLD_COLUMNS} FROM holds WHERE tenant_id = $1 AND hold_id = $2"
+            );
+            client.query_opt(&sql, &[&tenant_id, &hold_id]).await?
+        }
+        (None, Some(key)) => {
+            let sql = format!(
+                "SELECT account_id, {HOLD_COLUMNS} FROM holds WHERE tenant_id = $1 \
+                 AND (hold_id, account_id) IN (SELECT hold_id, account_id FROM authorize_keys \
+                 WHERE authorize_key = $2 COLLATE \"C\") ORDER BY created_at DESC, hold_id LIMIT 1"
+            );
+            client.query_opt(&sql, &[&tenant_id, &key]).await?
+        }
+        (None, None) => None,
+    };
+    let Some(row) = found else {
         return Ok(None);
     };
     let account_id: AccountId = row.get("account_id");

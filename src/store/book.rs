@@ -56,8 +56,8 @@ pub struct LockTarget {
     pub settlement_ids: Vec<SettlementId>,
     /// Grant external references to load.
     pub external_refs: Vec<String>,
-    /// Authorize keys (by tenant) whose holds, if any, are looked up.
-    pub authorize_keys: Vec<(TenantId, String)>,
+    /// Authorize keys (by account) whose holds, if any, are looked up.
+    pub authorize_keys: Vec<(AccountId, String)>,
     /// Refund ids (derived from Refund keys) whose refunds, if any, are looked up.
     pub refund_ids: Vec<Uuid>,
     /// Scopes whose spend limits are loaded (besides those of the holds loaded).
@@ -91,8 +91,8 @@ pub struct Loaded {
     pub accounts: HashMap<AccountKey, LoadedAccount>,
     /// Idempotency records found, by tenant and key.
     pub records: HashMap<(TenantId, String), StoredRecord>,
-    /// Authorize keys asked about that already made a hold.
-    pub authorized: HashSet<(TenantId, String)>,
+    /// Authorize keys asked about that already made a hold on their account.
+    pub authorized: HashSet<(AccountId, String)>,
     /// Refund ids asked about that a refund already has.
     pub refunded: HashSet<Uuid>,
     /// Whether the allowances were read a second time, as the books decide past the time the

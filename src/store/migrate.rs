@@ -46,8 +46,9 @@ enum Kind {
     /// keep working after it (it adds; they name their columns).
     Ordinary,
     /// Each statement alone, outside a transaction, so that it can build an index
-    /// `CONCURRENTLY` or validate a constraint while writes go on. Every statement can run
-    /// again (`IF NOT EXISTS`, validating a valid constraint), so an interrupted run is
+    /// `CONCURRENTLY`, validate a constraint or backfill rows while writes go on. Every
+    /// statement can run again (`IF NOT EXISTS`, validating a valid constraint, inserting
+    /// `ON CONFLICT DO NOTHING`), so an interrupted run is
     /// finished by the next; an index an interrupted build left invalid is built again. The
     /// statements are separated by semicolons; comments stand on lines of their own.
     Online,

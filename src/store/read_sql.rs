@@ -26,11 +26,12 @@ pub(super) const GENERIC_PLANS: &str = "SET LOCAL plan_cache_mode = force_generi
 /// Ends [`GENERIC_PLANS`] after the reads, for the writes.
 pub(super) const CUSTOM_PLANS: &str = "SET LOCAL plan_cache_mode = auto";
 
-/// Holds already made by Authorize keys: a key whose record was pruned must not make a second
-/// hold (the unique index would refuse it at commit, failing the whole transaction).
-pub(super) const HOLDS_BY_KEY: &str = "SELECT h.tenant_id, h.authorize_key FROM holds h \
-     JOIN unnest($1::uuid[], $2::text[]) AS k(tenant_id, authorize_key) \
-     ON h.tenant_id = k.tenant_id AND h.authorize_key = k.authorize_key";
+/// Holds already made on their accounts by Authorize keys (`authorize_keys`, migration 0024): a
+/// key whose record was pruned must not make a second hold (its key would refuse it at commit,
+/// failing the whole transaction).
+pub(super) const HOLDS_BY_KEY: &str = "SELECT k.account_id, k.authorize_key FROM authorize_keys k \
+     JOIN unnest($1::uuid[], $2::text[]) AS x(account_id, authorize_key) \
+     ON k.authorize_key = x.authorize_key COLLATE \"C\" AND k.account_id = x.account_id";
 
 /// Refunds that already exist with ids derived from Refund keys: a key whose record was pruned
 /// must not refund twice.

@@ -204,6 +204,51 @@ async fn a_retry_after_the_record_was_pruned_is_refused_not_retried_forever() {
 }
 
 #[tokio::test]
+async fn an_authorize_key_whose_record_was_pruned_makes_a_hold_on_another_account() {
+    let app = TestApp::spawn().await;
+    let (first, second) = (app.account().await, app.account().await);
+    app.grant(&first, GrantSource::Purchase, "10").await;
+    app.grant(&second, GrantSource::Purchase, "10").await;
+    let on_first = authorize_on(&first, "1", 0, None);
+    let shared_key = on_first.idempotency_key.clone();
+    let made = app.credit().authorize(on_first.clone()).await.unwrap();
+    let first_hold = made.into_inner().hold.unwrap();
+    // Within the record's retention the key is the tenant's: another account's request with it
+    // is a reused key.
+    let on_second = authorize_request(&second, &shared_key, "2");
+    let reused = app.credit().authorize(on_second.clone()).await.unwrap_err();
+    assert_refused(&reused, Code::AlreadyExists, "IDEMPOTENCY_KEY_REUSED");
+    let client = app.pool.get().await.unwrap();
+    client
+        .execute("DELETE FROM idempotency_records", &[])
+        .await
+        .unwrap();
+    // Past it, the key is unique per account: the hold it made refuses it on its account only.
+    let second_hold = app
+        .credit()
+        .authorize(on_second)
+        .await
+        .unwrap()
+        .into_inner()
+        .hold
+        .unwrap();
+    let retried = app.credit().authorize(on_first).await.unwrap_err();
+    assert_refused(&retried, Code::AlreadyExists, "IDEMPOTENCY_KEY_REUSED");
+    app.assert_balance(&first, "9", "1").await;
+    app.assert_balance(&second, "8", "2").await;
+    // GetHold by the key names the newest of its holds.
+    let found = app
+        .get_hold_by_key(&shared_key)
+        .await
+        .unwrap()
+        .hold
+        .unwrap();
+    assert_eq!(found, second_hold);
+    assert_ne!(found.hold_id, first_hold.hold_id);
+    app.finish().await;
+}
+
+#[tokio::test]
 async fn a_refund_retried_after_its_record_was_pruned_is_refused_and_refunds_once() {
     let app = TestApp::spawn().await;
     let account_id = app.account().await;

@@ -13,7 +13,7 @@ use tracing::Instrument as _;
 
 use super::isolation::{Refusal, refused_by_data};
 use super::{Group, Operation, Pending, RECHECK_TIMEOUT};
-use crate::ids::{AccountKey, TenantId};
+use crate::ids::{AccountId, AccountKey, TenantId};
 use crate::service::idempotency::{Rpc, refer_to_hold, stored_answer};
 use crate::service::{Context, ServiceError};
 use crate::store::StoreError;
@@ -182,7 +182,7 @@ fn lock_target(group: &Group) -> LockTarget {
             if operation.fingerprint.rpc == Rpc::Authorize {
                 target
                     .authorize_keys
-                    .push((key.tenant, operation.fingerprint.key.clone()));
+                    .push((key.account, operation.fingerprint.key.clone()));
             }
         }
     }
@@ -249,7 +249,7 @@ fn apply_operation(
             ran: true,
         });
     }
-    if key_used_before(loaded, operation, &record_key) {
+    if key_used_before(loaded, operation, key.account) {
         // The key made a hold or a refund whose idempotency record has been pruned since.
         return Ok(Answer {
             result: Err(ServiceError::IdempotencyKeyReused {
@@ -273,17 +273,16 @@ fn apply_operation(
     Ok(Answer { result, ran: true })
 }
 
-/// Whether the operation's key already made a refund or a hold.
-fn key_used_before(
-    loaded: &Loaded,
-    operation: &Operation,
-    record_key: &(TenantId, String),
-) -> bool {
+/// Whether the operation's key already made a refund, or a hold on its account.
+fn key_used_before(loaded: &Loaded, operation: &Operation, account: AccountId) -> bool {
     let refunded = operation
         .refund_id
         .is_some_and(|refund_id| loaded.refunded.contains(&refund_id));
-    refunded
-        || operation.fingerprint.rpc == Rpc::Authorize && loaded.authorized.contains(record_key)
+    let authorized = || {
+        let key = (account, operation.fingerprint.key.clone());
+        loaded.authorized.contains(&key)
+    };
+    refunded || operation.fingerprint.rpc == Rpc::Authorize && authorized()
 }
 
 /// What a panic carried, as text.

@@ -194,10 +194,10 @@ fn settlements_by_account(
     by_account
 }
 
-/// The Authorize keys that already made a hold.
-fn authorized(rows: &[Row]) -> HashSet<(TenantId, String)> {
+/// The Authorize keys that already made a hold, by account.
+fn authorized(rows: &[Row]) -> HashSet<(AccountId, String)> {
     rows.iter()
-        .map(|row| (row.get::<_, TenantId>(0), row.get::<_, String>(1)))
+        .map(|row| (row.get::<_, AccountId>(0), row.get::<_, String>(1)))
         .collect()
 }
 

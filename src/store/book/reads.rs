@@ -96,7 +96,7 @@ impl ReadStatements {
 pub(super) struct ReadRows {
     /// The locked account rows.
     pub(super) accounts: Vec<Row>,
-    /// Holds already made by the Authorize keys asked about: `tenant_id, authorize_key`.
+    /// Holds already made by the Authorize keys asked about: `account_id, authorize_key`.
     pub(super) authorized: Vec<Row>,
     pub(super) grants: Vec<Row>,
     pub(super) holds: Vec<Row>,
@@ -150,7 +150,7 @@ impl ReadRows {
             !keys.authorize_keys.is_empty(),
             client,
             &s.holds_by_key,
-            [&keys.authorize_tenants, &keys.authorize_keys],
+            [&keys.authorize_accounts, &keys.authorize_keys],
         );
         let records = rows_if(
             !keys.keys.is_empty(),
@@ -263,7 +263,7 @@ struct TargetKeys {
     account_ids: Vec<AccountId>,
     key_tenants: Vec<TenantId>,
     keys: Vec<String>,
-    authorize_tenants: Vec<TenantId>,
+    authorize_accounts: Vec<AccountId>,
     authorize_keys: Vec<String>,
     scopes: ScopeColumns,
     usage: ScopeColumns,
@@ -297,13 +297,13 @@ impl TargetKeys {
             .map(|key| (key.tenant, key.account))
             .unzip();
         let (key_tenants, keys) = target.idempotency_keys.iter().cloned().unzip();
-        let (authorize_tenants, authorize_keys) = target.authorize_keys.iter().cloned().unzip();
+        let (authorize_accounts, authorize_keys) = target.authorize_keys.iter().cloned().unzip();
         TargetKeys {
             tenants,
             account_ids,
             key_tenants,
             keys,
-            authorize_tenants,
+            authorize_accounts,
             authorize_keys,
             scopes: ScopeColumns::new(&target.spend_scopes),
             usage: ScopeColumns::new(&target.scope_usage),

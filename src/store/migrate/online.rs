@@ -1,5 +1,5 @@
 //! Online migrations: each statement alone, outside a transaction, so that indexes are built
-//! `CONCURRENTLY` and constraints validated while writes go on.
+//! `CONCURRENTLY`, constraints validated and rows backfilled while writes go on.
 
 use tokio_postgres::Client;
 
@@ -74,7 +74,8 @@ mod tests {
             assert!(!statements.is_empty(), "{}", migration.name);
             for statement in statements {
                 let again = index_built(&statement).is_some()
-                    || statement.contains(" VALIDATE CONSTRAINT ");
+                    || statement.contains(" VALIDATE CONSTRAINT ")
+                    || statement.ends_with(" ON CONFLICT DO NOTHING");
                 assert!(again, "{}: {statement}", migration.name);
             }
         }

@@ -142,4 +142,22 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../../../migrations/0023_answers_by_reference.sql"),
         kind: Kind::Contract,
     },
+    Migration {
+        version: 24,
+        name: "authorize_keys",
+        sql: include_str!("../../../migrations/0024_authorize_keys.sql"),
+        kind: Kind::Ordinary,
+    },
+    Migration {
+        version: 25,
+        name: "authorize_keys_claimed",
+        sql: include_str!("../../../migrations/0025_authorize_keys_claimed.sql"),
+        kind: Kind::Online,
+    },
+    Migration {
+        version: 26,
+        name: "authorize_keys_contract",
+        sql: include_str!("../../../migrations/0026_authorize_keys_contract.sql"),
+        kind: Kind::Contract,
+    },
 ];

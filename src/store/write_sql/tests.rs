@@ -20,7 +20,9 @@ const INSERT_GRANTS_TEXT: &str = "INSERT INTO grants (grant_id, source, priority
      $5::numeric[], $6::numeric[], $7::timestamptz[], $8::timestamptz[], $9::text[], $10::timestamptz[], \
      $11::uuid[], $12::uuid[], $13::bool[])";
 
-const INSERT_HOLDS_TEXT: &str = "INSERT INTO holds (hold_id, status, amount, captured, expires_at, \
+const INSERT_HOLDS_TEXT: &str = "WITH claimed AS (INSERT INTO authorize_keys (authorize_key, account_id, hold_id) \
+     SELECT * FROM unnest($8::text[], $20::uuid[], $1::uuid[])) \
+     INSERT INTO holds (hold_id, status, amount, captured, expires_at, \
      partial_captures, late_settled, authorize_key, catalog_version, quote_id, task_type, tool, model, project, \
      run_id, label_keys, label_values, created_at, resolved_at, tenant_id, account_id, quote_token, \
      spend_scope_kind, spend_scope_id) \

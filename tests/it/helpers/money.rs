@@ -331,6 +331,18 @@ impl TestApp {
             .into_inner()
     }
 
+    /// A hold and its settlements, by the idempotency key of the Authorize that made it.
+    pub async fn get_hold_by_key(&self, key: &str) -> Result<GetHoldResponse, tonic::Status> {
+        self.credit()
+            .get_hold(GetHoldRequest {
+                lookup: Some(get_hold_request::Lookup::AuthorizeIdempotencyKey(
+                    key.to_owned(),
+                )),
+            })
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
     /// A hold's status.
     pub async fn hold_status(&self, hold_id: &str) -> HoldStatus {
         self.get_hold(hold_id).await.hold.unwrap().status()
