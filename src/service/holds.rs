@@ -15,8 +15,8 @@ use crate::ledger::{
     SettlementRecord,
 };
 use crate::money::Credits;
-use crate::store::accounts::HoldRef;
-use crate::store::{StoreError, accounts, idempotency};
+use crate::store::holds::{self as stored, HoldRef};
+use crate::store::{StoreError, idempotency};
 
 /// Authorize.
 #[derive(Debug, Clone)]
@@ -152,7 +152,7 @@ async fn hold_ref(
         return Ok(hold);
     }
     let client = context.pool.get().await.map_err(StoreError::from)?;
-    let hold = accounts::hold_ref(&client, caller.tenant_id, hold_id)
+    let hold = stored::hold_ref(&client, caller.tenant_id, hold_id)
         .await?
         .ok_or_else(|| ServiceError::hold_not_found(format!("hold {hold_id}")))?;
     context
@@ -246,7 +246,7 @@ pub async fn refund(
     };
     let client = context.pool.get().await.map_err(StoreError::from)?;
     let (account_id, hold_id) =
-        accounts::settlement_account(&client, caller.tenant_id, settlement_id)
+        stored::settlement_account(&client, caller.tenant_id, settlement_id)
             .await?
             .ok_or_else(not_found)?;
     drop(client);
@@ -296,7 +296,7 @@ pub async fn get_hold(
 ) -> Result<HoldView, ServiceError> {
     let client = context.pool.get().await.map_err(StoreError::from)?;
     if let Some((account_id, mut hold, settlements)) =
-        accounts::find_hold(&client, caller.tenant_id, hold_id, authorize_key).await?
+        stored::find_hold(&client, caller.tenant_id, hold_id, authorize_key).await?
     {
         super::span::record_ids(Some(account_id), Some(hold.hold_id), None);
         if hold.is_due(context.clock.now()) {

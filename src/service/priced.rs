@@ -7,7 +7,7 @@ use crate::ids::AccountId;
 use crate::ledger::{HoldMeta, Reason};
 use crate::money::{Credits, LineItem};
 use crate::pricing::{self, PricingError, Usage};
-use crate::store::accounts::HoldRef;
+use crate::store::holds::HoldRef;
 
 /// How much an Authorize holds.
 #[derive(Debug, Clone)]

@@ -7,7 +7,7 @@ use std::hash::Hash;
 use std::sync::{Mutex, PoisonError};
 
 use crate::ids::{HoldId, TenantId};
-use crate::store::accounts::HoldRef;
+use crate::store::holds::HoldRef;
 
 /// Entries per map; past it the map starts over (bounded memory).
 const MAX_ENTRIES: usize = 65_536;

@@ -8,6 +8,7 @@ pub mod cluster;
 pub mod events;
 pub mod footprint;
 pub mod gauges;
+pub mod holds;
 pub mod idempotency;
 pub mod migrate;
 pub mod partitions;
