@@ -12,9 +12,9 @@ use creditgate::store::migrate::{self, Waiting, WaitingFor};
 use crate::helpers::limits::{limit_request, member, scoped_request};
 use crate::helpers::money::{create_account_request, key, refund};
 use crate::helpers::plans::allowance_request;
-use crate::helpers::status::assert_refused;
 use crate::helpers::{TestApp, TestDatabase, empty_database};
 
+mod authorize_keys;
 mod books;
 
 /// The first migration that waits for older servers, and its name.
@@ -80,49 +80,6 @@ async fn create_account_as_before(
         )
         .await?;
     Ok(account_id.to_string())
-}
-
-/// Makes a hold as a server before 0024 did, copying `like` (released, so that it holds
-/// nothing): the hold row and its run counted, its Authorize key claimed by nothing but the
-/// row's own key.
-async fn authorize_as_before(
-    app: &TestApp,
-    like: &str,
-    authorize_key: &str,
-) -> Result<uuid::Uuid, tokio_postgres::Error> {
-    let hold_id = uuid::Uuid::now_v7();
-    let like: uuid::Uuid = like.parse().unwrap();
-    let client = app.pool.get().await.unwrap();
-    client
-        .execute(
-            "WITH held AS (INSERT INTO holds (hold_id, tenant_id, account_id, status, amount, \
-             captured, expires_at, authorize_key, created_at, resolved_at) \
-             SELECT $1, tenant_id, account_id, 'RELEASED', amount, 0, expires_at, $2, created_at, \
-             created_at FROM holds WHERE hold_id = $3 RETURNING account_id, created_at) \
-             INSERT INTO usage_rollups (account_id, day, task_type, model, runs, captured, refunded, \
-             last_run_at) SELECT account_id, (created_at AT TIME ZONE 'UTC')::date, '', '', 1, 0, 0, \
-             created_at FROM held ON CONFLICT (account_id, day, task_type, model) DO UPDATE \
-             SET runs = usage_rollups.runs + 1, \
-             last_run_at = greatest(usage_rollups.last_run_at, EXCLUDED.last_run_at)",
-            &[&hold_id, &authorize_key, &like],
-        )
-        .await?;
-    Ok(hold_id)
-}
-
-/// The hold claimed by `authorize_key` on `hold_id`'s account, if any.
-async fn claimed_hold(app: &TestApp, hold_id: &str, authorize_key: &str) -> Option<uuid::Uuid> {
-    let hold_id: uuid::Uuid = hold_id.parse().unwrap();
-    let client = app.pool.get().await.unwrap();
-    client
-        .query_opt(
-            "SELECT k.hold_id FROM authorize_keys k JOIN holds h ON h.account_id = k.account_id \
-             WHERE h.hold_id = $1 AND k.authorize_key = $2",
-            &[&hold_id, &authorize_key],
-        )
-        .await
-        .unwrap()
-        .map(|row| row.get(0))
 }
 
 /// The id of the account GetAccount finds by `external_id`, or the refusal's code.
@@ -302,57 +259,7 @@ async fn a_contract_migration_waits_for_the_servers_that_predate_it() {
         account_by_external_id(&app, "by-current").await,
         Ok(current.clone())
     );
-    // Authorize keys: this version claims its own (the trigger for older servers finds the
-    // claim and adds nothing), an older server's hold is claimed for it, and either refuses
-    // the key once its record is gone.
-    app.grant(&like, GrantSource::Purchase, "5").await;
-    let current_key = key();
-    let current_hold = app
-        .credit()
-        .authorize(crate::helpers::money::authorize_request(
-            &like,
-            &current_key,
-            "1",
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .hold
-        .unwrap();
-    assert_eq!(
-        claimed_hold(&app, &current_hold.hold_id, &current_key).await,
-        Some(current_hold.hold_id.parse().unwrap())
-    );
-    let older_key = key();
-    let older_hold = authorize_as_before(&app, &current_hold.hold_id, &older_key)
-        .await
-        .unwrap();
-    assert_eq!(
-        claimed_hold(&app, &current_hold.hold_id, &older_key).await,
-        Some(older_hold)
-    );
-    let found = app.get_hold_by_key(&older_key).await.unwrap().hold.unwrap();
-    assert_eq!(found.hold_id, older_hold.to_string());
-    let reused = app
-        .credit()
-        .authorize(crate::helpers::money::authorize_request(
-            &like, &older_key, "1",
-        ))
-        .await
-        .unwrap_err();
-    assert_refused(
-        &reused,
-        tonic::Code::AlreadyExists,
-        "IDEMPOTENCY_KEY_REUSED",
-    );
-    // The old key still spans the tenant's accounts: an older server cannot reuse this
-    // version's key on another account.
-    let elsewhere = app.account().await;
-    app.grant(&elsewhere, GrantSource::Purchase, "1").await;
-    let elsewhere_hold = app.hold(&elsewhere, "1").await;
-    authorize_as_before(&app, &elsewhere_hold.hold_id, &current_key)
-        .await
-        .unwrap_err();
+    let current_hold = authorize_keys::expanded(&app, &like).await;
 
     // The servers that predate it stop; this version's (here driven directly, with a short
     // interval) applies the contract once they are gone, and then has nothing left to do.
@@ -423,36 +330,7 @@ async fn a_contract_migration_waits_for_the_servers_that_predate_it() {
         account_by_external_id(&app, "nobody").await,
         Err(tonic::Code::NotFound)
     );
-    // Authorize keys: the claims alone, per account. No trigger claims for an older server
-    // now (what the wait was for), and the key of `holds` is gone.
-    assert!(
-        key_columns(&app.database, "holds_tenant_id_authorize_key_key")
-            .await
-            .is_empty()
-    );
-    let unclaimed = key();
-    authorize_as_before(&app, &current_hold.hold_id, &unclaimed)
-        .await
-        .unwrap();
-    assert_eq!(
-        claimed_hold(&app, &current_hold.hold_id, &unclaimed).await,
-        None
-    );
-    let after_key = key();
-    let after_hold = app
-        .credit()
-        .authorize(crate::helpers::money::authorize_request(
-            &like, &after_key, "1",
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .hold
-        .unwrap();
-    assert_eq!(
-        claimed_hold(&app, &after_hold.hold_id, &after_key).await,
-        Some(after_hold.hold_id.parse().unwrap())
-    );
+    authorize_keys::contracted(&app, &like, &current_hold).await;
     app.finish().await;
 }
 
