@@ -148,18 +148,19 @@ pub async fn serve(
             background_stopped.clone(),
         ))
     });
-    // Answers are stored by reference once no older server can read them: known before the
-    // first request when the schema is complete, else once the waiting migrations ran.
-    let by_reference = Arc::clone(&context.answers_by_reference);
+    // Answers by reference and holds without their key once no older server is connected:
+    // known before the first request when the schema is complete, else once the waiting
+    // migrations ran.
+    let complete = Arc::clone(&context.schema_complete);
     let checked = tokio::time::timeout(Duration::from_secs(2), migrate::up_to_date(&pool)).await;
     if matches!(checked, Ok(Ok(true))) {
-        by_reference.store(true, std::sync::atomic::Ordering::Relaxed);
+        complete.store(true, std::sync::atomic::Ordering::Relaxed);
     }
     let migrations = tokio::spawn({
         let (pool, stopped) = (pool.clone(), background_stopped.clone());
         async move {
             if migrate::finish_waiting(pool, MIGRATION_RETRY, stopped).await {
-                by_reference.store(true, std::sync::atomic::Ordering::Relaxed);
+                complete.store(true, std::sync::atomic::Ordering::Relaxed);
             }
         }
     });

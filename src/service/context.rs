@@ -38,10 +38,13 @@ pub struct Context {
     /// Where the event reader listens for notifications, and how to connect there; `None`: it
     /// polls only.
     pub listen: Option<(tokio_postgres::Config, crate::store::tls::PgConnector)>,
-    /// Whether Authorize, ExtendHold, Settle and Release answers are stored by reference to
-    /// their hold: only once the database has every migration this server knows, as servers
-    /// before 0022 could not read them. Until then (and without `serve`) they are stored whole.
-    pub answers_by_reference: Arc<std::sync::atomic::AtomicBool>,
+    /// Whether the database has every migration this server knows, so that no older server is
+    /// connected (a contract migration waits for them, and they refuse a newer schema). Then
+    /// Authorize, ExtendHold, Settle and Release answers are stored by reference to their hold
+    /// (servers before 0022 could not read them), and a new hold's Authorize key is written in
+    /// `authorize_keys` alone (servers before 0026 read it from the hold). Until then (and
+    /// without `serve`) answers are stored whole and keys in the hold too.
+    pub schema_complete: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Context {
@@ -61,7 +64,7 @@ impl Context {
             )),
             events: Arc::default(),
             listen: None,
-            answers_by_reference: Arc::default(),
+            schema_complete: Arc::default(),
         }
     }
 }

@@ -21,9 +21,9 @@ use super::idempotency::Fingerprint;
 use super::{Context, ServiceError};
 use crate::ids::{AccountId, AccountKey, HoldId, SettlementId, TenantId};
 use crate::ledger::{AccountBook, SettlementRecord, SpendScope};
-use crate::store::StoreError;
 use crate::store::book::{AccountChanges, LoadedAccount, LockTarget, LockedBooks};
 use crate::store::idempotency;
+use crate::store::{HoldKeys, StoreError};
 
 mod isolation;
 mod transaction;
@@ -275,6 +275,7 @@ pub async fn sweep_account(context: &Context, key: AccountKey) -> Result<bool, S
         account_id: key.account,
         changes,
     }];
-    locked.commit(&changes, &[]).await?;
+    // No new hold here: where its key would go does not matter.
+    locked.commit(&changes, &[], HoldKeys::InHolds).await?;
     Ok(true)
 }

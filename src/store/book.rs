@@ -18,7 +18,7 @@ use uuid::Uuid;
 use self::reads::{ReadRows, ReadStatements};
 use super::StoreError;
 use super::idempotency::{INSERT_RECORDS, NewRecord, RecordColumns, StoredRecord};
-use super::writes::Writes;
+use super::writes::{HoldKeys, Writes};
 use crate::clock::Clock;
 use crate::ids::{AccountId, AccountKey, HoldId, SettlementId, TenantId};
 use crate::ledger::{AccountBook, Changes, SettlementRecord, SpendScope};
@@ -174,8 +174,9 @@ impl LockedBooks {
         mut self,
         changes: &[AccountChanges],
         records: &[NewRecord],
+        hold_keys: HoldKeys,
     ) -> Result<(), StoreError> {
-        let mut writes = Writes::new(self.now);
+        let mut writes = Writes::new(self.now, hold_keys);
         for account in changes {
             writes.push(account.tenant_id, account.account_id, &account.changes);
         }

@@ -27,6 +27,8 @@ mod write_sql;
 mod write_table;
 mod writes;
 
+pub use self::writes::HoldKeys;
+
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};

@@ -91,7 +91,11 @@ pub fn hold(row: &Row) -> Result<HoldState, StoreError> {
         created_at: row.get("created_at"),
         resolved_at: row.get("resolved_at"),
         meta: HoldMeta {
-            authorize_key: row.get("authorize_key"),
+            // NULL in holds written once the schema is complete: the key is in
+            // `authorize_keys`, and a loaded hold's is never written again.
+            authorize_key: row
+                .get::<_, Option<String>>("authorize_key")
+                .unwrap_or_default(),
             catalog_version: row.get("catalog_version"),
             quote_id: row.get("quote_id"),
             quote_token: row.get("quote_token"),

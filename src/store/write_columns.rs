@@ -40,7 +40,10 @@ write_table! {
 
 write_table! {
     /// New holds; the labels of all of them travel as two shared arrays, each hold naming its
-    /// slice (1-based, inclusive; an empty slice when it has none).
+    /// slice (1-based, inclusive; an empty slice when it has none). Each hold's Authorize key
+    /// is claimed in `authorize_keys` (`claimed_key`), and written in the hold's row as well
+    /// (`authorize_key`) only while servers that read it there may be connected
+    /// ([`super::writes::HoldKeys`]).
     NewHoldColumns {
         hold_id: HoldId = "uuid",
         status: &'static str = "text",
@@ -49,7 +52,7 @@ write_table! {
         expires_at: DateTime<Utc> = "timestamptz",
         partial_captures: i32 = "int4",
         late_settled: bool = "bool",
-        authorize_key: String = "text",
+        authorize_key: Option<String> = "text",
         catalog_version: i64 = "int8",
         quote_id: Option<Uuid> = "uuid",
         task_type: String = "text",
@@ -68,6 +71,7 @@ write_table! {
         quote_token: Option<String> = "text",
         spend_scope_kind: Option<&'static str> = "text",
         spend_scope_id: Option<String> = "text",
+        #[aside] claimed_key: String = "text",
     }
 }
 

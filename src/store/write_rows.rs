@@ -7,6 +7,7 @@ use super::write_columns::{
     GrantColumns, HoldColumns, JournalColumns, LimitColumns, NewHoldColumns, NewLimitColumns,
     PartColumns, RefundColumns, RemovedLimitColumns, SettlementColumns, UsageColumns,
 };
+use super::writes::HoldKeys;
 use crate::ids::{AccountId, SpendLimitId, TenantId};
 use crate::ledger::{
     AccountState, AllowanceGrant, AllowanceState, EventDraft, GrantState, HoldState, Posting,
@@ -42,8 +43,14 @@ impl GrantColumns {
 }
 
 impl NewHoldColumns {
-    /// A new hold, with its labels.
-    pub(super) fn push(&mut self, tenant_id: TenantId, account_id: AccountId, hold: &HoldState) {
+    /// A new hold, with its labels and the claim of its Authorize key.
+    pub(super) fn push(
+        &mut self,
+        tenant_id: TenantId,
+        account_id: AccountId,
+        hold: &HoldState,
+        keys: HoldKeys,
+    ) {
         self.tenant_id.push(tenant_id);
         self.account_id.push(account_id);
         self.hold_id.push(hold.hold_id);
@@ -54,7 +61,9 @@ impl NewHoldColumns {
         self.partial_captures.push(hold.partial_captures);
         self.late_settled.push(hold.late_settled);
         let meta = &hold.meta;
-        self.authorize_key.push(meta.authorize_key.clone());
+        self.claimed_key.push(meta.authorize_key.clone());
+        self.authorize_key
+            .push((keys == HoldKeys::InHolds).then(|| meta.authorize_key.clone()));
         self.catalog_version.push(meta.catalog_version);
         self.quote_id.push(meta.quote_id);
         self.quote_token.push(meta.quote_token.clone());

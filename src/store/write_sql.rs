@@ -27,30 +27,30 @@ pub(super) static UPSERT_GRANTS: Sql = LazyLock::new(|| upsert("grants", &GrantC
 
 /// New holds, their Authorize keys claimed in `authorize_keys` by the same statement: its
 /// `WITH` part runs before any trigger of the holds' insertion fires, so the trigger that claims
-/// for older servers while migration 0026 waits finds the claim and writes nothing. Inserted in
+/// for older servers while migration 0026 waits finds the claim and writes nothing. The hold's
+/// own `authorize_key` is NULL once 0026 has run ([`super::writes::HoldKeys`]). Inserted in
 /// (tenant, Authorize key) order like the idempotency records: until 0026 the key of `holds` is
 /// unique per tenant across accounts, so two transactions inserting the same keys in different
 /// orders could otherwise each wait for the other's uncommitted key (a deadlock). A claim names
 /// its account, which is locked: no other transaction inserts it.
 pub(super) static INSERT_HOLDS: Sql = LazyLock::new(|| {
     let table = &NewHoldColumns::TABLE;
-    let claimed = ["authorize_key", "account_id", "hold_id"];
-    let arrays = claimed.map(|name| {
+    let arrays = ["claimed_key", "account_id", "hold_id"].map(|name| {
         let (param, column) = table
             .row_columns()
             .find(|(_, column)| column.name == name)
             .expect("a new hold's column");
         format!("${param}::{}[]", column.pg_type)
     });
-    let names = claimed.join(", ");
     format!(
-        "WITH claimed AS (INSERT INTO authorize_keys ({names}) SELECT * FROM unnest({})) {}",
+        "WITH claimed AS (INSERT INTO authorize_keys (authorize_key, account_id, hold_id) \
+         SELECT * FROM unnest({})) {}",
         arrays.join(", "),
         insert_ordered(
             "holds",
             "h",
             table,
-            "h.tenant_id, h.authorize_key COLLATE \"C\""
+            "h.tenant_id, h.claimed_key COLLATE \"C\""
         ),
     )
 });
@@ -245,7 +245,7 @@ fn insert_ordered(name: &str, alias: &str, table: &Table, order_by: &str) -> Str
                     ));
                 }
             }
-            Role::Shared | Role::SliceEnd => {}
+            Role::Shared | Role::SliceEnd | Role::Aside => {}
         }
     }
     format!(

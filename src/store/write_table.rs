@@ -38,6 +38,9 @@ pub(super) enum Role {
     SliceStart,
     /// A row's last position in the shared arrays (inclusive).
     SliceEnd,
+    /// A row's value the statement uses beside the table (in a `WITH` part), not a column of
+    /// it.
+    Aside,
 }
 
 /// A write statement's columns, and the column (if any) stamped with the transaction's time,
@@ -122,6 +125,9 @@ macro_rules! role {
     };
     (slice_end) => {
         $crate::store::write_table::Role::SliceEnd
+    };
+    (aside) => {
+        $crate::store::write_table::Role::Aside
     };
 }
 

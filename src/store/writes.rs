@@ -26,10 +26,23 @@ use crate::ledger::Changes;
 /// A statement to send, with its parameters.
 pub type Statement<'a> = (&'static str, Vec<&'a (dyn ToSql + Sync)>);
 
+/// Where a new hold's Authorize key is written besides its claim in `authorize_keys`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum HoldKeys {
+    /// In the hold's row too: servers before migration 0026 read it there (and its key there
+    /// refuses a key used on another account).
+    #[default]
+    InHolds,
+    /// Nowhere else: migration 0026 has run, so no such server is connected (it waits for them
+    /// to go, and they refuse a newer schema).
+    ClaimedOnly,
+}
+
 /// Owned parameters of every write.
 #[derive(Debug, Default)]
 pub struct Writes {
     now: DateTime<Utc>,
+    hold_keys: HoldKeys,
     accounts: AccountColumns,
     new_grants: GrantColumns,
     grants: GrantColumns,
@@ -53,10 +66,11 @@ pub struct Writes {
 }
 
 impl Writes {
-    /// No writes yet, at `now`.
-    pub fn new(now: DateTime<Utc>) -> Self {
+    /// No writes yet, at `now`, writing new holds' keys as `hold_keys` says.
+    pub fn new(now: DateTime<Utc>, hold_keys: HoldKeys) -> Self {
         Writes {
             now,
+            hold_keys,
             ..Writes::default()
         }
     }
@@ -76,7 +90,8 @@ impl Writes {
             grants.push(tenant_id, account_id, grant);
         }
         for hold in &changes.new_holds {
-            self.new_holds.push(tenant_id, account_id, hold);
+            self.new_holds
+                .push(tenant_id, account_id, hold, self.hold_keys);
             self.new_allocations.push(account_id, hold, 0..);
         }
         for hold in &changes.holds {

@@ -213,12 +213,25 @@ async fn an_authorize_key_whose_record_was_pruned_makes_a_hold_on_another_accoun
     let shared_key = on_first.idempotency_key.clone();
     let made = app.credit().authorize(on_first.clone()).await.unwrap();
     let first_hold = made.into_inner().hold.unwrap();
+    // With no older server connected, the key is in its claim alone, not in the hold's row.
+    let client = app.pool.get().await.unwrap();
+    let (in_hold, claimed): (Option<String>, String) = {
+        let row = client
+            .query_one(
+                "SELECT h.authorize_key, k.authorize_key FROM holds h \
+                 JOIN authorize_keys k USING (hold_id, account_id) WHERE h.hold_id = $1::text::uuid",
+                &[&first_hold.hold_id],
+            )
+            .await
+            .unwrap();
+        (row.get(0), row.get(1))
+    };
+    assert_eq!((in_hold, claimed), (None, shared_key.clone()));
     // Within the record's retention the key is the tenant's: another account's request with it
     // is a reused key.
     let on_second = authorize_request(&second, &shared_key, "2");
     let reused = app.credit().authorize(on_second.clone()).await.unwrap_err();
     assert_refused(&reused, Code::AlreadyExists, "IDEMPOTENCY_KEY_REUSED");
-    let client = app.pool.get().await.unwrap();
     client
         .execute("DELETE FROM idempotency_records", &[])
         .await

@@ -16,9 +16,9 @@ use super::{Group, Operation, Pending, RECHECK_TIMEOUT};
 use crate::ids::{AccountId, AccountKey, TenantId};
 use crate::service::idempotency::{Rpc, refer_to_hold, stored_answer};
 use crate::service::{Context, ServiceError};
-use crate::store::StoreError;
 use crate::store::book::{AccountChanges, Loaded, LoadedAccount, LockTarget, LockedBooks};
 use crate::store::idempotency::{self, NewRecord, StoredRecord};
+use crate::store::{HoldKeys, StoreError};
 use crate::telemetry;
 
 /// The answer to one operation of a transaction.
@@ -46,8 +46,9 @@ struct Staged {
     records: Vec<NewRecord>,
     /// Each changed account's changes.
     changes: Vec<AccountChanges>,
-    /// Whether answers that show a hold are stored by reference to it.
-    by_reference: bool,
+    /// Whether the schema is complete ([`Context::schema_complete`]): answers that show a hold
+    /// are stored by reference to it, and new holds' keys only claimed.
+    schema_complete: bool,
 }
 
 /// One transaction over the group's accounts: lock, apply every operation, commit.
@@ -66,8 +67,8 @@ pub(super) async fn attempt(context: &Context, group: &Group) -> Attempt {
         Err(attempt) => return attempt,
     };
     let mut staged = Staged {
-        by_reference: context
-            .answers_by_reference
+        schema_complete: context
+            .schema_complete
             .load(std::sync::atomic::Ordering::Relaxed),
         ..Staged::default()
     };
@@ -265,7 +266,7 @@ fn apply_operation(
     // Input refused under the lock is not kept: nothing happened.
     if let Some(answer) = stored_answer(&result) {
         let mut record = fingerprint.record(key.tenant, Some(key.account), answer);
-        if staged.by_reference {
+        if staged.schema_complete {
             refer_to_hold(&mut record, fingerprint.rpc, &account.book);
         }
         staged.record(record_key, record);
@@ -323,7 +324,12 @@ impl Staged {
             locked.rollback().await;
             Ok(())
         } else {
-            locked.commit(&self.changes, &self.records).await
+            let hold_keys = if self.schema_complete {
+                HoldKeys::ClaimedOnly
+            } else {
+                HoldKeys::InHolds
+            };
+            locked.commit(&self.changes, &self.records, hold_keys).await
         }
     }
 }

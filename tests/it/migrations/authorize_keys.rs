@@ -52,6 +52,20 @@ async fn claimed_hold(app: &TestApp, hold_id: &str, authorize_key: &str) -> Opti
         .map(|row| row.get(0))
 }
 
+/// The Authorize key in hold `hold_id`'s own row.
+async fn key_in_hold(app: &TestApp, hold_id: &str) -> Option<String> {
+    let hold_id: uuid::Uuid = hold_id.parse().unwrap();
+    let client = app.pool.get().await.unwrap();
+    client
+        .query_one(
+            "SELECT authorize_key FROM holds WHERE hold_id = $1",
+            &[&hold_id],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
 /// A hold of 1 on `account_id` made by this version with `authorize_key`, checked claimed.
 async fn authorize_claimed(app: &TestApp, account_id: &str, authorize_key: &str) -> Hold {
     let hold = app
@@ -69,14 +83,19 @@ async fn authorize_claimed(app: &TestApp, account_id: &str, authorize_key: &str)
     hold
 }
 
-/// Before the contract: this version claims its own keys (the trigger for older servers finds
-/// the claim and adds nothing), an older server's hold is claimed for it, either refuses the
-/// key once its record is gone, and the old key still spans the tenant's accounts. Returns a
-/// hold of `like`'s.
+/// Before the contract: this version claims its own keys and writes them in the hold too, for
+/// the older servers that read them there (the trigger for older servers finds the claim and
+/// adds nothing), an older server's hold is claimed for it, either refuses the key once its
+/// record is gone, and the old key still spans the tenant's accounts. Returns a hold of
+/// `like`'s.
 pub(super) async fn expanded(app: &TestApp, like: &str) -> Hold {
     app.grant(like, GrantSource::Purchase, "5").await;
     let current_key = key();
     let current_hold = authorize_claimed(app, like, &current_key).await;
+    assert_eq!(
+        key_in_hold(app, &current_hold.hold_id).await,
+        Some(current_key.clone())
+    );
     let older_key = key();
     let older_hold = authorize_as_before(app, &current_hold.hold_id, &older_key)
         .await
