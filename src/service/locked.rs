@@ -275,7 +275,11 @@ pub async fn sweep_account(context: &Context, key: AccountKey) -> Result<bool, S
         account_id: key.account,
         changes,
     }];
-    // No new hold here: where its key would go does not matter.
-    locked.commit(&changes, &[], HoldKeys::InHolds).await?;
+    let complete = context
+        .schema_complete
+        .load(std::sync::atomic::Ordering::Relaxed);
+    locked
+        .commit(&changes, &[], HoldKeys::when_complete(complete))
+        .await?;
     Ok(true)
 }

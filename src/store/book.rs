@@ -92,7 +92,7 @@ pub struct Loaded {
     /// Idempotency records found, by tenant and key.
     pub records: HashMap<(TenantId, String), StoredRecord>,
     /// Authorize keys asked about that already made a hold on their account.
-    pub authorized: HashSet<(AccountId, String)>,
+    pub authorized: HashMap<AccountId, HashSet<String>>,
     /// Refund ids asked about that a refund already has.
     pub refunded: HashSet<Uuid>,
     /// Whether the allowances were read a second time, as the books decide past the time the

@@ -38,6 +38,18 @@ pub enum HoldKeys {
     ClaimedOnly,
 }
 
+impl HoldKeys {
+    /// Where keys go when the schema is complete (every migration this server knows has run)
+    /// or not.
+    pub fn when_complete(schema_complete: bool) -> Self {
+        if schema_complete {
+            HoldKeys::ClaimedOnly
+        } else {
+            HoldKeys::InHolds
+        }
+    }
+}
+
 /// Owned parameters of every write.
 #[derive(Debug, Default)]
 pub struct Writes {

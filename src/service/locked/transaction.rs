@@ -280,8 +280,8 @@ fn key_used_before(loaded: &Loaded, operation: &Operation, account: AccountId) -
         .refund_id
         .is_some_and(|refund_id| loaded.refunded.contains(&refund_id));
     let authorized = || {
-        let key = (account, operation.fingerprint.key.clone());
-        loaded.authorized.contains(&key)
+        let keys = loaded.authorized.get(&account);
+        keys.is_some_and(|keys| keys.contains(&operation.fingerprint.key))
     };
     refunded || operation.fingerprint.rpc == Rpc::Authorize && authorized()
 }
@@ -324,11 +324,7 @@ impl Staged {
             locked.rollback().await;
             Ok(())
         } else {
-            let hold_keys = if self.schema_complete {
-                HoldKeys::ClaimedOnly
-            } else {
-                HoldKeys::InHolds
-            };
+            let hold_keys = HoldKeys::when_complete(self.schema_complete);
             locked.commit(&self.changes, &self.records, hold_keys).await
         }
     }

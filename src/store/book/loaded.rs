@@ -195,10 +195,12 @@ fn settlements_by_account(
 }
 
 /// The Authorize keys that already made a hold, by account.
-fn authorized(rows: &[Row]) -> HashSet<(AccountId, String)> {
-    rows.iter()
-        .map(|row| (row.get::<_, AccountId>(0), row.get::<_, String>(1)))
-        .collect()
+fn authorized(rows: &[Row]) -> HashMap<AccountId, HashSet<String>> {
+    let mut by_account: HashMap<AccountId, HashSet<String>> = HashMap::new();
+    for row in rows {
+        by_account.entry(row.get(0)).or_default().insert(row.get(1));
+    }
+    by_account
 }
 
 /// The refund ids a refund already has.
