@@ -73,7 +73,7 @@ pub fn id<Id: std::str::FromStr>(field: &'static str, text: &str) -> Result<Id, 
 
 /// A quote id: the opaque token Quote returned (checked by its signature later).
 pub fn quote_id(text: &str) -> Result<String, ServiceError> {
-    let max = crate::service::quote_token::MAX_TOKEN_LENGTH;
+    let max = crate::pricing::quote_token::MAX_TOKEN_LENGTH;
     if text.is_empty() {
         return Err(ServiceError::InvalidArgument {
             field: "quote_id",

@@ -5,6 +5,7 @@
 mod catalog;
 mod lines;
 mod price;
+pub mod quote_token;
 mod usage;
 mod validate;
 

@@ -7,10 +7,10 @@ use deadpool_postgres::Pool;
 use super::catalog::CatalogCache;
 use super::locked::Combiner;
 use super::page_token::PageKey;
-use super::quote_token::QuoteKey;
 use super::recent::Recent;
 use crate::clock::Clock;
 use crate::config::MoneyLimits;
+use crate::pricing::quote_token::QuoteKey;
 
 /// Shared by the use cases of one server.
 #[derive(Debug, Clone)]

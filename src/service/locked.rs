@@ -23,7 +23,7 @@ use crate::ids::{AccountId, AccountKey, HoldId, SettlementId, TenantId};
 use crate::ledger::{AccountBook, SettlementRecord, SpendScope};
 use crate::store::book::{AccountChanges, LoadedAccount, LockTarget, LockedBooks};
 use crate::store::idempotency;
-use crate::store::{HoldKeys, StoreError};
+use crate::store::{HoldForm, StoreError};
 
 mod isolation;
 mod transaction;
@@ -279,7 +279,7 @@ pub async fn sweep_account(context: &Context, key: AccountKey) -> Result<bool, S
         .schema_complete
         .load(std::sync::atomic::Ordering::Relaxed);
     locked
-        .commit(&changes, &[], HoldKeys::when_complete(complete))
+        .commit(&changes, &[], HoldForm::when_complete(complete))
         .await?;
     Ok(true)
 }

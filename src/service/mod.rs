@@ -16,7 +16,6 @@ pub mod page_token;
 pub mod plans;
 pub mod priced;
 pub mod quote;
-pub mod quote_token;
 mod recent;
 mod span;
 pub mod sweeper;

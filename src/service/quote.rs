@@ -6,11 +6,11 @@ use chrono::Duration;
 use uuid::Uuid;
 
 use super::access::Caller;
-use super::quote_token::QuoteClaims;
 use super::{Context, ServiceError, catalog};
 use crate::ids::AccountId;
 use crate::ledger::{AccountBook, Reason, SpendScope};
 use crate::money::{Credits, LineItem};
+use crate::pricing::quote_token::QuoteClaims;
 use crate::pricing::{Usage, price};
 use crate::store::accounts::SnapshotLimits;
 

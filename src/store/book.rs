@@ -18,7 +18,7 @@ use uuid::Uuid;
 use self::reads::{ReadRows, ReadStatements};
 use super::StoreError;
 use super::idempotency::{INSERT_RECORDS, NewRecord, RecordColumns, StoredRecord};
-use super::writes::{HoldKeys, Writes};
+use super::writes::{HoldForm, Writes};
 use crate::clock::Clock;
 use crate::ids::{AccountId, AccountKey, HoldId, SettlementId, TenantId};
 use crate::ledger::{AccountBook, Changes, SettlementRecord, SpendScope};
@@ -174,9 +174,9 @@ impl LockedBooks {
         mut self,
         changes: &[AccountChanges],
         records: &[NewRecord],
-        hold_keys: HoldKeys,
+        hold_form: HoldForm,
     ) -> Result<(), StoreError> {
-        let mut writes = Writes::new(self.now, hold_keys);
+        let mut writes = Writes::new(self.now, hold_form);
         for account in changes {
             writes.push(account.tenant_id, account.account_id, &account.changes);
         }

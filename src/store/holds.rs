@@ -67,14 +67,13 @@ pub async fn find_hold(
 ) -> Result<Option<(AccountId, HoldState, Vec<SettlementRecord>)>, StoreError> {
     let found = match (hold_id, authorize_key) {
         (Some(hold_id), _) => {
-            let sql = format!(
-                "SELECT account_id, {HOLD_COLUMNS} FROM holds WHERE tenant_id = $1 AND hold_id = $2"
-            );
+            let sql =
+                format!("SELECT {HOLD_COLUMNS} FROM holds WHERE tenant_id = $1 AND hold_id = $2");
             client.query_opt(&sql, &[&tenant_id, &hold_id]).await?
         }
         (None, Some(key)) => {
             let sql = format!(
-                "SELECT account_id, {HOLD_COLUMNS} FROM holds WHERE tenant_id = $1 \
+                "SELECT {HOLD_COLUMNS} FROM holds WHERE tenant_id = $1 \
                  AND (hold_id, account_id) IN (SELECT hold_id, account_id FROM authorize_keys \
                  WHERE authorize_key = $2 COLLATE \"C\") ORDER BY created_at DESC, hold_id LIMIT 1"
             );

@@ -27,7 +27,7 @@ mod write_sql;
 mod write_table;
 mod writes;
 
-pub use self::writes::HoldKeys;
+pub use self::writes::HoldForm;
 
 use std::time::Duration;
 

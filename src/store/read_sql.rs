@@ -77,8 +77,8 @@ pub(super) static GRANTS: LazyLock<String> = LazyLock::new(|| {
 /// second part leaves out the holds of the first, so no wide row is compared to drop a duplicate.
 pub(super) static HOLDS: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "SELECT account_id, {HOLD_COLUMNS} FROM holds WHERE hold_id = ANY($3) AND account_id = ANY($1) \
-         UNION ALL SELECT account_id, {HOLD_COLUMNS} FROM holds WHERE account_id = ANY($1) \
+        "SELECT {HOLD_COLUMNS} FROM holds WHERE hold_id = ANY($3) AND account_id = ANY($1) \
+         UNION ALL SELECT {HOLD_COLUMNS} FROM holds WHERE account_id = ANY($1) \
          AND status = 'ACTIVE' AND expires_at <= $2 AND hold_id <> ALL($3)"
     )
 });

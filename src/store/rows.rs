@@ -4,19 +4,22 @@ use rust_decimal::Decimal;
 use tokio_postgres::Row;
 
 use super::StoreError;
-use crate::ids::HoldId;
+use uuid::Uuid;
+
+use crate::ids::{AccountId, HoldId};
 use crate::ledger::{
     AccountState, AccountStatus, AllocationState, AllowanceState, Every, GrantSource, GrantState,
     HoldMeta, HoldState, HoldStatus, LimitPeriod, Recurrence, ScopeKind, SettlePolicy,
     SettlementPart, SettlementRecord, SpendLimitState, SpendScope, parse_zone,
 };
 use crate::money::Credits;
+use crate::pricing::quote_token::{QuoteOnHold, unseal};
 
 /// Columns of `grants` read by [`grant`].
 pub const GRANT_COLUMNS: &str = "grant_id, source, priority, effective_at, expires_at, created_at, amount, remaining, reserved, external_ref, expiry_warned";
 /// Columns of `holds` read by [`hold`].
-pub const HOLD_COLUMNS: &str = "hold_id, status, amount, captured, expires_at, partial_captures, late_settled, \
-     created_at, resolved_at, authorize_key, catalog_version, quote_id, quote_token, task_type, tool, model, project, run_id, \
+pub const HOLD_COLUMNS: &str = "account_id, hold_id, status, amount, captured, expires_at, partial_captures, late_settled, \
+     created_at, resolved_at, authorize_key, catalog_version, quote_id, quote_token, quote_seal, task_type, tool, model, project, run_id, \
      label_keys, label_values, spend_scope_kind, spend_scope_id";
 /// Columns of `allowances` read by [`allowance`].
 pub const ALLOWANCE_COLUMNS: &str = "allowance_id, name, source, amount, period, anchor_date, time_zone, enabled, \
@@ -79,6 +82,17 @@ pub fn grant(row: &Row) -> Result<GrantState, StoreError> {
 pub fn hold(row: &Row) -> Result<HoldState, StoreError> {
     let keys: Vec<String> = row.get("label_keys");
     let values: Vec<String> = row.get("label_values");
+    let quote_token = quote_token(
+        row.get("quote_token"),
+        row.get("quote_seal"),
+        row.get("quote_id"),
+        row.get("account_id"),
+        (
+            row.get("catalog_version"),
+            row.get("tool"),
+            row.get("model"),
+        ),
+    )?;
     Ok(HoldState {
         hold_id: row.get("hold_id"),
         status: parse(row.get("status"), HoldStatus::from_name, "hold status")?,
@@ -98,7 +112,7 @@ pub fn hold(row: &Row) -> Result<HoldState, StoreError> {
                 .unwrap_or_default(),
             catalog_version: row.get("catalog_version"),
             quote_id: row.get("quote_id"),
-            quote_token: row.get("quote_token"),
+            quote_token,
             task_type: row.get("task_type"),
             tool: row.get("tool"),
             model: row.get("model"),
@@ -109,6 +123,37 @@ pub fn hold(row: &Row) -> Result<HoldState, StoreError> {
             spend_scope: spend_scope(row, "spend_scope_kind", "spend_scope_id")?,
         },
     })
+}
+
+/// A hold's quote token: kept whole, or sealed (migration 0027) and rebuilt from what the
+/// hold's row says of the quote: its id, the hold's account, and the catalog version, tool and
+/// model of `priced`.
+pub fn quote_token(
+    whole: Option<String>,
+    sealed: Option<&[u8]>,
+    quote_id: Option<Uuid>,
+    account_id: AccountId,
+    priced: (i64, &str, &str),
+) -> Result<Option<String>, StoreError> {
+    let Some(sealed) = sealed else {
+        return Ok(whole);
+    };
+    let (catalog_version, tool, model) = priced;
+    quote_id
+        .and_then(|quote_id| {
+            let hold = QuoteOnHold {
+                quote_id,
+                account_id,
+                catalog_version,
+                tool,
+                model,
+            };
+            unseal(sealed, &hold)
+        })
+        .map(Some)
+        .ok_or_else(|| {
+            StoreError::Other("a hold's sealed quote does not read back against its row".to_owned())
+        })
 }
 
 /// The scope in columns `kind` and `id`, when set.

@@ -42,8 +42,9 @@ write_table! {
     /// New holds; the labels of all of them travel as two shared arrays, each hold naming its
     /// slice (1-based, inclusive; an empty slice when it has none). Each hold's Authorize key
     /// is claimed in `authorize_keys` (`claimed_key`), and written in the hold's row as well
-    /// (`authorize_key`) only while servers that read it there may be connected
-    /// ([`super::writes::HoldKeys`]).
+    /// (`authorize_key`) only while servers that read it there may be connected; its quote
+    /// token is written whole (`quote_token`) or sealed (`quote_seal`) alike
+    /// ([`super::writes::HoldForm`]).
     NewHoldColumns {
         hold_id: HoldId = "uuid",
         status: &'static str = "text",
@@ -69,6 +70,7 @@ write_table! {
         #[shared] label_values: String = "text",
         #[slice_end] label_last: i32 = "int4",
         quote_token: Option<String> = "text",
+        quote_seal: Option<Vec<u8>> = "bytea",
         spend_scope_kind: Option<&'static str> = "text",
         spend_scope_id: Option<String> = "text",
         #[aside] claimed_key: String = "text",

@@ -7,13 +7,14 @@ use super::write_columns::{
     GrantColumns, HoldColumns, JournalColumns, LimitColumns, NewHoldColumns, NewLimitColumns,
     PartColumns, RefundColumns, RemovedLimitColumns, SettlementColumns, UsageColumns,
 };
-use super::writes::HoldKeys;
+use super::writes::HoldForm;
 use crate::ids::{AccountId, SpendLimitId, TenantId};
 use crate::ledger::{
     AccountState, AllowanceGrant, AllowanceState, EventDraft, GrantState, HoldState, Posting,
     RefundRecord, SettlementRecord, SpendLimitState, UsageDelta, UsageKey,
 };
 use crate::money::LineItem;
+use crate::pricing::quote_token::{QuoteOnHold, seal};
 
 impl AccountColumns {
     /// The account's new debt.
@@ -43,13 +44,13 @@ impl GrantColumns {
 }
 
 impl NewHoldColumns {
-    /// A new hold, with its labels and the claim of its Authorize key.
+    /// A new hold, with its labels and the claim of its Authorize key, in `form`.
     pub(super) fn push(
         &mut self,
         tenant_id: TenantId,
         account_id: AccountId,
         hold: &HoldState,
-        keys: HoldKeys,
+        form: HoldForm,
     ) {
         self.tenant_id.push(tenant_id);
         self.account_id.push(account_id);
@@ -63,10 +64,25 @@ impl NewHoldColumns {
         let meta = &hold.meta;
         self.claimed_key.push(meta.authorize_key.clone());
         self.authorize_key
-            .push((keys == HoldKeys::InHolds).then(|| meta.authorize_key.clone()));
+            .push((form == HoldForm::Compatible).then(|| meta.authorize_key.clone()));
         self.catalog_version.push(meta.catalog_version);
         self.quote_id.push(meta.quote_id);
-        self.quote_token.push(meta.quote_token.clone());
+        let sealed = match (form, &meta.quote_token, meta.quote_id) {
+            (HoldForm::Lean, Some(token), Some(quote_id)) => seal(
+                token,
+                &QuoteOnHold {
+                    quote_id,
+                    account_id,
+                    catalog_version: meta.catalog_version,
+                    tool: &meta.tool,
+                    model: &meta.model,
+                },
+            ),
+            _ => None,
+        };
+        self.quote_token
+            .push(sealed.is_none().then(|| meta.quote_token.clone()).flatten());
+        self.quote_seal.push(sealed);
         self.task_type.push(meta.task_type.clone());
         self.tool.push(meta.tool.clone());
         self.model.push(meta.model.clone());

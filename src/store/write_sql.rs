@@ -28,7 +28,7 @@ pub(super) static UPSERT_GRANTS: Sql = LazyLock::new(|| upsert("grants", &GrantC
 /// New holds, their Authorize keys claimed in `authorize_keys` by the same statement: its
 /// `WITH` part runs before any trigger of the holds' insertion fires, so the trigger that claims
 /// for older servers while migration 0026 waits finds the claim and writes nothing. The hold's
-/// own `authorize_key` is NULL once 0026 has run ([`super::writes::HoldKeys`]). Inserted in
+/// own `authorize_key` is NULL once 0026 has run ([`super::writes::HoldForm`]). Inserted in
 /// (tenant, Authorize key) order like the idempotency records: until 0026 the key of `holds` is
 /// unique per tenant across accounts, so two transactions inserting the same keys in different
 /// orders could otherwise each wait for the other's uncommitted key (a deadlock). A claim names

@@ -26,26 +26,29 @@ use crate::ledger::Changes;
 /// A statement to send, with its parameters.
 pub type Statement<'a> = (&'static str, Vec<&'a (dyn ToSql + Sync)>);
 
-/// Where a new hold's Authorize key is written besides its claim in `authorize_keys`.
+/// How a new hold's row is written: for the servers before migrations 0026 and 0028, or
+/// lean once no such server can be connected.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum HoldKeys {
-    /// In the hold's row too: servers before migration 0026 read it there (and its key there
-    /// refuses a key used on another account).
+pub enum HoldForm {
+    /// As servers before 0026 and 0028 read it: its Authorize key in its row besides its claim
+    /// in `authorize_keys` (that key also refuses a key used on another account), and its quote
+    /// token whole.
     #[default]
-    InHolds,
-    /// Nowhere else: migration 0026 has run, so no such server is connected (it waits for them
-    /// to go, and they refuse a newer schema).
-    ClaimedOnly,
+    Compatible,
+    /// Its key only claimed, its quote token sealed (`quote_seal`,
+    /// [`crate::pricing::quote_token::seal`]): every migration has run, so no such server is
+    /// connected (contract migrations wait for them to go, and they refuse a newer schema).
+    Lean,
 }
 
-impl HoldKeys {
-    /// Where keys go when the schema is complete (every migration this server knows has run)
-    /// or not.
+impl HoldForm {
+    /// The form when the schema is complete (every migration this server knows has run) or
+    /// not.
     pub fn when_complete(schema_complete: bool) -> Self {
         if schema_complete {
-            HoldKeys::ClaimedOnly
+            HoldForm::Lean
         } else {
-            HoldKeys::InHolds
+            HoldForm::Compatible
         }
     }
 }
@@ -54,7 +57,7 @@ impl HoldKeys {
 #[derive(Debug, Default)]
 pub struct Writes {
     now: DateTime<Utc>,
-    hold_keys: HoldKeys,
+    hold_form: HoldForm,
     accounts: AccountColumns,
     new_grants: GrantColumns,
     grants: GrantColumns,
@@ -78,11 +81,11 @@ pub struct Writes {
 }
 
 impl Writes {
-    /// No writes yet, at `now`, writing new holds' keys as `hold_keys` says.
-    pub fn new(now: DateTime<Utc>, hold_keys: HoldKeys) -> Self {
+    /// No writes yet, at `now`, writing new holds in `hold_form`.
+    pub fn new(now: DateTime<Utc>, hold_form: HoldForm) -> Self {
         Writes {
             now,
-            hold_keys,
+            hold_form,
             ..Writes::default()
         }
     }
@@ -103,7 +106,7 @@ impl Writes {
         }
         for hold in &changes.new_holds {
             self.new_holds
-                .push(tenant_id, account_id, hold, self.hold_keys);
+                .push(tenant_id, account_id, hold, self.hold_form);
             self.new_allocations.push(account_id, hold, 0..);
         }
         for hold in &changes.holds {

@@ -18,7 +18,7 @@ use crate::service::idempotency::{Rpc, refer_to_hold, stored_answer};
 use crate::service::{Context, ServiceError};
 use crate::store::book::{AccountChanges, Loaded, LoadedAccount, LockTarget, LockedBooks};
 use crate::store::idempotency::{self, NewRecord, StoredRecord};
-use crate::store::{HoldKeys, StoreError};
+use crate::store::{HoldForm, StoreError};
 use crate::telemetry;
 
 /// The answer to one operation of a transaction.
@@ -324,8 +324,8 @@ impl Staged {
             locked.rollback().await;
             Ok(())
         } else {
-            let hold_keys = HoldKeys::when_complete(self.schema_complete);
-            locked.commit(&self.changes, &self.records, hold_keys).await
+            let hold_form = HoldForm::when_complete(self.schema_complete);
+            locked.commit(&self.changes, &self.records, hold_form).await
         }
     }
 }

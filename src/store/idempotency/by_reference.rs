@@ -4,17 +4,20 @@
 //! record names the hold (`answer_hold`), whose row gives the text back when the answer is
 //! replayed. A hold's text never changes once written.
 
+use std::borrow::Cow;
+
 use tokio_postgres::Row;
 use uuid::Uuid;
 
 use super::compressed;
 use crate::ids::{AccountId, HoldId};
 use crate::ledger::HoldMeta;
+use crate::store::rows;
 
 /// The columns [`dictionary_of_row`] reads, joined from the record's hold (`h`).
 pub(super) const HOLD_TEXT_COLUMNS: &str = "r.answer_hold, r.account_id AS answer_account, \
      h.hold_id AS answer_hold_found, h.quote_id AS answer_quote_id, h.quote_token AS answer_quote_token, \
-     h.task_type AS answer_task_type, h.tool AS answer_tool, h.model AS answer_model, \
+     h.quote_seal AS answer_quote_seal, h.catalog_version AS answer_catalog_version, h.task_type AS answer_task_type, h.tool AS answer_tool, h.model AS answer_model, \
      h.project AS answer_project, h.run_id AS answer_run_id, h.label_keys AS answer_label_keys, \
      h.label_values AS answer_label_values, h.spend_scope_kind AS answer_scope_kind, \
      h.spend_scope_id AS answer_scope_id";
@@ -27,7 +30,7 @@ pub(super) const HOLD_TEXT_JOIN: &str =
 struct HoldText<'a> {
     hold_id: HoldId,
     account_id: AccountId,
-    quote_token: Option<&'a str>,
+    quote_token: Option<Cow<'a, str>>,
     quote_id: Option<Uuid>,
     task_type: &'a str,
     tool: &'a str,
@@ -45,6 +48,7 @@ impl HoldText<'_> {
     fn dictionary(&self) -> Vec<u8> {
         let quote = self
             .quote_token
+            .as_deref()
             .map(str::to_owned)
             .or_else(|| self.quote_id.map(|quote_id| quote_id.to_string()))
             .unwrap_or_default();
@@ -73,7 +77,7 @@ pub fn dictionary(hold_id: HoldId, account_id: AccountId, meta: &HoldMeta) -> Ve
     HoldText {
         hold_id,
         account_id,
-        quote_token: meta.quote_token.as_deref(),
+        quote_token: meta.quote_token.as_deref().map(Cow::Borrowed),
         quote_id: meta.quote_id,
         task_type: &meta.task_type,
         tool: &meta.tool,
@@ -96,14 +100,26 @@ fn dictionary_of_row(row: &Row) -> Option<Vec<u8>> {
     let account_id: AccountId = row.get::<_, Option<AccountId>>("answer_account")?;
     let keys: Vec<&str> = row.get("answer_label_keys");
     let values: Vec<&str> = row.get("answer_label_values");
+    let quote_id = row.get("answer_quote_id");
+    let (tool, model) = (row.get("answer_tool"), row.get("answer_model"));
+    // A quote that does not unseal leaves the text without it: the answer then fails its check.
+    let quote_token = rows::quote_token(
+        row.get("answer_quote_token"),
+        row.get("answer_quote_seal"),
+        quote_id,
+        account_id,
+        (row.get("answer_catalog_version"), tool, model),
+    )
+    .ok()
+    .flatten();
     let text = HoldText {
         hold_id,
         account_id,
-        quote_token: row.get("answer_quote_token"),
-        quote_id: row.get("answer_quote_id"),
+        quote_token: quote_token.map(Cow::Owned),
+        quote_id,
         task_type: row.get("answer_task_type"),
-        tool: row.get("answer_tool"),
-        model: row.get("answer_model"),
+        tool,
+        model,
         project: row.get("answer_project"),
         run_id: row.get("answer_run_id"),
         labels: keys.into_iter().zip(values).collect(),

@@ -160,4 +160,16 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../../../migrations/0026_authorize_keys_contract.sql"),
         kind: Kind::Contract,
     },
+    Migration {
+        version: 27,
+        name: "quote_seal",
+        sql: include_str!("../../../migrations/0027_quote_seal.sql"),
+        kind: Kind::Ordinary,
+    },
+    Migration {
+        version: 28,
+        name: "quote_seal_contract",
+        sql: include_str!("../../../migrations/0028_quote_seal_contract.sql"),
+        kind: Kind::Contract,
+    },
 ];

@@ -7,7 +7,7 @@ use crate::ledger::{AccountStatus, Changes, SettlePolicy};
 use crate::money::Credits;
 use crate::store::write_sql::UPDATE_ACCOUNTS;
 use crate::store::write_table::WriteRows as _;
-use crate::store::writes::{HoldKeys, Writes};
+use crate::store::writes::{HoldForm, Writes};
 
 fn labels(names: &[&str]) -> Vec<(String, String)> {
     names
@@ -36,7 +36,7 @@ fn only_tables_with_rows_are_written() {
         .unwrap_or_default();
     let account_id = AccountId::from_uuid(Uuid::from_u128(0xacc0));
     let tenant_id = TenantId::from_uuid(Uuid::from_u128(0x7e));
-    let mut writes = Writes::new(now, HoldKeys::InHolds);
+    let mut writes = Writes::new(now, HoldForm::Compatible);
     writes.push(tenant_id, account_id, &Changes::default());
     assert!(writes.statements().is_empty());
     let changes = Changes {

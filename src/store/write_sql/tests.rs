@@ -21,21 +21,21 @@ const INSERT_GRANTS_TEXT: &str = "INSERT INTO grants (grant_id, source, priority
      $11::uuid[], $12::uuid[], $13::bool[])";
 
 const INSERT_HOLDS_TEXT: &str = "WITH claimed AS (INSERT INTO authorize_keys (authorize_key, account_id, hold_id) \
-     SELECT * FROM unnest($27::text[], $20::uuid[], $1::uuid[])) \
+     SELECT * FROM unnest($28::text[], $20::uuid[], $1::uuid[])) \
      INSERT INTO holds (hold_id, status, amount, captured, expires_at, \
      partial_captures, late_settled, authorize_key, catalog_version, quote_id, task_type, tool, model, project, \
-     run_id, label_keys, label_values, created_at, resolved_at, tenant_id, account_id, quote_token, \
+     run_id, label_keys, label_values, created_at, resolved_at, tenant_id, account_id, quote_token, quote_seal, \
      spend_scope_kind, spend_scope_id) \
      SELECT h.hold_id, h.status, h.amount, h.captured, h.expires_at, h.partial_captures, h.late_settled, \
      h.authorize_key, h.catalog_version, h.quote_id, h.task_type, h.tool, h.model, h.project, h.run_id, \
      ($21::text[])[h.label_first:h.label_last], ($22::text[])[h.label_first:h.label_last], \
-     h.created_at, h.resolved_at, h.tenant_id, h.account_id, h.quote_token, h.spend_scope_kind, h.spend_scope_id \
+     h.created_at, h.resolved_at, h.tenant_id, h.account_id, h.quote_token, h.quote_seal, h.spend_scope_kind, h.spend_scope_id \
      FROM unnest($1::uuid[], $2::text[], $3::numeric[], $4::numeric[], $5::timestamptz[], $6::int4[], $7::bool[], \
      $8::text[], $9::int8[], $10::uuid[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], \
-     $16::int4[], $17::timestamptz[], $18::timestamptz[], $19::uuid[], $20::uuid[], $23::int4[], $24::text[], $25::text[], $26::text[], $27::text[]) AS h(hold_id, \
+     $16::int4[], $17::timestamptz[], $18::timestamptz[], $19::uuid[], $20::uuid[], $23::int4[], $24::text[], $25::bytea[], $26::text[], $27::text[], $28::text[]) AS h(hold_id, \
      status, amount, captured, expires_at, partial_captures, late_settled, authorize_key, catalog_version, quote_id, \
      task_type, tool, model, project, run_id, label_first, created_at, resolved_at, tenant_id, account_id, \
-     label_last, quote_token, spend_scope_kind, spend_scope_id, claimed_key) \
+     label_last, quote_token, quote_seal, spend_scope_kind, spend_scope_id, claimed_key) \
      ORDER BY h.tenant_id, h.claimed_key COLLATE \"C\"";
 
 const UPDATE_HOLDS_TEXT: &str = "UPDATE holds h SET status = v.status, amount = v.amount, captured = v.captured, \

@@ -12,7 +12,7 @@ use super::{
     quote, quote_for, tokens,
 };
 use crate::helpers::TestApp;
-use crate::helpers::money::key;
+use crate::helpers::money::{key, settle_request};
 use crate::helpers::status::expect_refused;
 
 #[tokio::test]
@@ -70,6 +70,68 @@ async fn a_quote_id_works_on_any_replica_for_its_tenant_only_and_unchanged() {
 
     assert_eq!(app.balance(&pro).await.held, "2.5");
     replica.stop().await;
+    app.finish().await;
+}
+
+/// A hold keeps its quote sealed (migration 0027): the row's token column is NULL and the
+/// seal a third of the token; every answer showing the hold still shows the token whole,
+/// replays included (stored by reference to the hold, whose text the seal rebuilds).
+#[tokio::test]
+async fn a_hold_keeps_its_quote_sealed_and_every_answer_shows_it_whole() {
+    let app = TestApp::spawn().await;
+    let pro = account_entitled(&app, &app.key, &["pro"]).await;
+    app.grant(&pro, GrantSource::Purchase, "10").await;
+    let unscoped = quote(&app, O3_PRO, tokens(10_000, 10_000, 0)).await;
+    let scoped = quote_for(&app, &pro, SEED, tokens(10_000, 0, 0)).await;
+    let client = app.pool.get().await.unwrap();
+    for quoted in [unscoped.unwrap(), scoped.unwrap()] {
+        let authorize_key = key();
+        let first = authorize_quote(&app, &pro, &authorize_key, &quoted.quote_id)
+            .await
+            .unwrap();
+        let hold = first.hold.clone().unwrap();
+        assert_eq!(hold.quote_id, quoted.quote_id);
+        let row = client
+            .query_one(
+                "SELECT quote_token, octet_length(quote_seal) FROM holds \
+                 WHERE hold_id = $1::text::uuid",
+                &[&hold.hold_id],
+            )
+            .await
+            .unwrap();
+        assert_eq!(row.get::<_, Option<String>>(0), None);
+        let sealed = usize::try_from(row.get::<_, i32>(1)).unwrap();
+        assert!(
+            sealed * 2 < quoted.quote_id.len(),
+            "{sealed} of {}",
+            quoted.quote_id.len()
+        );
+
+        let again = authorize_quote(&app, &pro, &authorize_key, &quoted.quote_id).await;
+        assert_eq!(again.unwrap(), first);
+        let by_id = app.get_hold(&hold.hold_id).await.hold.unwrap();
+        assert_eq!(by_id.quote_id, quoted.quote_id);
+        let by_key = app.get_hold_by_key(&authorize_key).await.unwrap();
+        assert_eq!(by_key.hold.unwrap().quote_id, quoted.quote_id);
+        let settle = settle_request(&hold.hold_id, &key(), "1");
+        let settled = app.credit().settle(settle.clone()).await.unwrap();
+        let settled = settled.into_inner();
+        assert_eq!(settled.hold.as_ref().unwrap().quote_id, quoted.quote_id);
+        let replayed = app.credit().settle(settle).await.unwrap().into_inner();
+        assert_eq!(replayed, settled);
+    }
+    // Both answers of each run were stored by reference to their hold.
+    let by_reference: i64 = client
+        .query_one(
+            "SELECT count(*) FROM idempotency_records \
+             WHERE account_id = $1::text::uuid AND answer_hold IS NOT NULL",
+            &[&pro],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(by_reference, 4);
+    drop(client);
     app.finish().await;
 }
 

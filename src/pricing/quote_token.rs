@@ -14,6 +14,10 @@ use uuid::Uuid;
 use crate::ids::{AccountId, TenantId};
 use crate::money::{Credits, MAX_DECIMAL_PLACES};
 
+pub use sealed::{QuoteOnHold, seal, unseal};
+
+mod sealed;
+
 const VERSION: u8 = 1;
 /// Bytes of the signature kept (128 bits).
 const TAG_LENGTH: usize = 16;
@@ -70,38 +74,9 @@ impl QuoteKey {
     /// The token of `claims` for `tenant_id`; `None` when it would be longer than Authorize
     /// accepts (a catalog naming a tool, model or entitlement of hundreds of bytes).
     pub fn sign(&self, tenant_id: TenantId, claims: &QuoteClaims) -> Option<String> {
-        let mut payload = Vec::with_capacity(128);
-        payload.push(VERSION);
-        payload.extend_from_slice(claims.quote_id.as_bytes());
-        match claims.account_id {
-            Some(account_id) => {
-                payload.push(1);
-                payload.extend_from_slice(account_id.uuid().as_bytes());
-            }
-            None => payload.push(0),
-        }
-        payload.extend_from_slice(&claims.catalog_version.to_be_bytes());
-        payload.extend_from_slice(&claims.expires_at.timestamp_micros().to_be_bytes());
-        payload.extend_from_slice(&claims.total.decimal().serialize());
-        for text in [
-            Some(&claims.tool),
-            Some(&claims.model),
-            claims.required_entitlement.as_ref(),
-        ] {
-            match text {
-                Some(text) => {
-                    let length = u16::try_from(text.len()).ok()?;
-                    payload.push(1);
-                    payload.extend_from_slice(&length.to_be_bytes());
-                    payload.extend_from_slice(text.as_bytes());
-                }
-                None => payload.push(0),
-            }
-        }
+        let payload = payload(claims)?;
         let tag = self.tag(tenant_id, &payload);
-        payload.extend_from_slice(&tag);
-        let token = URL_SAFE_NO_PAD.encode(payload);
-        (token.len() <= MAX_TOKEN_LENGTH).then_some(token)
+        token(payload, &tag)
     }
 
     /// The claims of `token` if this key signed it for `tenant_id`; `None` for anything else
@@ -118,6 +93,52 @@ impl QuoteKey {
         mac.verify_truncated_left(tag).ok()?;
         Reader(payload).claims()
     }
+}
+
+/// What [`QuoteKey::sign`] signs: `None` when a text is longer than a length prefix holds.
+fn payload(claims: &QuoteClaims) -> Option<Vec<u8>> {
+    let mut payload = Vec::with_capacity(128);
+    payload.push(VERSION);
+    payload.extend_from_slice(claims.quote_id.as_bytes());
+    match claims.account_id {
+        Some(account_id) => {
+            payload.push(1);
+            payload.extend_from_slice(account_id.uuid().as_bytes());
+        }
+        None => payload.push(0),
+    }
+    payload.extend_from_slice(&claims.catalog_version.to_be_bytes());
+    payload.extend_from_slice(&claims.expires_at.timestamp_micros().to_be_bytes());
+    payload.extend_from_slice(&claims.total.decimal().serialize());
+    for text in [
+        Some(&claims.tool),
+        Some(&claims.model),
+        claims.required_entitlement.as_ref(),
+    ] {
+        push_text(&mut payload, text.map(String::as_str))?;
+    }
+    Some(payload)
+}
+
+/// An optional text as a payload keeps it: 0, or 1, a 2-byte length and the bytes.
+fn push_text(bytes: &mut Vec<u8>, text: Option<&str>) -> Option<()> {
+    match text {
+        Some(text) => {
+            let length = u16::try_from(text.len()).ok()?;
+            bytes.push(1);
+            bytes.extend_from_slice(&length.to_be_bytes());
+            bytes.extend_from_slice(text.as_bytes());
+        }
+        None => bytes.push(0),
+    }
+    Some(())
+}
+
+/// The token of a payload and its tag; `None` when longer than Authorize accepts.
+fn token(mut payload: Vec<u8>, tag: &[u8; TAG_LENGTH]) -> Option<String> {
+    payload.extend_from_slice(tag);
+    let token = URL_SAFE_NO_PAD.encode(payload);
+    (token.len() <= MAX_TOKEN_LENGTH).then_some(token)
 }
 
 /// Reads a payload written by [`QuoteKey::sign`].
