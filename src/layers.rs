@@ -13,7 +13,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("clock", &[]),
     ("proto", &[]),
     ("ledger", &["money", "ids"]),
-    ("pricing", &["money"]),
+    // Quote tokens name the tenant and account they were made for.
+    ("pricing", &["money", "ids"]),
     ("auth", &[]),
     ("telemetry", &[]),
     // Config parses amounts and the pool limits the store takes.
