@@ -148,9 +148,9 @@ pub async fn serve(
             background_stopped.clone(),
         ))
     });
-    // Answers by reference and holds without their key once no older server is connected:
-    // known before the first request when the schema is complete, else once the waiting
-    // migrations ran.
+    // Answers by reference, and holds without their key and with their quote sealed, once no
+    // older server is connected: known before the first request when the schema is complete,
+    // else once the waiting migrations ran.
     let complete = Arc::clone(&context.schema_complete);
     let checked = tokio::time::timeout(Duration::from_secs(2), migrate::up_to_date(&pool)).await;
     if matches!(checked, Ok(Ok(true))) {

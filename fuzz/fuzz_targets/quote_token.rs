@@ -8,7 +8,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use creditgate::ids::{AccountId, TenantId};
 use creditgate::money::Credits;
-use creditgate::service::quote_token::{QuoteClaims, QuoteKey};
+use creditgate::pricing::quote_token::{QuoteClaims, QuoteKey};
 use hmac::{Hmac, Mac as _};
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;

@@ -8,7 +8,7 @@ use creditgate::money::{Credits, parse_amount};
 use creditgate::proto::v1;
 use creditgate::service::ServiceError;
 use creditgate::service::idempotency::{Fingerprint, Rpc};
-use creditgate::service::quote_token::QuoteKey;
+use creditgate::pricing::quote_token::QuoteKey;
 use creditgate::store::idempotency::{StoredAnswer, StoredRecord};
 use libfuzzer_sys::fuzz_target;
 use prost::Message;

@@ -163,6 +163,16 @@ impl Reader<'_> {
         DateTime::from_timestamp_micros(i64::from_be_bytes(self.array()?))
     }
 
+    /// An amount as `sign` writes it; anything else is refused rather than break `Credits`'
+    /// invariant (neither a signature nor a seal vouches for it).
+    fn total(&mut self) -> Option<Credits> {
+        let total = Decimal::deserialize(self.array()?);
+        if total < Decimal::ZERO || total.normalize().scale() > MAX_DECIMAL_PLACES {
+            return None;
+        }
+        Some(Credits::from_decimal(total))
+    }
+
     fn text(&mut self) -> Option<Option<String>> {
         match self.byte()? {
             0 => Some(None),
@@ -187,12 +197,7 @@ impl Reader<'_> {
         };
         let catalog_version = i64::from_be_bytes(self.array()?);
         let expires_at = self.time()?;
-        let total = Decimal::deserialize(self.array()?);
-        // Only what `sign` writes; a signature is no reason to break `Credits`' invariant.
-        if total < Decimal::ZERO || total.normalize().scale() > MAX_DECIMAL_PLACES {
-            return None;
-        }
-        let total = Credits::from_decimal(total);
+        let total = self.total()?;
         let tool = self.text()??;
         let model = self.text()??;
         let required_entitlement = self.text()?;

@@ -2,10 +2,9 @@
 
 use rust_decimal::Decimal;
 use tokio_postgres::Row;
-
-use super::StoreError;
 use uuid::Uuid;
 
+use super::StoreError;
 use crate::ids::{AccountId, HoldId};
 use crate::ledger::{
     AccountState, AccountStatus, AllocationState, AllowanceState, Every, GrantSource, GrantState,
@@ -83,16 +82,11 @@ pub fn hold(row: &Row) -> Result<HoldState, StoreError> {
     let keys: Vec<String> = row.get("label_keys");
     let values: Vec<String> = row.get("label_values");
     let quote_token = quote_token(
+        row.get("hold_id"),
         row.get("quote_token"),
         row.get("quote_seal"),
-        row.get("quote_id"),
-        row.get("account_id"),
-        (
-            row.get("catalog_version"),
-            row.get("tool"),
-            row.get("model"),
-        ),
-    )?;
+        quote_on_hold(row, HOLD_QUOTE_COLUMNS, row.get("account_id")),
+    );
     Ok(HoldState {
         hold_id: row.get("hold_id"),
         status: parse(row.get("status"), HoldStatus::from_name, "hold status")?,
@@ -125,35 +119,47 @@ pub fn hold(row: &Row) -> Result<HoldState, StoreError> {
     })
 }
 
-/// A hold's quote token: kept whole, or sealed (migration 0027) and rebuilt from what the
-/// hold's row says of the quote: its id, the hold's account, and the catalog version, tool and
-/// model of `priced`.
+/// Hold `hold_id`'s quote token: kept whole, or sealed (migration 0027) and rebuilt with what
+/// the hold's row says of its quote (`hold`: none when it names no quote). A seal that does not
+/// read back is logged and the quote shown by its id, as holds before tokens show it: the token
+/// is only ever shown, and one damaged row must not fail the locked reads of its account (and
+/// of the group it is read with). `creditgate verify` reports it.
 pub fn quote_token(
+    hold_id: HoldId,
     whole: Option<String>,
     sealed: Option<&[u8]>,
-    quote_id: Option<Uuid>,
-    account_id: AccountId,
-    priced: (i64, &str, &str),
-) -> Result<Option<String>, StoreError> {
+    hold: Option<QuoteOnHold<'_>>,
+) -> Option<String> {
     let Some(sealed) = sealed else {
-        return Ok(whole);
+        return whole;
     };
-    let (catalog_version, tool, model) = priced;
-    quote_id
-        .and_then(|quote_id| {
-            let hold = QuoteOnHold {
-                quote_id,
-                account_id,
-                catalog_version,
-                tool,
-                model,
-            };
-            unseal(sealed, &hold)
-        })
-        .map(Some)
-        .ok_or_else(|| {
-            StoreError::Other("a hold's sealed quote does not read back against its row".to_owned())
-        })
+    let token = hold.and_then(|hold| unseal(sealed, &hold));
+    if token.is_none() {
+        tracing::error!(%hold_id, "a hold's sealed quote does not read back against its row");
+    }
+    token
+}
+
+/// The columns of a hold's row read by [`quote_on_hold`]: quote id, catalog version, tool, model.
+pub type QuoteColumns = [&'static str; 4];
+
+/// [`QuoteColumns`] as [`HOLD_COLUMNS`] names them.
+pub const HOLD_QUOTE_COLUMNS: QuoteColumns = ["quote_id", "catalog_version", "tool", "model"];
+
+/// What a hold's row says of its quote, from its `columns`; none when it names no quote.
+pub fn quote_on_hold<'a>(
+    row: &'a Row,
+    columns: QuoteColumns,
+    account_id: AccountId,
+) -> Option<QuoteOnHold<'a>> {
+    let [quote_id, catalog_version, tool, model] = columns;
+    Some(QuoteOnHold {
+        quote_id: row.get::<_, Option<Uuid>>(quote_id)?,
+        account_id,
+        catalog_version: row.get(catalog_version),
+        tool: row.get(tool),
+        model: row.get(model),
+    })
 }
 
 /// The scope in columns `kind` and `id`, when set.

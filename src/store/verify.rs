@@ -2,8 +2,11 @@
 //! explains, and lists what disagrees. Each check is one query returning `(subject, detail)`.
 
 use deadpool_postgres::GenericClient;
+use futures::{StreamExt as _, pin_mut};
 
-use super::StoreError;
+use super::{StoreError, rows};
+use crate::ids::HoldId;
+use crate::pricing::quote_token::QuoteKey;
 
 /// A disagreement between cached state and the journal.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -251,8 +254,14 @@ const CHECKS: [(&str, &str); 22] = [
     ),
 ];
 
+/// The check of holds' quotes, made here rather than in SQL: each token, kept whole or rebuilt
+/// from its seal and the hold's row, must carry the signature of the key quotes are signed
+/// with, for the hold's tenant. A sealed hold whose row changed since (its quote id, tool,
+/// model or catalog version) fails it, as its token would show other claims.
+const SIGNED_QUOTES: &str = "every hold's quote is a token the quote key signed for its tenant";
+
 /// How many checks [`verify`] runs.
-pub const CHECK_COUNT: usize = CHECKS.len();
+pub const CHECK_COUNT: usize = CHECKS.len() + 1;
 
 /// Runs every check; an empty list means the books balance.
 pub async fn verify(client: &impl GenericClient) -> Result<Vec<Discrepancy>, StoreError> {
@@ -266,6 +275,50 @@ pub async fn verify(client: &impl GenericClient) -> Result<Vec<Discrepancy>, Sto
             subject: row.get(0),
             detail: row.get(1),
         }));
+    }
+    found.extend(unsigned_quotes(client).await?);
+    Ok(found)
+}
+
+/// The holds failing [`SIGNED_QUOTES`], read one by one.
+async fn unsigned_quotes(client: &impl GenericClient) -> Result<Vec<Discrepancy>, StoreError> {
+    let key = client
+        .query_opt("SELECT secret FROM signing_keys WHERE name = 'quote'", &[])
+        .await?
+        .and_then(|row| <[u8; 32]>::try_from(row.get::<_, Vec<u8>>(0)).ok())
+        .map(QuoteKey::new);
+    let rows = client
+        .query_raw(
+            "SELECT tenant_id, account_id, hold_id, quote_id, quote_token, quote_seal, catalog_version, \
+             tool, model FROM holds WHERE quote_token IS NOT NULL OR quote_seal IS NOT NULL",
+            std::iter::empty::<&(dyn tokio_postgres::types::ToSql + Sync)>(),
+        )
+        .await?;
+    pin_mut!(rows);
+    let mut found = Vec::new();
+    while let Some(row) = rows.next().await {
+        let row = row?;
+        let hold_id: HoldId = row.get("hold_id");
+        let token = rows::quote_token(
+            hold_id,
+            row.get("quote_token"),
+            row.get("quote_seal"),
+            rows::quote_on_hold(&row, rows::HOLD_QUOTE_COLUMNS, row.get("account_id")),
+        );
+        let signed = token
+            .zip(key.as_ref())
+            .and_then(|(token, key)| key.verify(row.get("tenant_id"), &token));
+        if signed.is_none() {
+            found.push(Discrepancy {
+                check: SIGNED_QUOTES,
+                subject: format!("hold {hold_id}"),
+                detail: "its quote (quote_token, or quote_seal with the row) is no token the quote key signed"
+                    .to_owned(),
+            });
+            if found.len() >= usize::try_from(MAX_PER_CHECK).unwrap_or(usize::MAX) {
+                break;
+            }
+        }
     }
     Ok(found)
 }

@@ -14,7 +14,6 @@ use crate::ledger::{
     RefundRecord, SettlementRecord, SpendLimitState, UsageDelta, UsageKey,
 };
 use crate::money::LineItem;
-use crate::pricing::quote_token::{QuoteOnHold, seal};
 
 impl AccountColumns {
     /// The account's new debt.
@@ -67,21 +66,8 @@ impl NewHoldColumns {
             .push((form == HoldForm::Compatible).then(|| meta.authorize_key.clone()));
         self.catalog_version.push(meta.catalog_version);
         self.quote_id.push(meta.quote_id);
-        let sealed = match (form, &meta.quote_token, meta.quote_id) {
-            (HoldForm::Lean, Some(token), Some(quote_id)) => seal(
-                token,
-                &QuoteOnHold {
-                    quote_id,
-                    account_id,
-                    catalog_version: meta.catalog_version,
-                    tool: &meta.tool,
-                    model: &meta.model,
-                },
-            ),
-            _ => None,
-        };
-        self.quote_token
-            .push(sealed.is_none().then(|| meta.quote_token.clone()).flatten());
+        let (token, sealed) = form.quote_columns(account_id, meta);
+        self.quote_token.push(token);
         self.quote_seal.push(sealed);
         self.task_type.push(meta.task_type.clone());
         self.tool.push(meta.tool.clone());

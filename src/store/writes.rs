@@ -21,7 +21,8 @@ use super::write_sql::{
 };
 use super::write_table::WriteRows;
 use crate::ids::{AccountId, TenantId};
-use crate::ledger::Changes;
+use crate::ledger::{Changes, HoldMeta};
+use crate::pricing::quote_token::{QuoteOnHold, seal};
 
 /// A statement to send, with its parameters.
 pub type Statement<'a> = (&'static str, Vec<&'a (dyn ToSql + Sync)>);
@@ -49,6 +50,32 @@ impl HoldForm {
             HoldForm::Lean
         } else {
             HoldForm::Compatible
+        }
+    }
+
+    /// A new hold's quote in this form: its token whole, or its seal (a token that would not
+    /// come back exactly from its seal stays whole).
+    pub(super) fn quote_columns(
+        self,
+        account_id: AccountId,
+        meta: &HoldMeta,
+    ) -> (Option<String>, Option<Vec<u8>>) {
+        let sealed = match (self, &meta.quote_token, meta.quote_id) {
+            (HoldForm::Lean, Some(token), Some(quote_id)) => seal(
+                token,
+                &QuoteOnHold {
+                    quote_id,
+                    account_id,
+                    catalog_version: meta.catalog_version,
+                    tool: &meta.tool,
+                    model: &meta.model,
+                },
+            ),
+            _ => None,
+        };
+        match sealed {
+            Some(sealed) => (None, Some(sealed)),
+            None => (meta.quote_token.clone(), None),
         }
     }
 }

@@ -5,17 +5,19 @@
 //! The token is rebuilt from the two exactly, byte for byte: answers replayed from their hold
 //! (docs/MONEY.md, Idempotency) and GetHold show it as Authorize was given it.
 
+use base64::Engine as _;
 use chrono::{DateTime, Utc};
-use rust_decimal::Decimal;
 use uuid::Uuid;
 
 use super::{QuoteClaims, Reader, TAG_LENGTH, URL_SAFE_NO_PAD, payload, push_text, token};
 use crate::ids::AccountId;
-use crate::money::Credits;
-use base64::Engine as _;
 
 /// Format of a sealed quote (its first byte).
 const SEAL_VERSION: u8 = 1;
+
+// A seal of version 1 rebuilds a token of version 1 (`payload` writes the current version): a
+// new token layout needs a new seal version that keeps rebuilding the old one.
+const _: () = assert!(super::VERSION == 1 && SEAL_VERSION == 1);
 
 /// What a hold's row says of its quote.
 #[derive(Debug, Clone, Copy)]
@@ -75,7 +77,7 @@ pub fn unseal(sealed: &[u8], hold: &QuoteOnHold<'_>) -> Option<String> {
         _ => return None,
     };
     let expires_at: DateTime<Utc> = reader.time()?;
-    let total = Credits::from_decimal(Decimal::deserialize(reader.array()?));
+    let total = reader.total()?;
     let required_entitlement = reader.text()?;
     let tag: [u8; TAG_LENGTH] = reader.array()?;
     if !reader.0.is_empty() {
@@ -98,9 +100,12 @@ pub fn unseal(sealed: &[u8], hold: &QuoteOnHold<'_>) -> Option<String> {
 mod tests {
     use proptest::prelude::*;
 
+    use rust_decimal::Decimal;
+
     use super::super::QuoteKey;
     use super::*;
     use crate::ids::TenantId;
+    use crate::money::Credits;
 
     fn claims(account_id: Option<AccountId>, entitlement: Option<&str>) -> QuoteClaims {
         let now = DateTime::from_timestamp_micros(1_790_000_000_123_456).expect("in range");
@@ -199,7 +204,9 @@ mod tests {
         let mut longer = sealed.clone();
         longer.push(0);
         assert_eq!(unseal(&longer, &hold), None);
-        for (at, byte) in [(0, 2), (1, 2)] {
+        // Version, account flag, then the total's flags: its scale byte (12 places) and sign.
+        let total_at = 2 + 8;
+        for (at, byte) in [(0, 2), (1, 2), (total_at + 2, 12), (total_at + 3, 0x80)] {
             let mut changed = sealed.clone();
             changed[at] = byte;
             assert_eq!(unseal(&changed, &hold), None);

@@ -47,7 +47,7 @@ struct Staged {
     /// Each changed account's changes.
     changes: Vec<AccountChanges>,
     /// Whether the schema is complete ([`Context::schema_complete`]): answers that show a hold
-    /// are stored by reference to it, and new holds' keys only claimed.
+    /// are stored by reference to it, and new holds written lean ([`HoldForm::Lean`]).
     schema_complete: bool,
 }
 

@@ -2,7 +2,8 @@
 //! ExtendHold, Settle, Release) repeats the hold's text (its id, account, quote id, run), which
 //! the `holds` row keeps for good. Such an answer is compressed against that text, and the
 //! record names the hold (`answer_hold`), whose row gives the text back when the answer is
-//! replayed. A hold's text never changes once written.
+//! replayed. A hold's text never changes once written (nor do the columns a sealed quote is
+//! rebuilt with, which are part of its text).
 
 use std::borrow::Cow;
 
@@ -21,6 +22,14 @@ pub(super) const HOLD_TEXT_COLUMNS: &str = "r.answer_hold, r.account_id AS answe
      h.project AS answer_project, h.run_id AS answer_run_id, h.label_keys AS answer_label_keys, \
      h.label_values AS answer_label_values, h.spend_scope_kind AS answer_scope_kind, \
      h.spend_scope_id AS answer_scope_id";
+
+/// The columns of [`HOLD_TEXT_COLUMNS`] a sealed quote is rebuilt with.
+const ANSWER_QUOTE_COLUMNS: rows::QuoteColumns = [
+    "answer_quote_id",
+    "answer_catalog_version",
+    "answer_tool",
+    "answer_model",
+];
 
 /// The join that reads them.
 pub(super) const HOLD_TEXT_JOIN: &str =
@@ -100,26 +109,21 @@ fn dictionary_of_row(row: &Row) -> Option<Vec<u8>> {
     let account_id: AccountId = row.get::<_, Option<AccountId>>("answer_account")?;
     let keys: Vec<&str> = row.get("answer_label_keys");
     let values: Vec<&str> = row.get("answer_label_values");
-    let quote_id = row.get("answer_quote_id");
-    let (tool, model) = (row.get("answer_tool"), row.get("answer_model"));
     // A quote that does not unseal leaves the text without it: the answer then fails its check.
     let quote_token = rows::quote_token(
+        hold_id,
         row.get("answer_quote_token"),
         row.get("answer_quote_seal"),
-        quote_id,
-        account_id,
-        (row.get("answer_catalog_version"), tool, model),
-    )
-    .ok()
-    .flatten();
+        rows::quote_on_hold(row, ANSWER_QUOTE_COLUMNS, account_id),
+    );
     let text = HoldText {
         hold_id,
         account_id,
         quote_token: quote_token.map(Cow::Owned),
-        quote_id,
+        quote_id: row.get("answer_quote_id"),
         task_type: row.get("answer_task_type"),
-        tool,
-        model,
+        tool: row.get("answer_tool"),
+        model: row.get("answer_model"),
         project: row.get("answer_project"),
         run_id: row.get("answer_run_id"),
         labels: keys.into_iter().zip(values).collect(),

@@ -75,7 +75,8 @@ async fn a_quote_id_works_on_any_replica_for_its_tenant_only_and_unchanged() {
 
 /// A hold keeps its quote sealed (migration 0027): the row's token column is NULL and the
 /// seal a third of the token; every answer showing the hold still shows the token whole,
-/// replays included (stored by reference to the hold, whose text the seal rebuilds).
+/// replays included (stored by reference to the hold, whose text the seal rebuilds). `verify`
+/// finds a sealed hold whose row changed, and a damaged seal, which fails no request.
 #[tokio::test]
 async fn a_hold_keeps_its_quote_sealed_and_every_answer_shows_it_whole() {
     let app = TestApp::spawn().await;
@@ -131,8 +132,42 @@ async fn a_hold_keeps_its_quote_sealed_and_every_answer_shows_it_whole() {
         .unwrap()
         .get(0);
     assert_eq!(by_reference, 4);
+    app.assert_books_balance().await;
+
+    // A sealed hold's row changed since: the token it gives is not the one signed.
+    client
+        .execute(
+            "UPDATE holds SET model = 'openai/o3' WHERE account_id = $1::text::uuid \
+             AND model = $2",
+            &[&pro, &O3_PRO],
+        )
+        .await
+        .unwrap();
+    // A damaged seal fails nothing: its hold settles, shown with the quote's own id.
+    let quoted = quote_for(&app, &pro, SEED, tokens(10_000, 0, 0)).await;
+    let quoted = quoted.unwrap();
+    let damaged = authorize_quote(&app, &pro, &key(), &quoted.quote_id).await;
+    let damaged = damaged.unwrap().hold.unwrap();
+    client
+        .execute(
+            "UPDATE holds SET quote_seal = '\\x01'::bytea WHERE hold_id = $1::text::uuid",
+            &[&damaged.hold_id],
+        )
+        .await
+        .unwrap();
+    let settled = app.settle(&damaged.hold_id, "1", false).await.unwrap();
+    let shown = settled.hold.unwrap().quote_id;
+    assert!(shown.parse::<uuid::Uuid>().is_ok(), "{shown}");
+    let found = creditgate::store::verify::verify(&client).await.unwrap();
+    let quotes: Vec<&str> = found
+        .iter()
+        .filter(|found| found.check.starts_with("every hold's quote"))
+        .map(|found| found.subject.as_str())
+        .collect();
+    assert_eq!(quotes.len(), 2, "{found:?}");
+    assert!(quotes.contains(&format!("hold {}", damaged.hold_id).as_str()));
     drop(client);
-    app.finish().await;
+    app.stop().await;
 }
 
 #[tokio::test]
