@@ -1,14 +1,14 @@
 //! Quote tokens (`quote_id`): arbitrary text must never verify; arbitrary payloads signed with
 //! the right key (what a leaked key or a signing bug would let through) must decode or be
 //! refused without a panic, and whatever decodes signs back to the same claims; arbitrary claims
-//! round-trip.
+//! round-trip, sealed for their hold too; arbitrary seals unseal or are refused without a panic.
 #![no_main]
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use creditgate::ids::{AccountId, TenantId};
 use creditgate::money::Credits;
-use creditgate::pricing::quote_token::{QuoteClaims, QuoteKey};
+use creditgate::pricing::quote_token::{QuoteClaims, QuoteKey, QuoteOnHold, seal, unseal};
 use hmac::{Hmac, Mac as _};
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;
@@ -43,6 +43,8 @@ enum Input {
     Signed(Vec<u8>),
     /// Claims to sign and read back.
     Claims(Claims),
+    /// What a hold's row may keep as `quote_seal`.
+    Seal(Vec<u8>),
 }
 
 fn signed(payload: &[u8]) -> String {
@@ -94,7 +96,36 @@ fuzz_target!(|input: Input| {
             if let Some(token) = key.sign(TENANT, &claims) {
                 assert_eq!(key.verify(TENANT, &token), Some(claims.clone()));
                 assert_eq!(key.verify(TenantId::from_uuid(Uuid::nil()), &token), None);
+                let hold = hold_of(&claims);
+                let sealed = seal(&token, &hold).expect("a signed token seals for its hold");
+                assert_eq!(unseal(&sealed, &hold), Some(token));
             }
+        }
+        Input::Seal(bytes) => {
+            let claims = QuoteClaims {
+                quote_id: Uuid::nil(),
+                account_id: None,
+                catalog_version: 1,
+                tool: String::new(),
+                model: "m".to_owned(),
+                required_entitlement: None,
+                total: Credits::ZERO,
+                expires_at: chrono::DateTime::UNIX_EPOCH,
+            };
+            let _ = unseal(&bytes, &hold_of(&claims));
         }
     }
 });
+
+/// The hold made from `claims` (on their account, or one of its own).
+fn hold_of(claims: &QuoteClaims) -> QuoteOnHold<'_> {
+    QuoteOnHold {
+        quote_id: claims.quote_id,
+        account_id: claims
+            .account_id
+            .unwrap_or(AccountId::from_uuid(Uuid::from_u128(1))),
+        catalog_version: claims.catalog_version,
+        tool: &claims.tool,
+        model: &claims.model,
+    }
+}

@@ -45,7 +45,9 @@ fn check(rpc: Rpc, fields: Fields<'_>, encoded: Vec<u8>, stored: &[u8]) {
     let record = StoredRecord {
         rpc: rpc.as_str().to_owned(),
         request_hash: Vec::new(),
-        request: stored.to_vec(),
+        // A record of the form before field digests: the request whole.
+        request_fields: None,
+        request: Some(stored.to_vec()),
         answer: StoredAnswer::Response(Vec::new()),
     };
     match fingerprint.replay(&record) {
