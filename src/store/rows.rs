@@ -79,9 +79,8 @@ pub fn grant(row: &Row) -> Result<GrantState, StoreError> {
 
 /// A hold without its allocations.
 pub fn hold(row: &Row) -> Result<HoldState, StoreError> {
-    // NULL for a hold without labels written in the lean form (migration 0028).
-    let keys: Vec<String> = row.get::<_, Option<_>>("label_keys").unwrap_or_default();
-    let values: Vec<String> = row.get::<_, Option<_>>("label_values").unwrap_or_default();
+    let keys: Vec<String> = row.get("label_keys");
+    let values: Vec<String> = row.get("label_values");
     let quote_token = quote_token(
         row.get("hold_id"),
         row.get("quote_token"),

@@ -186,9 +186,8 @@ pub const LEDGER_SQL: &str = "SELECT entry_id, transaction_id, ledger_account, a
 
 fn usage_row(row: &Row) -> Result<UsageRow, StoreError> {
     let status: &str = row.get("status");
-    // NULL for a hold without labels written in the lean form (migration 0028).
-    let keys: Vec<String> = row.get::<_, Option<_>>("label_keys").unwrap_or_default();
-    let values: Vec<String> = row.get::<_, Option<_>>("label_values").unwrap_or_default();
+    let keys: Vec<String> = row.get("label_keys");
+    let values: Vec<String> = row.get("label_values");
     Ok(UsageRow {
         hold_id: row.get("hold_id"),
         status: HoldStatus::from_name(status)

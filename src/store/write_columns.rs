@@ -40,7 +40,7 @@ write_table! {
 
 write_table! {
     /// New holds; the labels of all of them travel as two shared arrays, each hold naming its
-    /// slice (1-based, inclusive; an empty slice when it has none, or NULL in the lean form). Each hold's Authorize key
+    /// slice (1-based, inclusive; an empty slice when it has none). Each hold's Authorize key
     /// is claimed in `authorize_keys` (`claimed_key`), and written in the hold's row as well
     /// (`authorize_key`) only while servers that read it there may be connected; its quote
     /// token is written whole (`quote_token`) or sealed (`quote_seal`) alike
@@ -61,7 +61,7 @@ write_table! {
         model: String = "text",
         project: String = "text",
         run_id: String = "text",
-        #[slice_start] label_first: Option<i32> = "int4",
+        #[slice_start] label_first: i32 = "int4",
         created_at: DateTime<Utc> = "timestamptz",
         resolved_at: Option<DateTime<Utc>> = "timestamptz",
         tenant_id: TenantId = "uuid",

@@ -74,7 +74,7 @@ impl NewHoldColumns {
         self.model.push(meta.model.clone());
         self.project.push(meta.project.clone());
         self.run_id.push(meta.run_id.clone());
-        self.push_labels(&meta.labels, form);
+        self.push_labels(&meta.labels);
         let scope = meta.spend_scope.as_ref();
         self.spend_scope_kind
             .push(scope.map(|scope| scope.kind.as_str()));
@@ -84,19 +84,16 @@ impl NewHoldColumns {
         self.resolved_at.push(hold.resolved_at);
     }
 
-    /// A hold's labels, appended to the shared arrays, and its slice of them: in the lean form
-    /// none when it has none (a slice from NULL is NULL, stored in no bytes; an empty array
-    /// takes 13 in both versions of the row).
-    fn push_labels(&mut self, labels: &[(String, String)], form: HoldForm) {
+    /// A hold's labels, appended to the shared arrays, and its slice of them.
+    fn push_labels(&mut self, labels: &[(String, String)]) {
         // Labels are bounded per hold (32), so the positions fit in an int4.
         let first = self.label_keys.len() + 1;
         for (key, value) in labels {
             self.label_keys.push(key.clone());
             self.label_values.push(value.clone());
         }
-        let none = labels.is_empty() && form == HoldForm::Lean;
         self.label_first
-            .push((!none).then(|| i32::try_from(first).unwrap_or(i32::MAX)));
+            .push(i32::try_from(first).unwrap_or(i32::MAX));
         self.label_last
             .push(i32::try_from(self.label_keys.len()).unwrap_or(i32::MAX));
     }

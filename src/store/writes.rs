@@ -32,14 +32,13 @@ pub type Statement<'a> = (&'static str, Vec<&'a (dyn ToSql + Sync)>);
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum HoldForm {
     /// As servers before 0026 and 0028 read it: its Authorize key in its row besides its claim
-    /// in `authorize_keys` (that key also refuses a key used on another account), its quote
-    /// token whole, its label arrays never NULL.
+    /// in `authorize_keys` (that key also refuses a key used on another account), and its quote
+    /// token whole.
     #[default]
     Compatible,
     /// Its key only claimed, its quote token sealed (`quote_seal`,
-    /// [`crate::pricing::quote_token::seal`]), its label arrays NULL when it has none: every
-    /// migration has run, so no such server is connected (contract migrations wait for them to
-    /// go, and they refuse a newer schema).
+    /// [`crate::pricing::quote_token::seal`]): every migration has run, so no such server is
+    /// connected (contract migrations wait for them to go, and they refuse a newer schema).
     Lean,
 }
 

@@ -107,12 +107,8 @@ pub fn dictionary(hold_id: HoldId, account_id: AccountId, meta: &HoldMeta) -> Ve
 fn dictionary_of_row(row: &Row) -> Option<Vec<u8>> {
     let hold_id: HoldId = row.get::<_, Option<HoldId>>("answer_hold_found")?;
     let account_id: AccountId = row.get::<_, Option<AccountId>>("answer_account")?;
-    let keys: Vec<&str> = row
-        .get::<_, Option<_>>("answer_label_keys")
-        .unwrap_or_default();
-    let values: Vec<&str> = row
-        .get::<_, Option<_>>("answer_label_values")
-        .unwrap_or_default();
+    let keys: Vec<&str> = row.get("answer_label_keys");
+    let values: Vec<&str> = row.get("answer_label_values");
     // A quote that does not unseal leaves the text without it: the answer then fails its check.
     let quote_token = rows::quote_token(
         hold_id,

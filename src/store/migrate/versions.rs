@@ -168,8 +168,8 @@ pub(super) const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 28,
-        name: "lean_holds_contract",
-        sql: include_str!("../../../migrations/0028_lean_holds_contract.sql"),
+        name: "quote_seal_contract",
+        sql: include_str!("../../../migrations/0028_quote_seal_contract.sql"),
         kind: Kind::Contract,
     },
 ];

@@ -1,7 +1,6 @@
-//! Lean holds through the rolling upgrade of 0027–0028: a hold keeps its quote token whole and
-//! its label arrays empty while an older server (which reads the token whole and the arrays as
-//! never NULL) may be connected; once 0028 has run, the token sealed and the arrays of a hold
-//! without labels NULL. Either way every answer shows the token, replays included.
+//! Quote tokens through the rolling upgrade of 0027–0028: a hold keeps its token whole while a
+//! server before 0027 (which reads it whole) may be connected, and sealed once 0028 has run.
+//! Either way every answer shows the token, replays included.
 
 use creditgate::proto::v1::{
     AuthorizeRequest, AuthorizeResponse, GrantSource, QuoteRequest, Usage, authorize_request,
@@ -41,23 +40,18 @@ async fn authorize_quoted(
     (request, answer)
 }
 
-/// How the hold's row keeps its quote (the token whole, and the seal's length) and its labels
-/// (none: NULL or empty).
-async fn kept(
-    app: &TestApp,
-    answer: &AuthorizeResponse,
-) -> (Option<String>, Option<i32>, Option<Vec<String>>) {
+/// How hold `hold_id`'s row keeps its quote: the token whole, and the seal's length.
+async fn kept(app: &TestApp, answer: &AuthorizeResponse) -> (Option<String>, Option<i32>) {
     let hold_id = &answer.hold.as_ref().unwrap().hold_id;
     let client = app.pool.get().await.unwrap();
     let row = client
         .query_one(
-            "SELECT quote_token, octet_length(quote_seal), label_keys FROM holds \
-             WHERE hold_id = $1::text::uuid AND label_values IS NOT DISTINCT FROM label_keys",
+            "SELECT quote_token, octet_length(quote_seal) FROM holds WHERE hold_id = $1::text::uuid",
             &[hold_id],
         )
         .await
         .unwrap();
-    (row.get(0), row.get(1), row.get(2))
+    (row.get(0), row.get(1))
 }
 
 /// The run's Authorize replayed, and its hold read: the same token.
@@ -76,10 +70,7 @@ pub(super) async fn expanded(app: &TestApp, like: &str) -> (AuthorizeRequest, Au
     app.grant(like, GrantSource::Purchase, "5").await;
     let run = authorize_quoted(app, like).await;
     let quote_id = run.1.hold.as_ref().unwrap().quote_id.clone();
-    assert_eq!(
-        kept(app, &run.1).await,
-        (Some(quote_id), None, Some(Vec::new()))
-    );
+    assert_eq!(kept(app, &run.1).await, (Some(quote_id), None));
     shown_whole(app, &run).await;
     run
 }
@@ -94,8 +85,8 @@ pub(super) async fn contracted(
 ) {
     let replica = app.replica().await;
     let run = authorize_quoted(&replica, like).await;
-    let (whole, sealed, labels) = kept(app, &run.1).await;
-    assert_eq!((whole, labels), (None, None));
+    let (whole, sealed) = kept(app, &run.1).await;
+    assert_eq!(whole, None);
     let token = run.1.hold.as_ref().unwrap().quote_id.len();
     assert!(sealed.is_some_and(|sealed| usize::try_from(sealed).unwrap() * 2 < token));
     for server in [app, &replica] {
