@@ -42,8 +42,9 @@ pub struct Context {
     /// connected (a contract migration waits for them, and they refuse a newer schema). Then
     /// Authorize, ExtendHold, Settle and Release answers are stored by reference to their hold
     /// (servers before 0022 could not read them), and a new hold's Authorize key is written in
-    /// `authorize_keys` alone (servers before 0026 read it from the hold). Until then (and
-    /// without `serve`) answers are stored whole and keys in the hold too.
+    /// `authorize_keys` alone (servers before 0026 read it from the hold) and its quote token
+    /// sealed (servers before 0027 read it whole). Until then (and without `serve`) answers are
+    /// stored whole, keys in the hold too and tokens whole.
     pub schema_complete: Arc<std::sync::atomic::AtomicBool>,
 }
 
@@ -79,8 +80,12 @@ impl Context {
                     .get()
                     .await
                     .map_err(crate::store::StoreError::from)?;
-                let secret =
-                    crate::store::secrets::shared_secret(&client, "quote", rand::random()).await?;
+                let secret = crate::store::secrets::shared_secret(
+                    &client,
+                    crate::store::secrets::QUOTE_KEY,
+                    rand::random(),
+                )
+                .await?;
                 Ok(QuoteKey::new(secret))
             })
             .await

@@ -4,7 +4,7 @@
 use deadpool_postgres::GenericClient;
 use futures::{StreamExt as _, pin_mut};
 
-use super::{StoreError, rows};
+use super::{StoreError, rows, secrets};
 use crate::ids::HoldId;
 use crate::pricing::quote_token::QuoteKey;
 
@@ -282,10 +282,8 @@ pub async fn verify(client: &impl GenericClient) -> Result<Vec<Discrepancy>, Sto
 
 /// The holds failing [`SIGNED_QUOTES`], read one by one.
 async fn unsigned_quotes(client: &impl GenericClient) -> Result<Vec<Discrepancy>, StoreError> {
-    let key = client
-        .query_opt("SELECT secret FROM signing_keys WHERE name = 'quote'", &[])
+    let key = secrets::existing_secret(client, secrets::QUOTE_KEY)
         .await?
-        .and_then(|row| <[u8; 32]>::try_from(row.get::<_, Vec<u8>>(0)).ok())
         .map(QuoteKey::new);
     let rows = client
         .query_raw(

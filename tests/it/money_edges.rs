@@ -8,6 +8,7 @@ use creditgate::proto::v1::{
 use tonic::Code;
 
 use crate::helpers::TestApp;
+use crate::helpers::books::found_by;
 use crate::helpers::money::{
     authorize_request, create_account_request, key, refund_request, settle_request,
 };
@@ -303,11 +304,7 @@ async fn verify_finds_ledger_rows_that_refer_to_missing_or_foreign_rows() {
         .await
         .unwrap();
     let found = creditgate::store::verify::verify(&client).await.unwrap();
-    let references: Vec<&str> = found
-        .iter()
-        .filter(|found| found.check.starts_with("every ledger row refers"))
-        .map(|found| found.subject.as_str())
-        .collect();
+    let references = found_by(&found, "every ledger row refers");
     assert_eq!(references.len(), 2, "{found:?}");
     assert!(
         references
@@ -331,11 +328,7 @@ async fn verify_finds_ledger_rows_that_refer_to_missing_or_foreign_rows() {
         .await
         .unwrap();
     let found = creditgate::store::verify::verify(&client).await.unwrap();
-    let unique: Vec<&str> = found
-        .iter()
-        .filter(|found| found.check.starts_with("every ledger row's id is unique"))
-        .map(|found| found.subject.as_str())
-        .collect();
+    let unique = found_by(&found, "every ledger row's id is unique");
     assert_eq!(unique.len(), 1, "{found:?}");
     assert!(unique[0].starts_with("grant "));
     app.stop().await;

@@ -222,3 +222,15 @@ async fn assert_verify_clean(database_url: &str) {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// The subjects `creditgate verify` found by the check whose name starts with `check`.
+pub fn found_by<'a>(
+    found: &'a [creditgate::store::verify::Discrepancy],
+    check: &str,
+) -> Vec<&'a str> {
+    found
+        .iter()
+        .filter(|found| found.check.starts_with(check))
+        .map(|found| found.subject.as_str())
+        .collect()
+}

@@ -12,6 +12,7 @@ use super::{
     quote, quote_for, tokens,
 };
 use crate::helpers::TestApp;
+use crate::helpers::books::found_by;
 use crate::helpers::money::{key, settle_request};
 use crate::helpers::status::expect_refused;
 
@@ -159,11 +160,7 @@ async fn a_hold_keeps_its_quote_sealed_and_every_answer_shows_it_whole() {
     let shown = settled.hold.unwrap().quote_id;
     assert!(shown.parse::<uuid::Uuid>().is_ok(), "{shown}");
     let found = creditgate::store::verify::verify(&client).await.unwrap();
-    let quotes: Vec<&str> = found
-        .iter()
-        .filter(|found| found.check.starts_with("every hold's quote"))
-        .map(|found| found.subject.as_str())
-        .collect();
+    let quotes = found_by(&found, "every hold's quote");
     assert_eq!(quotes.len(), 2, "{found:?}");
     assert!(quotes.contains(&format!("hold {}", damaged.hold_id).as_str()));
     drop(client);
