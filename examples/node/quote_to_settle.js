@@ -117,10 +117,12 @@ async function main() {
   console.log(`hold ${hold.hold_id}: ${hold.amount} reserved, status ${hold.status}`);
 
   // The run used more tokens than estimated: Settle charges what was metered, the part above
-  // the hold from the rest of the balance.
+  // the hold from the rest of the balance. Naming the hold's account is optional; the hold
+  // must then be that account's.
   const { settlement } = await call(credit, "Settle", {
     idempotency_key: idempotencyKey(),
     hold_id: hold.hold_id,
+    account_id: account.account_id,
     usage: { input_tokens: "25000", output_tokens: "5000" },
   });
   console.log(`settled: ${settlement.total} (from hold ${settlement.from_hold}, from balance ${settlement.from_balance}, released ${settlement.released})`);

@@ -72,8 +72,9 @@ def main() -> None:
     published = catalogs.PublishCatalog(catalog_pb2.PublishCatalogRequest(
         idempotency_key=str(uuid.uuid4()), catalog=current), metadata=metadata).catalog
     print(f"  published v{published.version}")
+    # Naming the hold's account is optional; the hold must then be that account's.
     settlement = credit.Settle(credit_pb2.SettleRequest(
-        idempotency_key=str(uuid.uuid4()), hold_id=hold.hold_id,
+        idempotency_key=str(uuid.uuid4()), hold_id=hold.hold_id, account_id=account_id,
         usage=types_pb2.Usage(input_tokens=25_000, output_tokens=3_000)), metadata=metadata).settlement
     print(f"  settled at v{settlement.catalog_version}: total {settlement.total} (from_hold {settlement.from_hold}, "
           f"from_balance {settlement.from_balance}, released {settlement.released})")

@@ -99,10 +99,7 @@ impl CreditService for CreditApi {
             tool: non_empty("tool", &message.tool)?,
             model: non_empty("model", &message.model)?,
             usage: pricing::usage(&message.usage.unwrap_or_default())?,
-            account_id: match message.account_id.as_str() {
-                "" => None,
-                text => Some(parse::id("account_id", text)?),
-            },
+            account_id: parse::optional_id("account_id", &message.account_id)?,
             catalog_version: match message.catalog_version {
                 0 => None,
                 version => {
@@ -197,6 +194,7 @@ impl CreditService for CreditApi {
         let limits = &self.context.limits;
         let command = ExtendCommand {
             hold_id: parse::id("hold_id", &message.hold_id)?,
+            account_id: parse::optional_id("account_id", &message.account_id)?,
             amount: parse::optional_amount("amount", &message.amount, limits.max_amount, false)?,
             ttl: ttl("ttl_seconds", message.ttl_seconds, limits, None)?,
         };
@@ -240,6 +238,7 @@ impl CreditService for CreditApi {
         };
         let command = SettleCommand {
             hold_id: parse::id("hold_id", &message.hold_id)?,
+            account_id: parse::optional_id("account_id", &message.account_id)?,
             charge,
             partial: message.partial,
         };
@@ -265,6 +264,7 @@ impl CreditService for CreditApi {
         let message = request.into_inner();
         let fingerprint = parse::fingerprint(&message.idempotency_key, Rpc::Release, &message)?;
         let hold_id = parse::id("hold_id", &message.hold_id)?;
+        let named_account = parse::optional_id("account_id", &message.account_id)?;
         parse::text("reason", &message.reason)?;
         let encode: Encoder<Credits> = Box::new(move |book, released| {
             let account_id = book.account().account_id;
@@ -276,7 +276,14 @@ impl CreditService for CreditApi {
             }
             .encode_to_vec()
         });
-        let bytes = holds::release(&self.context, caller, hold_id, fingerprint, encode).await?;
+        let bytes = holds::release(
+            &self.context,
+            caller,
+            (hold_id, named_account),
+            fingerprint,
+            encode,
+        )
+        .await?;
         Ok(Response::new(parse::decode(&bytes)?))
     }
 
@@ -289,6 +296,7 @@ impl CreditService for CreditApi {
         let fingerprint = parse::fingerprint(&message.idempotency_key, Rpc::Refund, &message)?;
         let command = RefundCommand {
             settlement_id: parse::id("settlement_id", &message.settlement_id)?,
+            account_id: parse::optional_id("account_id", &message.account_id)?,
             amount: parse::optional_amount(
                 "amount",
                 &message.amount,
@@ -312,13 +320,16 @@ impl CreditService for CreditApi {
         request: Request<GetHoldRequest>,
     ) -> Result<Response<GetHoldResponse>, Status> {
         let caller = caller(&request)?;
-        let view = match &request.get_ref().lookup {
+        let message = request.get_ref();
+        let account_id = parse::optional_id("account_id", &message.account_id)?;
+        let view = match &message.lookup {
             Some(get_hold_request::Lookup::HoldId(hold_id)) => {
                 holds::get_hold(
                     &self.context,
                     caller,
                     Some(parse::id("hold_id", hold_id)?),
                     None,
+                    account_id,
                 )
                 .await?
             }
@@ -328,6 +339,7 @@ impl CreditService for CreditApi {
                     caller,
                     None,
                     Some(parse::text("authorize_idempotency_key", key)?.as_str()),
+                    account_id,
                 )
                 .await?
             }

@@ -51,11 +51,7 @@ fn wire_type(event_type: EventType) -> v1::EventType {
 
 /// The request in domain terms.
 pub fn watch_request(message: &v1::WatchEventsRequest) -> Result<WatchRequest, ServiceError> {
-    let account_id = if message.account_id.is_empty() {
-        None
-    } else {
-        Some(parse::id::<AccountId>("account_id", &message.account_id)?)
-    };
+    let account_id = parse::optional_id::<AccountId>("account_id", &message.account_id)?;
     let cursor = if message.cursor.is_empty() {
         None
     } else {

@@ -71,6 +71,17 @@ pub fn id<Id: std::str::FromStr>(field: &'static str, text: &str) -> Result<Id, 
     })
 }
 
+/// An optional id: empty is none, anything else must be an id.
+pub fn optional_id<Id: std::str::FromStr>(
+    field: &'static str,
+    text: &str,
+) -> Result<Option<Id>, ServiceError> {
+    if text.is_empty() {
+        return Ok(None);
+    }
+    id(field, text).map(Some)
+}
+
 /// A quote id: the opaque token Quote returned (checked by its signature later).
 pub fn quote_id(text: &str) -> Result<String, ServiceError> {
     let max = crate::pricing::quote_token::MAX_TOKEN_LENGTH;

@@ -134,6 +134,7 @@ impl Worker {
                         hold_id: hold.hold_id,
                         idempotency_key: key,
                         reason: "bench".to_owned(),
+                        ..ReleaseRequest::default()
                     })
                 };
                 self.outcome.timed("Release", call).await.is_ok()
@@ -202,6 +203,7 @@ fn settle_request(pricing: Pricing, hold_id: String, key: String, above: bool) -
         idempotency_key: key,
         charge: Some(charge),
         partial: false,
+        ..SettleRequest::default()
     }
 }
 

@@ -36,6 +36,8 @@ pub struct AuthorizeCommand {
 pub struct ExtendCommand {
     /// The hold.
     pub hold_id: HoldId,
+    /// The hold's account, when the request names it.
+    pub account_id: Option<AccountId>,
     /// New total amount.
     pub amount: Option<Credits>,
     /// New TTL from now.
@@ -47,6 +49,8 @@ pub struct ExtendCommand {
 pub struct SettleCommand {
     /// The hold.
     pub hold_id: HoldId,
+    /// The hold's account, when the request names it.
+    pub account_id: Option<AccountId>,
     /// What to charge.
     pub charge: Charge,
     /// Keep the hold open.
@@ -58,6 +62,8 @@ pub struct SettleCommand {
 pub struct RefundCommand {
     /// The settlement.
     pub settlement_id: SettlementId,
+    /// The settlement's account, when the request names it.
+    pub account_id: Option<AccountId>,
     /// Credits; `None` = all that is left.
     pub amount: Option<Credits>,
     /// Why.
@@ -143,18 +149,30 @@ pub async fn authorize(
     answer
 }
 
+/// Whose hold `hold_id` is and how it was priced: from this server's memory, else the
+/// database. A request that names the account (`named`) finds the hold on that account only.
 async fn hold_ref(
     context: &Context,
     caller: Caller,
     hold_id: HoldId,
+    named: Option<AccountId>,
 ) -> Result<HoldRef, ServiceError> {
+    let not_found = || match named {
+        Some(account_id) => {
+            ServiceError::hold_not_found(format!("hold {hold_id} of account {account_id}"))
+        }
+        None => ServiceError::hold_not_found(format!("hold {hold_id}")),
+    };
     if let Some(hold) = context.recent.hold(caller.tenant_id, hold_id) {
-        return Ok(hold);
+        return match named {
+            Some(account_id) if account_id != hold.account_id => Err(not_found()),
+            _ => Ok(hold),
+        };
     }
     let client = context.pool.get().await.map_err(StoreError::from)?;
-    let hold = stored::hold_ref(&client, caller.tenant_id, hold_id)
+    let hold = stored::hold_ref(&client, caller.tenant_id, hold_id, named)
         .await?
-        .ok_or_else(|| ServiceError::hold_not_found(format!("hold {hold_id}")))?;
+        .ok_or_else(not_found)?;
     context
         .recent
         .remember_hold(caller.tenant_id, hold_id, hold.clone());
@@ -176,7 +194,7 @@ pub async fn extend(
     fingerprint: Fingerprint,
     encode: Encoder<HoldId>,
 ) -> Result<Vec<u8>, ServiceError> {
-    let hold = hold_ref(context, caller, command.hold_id).await?;
+    let hold = hold_ref(context, caller, command.hold_id, command.account_id).await?;
     let target = hold_target(caller, command.hold_id, &hold);
     let operate = move |book: &mut AccountBook, _: Option<&mut SettlementRecord>| {
         let expires_at = command.ttl.map(|ttl| book.now() + ttl);
@@ -194,7 +212,7 @@ pub async fn settle(
     fingerprint: Fingerprint,
     encode: Encoder<SettlementRecord>,
 ) -> Result<Vec<u8>, ServiceError> {
-    let hold = hold_ref(context, caller, command.hold_id).await?;
+    let hold = hold_ref(context, caller, command.hold_id, command.account_id).await?;
     let target = hold_target(caller, command.hold_id, &hold);
     let (total, line_items) =
         match priced::price_charge(context, caller, &hold, &command.charge).await {
@@ -220,11 +238,11 @@ pub async fn settle(
 pub async fn release(
     context: &Context,
     caller: Caller,
-    hold_id: HoldId,
+    (hold_id, named): (HoldId, Option<AccountId>),
     fingerprint: Fingerprint,
     encode: Encoder<Credits>,
 ) -> Result<Vec<u8>, ServiceError> {
-    let hold = hold_ref(context, caller, hold_id).await?;
+    let hold = hold_ref(context, caller, hold_id, named).await?;
     let target = hold_target(caller, hold_id, &hold);
     let operate =
         move |book: &mut AccountBook, _: Option<&mut SettlementRecord>| Ok(book.release(hold_id)?);
@@ -240,13 +258,17 @@ pub async fn refund(
     encode: Encoder<crate::ledger::RefundRecord>,
 ) -> Result<Vec<u8>, ServiceError> {
     let settlement_id = command.settlement_id;
+    let named = command.account_id;
     let not_found = move || ServiceError::NotFound {
         reason: Reason::SettlementNotFound,
-        what: format!("settlement {settlement_id}"),
+        what: match named {
+            Some(account_id) => format!("settlement {settlement_id} of account {account_id}"),
+            None => format!("settlement {settlement_id}"),
+        },
     };
     let client = context.pool.get().await.map_err(StoreError::from)?;
     let (account_id, hold_id) =
-        stored::settlement_account(&client, caller.tenant_id, settlement_id)
+        stored::settlement_account(&client, caller.tenant_id, settlement_id, named)
             .await?
             .ok_or_else(not_found)?;
     drop(client);
@@ -286,17 +308,24 @@ pub struct HoldView {
     pub settlements: Vec<SettlementRecord>,
 }
 
-/// A hold by id, or by the idempotency key of the Authorize that made it. A declined
-/// Authorize answers with its decline; an unknown key with HOLD_NOT_FOUND.
+/// A hold by id, or by the idempotency key of the Authorize that made it; on account `named`
+/// only, when the request names one. A declined Authorize answers with its decline; an unknown
+/// key with HOLD_NOT_FOUND.
 pub async fn get_hold(
     context: &Context,
     caller: Caller,
     hold_id: Option<HoldId>,
     authorize_key: Option<&str>,
+    named: Option<AccountId>,
 ) -> Result<HoldView, ServiceError> {
     let client = context.pool.get().await.map_err(StoreError::from)?;
+    let lookup = stored::HoldLookup {
+        hold_id,
+        authorize_key,
+        account_id: named,
+    };
     if let Some((account_id, mut hold, settlements)) =
-        stored::find_hold(&client, caller.tenant_id, hold_id, authorize_key).await?
+        stored::find_hold(&client, caller.tenant_id, lookup).await?
     {
         super::span::record_ids(Some(account_id), Some(hold.hold_id), None);
         if hold.is_due(context.clock.now()) {
@@ -310,7 +339,8 @@ pub async fn get_hold(
     }
     if let Some(key) = authorize_key {
         if let Some(stored) = idempotency::find(&client, caller.tenant_id, key).await? {
-            if Rpc::from_name(&stored.rpc) == Some(Rpc::Authorize) {
+            let on_named = named.is_none() || stored.account_id == named;
+            if Rpc::from_name(&stored.rpc) == Some(Rpc::Authorize) && on_named {
                 answer_result(stored.answer)?;
             }
         }
@@ -320,5 +350,8 @@ pub async fn get_hold(
         (None, Some(key)) => format!("hold authorized with idempotency key {key:?}"),
         (None, None) => "hold".to_owned(),
     };
-    Err(ServiceError::hold_not_found(what))
+    Err(ServiceError::hold_not_found(match named {
+        Some(account_id) => format!("{what} of account {account_id}"),
+        None => what,
+    }))
 }

@@ -38,6 +38,8 @@ pub struct StoredRecord {
     pub request_fields: Option<Vec<u8>>,
     /// The encoded request, kept by records written before field digests were.
     pub request: Option<Vec<u8>>,
+    /// The account the request named or resolved to, if any.
+    pub account_id: Option<AccountId>,
     /// The answer.
     pub answer: StoredAnswer,
 }
@@ -124,6 +126,7 @@ pub fn stored_record(row: &tokio_postgres::Row) -> StoredRecord {
         request_hash: row.get("request_hash"),
         request_fields: row.get("request_fields"),
         request: row.get("request"),
+        account_id: row.get("answer_account"),
         answer,
     }
 }

@@ -9,30 +9,13 @@ use crate::helpers::concurrency::race;
 use crate::helpers::money::key;
 use crate::helpers::mutating::{
     Authorize, CreateAccount, CreateWebhookEndpoint, ExtendHold, Grant, Mutating, PublishCatalog,
-    Refund, Release, SetAllowance, SetSpendLimit, Settle, UpdateAccount,
+    Refund, Release, SetAllowance, SetSpendLimit, Settle, UpdateAccount, assert_applied_once,
 };
 use crate::helpers::snapshot::Snapshot;
 use crate::helpers::status::{assert_invalid_field, assert_key_reused};
 
 /// Duplicates sent at once.
 const DUPLICATES: usize = 20;
-
-/// Asserts `after` is `before` with one application of the call that answered `response`.
-#[track_caller]
-fn assert_applied_once<R: Mutating>(
-    before: &Snapshot,
-    after: &Snapshot,
-    subject: &R::Subject,
-    response: &R::Response,
-) {
-    let mut expected = before.clone();
-    R::apply(&mut expected, subject, response);
-    expected.idempotency_records += 1;
-    // However many entries one operation writes, `verify` (at the end of every test) checks
-    // that the journal explains the balances, which are compared here.
-    expected.journal_entries = after.journal_entries;
-    after.assert_is(&expected, &format!("{} applied once", R::RPC));
-}
 
 async fn a_retry_returns_the_first_answer_and_changes_nothing<R: Mutating>() {
     let app = TestApp::spawn().await;

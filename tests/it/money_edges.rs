@@ -2,8 +2,9 @@
 //! explicit amounts, bounds on priced totals and text, keys whose records were pruned.
 
 use creditgate::proto::v1::{
-    AccountKind, AuthorizeRequest, CreateAccountRequest, GrantSource, ImageUsage, QuoteRequest,
-    RunMetadata, SettlePolicy, SettleRequest, Usage, settle_request,
+    AccountKind, AuthorizeRequest, CreateAccountRequest, GetHoldRequest, GrantSource, ImageUsage,
+    QuoteRequest, RunMetadata, SettlePolicy, SettleRequest, Usage, get_hold_request,
+    settle_request,
 };
 use tonic::Code;
 
@@ -259,6 +260,32 @@ async fn an_authorize_key_whose_record_was_pruned_makes_a_hold_on_another_accoun
         .unwrap();
     assert_eq!(found, second_hold);
     assert_ne!(found.hold_id, first_hold.hold_id);
+    // Naming the account names that account's hold, by the key as by the id.
+    for (account_id, hold) in [(&first, &first_hold), (&second, &second_hold)] {
+        for lookup in [
+            get_hold_request::Lookup::AuthorizeIdempotencyKey(shared_key.clone()),
+            get_hold_request::Lookup::HoldId(hold.hold_id.clone()),
+        ] {
+            let request = GetHoldRequest {
+                lookup: Some(lookup),
+                account_id: account_id.clone(),
+            };
+            let found = app.credit().get_hold(request).await.unwrap().into_inner();
+            assert_eq!(
+                found.hold.as_ref().map(|hold| &hold.hold_id),
+                Some(&hold.hold_id)
+            );
+        }
+    }
+    let third = app.account().await;
+    let elsewhere = GetHoldRequest {
+        lookup: Some(get_hold_request::Lookup::AuthorizeIdempotencyKey(
+            shared_key,
+        )),
+        account_id: third,
+    };
+    let status = app.credit().get_hold(elsewhere).await.unwrap_err();
+    assert_refused(&status, Code::NotFound, "HOLD_NOT_FOUND");
     app.finish().await;
 }
 

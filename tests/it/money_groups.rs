@@ -63,7 +63,14 @@ async fn authorize_all(client: &Credit, requests: &[AuthorizeRequest]) -> Vec<An
 /// The hold as the server has it now (`None`: it does not exist).
 async fn stored_hold(app: &TestApp, lookup: get_hold_request::Lookup) -> Option<Hold> {
     let lookup = Some(lookup);
-    match app.credit().get_hold(GetHoldRequest { lookup }).await {
+    match app
+        .credit()
+        .get_hold(GetHoldRequest {
+            lookup,
+            ..Default::default()
+        })
+        .await
+    {
         Ok(response) => response.into_inner().hold,
         Err(status) => {
             assert_refused(&status, Code::NotFound, "HOLD_NOT_FOUND");
@@ -231,7 +238,10 @@ async fn another_tenant_naming_an_account_in_the_same_burst_finds_nothing_and_ho
     let lookup = Some(lookup);
     let status = other
         .clone()
-        .get_hold(GetHoldRequest { lookup })
+        .get_hold(GetHoldRequest {
+            lookup,
+            ..Default::default()
+        })
         .await
         .unwrap_err();
     assert_refused(&status, Code::NotFound, "HOLD_NOT_FOUND");
@@ -371,6 +381,7 @@ async fn holds_written_in_one_transaction_keep_their_own_labels() {
             .credit()
             .get_hold(GetHoldRequest {
                 lookup: Some(get_hold_request::Lookup::HoldId(hold_id)),
+                ..Default::default()
             })
             .await
             .unwrap()

@@ -5,3 +5,4 @@
 mod bad_input;
 mod concurrency;
 mod keys;
+mod named_account;

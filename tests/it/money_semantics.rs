@@ -101,6 +101,7 @@ async fn get_hold(
     app.credit()
         .get_hold(GetHoldRequest {
             lookup: Some(lookup),
+            ..Default::default()
         })
         .await
         .map(tonic::Response::into_inner)

@@ -216,6 +216,7 @@ async fn settle_usage(
             idempotency_key: key(),
             charge: Some(settle_request::Charge::Usage(usage)),
             partial: false,
+            ..Default::default()
         })
         .await
         .map(tonic::Response::into_inner)

@@ -307,7 +307,10 @@ async fn snapshot(app: &TestApp, tenant_key: &str, objects: &Objects) -> Vec<Str
     for hold_id in [&objects.hold_id, &objects.settled_hold_id] {
         let lookup = Some(get_hold_request::Lookup::HoldId(hold_id.clone()));
         let hold = credit
-            .get_hold(GetHoldRequest { lookup })
+            .get_hold(GetHoldRequest {
+                lookup,
+                ..Default::default()
+            })
             .await
             .unwrap()
             .into_inner();

@@ -305,6 +305,7 @@ impl Staged {
                 request_hash: record.request_hash.to_vec(),
                 request_fields: Some(record.request_fields.clone()),
                 request: None,
+                account_id: record.account_id,
                 answer: record.answer.clone(),
             },
         );

@@ -40,6 +40,7 @@ pub fn settle_request(hold_id: &str, idempotency_key: &str, amount: &str) -> Set
         idempotency_key: idempotency_key.to_owned(),
         charge: Some(settle_request::Charge::Amount(amount.to_owned())),
         partial: false,
+        ..Default::default()
     }
 }
 
@@ -55,6 +56,7 @@ pub fn extend_request(
         idempotency_key: idempotency_key.to_owned(),
         amount: amount.to_owned(),
         ttl_seconds,
+        ..Default::default()
     }
 }
 
@@ -64,6 +66,7 @@ pub fn release_request(hold_id: &str, idempotency_key: &str, why: &str) -> Relea
         hold_id: hold_id.to_owned(),
         idempotency_key: idempotency_key.to_owned(),
         reason: why.to_owned(),
+        ..Default::default()
     }
 }
 
@@ -74,6 +77,7 @@ pub fn refund_request(settlement_id: &str, idempotency_key: &str, amount: &str) 
         idempotency_key: idempotency_key.to_owned(),
         reason: "support".to_owned(),
         amount: amount.to_owned(),
+        ..Default::default()
     }
 }
 
@@ -325,6 +329,7 @@ impl TestApp {
         self.credit()
             .get_hold(GetHoldRequest {
                 lookup: Some(get_hold_request::Lookup::HoldId(hold_id.to_owned())),
+                ..Default::default()
             })
             .await
             .unwrap()
@@ -338,6 +343,7 @@ impl TestApp {
                 lookup: Some(get_hold_request::Lookup::AuthorizeIdempotencyKey(
                     key.to_owned(),
                 )),
+                ..Default::default()
             })
             .await
             .map(tonic::Response::into_inner)

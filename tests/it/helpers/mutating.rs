@@ -85,9 +85,37 @@ pub trait Mutating {
     fn with_amount(_subject: &Self::Subject, _key: &str, _amount: &str) -> Option<Self::Request> {
         None
     }
+
+    /// [`Mutating::request`] naming `account_id` as its object's account (`None`: the object's
+    /// own); `None` when the RPC has no such optional field (its object is the account itself,
+    /// or the tenant).
+    fn on_account(
+        _subject: &Self::Subject,
+        _key: &str,
+        _account_id: Option<&str>,
+    ) -> Option<Self::Request> {
+        None
+    }
 }
 
 /// Objects made with the app's key.
 pub(super) fn objects(app: &TestApp) -> BoxFuture<'_, Objects> {
     Box::pin(app.objects_of(&app.key))
+}
+
+/// Asserts `after` is `before` with one application of the call that answered `response`.
+#[track_caller]
+pub fn assert_applied_once<R: Mutating>(
+    before: &Snapshot,
+    after: &Snapshot,
+    subject: &R::Subject,
+    response: &R::Response,
+) {
+    let mut expected = before.clone();
+    R::apply(&mut expected, subject, response);
+    expected.idempotency_records += 1;
+    // However many entries one operation writes, `verify` (at the end of every test) checks
+    // that the journal explains the balances, which are compared here.
+    expected.journal_entries = after.journal_entries;
+    after.assert_is(&expected, &format!("{} applied once", R::RPC));
 }

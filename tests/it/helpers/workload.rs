@@ -280,6 +280,7 @@ impl Clients {
             idempotency_key: key(),
             charge: Some(settle_request::Charge::Amount(CHARGE.to_owned())),
             partial: false,
+            ..Default::default()
         };
         let result = answered(&self.progress, "Settle", || {
             let mut client = self.credit.clone();
@@ -306,6 +307,7 @@ impl Clients {
             hold_id: hold_id.to_owned(),
             idempotency_key: key(),
             reason: "run failed".to_owned(),
+            ..Default::default()
         };
         let result = answered(&self.progress, "Release", || {
             let mut client = self.credit.clone();
@@ -327,6 +329,7 @@ impl Clients {
             idempotency_key: key(),
             reason: "support".to_owned(),
             amount: REFUND.to_owned(),
+            ..Default::default()
         };
         let result = answered(&self.progress, "Refund", || {
             let mut client = self.credit.clone();

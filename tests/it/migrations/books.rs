@@ -119,6 +119,7 @@ async fn an_upgrade_keeps_the_books_of_the_version_before() {
             lookup: Some(get_hold_request::Lookup::AuthorizeIdempotencyKey(
                 "held-before".to_owned(),
             )),
+            ..Default::default()
         })
         .await
         .unwrap()

@@ -252,6 +252,7 @@ impl<'a> Case<'a> {
                         .map(|amount| amount.to_string())
                         .unwrap_or_default(),
                     ttl_seconds: ttl.unwrap_or(0),
+                    ..Default::default()
                 });
                 let outcome = model.extend(hold, new_amount, ttl.map(i64::from));
                 let account = model.holds[hold].account;
@@ -277,6 +278,7 @@ impl<'a> Case<'a> {
                     idempotency_key: key(),
                     charge: Some(settle_request::Charge::Amount(total.to_string())),
                     partial: *partial,
+                    ..Default::default()
                 });
                 let outcome = model.settle(hold, total, *partial).map(Box::new);
                 let account = model.holds[hold].account;
@@ -295,6 +297,7 @@ impl<'a> Case<'a> {
                     hold_id: self.holds[hold].clone(),
                     idempotency_key: key(),
                     reason: "run failed".to_owned(),
+                    ..Default::default()
                 });
                 let outcome = model.release(hold);
                 let account = model.holds[hold].account;
@@ -316,6 +319,7 @@ impl<'a> Case<'a> {
                     idempotency_key: key(),
                     reason: "support".to_owned(),
                     amount: amount.map(|amount| amount.to_string()).unwrap_or_default(),
+                    ..Default::default()
                 });
                 let account = model.settlements[settlement].account;
                 let outcome = model.refund(settlement, amount);

@@ -137,6 +137,7 @@ pub async fn hold(app: &TestApp, hold_id: &str) -> GetHoldResponse {
     app.credit()
         .get_hold(GetHoldRequest {
             lookup: Some(get_hold_request::Lookup::HoldId(hold_id.to_owned())),
+            ..Default::default()
         })
         .await
         .unwrap()

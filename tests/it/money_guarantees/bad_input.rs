@@ -8,6 +8,7 @@ use creditgate::proto::v1::{
 };
 use tonic::{Code, Status};
 
+use super::named_account::a_named_account_must_own_the_object;
 use crate::helpers::TestApp;
 use crate::helpers::money::{authorize_request, grant_request, key};
 use crate::helpers::mutating::{
@@ -20,7 +21,8 @@ use crate::helpers::time::timestamp;
 use crate::helpers::usage::{Filters, UsageRead};
 
 /// Ids that are no UUID.
-const MALFORMED_IDS: [&str; 3] = ["not-an-id", "123", "00000000-0000-0000-0000-00000000000g"];
+pub(super) const MALFORMED_IDS: [&str; 3] =
+    ["not-an-id", "123", "00000000-0000-0000-0000-00000000000g"];
 
 /// Bad amounts and what the refusal must say.
 const BAD_AMOUNTS: [(&str, &str); 8] = [
@@ -124,21 +126,25 @@ bad_input! {
     extend_hold: ExtendHold {
         malformed_ids_are_invalid_argument_naming_the_field,
         an_unknown_id_is_not_found,
-        bad_amounts_are_invalid_amount
+        bad_amounts_are_invalid_amount,
+        a_named_account_must_own_the_object
     };
     settle: Settle {
         malformed_ids_are_invalid_argument_naming_the_field,
         an_unknown_id_is_not_found,
-        bad_amounts_are_invalid_amount
+        bad_amounts_are_invalid_amount,
+        a_named_account_must_own_the_object
     };
     release: Release {
         malformed_ids_are_invalid_argument_naming_the_field,
-        an_unknown_id_is_not_found
+        an_unknown_id_is_not_found,
+        a_named_account_must_own_the_object
     };
     refund: Refund {
         malformed_ids_are_invalid_argument_naming_the_field,
         an_unknown_id_is_not_found,
-        bad_amounts_are_invalid_amount
+        bad_amounts_are_invalid_amount,
+        a_named_account_must_own_the_object
     };
     grant: Grant {
         malformed_ids_are_invalid_argument_naming_the_field,
@@ -171,6 +177,7 @@ async fn reads_refuse_malformed_ids_naming_the_field_and_unknown_ids_as_not_foun
     };
     let get_hold = |hold_id: &str| GetHoldRequest {
         lookup: Some(get_hold_request::Lookup::HoldId(hold_id.to_owned())),
+        ..Default::default()
     };
     for bad in MALFORMED_IDS {
         let status = account.get_balance(get_balance(bad)).await.unwrap_err();
@@ -193,6 +200,21 @@ async fn reads_refuse_malformed_ids_naming_the_field_and_unknown_ids_as_not_foun
     assert_refused(&status, Code::NotFound, "ACCOUNT_NOT_FOUND");
     let status = credit.get_hold(get_hold(&unknown)).await.unwrap_err();
     assert_refused(&status, Code::NotFound, "HOLD_NOT_FOUND");
+    // GetHold's optional account: malformed is refused; another account's hold is not found.
+    let account_id = app.funded_account("10").await;
+    let hold_id = app.hold(&account_id, "1").await.hold_id;
+    let on = |account_id: &str| GetHoldRequest {
+        account_id: account_id.to_owned(),
+        ..get_hold(&hold_id)
+    };
+    for bad in MALFORMED_IDS {
+        let status = credit.get_hold(on(bad)).await.unwrap_err();
+        assert_invalid_field(&status, "INVALID_ARGUMENT", "account_id");
+    }
+    let status = credit.get_hold(on(&unknown)).await.unwrap_err();
+    assert_refused(&status, Code::NotFound, "HOLD_NOT_FOUND");
+    let found = credit.get_hold(on(&account_id)).await.unwrap().into_inner();
+    assert_eq!(found.hold.map(|hold| hold.hold_id), Some(hold_id.clone()));
     for read in UsageRead::ALL {
         let status = read.send(&app, &unknown, &Filters::default()).await;
         let status = status

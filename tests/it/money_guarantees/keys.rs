@@ -42,6 +42,7 @@ async fn a_declined_authorize_stays_declined_on_retry_after_a_top_up_while_a_new
             lookup: Some(get_hold_request::Lookup::AuthorizeIdempotencyKey(
                 declined_key.clone(),
             )),
+            ..Default::default()
         })
         .await
         .unwrap_err();

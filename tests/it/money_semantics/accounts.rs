@@ -57,6 +57,7 @@ async fn another_tenant_finds_no_account_by_external_id_nor_hold_by_authorize_ke
         app.credit_as(Some(&other_key))
             .get_hold(GetHoldRequest {
                 lookup: Some(lookup),
+                ..Default::default()
             })
             .await,
         Code::NotFound,

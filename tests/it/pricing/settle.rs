@@ -185,6 +185,7 @@ async fn settle_by_usage_rounds_once_and_charges_above_the_hold() {
         .credit()
         .get_hold(GetHoldRequest {
             lookup: Some(get_hold_request::Lookup::HoldId(hold.hold_id.clone())),
+            ..Default::default()
         })
         .await
         .unwrap()

@@ -169,7 +169,10 @@ fn money_rows() -> Vec<Row> {
                     let lookup = Some(get_hold_request::Lookup::HoldId(objects.settled_hold_id));
                     clients
                         .credit
-                        .get_hold(GetHoldRequest { lookup })
+                        .get_hold(GetHoldRequest {
+                            lookup,
+                            ..Default::default()
+                        })
                         .await
                         .map(drop)
                 })

@@ -79,6 +79,7 @@ async fn rpcs_are_spans_continuing_the_callers_trace_with_their_round_trips() {
             lookup: Some(get_hold_request::Lookup::HoldId(
                 uuid::Uuid::now_v7().to_string(),
             )),
+            ..Default::default()
         })
         .await
         .unwrap_err();

@@ -13,6 +13,17 @@ use crate::helpers::money::{
 };
 use crate::helpers::snapshot::{HoldRow, SettlementRow, Snapshot};
 
+/// The variant naming the object's account, which the request without it does not: the same
+/// key with it is another request.
+fn on_its_account<R>(
+    on_account: fn(&Objects, &str, Option<&str>) -> Option<R>,
+    objects: &Objects,
+    key: &str,
+) -> (&'static str, R) {
+    let named = on_account(objects, key, None).expect("the RPC names an account");
+    ("account_id", named)
+}
+
 pub struct Authorize;
 
 impl Mutating for Authorize {
@@ -97,6 +108,7 @@ impl Mutating for ExtendHold {
                 "hold_id",
                 extend_request(&objects.spare_hold_id, key, "15", 0),
             ),
+            on_its_account(Self::on_account, objects, key),
         ]
     }
 
@@ -124,6 +136,17 @@ impl Mutating for ExtendHold {
     fn with_amount(objects: &Objects, key: &str, amount: &str) -> Option<ExtendHoldRequest> {
         Some(extend_request(&objects.hold_id, key, amount, 0))
     }
+
+    fn on_account(
+        objects: &Objects,
+        key: &str,
+        account_id: Option<&str>,
+    ) -> Option<ExtendHoldRequest> {
+        Some(ExtendHoldRequest {
+            account_id: account_id.unwrap_or(&objects.account_id).to_owned(),
+            ..Self::request(objects, key)
+        })
+    }
 }
 
 pub struct Settle;
@@ -149,6 +172,7 @@ impl Mutating for Settle {
         vec![
             ("amount", settle_request(&objects.hold_id, key, "6")),
             ("hold_id", settle_request(&objects.spare_hold_id, key, "12")),
+            on_its_account(Self::on_account, objects, key),
         ]
     }
 
@@ -186,6 +210,13 @@ impl Mutating for Settle {
     fn with_amount(objects: &Objects, key: &str, amount: &str) -> Option<SettleRequest> {
         Some(settle_request(&objects.hold_id, key, amount))
     }
+
+    fn on_account(objects: &Objects, key: &str, account_id: Option<&str>) -> Option<SettleRequest> {
+        Some(SettleRequest {
+            account_id: account_id.unwrap_or(&objects.account_id).to_owned(),
+            ..Self::request(objects, key)
+        })
+    }
 }
 
 pub struct Release;
@@ -214,6 +245,7 @@ impl Mutating for Release {
                 "reason",
                 release_request(&objects.hold_id, key, "another reason"),
             ),
+            on_its_account(Self::on_account, objects, key),
         ]
     }
 
@@ -235,6 +267,17 @@ impl Mutating for Release {
             field: "hold_id",
             not_found: "HOLD_NOT_FOUND",
             request: release_request(id, key, "run failed"),
+        })
+    }
+
+    fn on_account(
+        objects: &Objects,
+        key: &str,
+        account_id: Option<&str>,
+    ) -> Option<ReleaseRequest> {
+        Some(ReleaseRequest {
+            account_id: account_id.unwrap_or(&objects.account_id).to_owned(),
+            ..Self::request(objects, key)
         })
     }
 }
@@ -266,6 +309,7 @@ impl Mutating for Refund {
         vec![
             ("amount", refund_request(&objects.settlement_id, key, "3")),
             ("reason", why),
+            on_its_account(Self::on_account, objects, key),
         ]
     }
 
@@ -292,5 +336,12 @@ impl Mutating for Refund {
 
     fn with_amount(objects: &Objects, key: &str, amount: &str) -> Option<RefundRequest> {
         Some(refund_request(&objects.settlement_id, key, amount))
+    }
+
+    fn on_account(objects: &Objects, key: &str, account_id: Option<&str>) -> Option<RefundRequest> {
+        Some(RefundRequest {
+            account_id: account_id.unwrap_or(&objects.account_id).to_owned(),
+            ..Self::request(objects, key)
+        })
     }
 }
