@@ -43,8 +43,9 @@ pub struct Context {
     /// Authorize, ExtendHold, Settle and Release answers are stored by reference to their hold
     /// (servers before 0022 could not read them), and a new hold's Authorize key is written in
     /// `authorize_keys` alone (servers before 0026 read it from the hold) and its quote token
-    /// sealed (servers before 0027 read it whole). Until then (and without `serve`) answers are
-    /// stored whole, keys in the hold too and tokens whole.
+    /// sealed (servers before 0027 read it whole), and the locked path's idempotency records
+    /// are lean (servers before 0029 read the request's hash). Until then (and without
+    /// `serve`) answers are stored whole, keys in the hold too, tokens whole and hashes kept.
     pub schema_complete: Arc<std::sync::atomic::AtomicBool>,
 }
 

@@ -99,6 +99,24 @@ impl Rpc {
         }
     }
 
+    /// The number of its request's `idempotency_key` field.
+    fn key_field(self) -> Option<u32> {
+        static NUMBERS: OnceLock<Vec<(Rpc, u32)>> = OnceLock::new();
+        let numbers = NUMBERS.get_or_init(|| {
+            Rpc::ALL
+                .into_iter()
+                .filter_map(|rpc| {
+                    let message = descriptors()?.get_message_by_name(rpc.request_message())?;
+                    Some((rpc, message.get_field_by_name("idempotency_key")?.number()))
+                })
+                .collect()
+        });
+        numbers
+            .iter()
+            .find(|(rpc, _)| *rpc == self)
+            .map(|(_, number)| *number)
+    }
+
     /// The RPC of a stored record's name; `None` for a name no RPC has.
     pub fn from_name(name: &str) -> Option<Self> {
         Rpc::ALL.into_iter().find(|rpc| rpc.as_str() == name)
@@ -117,6 +135,9 @@ pub struct Fingerprint {
     hash: [u8; 32],
     /// The request's field digests ([`fields::field_digests`]), likewise.
     fields: Vec<u8>,
+    /// The same without the idempotency key's, which the record's key already is: what a lean
+    /// record keeps ([`Fingerprint::lean`]).
+    lean_fields: Vec<u8>,
 }
 
 impl Fingerprint {
@@ -134,11 +155,17 @@ impl Fingerprint {
         hasher.update(rpc.as_str().as_bytes());
         hasher.update([0]);
         hasher.update(&request);
+        let digests = fields::field_digests(&request);
+        let lean_fields = match rpc.key_field() {
+            Some(number) => fields::without(&digests, number),
+            None => digests.clone(),
+        };
         Ok(Fingerprint {
             key: key.to_owned(),
             rpc,
             hash: hasher.finalize().into(),
-            fields: fields::field_digests(&request),
+            fields: digests,
+            lean_fields,
         })
     }
 
@@ -167,12 +194,21 @@ impl Fingerprint {
             tenant_id,
             key: self.key.clone(),
             rpc: self.rpc.as_str(),
-            request_hash: self.hash,
+            request_hash: Some(self.hash),
             request_fields: self.fields.clone(),
             account_id,
             answer,
             answer_hold: None,
         }
+    }
+
+    /// Makes `record` lean: without the request's SHA-256 and the key's digest. Whether a
+    /// retry is the same request is then told by the other fields' digests (8 bytes of SHA-256
+    /// each), 42 bytes fewer per record. Only once no server before migration 0029 (which
+    /// reads the hash) is connected.
+    pub fn lean(&self, record: &mut NewRecord) {
+        record.request_hash = None;
+        record.request_fields.clone_from(&self.lean_fields);
     }
 
     /// What a retry gets: the stored answer when the request is the same.
@@ -182,7 +218,13 @@ impl Fingerprint {
                 fields: vec!["rpc".to_owned()],
             });
         }
-        if stored.request_hash != self.hash {
+        let same = match (&stored.request_hash, &stored.request_fields) {
+            (Some(hash), _) => hash.as_slice() == self.hash.as_slice(),
+            (None, Some(digests)) => fields::differing(digests, &self.lean_fields)
+                .is_some_and(|numbers| numbers.is_empty()),
+            (None, None) => false,
+        };
+        if !same {
             return Err(ServiceError::IdempotencyKeyReused {
                 fields: differing_fields(self.rpc.request_message(), stored, &self.fields),
             });
@@ -254,6 +296,14 @@ fn differing_fields(message: &str, stored: &StoredRecord, received: &[u8]) -> Ve
             .map(|number| Some(descriptor.as_ref()?.get_field(number)?.name().to_owned()))
             .collect()
     });
+    // The key is the record's: a lean record keeps no digest of it, so it differs by absence.
+    let names = names.map(|names| {
+        let key_field = |name: &String| name == "idempotency_key";
+        names
+            .into_iter()
+            .filter(|name| !key_field(name))
+            .collect::<Vec<_>>()
+    });
     match names {
         Some(names) if !names.is_empty() => names,
         _ => vec!["request".to_owned()],
@@ -261,88 +311,4 @@ fn differing_fields(message: &str, stored: &StoredRecord, received: &[u8]) -> Ve
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_rpc_round_trips_through_its_name_and_names_its_request_message() {
-        for (position, rpc) in Rpc::ALL.into_iter().enumerate() {
-            // Exhaustive: an RPC added to the enum is not compiled until it is in `ALL`.
-            let listed = match rpc {
-                Rpc::Authorize => 0,
-                Rpc::ExtendHold => 1,
-                Rpc::Settle => 2,
-                Rpc::Release => 3,
-                Rpc::Refund => 4,
-                Rpc::CreateAccount => 5,
-                Rpc::UpdateAccount => 6,
-                Rpc::Grant => 7,
-                Rpc::SetAllowance => 8,
-                Rpc::SetSpendLimit => 9,
-                Rpc::PublishCatalog => 10,
-                Rpc::CreateWebhookEndpoint => 11,
-            };
-            assert_eq!(listed, position, "{rpc:?}");
-            assert_eq!(Rpc::from_name(rpc.as_str()), Some(rpc));
-            assert_eq!(
-                rpc.request_message(),
-                format!("creditgate.v1.{}Request", rpc.as_str())
-            );
-            assert!(
-                descriptors()
-                    .and_then(|pool| pool.get_message_by_name(rpc.request_message()))
-                    .is_some(),
-                "{rpc:?}"
-            );
-        }
-        assert_eq!(Rpc::from_name("Quote"), None);
-        assert_eq!(Rpc::from_name("authorize"), None);
-    }
-
-    #[test]
-    fn a_stored_decline_replays_as_the_same_decline() {
-        for reason in Reason::ALL {
-            let declined: Result<Vec<u8>, ServiceError> = Err(ServiceError::Declined {
-                reason: *reason,
-                message: "refused".to_owned(),
-                metadata: vec![("required".to_owned(), "5".to_owned())],
-            });
-            let stored = stored_answer(&declined).expect("a decline is stored");
-            assert_eq!(
-                stored,
-                StoredAnswer::Declined {
-                    reason: reason.as_str().to_owned(),
-                    message: "refused".to_owned(),
-                    metadata: vec![("required".to_owned(), "5".to_owned())],
-                }
-            );
-            match answer_result(stored) {
-                Err(ServiceError::Declined {
-                    reason: replayed,
-                    message,
-                    metadata,
-                }) => {
-                    assert_eq!(replayed, *reason);
-                    assert_eq!(message, "refused");
-                    assert_eq!(metadata, vec![("required".to_owned(), "5".to_owned())]);
-                }
-                other => panic!("{reason:?} replayed as {other:?}"),
-            }
-        }
-    }
-
-    #[test]
-    fn a_stored_decline_of_an_unknown_reason_replays_as_internal_naming_it() {
-        let answer = answer_result(StoredAnswer::Declined {
-            reason: "LIMIT_REACHED".to_owned(),
-            message: "refused".to_owned(),
-            metadata: Vec::new(),
-        });
-        match answer {
-            Err(ServiceError::Internal(StoreError::Other(cause))) => {
-                assert!(cause.contains("\"LIMIT_REACHED\""), "{cause}");
-            }
-            other => panic!("replayed as {other:?}"),
-        }
-    }
-}
+mod tests;

@@ -32,8 +32,8 @@ pub enum StoredAnswer {
 pub struct StoredRecord {
     /// RPC it answered.
     pub rpc: String,
-    /// SHA-256 of the request.
-    pub request_hash: Vec<u8>,
+    /// SHA-256 of the request; `None` in a lean record (its field digests tell).
+    pub request_hash: Option<Vec<u8>>,
     /// Digests of the request's fields (records written before they were kept: `None`).
     pub request_fields: Option<Vec<u8>>,
     /// The encoded request, kept by records written before field digests were.
@@ -53,8 +53,9 @@ pub struct NewRecord {
     pub key: String,
     /// RPC.
     pub rpc: &'static str,
-    /// SHA-256 of the request.
-    pub request_hash: [u8; 32],
+    /// SHA-256 of the request; `None` in a lean record, whose field digests tell whether a
+    /// retry is the same request.
+    pub request_hash: Option<[u8; 32]>,
     /// Digests of the request's fields, to name those a reused key changed.
     pub request_fields: Vec<u8>,
     /// The account it touched.
@@ -136,7 +137,7 @@ pub struct RecordParams {
     tenant_id: TenantId,
     key: String,
     rpc: String,
-    hash: Vec<u8>,
+    hash: Option<Vec<u8>>,
     request_fields: Vec<u8>,
     account_id: Option<AccountId>,
     response: Option<Vec<u8>>,
@@ -179,7 +180,7 @@ impl RecordParams {
             tenant_id: record.tenant_id,
             key: record.key.clone(),
             rpc: record.rpc.to_owned(),
-            hash: record.request_hash.to_vec(),
+            hash: record.request_hash.map(|hash| hash.to_vec()),
             request_fields: record.request_fields.clone(),
             account_id: record.account_id,
             response,
@@ -288,7 +289,7 @@ pub struct RecordColumns {
     tenants: Vec<TenantId>,
     keys: Vec<String>,
     rpcs: Vec<String>,
-    hashes: Vec<Vec<u8>>,
+    hashes: Vec<Option<Vec<u8>>>,
     request_fields: Vec<Vec<u8>>,
     accounts: Vec<Option<AccountId>>,
     responses: Vec<Option<Vec<u8>>>,
@@ -306,7 +307,9 @@ impl RecordColumns {
             columns.tenants.push(record.tenant_id);
             columns.keys.push(record.key.clone());
             columns.rpcs.push(record.rpc.to_owned());
-            columns.hashes.push(record.request_hash.to_vec());
+            columns
+                .hashes
+                .push(record.request_hash.map(|hash| hash.to_vec()));
             columns.request_fields.push(record.request_fields.clone());
             columns.accounts.push(record.account_id);
             let mut answer_hold = None;

@@ -164,7 +164,7 @@ every_mutating_rpc! {
 }
 
 /// A record written before records kept field digests and compressed answers holds the whole
-/// request and the answer as encoded: a retry still gets that answer, and a key reused with
+/// request, its hash and the answer as encoded: a retry still gets that answer, and a key reused with
 /// another request is still refused naming the field.
 #[tokio::test]
 async fn a_record_in_the_older_form_still_replays_and_names_the_field() {
@@ -179,7 +179,8 @@ async fn a_record_in_the_older_form_still_replays_and_names_the_field() {
     let client = app.pool.get().await.unwrap();
     let rewritten = client
         .execute(
-            "UPDATE idempotency_records SET request = $1, request_fields = NULL, response = $2 \
+            "UPDATE idempotency_records SET request = $1, request_fields = NULL, response = $2, \
+             request_hash = sha256(convert_to('Authorize', 'UTF8') || '\\x00'::bytea || $1) \
              WHERE idempotency_key = $3",
             &[
                 &request.encode_to_vec(),

@@ -16,6 +16,7 @@ use crate::helpers::{TestApp, TestDatabase, empty_database};
 
 mod authorize_keys;
 mod books;
+mod lean_records;
 mod quote_seal;
 
 /// The first migration that waits for older servers, and its name.
@@ -199,7 +200,7 @@ async fn a_contract_migration_waits_for_the_servers_that_predate_it() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(missing, [CONTRACT.0, 23, 26, 28]);
+    assert_eq!(missing, [CONTRACT.0, 23, 26, 28, 30]);
     assert_eq!(
         migrated.waiting,
         Some(Waiting {
@@ -262,6 +263,7 @@ async fn a_contract_migration_waits_for_the_servers_that_predate_it() {
     );
     let current_hold = authorize_keys::expanded(&app, &like).await;
     let quoted_before = quote_seal::expanded(&app, &like).await;
+    let settled_before = lean_records::expanded(&app, &like).await;
 
     // The servers that predate it stop; this version's (here driven directly, with a short
     // interval) applies the contract once they are gone, and then has nothing left to do.
@@ -334,6 +336,7 @@ async fn a_contract_migration_waits_for_the_servers_that_predate_it() {
     );
     authorize_keys::contracted(&app, &like, &current_hold).await;
     quote_seal::contracted(&app, &like, &quoted_before).await;
+    lean_records::contracted(&app, &like, &settled_before).await;
     app.finish().await;
 }
 

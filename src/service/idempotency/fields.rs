@@ -42,6 +42,21 @@ pub fn differing(stored: &[u8], received: &[u8]) -> Option<Vec<u32>> {
     Some(numbers)
 }
 
+/// `digests` (of [`field_digests`]) without field `number`'s; unchanged when they cannot be
+/// read.
+pub fn without(digests: &[u8], number: u32) -> Vec<u8> {
+    let Some(mut parsed) = parse(digests) else {
+        return digests.to_vec();
+    };
+    parsed.remove(&number);
+    let mut out = Vec::with_capacity(digests.len());
+    for (number, digest) in parsed {
+        prost::encoding::encode_varint(u64::from(number), &mut out);
+        out.extend_from_slice(&digest);
+    }
+    out
+}
+
 /// Each top-level field's running hash, by number.
 fn fields(mut message: &[u8]) -> Option<BTreeMap<u32, Sha256>> {
     let mut fields: BTreeMap<u32, Sha256> = BTreeMap::new();
@@ -129,6 +144,21 @@ mod tests {
         let large = field_digests(&request("1", &"x".repeat(4_000), 60));
         assert_eq!(small.len(), 5 * (1 + DIGEST_BYTES));
         assert_eq!(large.len(), small.len());
+    }
+
+    #[test]
+    fn digests_without_a_field_are_those_of_the_request_without_it() {
+        let whole = request("1", "chat", 60);
+        let without_key = AuthorizeRequest {
+            idempotency_key: String::new(),
+            ..AuthorizeRequest::decode(whole.as_slice()).expect("it decodes")
+        };
+        let lean = without(&field_digests(&whole), 2);
+        assert_eq!(lean, field_digests(&without_key.encode_to_vec()));
+        assert_eq!(lean.len(), 4 * (1 + DIGEST_BYTES));
+        assert_eq!(differing(&lean, &field_digests(&whole)), Some(vec![2]));
+        // Digests that do not read are kept as they are.
+        assert_eq!(without(&[0x08], 2), vec![0x08]);
     }
 
     #[test]

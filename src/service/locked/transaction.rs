@@ -268,6 +268,7 @@ fn apply_operation(
         let mut record = fingerprint.record(key.tenant, Some(key.account), answer);
         if staged.schema_complete {
             refer_to_hold(&mut record, fingerprint.rpc, &account.book);
+            fingerprint.lean(&mut record);
         }
         staged.record(record_key, record);
     }
@@ -302,7 +303,7 @@ impl Staged {
             key,
             StoredRecord {
                 rpc: record.rpc.to_owned(),
-                request_hash: record.request_hash.to_vec(),
+                request_hash: record.request_hash.map(|hash| hash.to_vec()),
                 request_fields: Some(record.request_fields.clone()),
                 request: None,
                 account_id: record.account_id,

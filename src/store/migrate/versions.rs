@@ -172,4 +172,16 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../../../migrations/0028_quote_seal_contract.sql"),
         kind: Kind::Contract,
     },
+    Migration {
+        version: 29,
+        name: "lean_records",
+        sql: include_str!("../../../migrations/0029_lean_records.sql"),
+        kind: Kind::Ordinary,
+    },
+    Migration {
+        version: 30,
+        name: "lean_records_contract",
+        sql: include_str!("../../../migrations/0030_lean_records_contract.sql"),
+        kind: Kind::Contract,
+    },
 ];

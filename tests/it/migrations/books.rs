@@ -47,7 +47,9 @@ async fn an_upgrade_keeps_the_books_of_the_version_before() {
         .unwrap();
 
     let migrated = migrate::migrate(&mut client).await.unwrap();
-    assert_eq!((migrated.applied, migrated.waiting), (13, None));
+    // Every migration after 15: none waits, as no older server is connected.
+    let after_15 = usize::try_from(migrate::newest_known() - 15).unwrap();
+    assert_eq!((migrated.applied, migrated.waiting), (after_15, None));
     // The journal's rows stayed where they were, now its first partition, proven in range.
     let (partitioned, legacy_rows, bound_checked): (bool, i64, bool) = {
         let row = client
