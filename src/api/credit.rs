@@ -8,7 +8,7 @@ use tonic::{Request, Response, Status};
 use super::pricing;
 use super::{caller, convert, parse, plans};
 use crate::config::MoneyLimits;
-use crate::ids::HoldId;
+use crate::ids::{AccountId, HoldId};
 use crate::ledger::{Reason, RefundRecord, SettlementRecord};
 use crate::money::Credits;
 use crate::proto::v1::credit_service_server::CreditService;
@@ -189,12 +189,13 @@ impl CreditService for CreditApi {
         request: Request<ExtendHoldRequest>,
     ) -> Result<Response<ExtendHoldResponse>, Status> {
         let caller = caller(&request)?;
-        let message = request.into_inner();
+        let mut message = request.into_inner();
+        let named = named_account(&mut message.account_id)?;
         let fingerprint = parse::fingerprint(&message.idempotency_key, Rpc::ExtendHold, &message)?;
         let limits = &self.context.limits;
         let command = ExtendCommand {
             hold_id: parse::id("hold_id", &message.hold_id)?,
-            account_id: parse::optional_id("account_id", &message.account_id)?,
+            account_id: named,
             amount: parse::optional_amount("amount", &message.amount, limits.max_amount, false)?,
             ttl: ttl("ttl_seconds", message.ttl_seconds, limits, None)?,
         };
@@ -218,7 +219,8 @@ impl CreditService for CreditApi {
         request: Request<SettleRequest>,
     ) -> Result<Response<SettleResponse>, Status> {
         let caller = caller(&request)?;
-        let message = request.into_inner();
+        let mut message = request.into_inner();
+        let named = named_account(&mut message.account_id)?;
         let fingerprint = parse::fingerprint(&message.idempotency_key, Rpc::Settle, &message)?;
         let charge = match &message.charge {
             Some(settle_request::Charge::Amount(text)) => Charge::Amount(parse::amount(
@@ -238,7 +240,7 @@ impl CreditService for CreditApi {
         };
         let command = SettleCommand {
             hold_id: parse::id("hold_id", &message.hold_id)?,
-            account_id: parse::optional_id("account_id", &message.account_id)?,
+            account_id: named,
             charge,
             partial: message.partial,
         };
@@ -261,10 +263,10 @@ impl CreditService for CreditApi {
         request: Request<ReleaseRequest>,
     ) -> Result<Response<ReleaseResponse>, Status> {
         let caller = caller(&request)?;
-        let message = request.into_inner();
+        let mut message = request.into_inner();
+        let named = named_account(&mut message.account_id)?;
         let fingerprint = parse::fingerprint(&message.idempotency_key, Rpc::Release, &message)?;
         let hold_id = parse::id("hold_id", &message.hold_id)?;
-        let named_account = parse::optional_id("account_id", &message.account_id)?;
         parse::text("reason", &message.reason)?;
         let encode: Encoder<Credits> = Box::new(move |book, released| {
             let account_id = book.account().account_id;
@@ -276,14 +278,8 @@ impl CreditService for CreditApi {
             }
             .encode_to_vec()
         });
-        let bytes = holds::release(
-            &self.context,
-            caller,
-            (hold_id, named_account),
-            fingerprint,
-            encode,
-        )
-        .await?;
+        let bytes =
+            holds::release(&self.context, caller, (hold_id, named), fingerprint, encode).await?;
         Ok(Response::new(parse::decode(&bytes)?))
     }
 
@@ -292,11 +288,12 @@ impl CreditService for CreditApi {
         request: Request<RefundRequest>,
     ) -> Result<Response<RefundResponse>, Status> {
         let caller = caller(&request)?;
-        let message = request.into_inner();
+        let mut message = request.into_inner();
+        let named = named_account(&mut message.account_id)?;
         let fingerprint = parse::fingerprint(&message.idempotency_key, Rpc::Refund, &message)?;
         let command = RefundCommand {
             settlement_id: parse::id("settlement_id", &message.settlement_id)?,
-            account_id: parse::optional_id("account_id", &message.account_id)?,
+            account_id: named,
             amount: parse::optional_amount(
                 "amount",
                 &message.amount,
@@ -361,4 +358,12 @@ impl CreditService for CreditApi {
                 .collect(),
         }))
     }
+}
+
+/// The optional account a request names its hold's or settlement's by, taken out of the request
+/// before it is fingerprinted: it says where the object is, not what to do, so a retry that adds
+/// or drops it is the same request (and servers before it, which drop it as unknown, fingerprint
+/// alike). A wrong one is refused before any replay.
+fn named_account(field: &mut String) -> Result<Option<AccountId>, ServiceError> {
+    parse::optional_id("account_id", &std::mem::take(field))
 }

@@ -1,6 +1,6 @@
 //! The optional account of a request that names a hold or a settlement: the object must be
 //! that account's, whether the server remembers the hold or reads it from the database, and a
-//! wrong account changes nothing.
+//! wrong account changes nothing; a retry with or without it is the same request.
 
 use tonic::Code;
 
@@ -41,10 +41,20 @@ pub async fn a_named_account_must_own_the_object<R: Mutating>() {
 
     // Its own account: applied once, by the server that reads the database, and the same
     // answer again from the other one.
-    let request = R::on_account(&subject, &key(), None).unwrap();
+    let key = key();
+    let request = R::on_account(&subject, &key, None).unwrap();
     let answer = R::send(replica.clients(), request.clone()).await.unwrap();
     let again = R::send(app.clients(), request).await.unwrap();
     assert_eq!(again, answer, "{}: a replay answers alike", R::RPC);
+    // The account says where the object is, not what to do: a retry without it is the same
+    // request (as it is to a server that predates the field), and so is one naming it again.
+    let without = R::send(replica.clients(), R::request(&subject, &key)).await;
+    assert_eq!(
+        without.unwrap(),
+        answer,
+        "{}: a retry without the account",
+        R::RPC
+    );
     let after = Snapshot::of(&app).await;
     assert_applied_once::<R>(&before, &after, &subject, &answer);
     replica.stop().await;

@@ -13,17 +13,6 @@ use crate::helpers::money::{
 };
 use crate::helpers::snapshot::{HoldRow, SettlementRow, Snapshot};
 
-/// The variant naming the object's account, which the request without it does not: the same
-/// key with it is another request.
-fn on_its_account<R>(
-    on_account: fn(&Objects, &str, Option<&str>) -> Option<R>,
-    objects: &Objects,
-    key: &str,
-) -> (&'static str, R) {
-    let named = on_account(objects, key, None).expect("the RPC names an account");
-    ("account_id", named)
-}
-
 pub struct Authorize;
 
 impl Mutating for Authorize {
@@ -108,7 +97,6 @@ impl Mutating for ExtendHold {
                 "hold_id",
                 extend_request(&objects.spare_hold_id, key, "15", 0),
             ),
-            on_its_account(Self::on_account, objects, key),
         ]
     }
 
@@ -172,7 +160,6 @@ impl Mutating for Settle {
         vec![
             ("amount", settle_request(&objects.hold_id, key, "6")),
             ("hold_id", settle_request(&objects.spare_hold_id, key, "12")),
-            on_its_account(Self::on_account, objects, key),
         ]
     }
 
@@ -245,7 +232,6 @@ impl Mutating for Release {
                 "reason",
                 release_request(&objects.hold_id, key, "another reason"),
             ),
-            on_its_account(Self::on_account, objects, key),
         ]
     }
 
@@ -309,7 +295,6 @@ impl Mutating for Refund {
         vec![
             ("amount", refund_request(&objects.settlement_id, key, "3")),
             ("reason", why),
-            on_its_account(Self::on_account, objects, key),
         ]
     }
 
