@@ -36,7 +36,9 @@ pub struct Database {
     /// Pooled connections.
     pub pool: Pool,
     /// The private cluster, when DATABASE_URL was not given.
-    pub cluster: Option<PrivateCluster>,
+    pub cluster: Option<Arc<tokio::sync::Mutex<PrivateCluster>>>,
+    /// Keeps a joined private cluster running ([`PrivateCluster::keep_running`]).
+    pub keeper: Option<tokio::task::JoinHandle<()>>,
     /// The private cluster's data folder.
     pub data_dir: Option<PathBuf>,
     /// How to open a connection of one's own (the event reader's LISTEN).
@@ -48,11 +50,22 @@ pub struct Database {
 }
 
 impl Database {
-    /// Stops the private cluster, if we started one.
+    /// For a server: keeps the private cluster it joined running ([`keep_running`]). A CLI
+    /// command does not, so that its Postgres never outlives a stop for long.
+    pub fn keep_cluster_running(&mut self) {
+        if let Some(cluster) = &self.cluster {
+            self.keeper = Some(tokio::spawn(keep_running(Arc::clone(cluster))));
+        }
+    }
+
+    /// Stops the private cluster, if we started one (or took it over).
     pub async fn close(self) {
         self.pool.close();
+        if let Some(keeper) = self.keeper {
+            keeper.abort();
+        }
         if let Some(cluster) = self.cluster {
-            cluster.stop().await;
+            cluster.lock().await.shut_down().await;
         }
     }
 }
@@ -60,6 +73,24 @@ impl Database {
 /// How often a server checks whether a waiting contract migration can run (the servers that
 /// predate it gone). One cheap query when nothing waits, and then no more.
 const MIGRATION_RETRY: Duration = Duration::from_secs(15);
+
+/// How often a server that joined a private cluster another process started checks that it
+/// still runs.
+const CLUSTER_CHECK: Duration = Duration::from_secs(1);
+
+/// Checks every [`CLUSTER_CHECK`] that a private cluster joined still runs, and starts it again
+/// when the process that started it stopped it; until the cluster is ours to stop.
+async fn keep_running(cluster: Arc<tokio::sync::Mutex<PrivateCluster>>) {
+    loop {
+        if cluster.lock().await.started_here() {
+            return;
+        }
+        tokio::time::sleep(CLUSTER_CHECK).await;
+        if let Err(error) = cluster.lock().await.keep_running().await {
+            tracing::warn!(%error, "could not start the private postgres again");
+        }
+    }
+}
 
 /// Connects to DATABASE_URL, or starts the private cluster, then applies migrations.
 pub async fn open_database(settings: &DatabaseSettings) -> anyhow::Result<Database> {
@@ -85,11 +116,13 @@ pub async fn open_database(settings: &DatabaseSettings) -> anyhow::Result<Databa
             (config, plain, Some(cluster), Some(data_dir))
         }
     };
+    let cluster = cluster.map(|cluster| Arc::new(tokio::sync::Mutex::new(cluster)));
     let connector = crate::store::tls::connector(&tls).map_err(anyhow::Error::msg)?;
     let pool = connect_pool_with(config.clone(), connector.clone(), limits)?;
     let mut database = Database {
         pool,
         cluster,
+        keeper: None,
         data_dir,
         config,
         connector,

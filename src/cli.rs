@@ -285,7 +285,8 @@ async fn with_database(
 
 async fn run_serve(database: &DatabaseSettings, serve: &ServeSettings) -> anyhow::Result<()> {
     serve.validate()?;
-    let database = app::open_database(database).await?;
+    let mut database = app::open_database(database).await?;
+    database.keep_cluster_running();
     let result = async {
         if let Some(data_dir) = &database.data_dir {
             let key = demo::ensure_demo_key(&database.pool, data_dir).await?;

@@ -137,3 +137,45 @@ async fn serve_without_postgres_binaries_says_how_to_install_them() {
         "{stderr}"
     );
 }
+
+/// A server started while the one before it still drains joins the Postgres that one started;
+/// when that one stops it on its way out, the server that joined starts it again on the same
+/// port, where its pool finds it, and from then on stops it itself.
+#[tokio::test]
+async fn a_private_postgres_joined_is_started_again_when_its_starter_stops_it() {
+    use creditgate::store::cluster::{self, ClusterOptions, PrivateCluster};
+    let folder = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(folder.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let options = ClusterOptions {
+        data_dir: folder.path().join("data"),
+        bin_dir: None,
+        durable: false,
+    };
+    let starter = PrivateCluster::start(&options).await.unwrap();
+    let mut joined = PrivateCluster::start(&options).await.unwrap();
+    assert!(starter.started_here() && !joined.started_here());
+    let config = joined.connection().config(cluster::DATABASE);
+    let answers = || async {
+        let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
+        tokio::spawn(connection);
+        client.simple_query("SELECT 1").await.map(|_| ())
+    };
+    answers().await.unwrap();
+    starter.stop().await;
+    assert!(
+        answers().await.is_err(),
+        "stopped by the process that started it"
+    );
+    assert!(joined.keep_running().await.unwrap());
+    assert!(joined.started_here());
+    answers().await.unwrap();
+    assert!(
+        !joined.keep_running().await.unwrap(),
+        "running: nothing to do"
+    );
+    joined.stop().await;
+    assert!(
+        answers().await.is_err(),
+        "stopped by the process that runs it now"
+    );
+}

@@ -68,11 +68,7 @@ impl Layout {
 
     /// The port of a postmaster already running on this folder, from its `postmaster.pid`.
     pub(super) fn running_port(&self) -> Option<u16> {
-        let text = fs::read_to_string(self.pgdata.join("postmaster.pid")).ok()?;
-        let mut lines = text.lines();
-        let pid: i32 = lines.next()?.trim().parse().ok()?;
-        kill(Pid::from_raw(pid), None).ok()?;
-        lines.nth(2)?.trim().parse().ok()
+        running(&self.pgdata).map(|(_, port)| port)
     }
 
     pub(super) fn initdb(
@@ -190,6 +186,15 @@ impl Layout {
     }
 }
 
+/// The process id and port of a postmaster running on `pgdata`, from its `postmaster.pid`.
+pub(super) fn running(pgdata: &Path) -> Option<(Pid, u16)> {
+    let text = fs::read_to_string(pgdata.join("postmaster.pid")).ok()?;
+    let mut lines = text.lines();
+    let pid = Pid::from_raw(lines.next()?.trim().parse().ok()?);
+    kill(pid, None).ok()?;
+    Some((pid, lines.nth(2)?.trim().parse().ok()?))
+}
+
 /// Has the kernel send the postmaster SIGINT (a fast shutdown) when the thread that spawned it
 /// ends, and refuses to start it if that thread's process is already gone.
 fn stop_with_parent(command: &mut Command) {
@@ -242,7 +247,7 @@ fn spawn_watched(mut command: Command, bin_dir: &Path) -> Result<Postmaster, Clu
         })?;
     Ok(Postmaster {
         pid: Pid::from_raw(i32::try_from(pid).unwrap_or(i32::MAX)),
-        exited,
+        exited: std::sync::Mutex::new(exited),
     })
 }
 

@@ -8,7 +8,7 @@ mod layout;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::mpsc;
+use std::sync::{PoisonError, mpsc};
 use std::time::{Duration, Instant};
 
 use layout::Layout;
@@ -101,12 +101,26 @@ pub struct PrivateCluster {
     connection: ConnectionInfo,
     /// Present when we started the postmaster (not when we joined one already running).
     postmaster: Option<Postmaster>,
+    /// How it was started, to start it again ([`PrivateCluster::keep_running`]).
+    options: ClusterOptions,
+    /// Its `pgdata` folder.
+    pgdata: PathBuf,
+    /// Whether we said it runs on a port other than ours.
+    moved_told: bool,
 }
 
 #[derive(Debug)]
 struct Postmaster {
     pid: Pid,
-    exited: mpsc::Receiver<()>,
+    /// Says when the postmaster has exited (behind a lock, so the cluster can be shared).
+    exited: std::sync::Mutex<mpsc::Receiver<()>>,
+}
+
+impl Postmaster {
+    fn has_exited(&self) -> bool {
+        let exited = self.exited.lock().unwrap_or_else(PoisonError::into_inner);
+        exited.try_recv().is_ok()
+    }
 }
 
 impl PrivateCluster {
@@ -127,6 +141,9 @@ impl PrivateCluster {
                 return Ok(PrivateCluster {
                     connection,
                     postmaster: None,
+                    options: options.clone(),
+                    pgdata: layout.pgdata.clone(),
+                    moved_told: false,
                 });
             }
         }
@@ -143,6 +160,9 @@ impl PrivateCluster {
                     password: password.clone(),
                 },
                 postmaster: Some(postmaster),
+                options: options.clone(),
+                pgdata: layout.pgdata.clone(),
+                moved_told: false,
             };
             match cluster.wait_until_ready(&layout).await {
                 Ok(()) => {
@@ -164,7 +184,7 @@ impl PrivateCluster {
         let deadline = Instant::now() + START_TIMEOUT;
         let postmaster = self.postmaster.as_ref();
         loop {
-            if postmaster.is_some_and(|postmaster| postmaster.exited.try_recv().is_ok()) {
+            if postmaster.is_some_and(Postmaster::has_exited) {
                 return Err(ClusterError::Failed(format!(
                     "postgres exited during start; last lines of {}:\n{}",
                     layout.log.display(),
@@ -185,17 +205,81 @@ impl PrivateCluster {
         }
     }
 
+    /// Whether this process started the postmaster (rather than joined one running).
+    pub fn started_here(&self) -> bool {
+        self.postmaster.is_some()
+    }
+
+    /// Keeps a cluster we joined running: when the process that started it has stopped it (it
+    /// exited: a server restarted while the one before it still drained, say), starts it again
+    /// on the same port, where our pool's connections find it, and from then on it stops with
+    /// us. Whether it started it; nothing to do for a postmaster we started or one running.
+    pub async fn keep_running(&mut self) -> Result<bool, ClusterError> {
+        if self.postmaster.is_some() {
+            return Ok(false);
+        }
+        let port = self.connection.port;
+        match layout::running(&self.pgdata) {
+            Some((_, running)) if running == port => return Ok(false),
+            Some((_, running)) => {
+                // Another process started it again first, on a port our pool does not know.
+                if !std::mem::replace(&mut self.moved_told, true) {
+                    tracing::error!(
+                        port,
+                        running,
+                        "the private postgres this process joined runs on another port now; restart this process"
+                    );
+                }
+                return Ok(false);
+            }
+            None => {}
+        }
+        let bin_dir = find_bin_dir(self.options.bin_dir.as_deref())?;
+        let run_as = unprivileged_user()?;
+        let layout = Layout::create(&self.options.data_dir, run_as.as_ref())?;
+        let spawned = layout.spawn(&bin_dir, run_as.as_ref(), port, self.options.durable)?;
+        let pid = spawned.pid;
+        self.postmaster = Some(spawned);
+        let ready = self.wait_until_ready(&layout).await;
+        // Postgres allows one postmaster per folder: when another process started it at the
+        // same moment, ours exits and theirs is the one that answered.
+        let ours = layout::running(&self.pgdata).is_some_and(|(running, _)| running == pid);
+        if ready.is_ok() && ours {
+            tracing::warn!(
+                port,
+                "the private postgres this process had joined stopped; started it again"
+            );
+            return Ok(true);
+        }
+        if let Some(postmaster) = self.postmaster.take() {
+            if !postmaster.has_exited() {
+                let _ = kill(postmaster.pid, Signal::SIGINT);
+            }
+        }
+        ready.map(|()| false)
+    }
+
     /// Stops the postmaster we started (fast shutdown) and waits for it to exit.
     pub async fn stop(mut self) {
+        self.shut_down().await;
+    }
+
+    /// [`PrivateCluster::stop`] in place: afterwards the cluster is one we do not run.
+    pub async fn shut_down(&mut self) {
         let Some(postmaster) = self.postmaster.take() else {
             return;
         };
         let _ = kill(postmaster.pid, Signal::SIGINT);
         let exited = tokio::task::spawn_blocking(move || {
-            let clean = postmaster.exited.recv_timeout(STOP_TIMEOUT).is_ok();
+            let pid = postmaster.pid;
+            let exited = postmaster
+                .exited
+                .into_inner()
+                .unwrap_or_else(PoisonError::into_inner);
+            let clean = exited.recv_timeout(STOP_TIMEOUT).is_ok();
             if !clean {
-                let _ = kill(postmaster.pid, Signal::SIGQUIT);
-                let _ = postmaster.exited.recv_timeout(STOP_TIMEOUT);
+                let _ = kill(pid, Signal::SIGQUIT);
+                let _ = exited.recv_timeout(STOP_TIMEOUT);
             }
             clean
         })
