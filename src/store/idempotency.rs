@@ -67,6 +67,20 @@ pub struct NewRecord {
     pub answer_hold: Option<(HoldId, Vec<u8>)>,
 }
 
+impl NewRecord {
+    /// The record as a later read finds it (its answer as given, before compression).
+    pub fn as_stored(&self) -> StoredRecord {
+        StoredRecord {
+            rpc: self.rpc.to_owned(),
+            request_hash: self.request_hash.map(|hash| hash.to_vec()),
+            request_fields: Some(self.request_fields.clone()),
+            request: None,
+            account_id: self.account_id,
+            answer: self.answer.clone(),
+        }
+    }
+}
+
 /// Reads the record of `key`.
 pub static SELECT_RECORD: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(

@@ -98,14 +98,7 @@ fn authorize(amount: &str) -> Fingerprint {
 }
 
 fn stored(record: &NewRecord) -> StoredRecord {
-    StoredRecord {
-        rpc: record.rpc.to_owned(),
-        request_hash: record.request_hash.map(|hash| hash.to_vec()),
-        request_fields: Some(record.request_fields.clone()),
-        request: None,
-        account_id: record.account_id,
-        answer: record.answer.clone(),
-    }
+    record.as_stored()
 }
 
 #[test]

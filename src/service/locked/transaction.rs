@@ -299,17 +299,7 @@ fn panic_message(panic: &(dyn Any + Send)) -> String {
 impl Staged {
     /// Stages `record`, and remembers it under `key` for duplicates later in the transaction.
     fn record(&mut self, key: (TenantId, String), record: NewRecord) {
-        self.recorded.insert(
-            key,
-            StoredRecord {
-                rpc: record.rpc.to_owned(),
-                request_hash: record.request_hash.map(|hash| hash.to_vec()),
-                request_fields: Some(record.request_fields.clone()),
-                request: None,
-                account_id: record.account_id,
-                answer: record.answer.clone(),
-            },
-        );
+        self.recorded.insert(key, record.as_stored());
         self.records.push(record);
     }
 
